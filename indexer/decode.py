@@ -1,0 +1,129 @@
+"""Decoding: the only place neardup reads image files.
+
+One path for indexing and querying: EXIF orientation applied, every mode turned into 8-bit
+RGB (alpha flattened on white, 16-bit scaled, CMYK converted), first frame of animations,
+HEIC/HEIF through pillow-heif. Large JPEGs are decoded at a reduced size in the DCT domain
+(libjpeg scaling, via Pillow's `draft`) when only `max_side` pixels are needed.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif"}
+)
+DEFAULT_MAX_MEGAPIXELS = 150.0
+_ROTATED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
+
+
+class UnreadableImageError(ValueError):
+    """A file that is not an image neardup can decode (the message says why)."""
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """An image ready for hashing and embedding.
+
+    `pixels` is (h, w, 3) uint8 RGB with max(h, w) <= the requested `max_side` (never
+    enlarged); `width` and `height` are the full size after EXIF orientation.
+    """
+
+    pixels: NDArray[np.uint8]
+    width: int
+    height: int
+    format: str
+
+
+def decode(
+    source: str | Path | bytes,
+    *,
+    max_side: int = 384,
+    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+) -> DecodedImage:
+    """Decode a file (path or its bytes) to RGB no larger than `max_side` on its long side.
+
+    Raises `UnreadableImageError` for anything that is not a decodable image, and for images
+    over `max_megapixels` (decompression bombs).
+    """
+    _register_heif()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+                return _decode_open(im, max_side, max_megapixels)
+    except UnreadableImageError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError) as e:
+        raise UnreadableImageError(f"not a readable image: {e}") from e
+    except (OSError, ValueError, SyntaxError, EOFError) as e:
+        raise UnreadableImageError(f"cannot decode: {type(e).__name__}: {e}") from e
+
+
+def _decode_open(im: Image.Image, max_side: int, max_megapixels: float) -> DecodedImage:
+    fmt = (im.format or "unknown").upper()
+    w, h = im.size
+    if w * h > max_megapixels * 1e6:
+        raise UnreadableImageError(
+            f"{w}x{h} is {w * h / 1e6:.0f} MP, over the {max_megapixels:g} MP limit"
+        )
+    orientation = im.getexif().get(0x0112, 1)
+    full_w, full_h = (h, w) if orientation in _ROTATED else (w, h)
+    if fmt == "JPEG" and max(w, h) > max_side:
+        scale = max_side / max(w, h)
+        im.draft("RGB", (max(1, round(w * scale)), max(1, round(h * scale))))
+    im.seek(0)
+    im = ImageOps.exif_transpose(im)
+    rgb = _to_rgb(im)
+    return DecodedImage(pixels=fit(rgb, max_side), width=full_w, height=full_h, format=fmt)
+
+
+def _to_rgb(im: Image.Image) -> NDArray[np.uint8]:
+    """Any Pillow mode -> (h, w, 3) uint8 RGB; transparency flattened on white."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") or a.max(initial=0) > 255 else 255.0
+        g = np.clip(a * (255.0 / top) + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(g[:, :, None], 3, axis=2)
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        im.mode == "P" and "transparency" in im.info
+    ) or (im.mode in ("RGB", "L") and "transparency" in im.info):
+        rgba = np.asarray(im.convert("RGBA"), dtype=np.float32)
+        alpha = rgba[:, :, 3:4] / 255.0
+        return (rgba[:, :, :3] * alpha + 255.0 * (1.0 - alpha) + 0.5).astype(np.uint8)
+    if im.mode != "RGB":
+        im = im.convert("RGB")
+    return np.asarray(im, dtype=np.uint8)
+
+
+def fit(rgb: NDArray[np.uint8], max_side: int) -> NDArray[np.uint8]:
+    """(h, w, 3) uint8 RGB shrunk (area interpolation) so its long side is <= max_side."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise UnreadableImageError(f"expected (h, w, 3) uint8 RGB pixels, got {rgb.shape} {rgb.dtype}")
+    h, w = rgb.shape[:2]
+    if max(h, w) <= max_side:
+        return np.ascontiguousarray(rgb)
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+
+_heif_registered = False
+
+
+def _register_heif() -> None:
+    """Teach Pillow HEIC/HEIF (pillow-heif), once, on first use rather than at import."""
+    global _heif_registered
+    if not _heif_registered:
+        from pillow_heif import register_heif_opener
+
+        register_heif_opener()
+        _heif_registered = True

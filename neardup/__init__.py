@@ -1,0 +1,14 @@
+"""neardup: near-duplicate image search. `neardup.open(path)` is the way in."""
+
+from neardup.api import Collection, Stats, open
+from neardup.indexer.decode import UnreadableImageError
+from neardup.search.duplicates import Group
+from neardup.search.query import Match, UnknownFeatureError
+from neardup.storage.catalog import CatalogNotFoundError
+from neardup.storage.settings import CatalogMismatchError, CatalogSettings
+
+__all__ = [
+    "CatalogMismatchError", "CatalogNotFoundError", "CatalogSettings", "Collection", "Group", "Match",
+    "Stats", "UnknownFeatureError", "UnreadableImageError", "open",
+]
+__version__ = "0.1.0"

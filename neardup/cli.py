@@ -1,0 +1,241 @@
+"""`neardup`: the command line, a thin layer over `neardup.api`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from . import api
+from .config import DEFAULT_DB, DEFAULT_K
+
+
+class CliError(click.ClickException):
+    """Printed as `error: …` on stderr, exit status 1."""
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+# the library errors a user can cause, printed as `error: …`
+def _user_errors() -> tuple[type[Exception], ...]:
+    from neardup.indexer.decode import UnreadableImageError
+    from neardup.search.query import UnknownFeatureError
+    from neardup.storage.settings import CatalogMismatchError
+
+    return (FileNotFoundError, FileExistsError, UnreadableImageError, UnknownFeatureError, CatalogMismatchError, ValueError)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except _user_errors() as e:
+            raise CliError(str(e)) from e
+
+
+db_option = click.option(
+    "--db", default=DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False),
+    help="Catalog file (SQLite). FAISS index files are kept beside it.",
+)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="neardup")
+def main() -> None:
+    """Find near-duplicate images: index a collection, search it, list duplicate groups.
+
+    \b
+      neardup index ~/Pictures            # build or update ./neardup.db
+      neardup search photo.jpg            # the 10 most similar images
+      neardup duplicates --format html --output dupes.html
+      neardup stats
+    """
+
+
+class _Bar:
+    """tqdm on stderr (files/s and ETA) behind the pipeline's Progress interface."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet, self.bar = quiet, None
+
+    def start(self, total: int) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, unit="file", disable=self.quiet or total == 0, file=sys.stderr, dynamic_ncols=True)
+
+    def advance(self, n: int = 1) -> None:
+        self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@db_option
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Decoding processes [default: all cores].")
+@click.option("--embedder", type=click.Choice(["cnn", "none"]), default=None,
+              help="Learned embedding to compute besides the hashes. Fixed when the catalog is created "
+                   "[default: cnn if installed, else none].")
+@click.option("--reembed", is_flag=True, help="Switch an existing catalog to another --embedder, recomputing its vectors.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def index(paths: tuple[str, ...], db: str, workers: int | None, embedder: str | None, reembed: bool, quiet: bool) -> None:
+    """Index the images under PATHS (folders, recursively, or files).
+
+    New and changed files are decoded and hashed; unchanged files are skipped; files that
+    disappeared are dropped from the catalog; moved files are recognised by content.
+    The catalog is created on first use. Safe to interrupt: run it again to finish.
+
+    \b
+    Example:
+      neardup index ~/Pictures /mnt/photos --db photos.db
+    """
+    for p in paths:
+        if not Path(p).expanduser().exists():
+            raise CliError(f"no such file or folder: {p}")
+    with api.open(db, create=True, embedder=embedder, reembed=reembed) as cat:
+        report = cat.index(paths, workers=workers, progress=_Bar(quiet))
+    rate = report.decoded / report.seconds if report.seconds else 0.0
+    if report.interrupted:
+        click.echo("interrupted: what was indexed is saved; run the same command again to finish", err=True)
+        sys.exit(130)
+    if report.decoded == 0:
+        click.echo(f"nothing to decode: {report.unchanged} files unchanged", err=True)
+    click.echo(
+        f"indexed in {report.seconds:.1f} s ({rate:.1f} files/s): {report.new} new, {report.changed} changed, "
+        f"{report.unchanged} unchanged, {report.moved} moved, {report.removed} removed, {report.failed} failed"
+        + (f", {report.embedded} embedded" if report.embedded else ""),
+        err=True,
+    )
+    if report.failed:
+        click.echo(f"{report.failed} files could not be read; `neardup stats --db {db}` lists why", err=True)
+
+
+def _queries(items: tuple[str, ...]) -> list[str]:
+    from neardup.indexer.pipeline import walk
+
+    out = []
+    for q in items:
+        p = Path(q).expanduser()
+        if not p.exists():
+            raise CliError(f"no such file or folder: {q}")
+        out += [q] if p.is_file() else [e.path for e in walk([p])]
+    return out
+
+
+@main.command("search")
+@click.argument("queries", nargs=-1, required=True)
+@db_option
+@click.option("-k", type=click.IntRange(min=1), default=DEFAULT_K, show_default=True, help="Results per query.")
+@click.option("--by", default="auto", show_default=True,
+              help="auto, or one feature: cnn (if the catalog has it), ahash dhash phash phash256 whash colorhash pdq.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per query per line.")
+def search_cmd(queries: tuple[str, ...], db: str, k: int, by: str, as_json: bool) -> None:
+    """Find the images most like each QUERY (an image file, or a folder of them).
+
+    The query need not be in the catalog. Scores are higher for more similar images (1.0 =
+    identical). With --json each line is {"query", "results": [{"path", "score", "distance", "by"}]}.
+
+    \b
+    Examples:
+      neardup search holiday.jpg -k 5
+      neardup search new_photos/ --by phash256 --json
+    """
+    from neardup.indexer.decode import UnreadableImageError
+    from neardup.search.query import check_feature
+
+    paths = _queries(queries)
+    with api.open(db) as cat:
+        check_feature(cat.catalog, by)
+        failed = 0
+        for q in paths:
+            try:
+                matches = cat.search(q, k=k, by=by)
+            except UnreadableImageError as e:
+                click.echo(f"error: {q}: {e}", err=True)
+                failed += 1
+                continue
+            results = [{"path": m.path, "score": round(m.score, 6), "distance": m.distance, "by": m.by} for m in matches]
+            if as_json:
+                click.echo(json.dumps({"query": q, "results": results}))
+            else:
+                click.echo(f"{q}")
+                for n, r in enumerate(results, 1):
+                    click.echo(f"  {n:>2}. {r['score']:.3f}  {r['path']}")
+    if failed:
+        sys.exit(1)
+
+
+@main.command()
+@db_option
+@click.option("--by", default="auto", show_default=True,
+              help="auto, or one feature: cnn (if the catalog has it), ahash dhash phash phash256 whash colorhash pdq.")
+@click.option("--threshold", type=float, default=None,
+              help="For a hash: max Hamming distance in bits (inclusive). For cnn: min cosine. For auto: min score "
+                   "in [0, 1]. [default: per feature]")
+@click.option("--strict", is_flag=True, help="Complete linkage: every pair in a group must match (no A~B~C chains).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]), default="table", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None, help="Write to FILE instead of stdout.")
+def duplicates(db: str, by: str, threshold: float | None, strict: bool, fmt: str, output: str | None) -> None:
+    """List groups of near-duplicate images, each with a suggested keeper.
+
+    The keeper is the largest resolution, then the largest file, then the oldest. Exact
+    copies are always grouped. Nothing is deleted or moved.
+
+    \b
+    Examples:
+      neardup duplicates
+      neardup duplicates --by pdq --threshold 20 --format csv -o dupes.csv
+      neardup duplicates --format html -o dupes.html
+    """
+    from neardup.search.report import render
+
+    with api.open(db) as cat:
+        groups = cat.duplicates(by=by, threshold=threshold, strict=strict)
+    text = render(groups, fmt)
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"{len(groups)} groups written to {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@main.command()
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def stats(db: str, as_json: bool) -> None:
+    """Show what the catalog holds, whether its indexes are fresh, and which files failed.
+
+    \b
+    Example:
+      neardup stats --db photos.db
+    """
+    with api.open(db) as cat:
+        s = cat.stats()
+    if as_json:
+        d = asdict(s)
+        for ix, st in zip(d["indexes"], s.indexes):
+            ix["stale"] = st.stale
+        click.echo(json.dumps(d, indent=2, default=str))
+        return
+    click.echo(f"catalog  {s.path}")
+    for key, value in s.counts.items():
+        click.echo(f"  {key:<20} {value}")
+    click.echo(f"  hashes: {', '.join(s.settings.hashes)}; embedder: {s.settings.embedder}")
+    for ix in s.indexes:
+        state = "fresh" if not ix.stale else "not built yet" if ix.built_generation is None else "stale"
+        state += "" if state == "fresh" else " (built on next use)"
+        click.echo(f"  index {ix.feature:<10} {ix.entries:>8} entries  {state}")
+    if s.failures:
+        click.echo(f"failed files ({len(s.failures)}):")
+        for path, reason in s.failures:
+            click.echo(f"  {path}: {reason}")
+
+
+if __name__ == "__main__":
+    main()

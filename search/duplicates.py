@@ -1,0 +1,177 @@
+"""Duplicate groups of a whole catalog, without an N x N matrix.
+
+Candidate pairs come from FAISS range search (one hash) or k-nearest search (auto), query
+batch by batch: memory grows with the number of close pairs, never N^2. Pairs are then grouped:
+- "single" linkage (default): union-find; A~B and B~C put A, B, C in one group.
+- "complete" linkage (`strict=True`): two groups merge only if every pair across them is a
+  match, so a chain A~B~C with A and C far apart does not join A and C.
+Exact copies (same sha256) are always grouped, whatever the threshold. Low-quality images
+(flat, near-blank: PDQ quality < MIN_QUALITY) never match by hash, except as exact copies.
+Nothing here deletes or moves a file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from neardup.indexer.hashes import HASHES
+from neardup.storage.catalog import Catalog, ImageInfo
+from neardup.storage.vectors import Edges, load_index, nearest, within
+
+from .fusion import auto_features, auto_scores
+from .query import check_feature
+
+MIN_QUALITY = 50
+AUTO_THRESHOLD = 0.85  # fused score; see docs/BENCHMARKS.md for how it was chosen
+CNN_THRESHOLD = 0.90  # cosine; see docs/BENCHMARKS.md for how it was chosen
+AUTO_SEEDS = ("pdq", "phash256", "colorhash")  # auto's candidate pairs: k-NN in these indexes
+AUTO_K = 16
+
+
+@dataclass(frozen=True)
+class Group:
+    """Images that are copies of one another; `keeper` is the suggested one to keep.
+
+    `members` are absolute paths, keeper first, then by path; `images` follow the same order.
+    """
+
+    keeper: str
+    members: tuple[str, ...]
+    images: tuple[ImageInfo, ...]
+
+
+def default_threshold(by: str) -> float:
+    """Hamming bits (inclusive) for a hash, a cosine for an embedder, a score for auto."""
+    if by in HASHES:
+        return HASHES[by].threshold
+    return AUTO_THRESHOLD if by == "auto" else CNN_THRESHOLD
+
+
+def find_duplicates(
+    *, catalog: Catalog, by: str = "auto", threshold: float | None = None, strict: bool = False
+) -> list[Group]:
+    """All duplicate groups of the catalog, largest first.
+
+    For a hash, images at Hamming distance <= `threshold` bits match; for auto, pairs whose
+    fused score >= `threshold` match.
+    """
+    check_feature(catalog, by)
+    threshold = default_threshold(by) if threshold is None else threshold
+    if by == "auto":
+        edges = _drop_low_quality(catalog, _auto_edges(catalog, threshold))
+    elif by in HASHES:
+        edges = _drop_low_quality(catalog, _hash_edges(catalog, by, threshold))
+    else:
+        edges = _vector_edges(catalog, by, threshold)
+    # lower cost = stronger match; exact copies cost -inf so they join first and always
+    cost = edges.value if by in HASHES else -edges.value
+    pairs = list(zip(edges.src.tolist(), edges.dst.tolist(), cost.tolist()))
+    pairs += [(a, b, -np.inf) for g in catalog.same_content_groups() for a in g for b in g if a < b]
+    clusters = _complete_linkage(pairs) if strict else _single_linkage(pairs)
+    return _groups(catalog, clusters)
+
+
+def _hash_edges(catalog: Catalog, algo: str, threshold: float) -> Edges:
+    ids, codes = catalog.hashes(algo)
+    index = load_index(catalog, algo, binary=True)
+    return within(index, codes, ids, int(threshold))
+
+
+def _vector_edges(catalog: Catalog, model: str, threshold: float) -> Edges:
+    """Pairs with cosine >= threshold, by FAISS range search in query batches."""
+    ids, vectors = catalog.vectors(model)
+    if not len(ids):
+        return Edges(ids, ids, np.zeros(0, np.float32))
+    return within(load_index(catalog, model, binary=False), vectors, ids, threshold, batch=1024)
+
+
+def _auto_edges(catalog: Catalog, threshold: float) -> Edges:
+    """Each image's nearest neighbours by the seed hashes, kept if the fused score passes."""
+    weights = auto_features(catalog.settings.hashes)
+    found = []
+    for algo in (a for a in AUTO_SEEDS if a in weights):
+        ids, codes = catalog.hashes(algo)
+        found.append(nearest(load_index(catalog, algo, binary=True), codes, ids, AUTO_K))
+    src = np.concatenate([e.src for e in found])
+    dst = np.concatenate([e.dst for e in found])
+    pairs = np.unique(np.stack([src, dst], axis=1), axis=0) if len(src) else np.zeros((0, 2), np.int64)
+    if not len(pairs):
+        return Edges(pairs[:, 0], pairs[:, 1], np.zeros(0, np.float32))
+    stored = {a: catalog.hashes_of(np.unique(pairs).tolist(), a) for a in weights}
+    left = {a: _rows(stored[a], pairs[:, 0]) for a in weights}
+    right = {a: _rows(stored[a], pairs[:, 1]) for a in weights}
+    scores = auto_scores(left, right, weights)
+    keep = scores >= threshold
+    return Edges(pairs[keep, 0], pairs[keep, 1], scores[keep].astype(np.float32))
+
+
+def _rows(codes: dict[int, NDArray[np.uint8]], ids: NDArray[np.int64]) -> NDArray[np.uint8]:
+    return np.stack([codes[int(i)] for i in ids]) if len(ids) else np.zeros((0, 1), np.uint8)
+
+
+def _drop_low_quality(catalog: Catalog, edges: Edges) -> Edges:
+    ids = np.unique(np.concatenate([edges.src, edges.dst]))
+    info = catalog.images(ids.tolist())
+    low = {i for i, im in info.items() if im.quality is not None and im.quality < MIN_QUALITY}
+    if not low:
+        return edges
+    keep = np.array([a not in low and b not in low for a, b in zip(edges.src, edges.dst)], dtype=bool)
+    return Edges(edges.src[keep], edges.dst[keep], edges.value[keep])
+
+
+def _single_linkage(pairs: list[tuple[int, int, float]]) -> list[list[int]]:
+    parent: dict[int, int] = {}
+
+    def root(x: int) -> int:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b, _ in pairs:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    clusters: dict[int, list[int]] = {}
+    for x in parent:
+        clusters.setdefault(root(x), []).append(x)
+    return list(clusters.values())
+
+
+def _complete_linkage(pairs: list[tuple[int, int, float]]) -> list[list[int]]:
+    """Merge strongest pairs first; two clusters join only if all their cross pairs match."""
+    linked = {(min(a, b), max(a, b)) for a, b, _ in pairs}
+    cluster_of: dict[int, list[int]] = {}
+    for a, b, _ in sorted(pairs, key=lambda p: (p[2], p[0], p[1])):
+        ca, cb = cluster_of.setdefault(a, [a]), cluster_of.setdefault(b, [b])
+        if ca is cb:
+            continue
+        if all((min(x, y), max(x, y)) in linked for x in ca for y in cb):
+            ca.extend(cb)
+            for y in cb:
+                cluster_of[y] = ca
+    unique = {id(c): c for c in cluster_of.values()}
+    return [c for c in unique.values() if len(c) > 1]
+
+
+def keeper_key(im: ImageInfo) -> tuple:
+    """Largest resolution, then largest file, then oldest mtime, then path."""
+    return (-(im.width or 0) * (im.height or 0), -im.size, im.mtime_ns, im.path)
+
+
+def _groups(catalog: Catalog, clusters: list[list[int]]) -> list[Group]:
+    info = catalog.images(i for c in clusters for i in c)
+    groups = []
+    for cluster in clusters:
+        images = [info[i] for i in cluster if i in info]
+        if len(images) < 2:
+            continue
+        keeper = min(images, key=keeper_key)
+        rest = sorted((im for im in images if im is not keeper), key=lambda im: im.path)
+        ordered = (keeper, *rest)
+        groups.append(Group(keeper.path, tuple(im.path for im in ordered), ordered))
+    return sorted(groups, key=lambda g: (-len(g.members), g.keeper))

@@ -1,0 +1,117 @@
+"""k-nearest search: the images of the catalog most like a query image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from neardup.indexer.decode import decode, fit
+from neardup.indexer.embed import Embedder
+from neardup.indexer.hashes import HASHES, compute_hashes
+from neardup.storage.catalog import Catalog
+from neardup.storage.vectors import knn, load_index
+
+from .fusion import auto_features, auto_scores
+
+AUTO_POOL = 64  # candidates taken from each hash index before auto re-scores them
+
+
+class UnknownFeatureError(ValueError):
+    """`by` names a feature this catalog does not have."""
+
+
+@dataclass(frozen=True)
+class Match:
+    """One result: `score` is higher for more similar (1.0 identical); `distance` is the
+    feature's own (Hamming bits for a hash, 1 - score for auto)."""
+
+    image_id: int
+    path: str
+    score: float
+    distance: float
+    by: str
+
+
+def features_of(catalog: Catalog) -> tuple[str, ...]:
+    """The `by` values a catalog supports: "auto", every stored hash, and its embedder."""
+    embedder = catalog.settings.embedder
+    return ("auto", *catalog.settings.hashes, *([embedder] if embedder != "none" else []))
+
+
+def check_feature(catalog: Catalog, by: str) -> None:
+    if by not in features_of(catalog):
+        raise UnknownFeatureError(f"unknown --by {by!r}; this catalog has: {', '.join(features_of(catalog))}")
+
+
+def query_pixels(image: str | Path | NDArray[np.uint8], catalog: Catalog) -> NDArray[np.uint8]:
+    """A query as the indexer saw its files: decoded (or given) RGB, fitted to the decode side."""
+    side = catalog.settings.decode_side
+    if isinstance(image, np.ndarray):
+        return fit(image, side)
+    return decode(Path(image).expanduser(), max_side=side).pixels
+
+
+def search(
+    image: str | Path | NDArray[np.uint8],
+    *,
+    catalog: Catalog,
+    by: str = "auto",
+    k: int = 10,
+    embedder: Embedder | None = None,
+) -> list[Match]:
+    """The `k` catalog images nearest to `image`, best first.
+
+    `embedder` (the catalog's own) is needed for `by` = the embedder's name.
+    """
+    check_feature(catalog, by)
+    pixels = query_pixels(image, catalog)
+    if by == embedder_name(catalog):
+        return _search_vectors(pixels, catalog, by, k, embedder)
+    hashes = compute_hashes(pixels, catalog.settings.hashes)
+    if by == "auto":
+        return _search_auto(hashes, catalog, k)
+    bits = HASHES[by].bits
+    neighbors = knn(load_index(catalog, by, binary=True), hashes[by][None, :], k)[0]
+    info = catalog.images(n.image_id for n in neighbors)
+    return [
+        Match(n.image_id, info[n.image_id].path, 1.0 - n.distance / bits, n.distance, by)
+        for n in neighbors
+        if n.image_id in info
+    ]
+
+
+def embedder_name(catalog: Catalog) -> str | None:
+    return None if catalog.settings.embedder == "none" else catalog.settings.embedder
+
+
+def _search_vectors(pixels: NDArray[np.uint8], catalog: Catalog, by: str, k: int, embedder: Embedder | None) -> list[Match]:
+    if embedder is None:
+        raise ValueError(f"searching by {by} needs the catalog's embedder")
+    vector = embedder.embed([pixels])
+    neighbors = knn(load_index(catalog, by, binary=False), vector, k)[0]
+    info = catalog.images(n.image_id for n in neighbors)
+    return [
+        Match(n.image_id, info[n.image_id].path, n.distance, 1.0 - n.distance, by)
+        for n in neighbors
+        if n.image_id in info
+    ]
+
+
+def _search_auto(hashes: dict[str, NDArray[np.uint8]], catalog: Catalog, k: int) -> list[Match]:
+    weights = auto_features(catalog.settings.hashes)
+    pool: set[int] = set()
+    for name in weights:
+        index = load_index(catalog, name, binary=True)
+        pool.update(n.image_id for n in knn(index, hashes[name][None, :], max(k, AUTO_POOL))[0])
+    ids = sorted(pool)
+    if not ids:
+        return []
+    stored = {name: catalog.hashes_of(ids, name) for name in weights}
+    candidates = {name: np.stack([stored[name][i] for i in ids]) for name in weights}
+    scores = auto_scores(hashes, candidates, weights)
+    order = np.argsort(-scores, kind="stable")[:k]
+    info = catalog.images(ids[i] for i in order)
+    return [Match(ids[i], info[ids[i]].path, float(scores[i]), float(1.0 - scores[i]), "auto") for i in order]

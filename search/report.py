@@ -1,0 +1,106 @@
+"""Duplicate groups as text: a table, JSON, CSV, or one self-contained HTML page."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+from collections.abc import Sequence
+
+import cv2
+
+from neardup.indexer.decode import UnreadableImageError, decode
+
+from .duplicates import Group
+
+FORMATS = ("table", "json", "csv", "html")
+THUMB_SIDE = 160
+
+
+def render(groups: Sequence[Group], fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    return {"table": _table, "json": _json, "csv": _csv, "html": _html}[fmt](groups)
+
+
+def _rows(groups: Sequence[Group]):
+    for n, g in enumerate(groups, 1):
+        for im in g.images:
+            yield n, im.path == g.keeper, im
+
+
+def _table(groups: Sequence[Group]) -> str:
+    if not groups:
+        return "no duplicate groups\n"
+    out = []
+    for n, g in enumerate(groups, 1):
+        out.append(f"group {n} ({len(g.members)} images)")
+        for im in g.images:
+            mark = "keep" if im.path == g.keeper else "    "
+            out.append(f"  {mark}  {im.width}x{im.height}  {im.size:>10,} B  {im.path}")
+    total = sum(len(g.members) for g in groups)
+    out.append(f"{len(groups)} groups, {total} images, {total - len(groups)} could go")
+    return "\n".join(out) + "\n"
+
+
+def _json(groups: Sequence[Group]) -> str:
+    return json.dumps(
+        [
+            {
+                "keeper": g.keeper,
+                "members": [
+                    {"path": im.path, "width": im.width, "height": im.height, "size": im.size, "sha256": im.sha256}
+                    for im in g.images
+                ],
+            }
+            for g in groups
+        ],
+        indent=2,
+    ) + "\n"
+
+
+def _csv(groups: Sequence[Group]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["group", "keeper", "path", "width", "height", "size", "sha256"])
+    for n, keep, im in _rows(groups):
+        w.writerow([n, int(keep), im.path, im.width, im.height, im.size, im.sha256])
+    return buf.getvalue()
+
+
+def _thumbnail(path: str) -> str:
+    """A data: URI of a small JPEG of the image, or "" when it can no longer be read."""
+    try:
+        rgb = decode(path, max_side=THUMB_SIDE).pixels
+    except (UnreadableImageError, OSError):
+        return ""
+    ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return "data:image/jpeg;base64," + base64.b64encode(jpg.tobytes()).decode() if ok else ""
+
+
+_STYLE = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+.group{border:1px solid #ccc;border-radius:6px;padding:1em;margin:1em 0}
+.items{display:flex;flex-wrap:wrap;gap:1em}
+figure{margin:0;width:180px;font-size:12px;word-break:break-all}
+figure img{max-width:170px;max-height:170px;border:3px solid transparent}
+figure.keep img{border-color:#2a2}.keep figcaption b{color:#2a2}"""
+
+
+def _html(groups: Sequence[Group]) -> str:
+    parts = [f"<!doctype html><meta charset=utf-8><title>neardup: duplicate groups</title><style>{_STYLE}</style>",
+             f"<h1>{len(groups)} duplicate groups</h1>",
+             "<p>The suggested keeper (largest resolution, then largest file, then oldest) is framed in green. "
+             "Nothing has been deleted or moved.</p>"]
+    for n, g in enumerate(groups, 1):
+        parts.append(f"<div class=group><h2>Group {n} ({len(g.members)} images)</h2><div class=items>")
+        for im in g.images:
+            keep = im.path == g.keeper
+            label = "<b>keep</b> " if keep else ""
+            parts.append(
+                f"<figure class={'keep' if keep else 'dup'}><img src=\"{_thumbnail(im.path)}\" alt=''>"
+                f"<figcaption>{label}{im.width}×{im.height}, {im.size:,} B<br>{html.escape(im.path)}</figcaption></figure>"
+            )
+        parts.append("</div></div>")
+    return "\n".join(parts) + "\n"

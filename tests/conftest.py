@@ -1,0 +1,67 @@
+"""Shared fixtures: small real photos (tests/data) and seeded synthetic collections on disk."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageEnhance
+
+DATA = Path(__file__).parent / "data"
+PHOTOS = ["coffee", "chelsea", "astronaut", "rocket", "hubble"]
+
+
+def scene(seed: int, size: tuple[int, int] = (320, 240)) -> np.ndarray:
+    """A seeded photo-like RGB image: smooth colour fields plus shapes, (h, w, 3) uint8."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    low = rng.random((4, 5, 3)).astype(np.float32)
+    img = cv2.resize(low, (w, h), interpolation=cv2.INTER_CUBIC) * 255
+    for _ in range(6):
+        color = tuple(int(c) for c in rng.integers(0, 256, 3))
+        center = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        cv2.circle(img, center, int(rng.integers(10, h // 2)), color, -1)
+        p1 = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        cv2.rectangle(img, p1, (p1[0] + int(rng.integers(10, w // 2)), p1[1] + 30), color, -1)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def save(rgb: np.ndarray, path: Path, **kw) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb).save(path, **kw)
+    return path
+
+
+def photo(name: str) -> np.ndarray:
+    return np.asarray(Image.open(DATA / f"{name}.jpg").convert("RGB"))
+
+
+@pytest.fixture
+def collection(tmp_path: Path) -> dict[str, Path]:
+    return make_collection(tmp_path / "photos")
+
+
+def make_collection(root: Path) -> dict[str, Path]:
+    """A folder of 5 real photos + 6 synthetic scenes, and near-duplicate copies of two photos
+    (a half-size JPEG and a brightened PNG of coffee, a q40 re-encode of chelsea) and one byte copy."""
+    files: dict[str, Path] = {}
+    for name in PHOTOS:
+        files[name] = root / f"{name}.jpg"
+        files[name].parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(DATA / f"{name}.jpg", files[name])
+    for seed in range(6):
+        files[f"scene{seed}"] = save(scene(seed), root / "scenes" / f"scene{seed}.png")
+    coffee = Image.open(DATA / "coffee.jpg")
+    files["coffee_half"] = root / "edits" / "coffee_half.jpg"
+    files["coffee_half"].parent.mkdir(parents=True, exist_ok=True)
+    coffee.resize((coffee.width // 2, coffee.height // 2), Image.LANCZOS).save(files["coffee_half"], quality=85)
+    files["coffee_bright"] = root / "edits" / "coffee_bright.png"
+    ImageEnhance.Brightness(coffee).enhance(1.05).save(files["coffee_bright"])
+    files["chelsea_q40"] = root / "edits" / "chelsea_q40.jpg"
+    Image.open(DATA / "chelsea.jpg").save(files["chelsea_q40"], quality=40)
+    files["rocket_copy"] = root / "edits" / "rocket_copy.jpg"
+    shutil.copyfile(DATA / "rocket.jpg", files["rocket_copy"])
+    return files

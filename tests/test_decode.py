@@ -1,0 +1,117 @@
+"""decode(): every format and mode to 8-bit RGB, EXIF orientation, limits, clear errors."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from neardup.indexer.decode import UnreadableImageError, decode, fit
+
+from conftest import DATA, scene
+
+
+def _encode(im: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "HEIF"])
+def test_every_format_decodes_to_rgb_close_to_the_source(fmt: str) -> None:
+    if fmt == "HEIF":
+        from pillow_heif import register_heif_opener
+
+        register_heif_opener()
+    rgb = scene(1, (200, 150))
+    kw = {"quality": 95} if fmt in ("JPEG", "WEBP", "HEIF") else {}
+    out = decode(_encode(Image.fromarray(rgb), fmt, **kw))
+    assert out.pixels.shape == (150, 200, 3) and out.pixels.dtype == np.uint8
+    assert (out.width, out.height, out.format) == (200, 150, fmt)
+    tolerance = 40 if fmt == "GIF" else 12  # GIF is palettised to 256 colours
+    assert np.abs(out.pixels.astype(int) - rgb).mean() < tolerance
+
+
+def test_gif_gives_its_first_frame() -> None:
+    frames = [Image.fromarray(np.full((40, 40, 3), v, np.uint8)) for v in (30, 220)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    assert abs(int(decode(buf.getvalue()).pixels.mean()) - 30) <= 2
+
+
+@pytest.mark.parametrize("orientation, size", [(1, (60, 40)), (3, (60, 40)), (6, (40, 60)), (8, (40, 60))])
+def test_exif_orientation_is_applied(orientation: int, size: tuple[int, int]) -> None:
+    rgb = np.zeros((40, 60, 3), np.uint8)
+    rgb[:, :10] = 255  # a white band on the left edge
+    im = Image.fromarray(rgb)
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    out = decode(_encode(im, "JPEG", quality=95, exif=exif))
+    assert (out.width, out.height) == size
+    assert out.pixels.shape[:2] == (size[1], size[0])
+    bright = {"left": out.pixels[:, :5].mean(), "right": out.pixels[:, -5:].mean(),
+              "top": out.pixels[:5].mean(), "bottom": out.pixels[-5:].mean()}
+    expected = {1: "left", 3: "right", 6: "top", 8: "bottom"}[orientation]
+    assert max(bright, key=bright.get) == expected
+
+
+def test_alpha_is_flattened_on_white() -> None:
+    rgba = np.zeros((20, 20, 4), np.uint8)
+    rgba[:, :10] = (255, 0, 0, 255)  # opaque red left half, transparent right half
+    out = decode(_encode(Image.fromarray(rgba, "RGBA"), "PNG")).pixels
+    assert tuple(out[5, 2]) == (255, 0, 0)
+    assert tuple(out[5, 15]) == (255, 255, 255)
+
+
+def test_sixteen_bit_grayscale_is_scaled_not_clipped() -> None:
+    ramp = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (16, 1))
+    out = decode(_encode(Image.fromarray(ramp), "PNG")).pixels
+    assert out[0, 0, 0] == 0 and out[0, -1, 0] == 255
+    assert 120 <= out[0, 32, 0] <= 135  # mid-grey, not saturated
+
+
+def test_cmyk_and_grayscale_become_rgb() -> None:
+    rgb = scene(2, (64, 48))
+    cmyk = decode(_encode(Image.fromarray(rgb).convert("CMYK"), "JPEG", quality=95)).pixels
+    assert cmyk.shape == (48, 64, 3) and np.abs(cmyk.astype(int) - rgb).mean() < 20
+    gray = decode(_encode(Image.fromarray(rgb).convert("L"), "PNG")).pixels
+    assert gray.shape == (48, 64, 3) and (gray[..., 0] == gray[..., 2]).all()
+
+
+def test_large_jpeg_is_reduced_to_max_side_and_matches_a_full_decode() -> None:
+    big = np.asarray(Image.open(DATA / "coffee.jpg").convert("RGB").resize((2400, 1600)))
+    data = _encode(Image.fromarray(big), "JPEG", quality=92)
+    reduced = decode(data, max_side=300)
+    assert max(reduced.pixels.shape[:2]) == 300 and (reduced.width, reduced.height) == (2400, 1600)
+    full = fit(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), 300)
+    assert reduced.pixels.shape == full.shape
+    assert np.abs(reduced.pixels.astype(int) - full).mean() < 4
+
+
+def test_small_images_are_never_enlarged() -> None:
+    assert decode(_encode(Image.fromarray(scene(3, (50, 30))), "PNG"), max_side=384).pixels.shape == (30, 50, 3)
+
+
+def test_megapixel_limit_rejects_decompression_bombs() -> None:
+    data = _encode(Image.new("L", (3000, 3000)), "PNG")
+    with pytest.raises(UnreadableImageError, match="9 MP, over the 5 MP limit"):
+        decode(data, max_megapixels=5)
+
+
+@pytest.mark.parametrize("payload", [b"", b"not an image at all", _encode(Image.new("RGB", (50, 50)), "JPEG")[:200]])
+def test_garbage_and_truncated_files_raise_unreadable(payload: bytes) -> None:
+    with pytest.raises(UnreadableImageError):
+        decode(payload)
+
+
+def test_path_and_bytes_decode_identically(tmp_path: Path) -> None:
+    path = DATA / "chelsea.jpg"
+    assert np.array_equal(decode(path).pixels, decode(path.read_bytes()).pixels)
+
+
+def test_missing_file_is_unreadable(tmp_path: Path) -> None:
+    with pytest.raises(UnreadableImageError):
+        decode(tmp_path / "nope.jpg")

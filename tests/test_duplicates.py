@@ -1,0 +1,103 @@
+"""Duplicate groups: threshold semantics, exact copies, low quality, linkage, keeper."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import neardup
+from neardup.indexer.hashes import HASHES
+from neardup.search.duplicates import _complete_linkage, _single_linkage, keeper_key
+from neardup.search.fusion import hamming_rows
+from neardup.storage.catalog import ImageInfo
+
+from conftest import save
+
+
+@pytest.fixture
+def indexed(tmp_path, collection):
+    cat = neardup.open(tmp_path / "cat.db", create=True, embedder="none")
+    cat.index([tmp_path / "photos"], workers=1)
+    return cat, collection
+
+
+def _groups(cat, **kw) -> set[frozenset[str]]:
+    return {frozenset(Path(p).name for p in g.members) for g in cat.duplicates(**kw)}
+
+
+def test_default_auto_groups_exactly_the_made_copies(indexed) -> None:
+    cat, _ = indexed
+    assert _groups(cat) == {
+        frozenset({"coffee.jpg", "coffee_half.jpg", "coffee_bright.png"}),
+        frozenset({"chelsea.jpg", "chelsea_q40.jpg"}),
+        frozenset({"rocket.jpg", "rocket_copy.jpg"}),
+    }
+
+
+@pytest.mark.parametrize("by", list(HASHES))
+def test_every_hash_groups_the_copies_at_its_default_threshold(indexed, by) -> None:
+    cat, _ = indexed
+    groups = _groups(cat, by=by)
+    assert frozenset({"chelsea.jpg", "chelsea_q40.jpg"}) in groups
+    assert frozenset({"rocket.jpg", "rocket_copy.jpg"}) in groups
+    assert all(len(g) <= 3 for g in groups)
+
+
+def test_threshold_is_inclusive_at_the_boundary(indexed) -> None:
+    cat, files = indexed
+    ids, codes = cat.catalog.hashes("phash256")
+    paths = {i.image_id: i.path for i in cat.catalog.images(ids).values()}
+    row = {paths[i]: c for i, c in zip(ids, codes)}
+    d = int(hamming_rows(row[str(files["chelsea"])], row[str(files["chelsea_q40"])]))
+    assert d > 0
+    pair = frozenset({"chelsea.jpg", "chelsea_q40.jpg"})
+    assert pair in _groups(cat, by="phash256", threshold=d)
+    assert pair not in _groups(cat, by="phash256", threshold=d - 1)
+
+
+def test_exact_copies_are_grouped_whatever_the_threshold(indexed) -> None:
+    cat, _ = indexed
+    assert _groups(cat, by="phash256", threshold=-1) == {frozenset({"rocket.jpg", "rocket_copy.jpg"})}
+    assert frozenset({"rocket.jpg", "rocket_copy.jpg"}) in _groups(cat, by="auto", threshold=1.01)
+
+
+def test_flat_images_never_match_by_hash(tmp_path) -> None:
+    for i, v in enumerate((128, 131)):
+        save(np.full((100, 100, 3), v, np.uint8), tmp_path / "flat" / f"grey{i}.png")
+    cat = neardup.open(tmp_path / "f.db", create=True, embedder="none")
+    cat.index([tmp_path / "flat"], workers=1)
+    for by in ("auto", "pdq", "ahash"):
+        assert cat.duplicates(by=by, threshold=None) == []
+
+
+def test_keeper_is_largest_then_biggest_file_then_oldest_then_path() -> None:
+    def info(i, w, h, size, mtime, path):
+        return ImageInfo(i, path, size, mtime, None, w, h, "JPEG", 90)
+
+    images = [info(1, 100, 100, 5000, 1, "/a"), info(2, 200, 100, 10, 5, "/b"), info(3, 200, 100, 10, 2, "/c"),
+              info(4, 200, 100, 10, 2, "/0")]
+    assert min(images, key=keeper_key).path == "/0"
+    assert min(images[:3], key=keeper_key).path == "/c"
+    assert min([images[0], info(5, 100, 100, 6000, 9, "/z")], key=keeper_key).path == "/z"
+
+
+def test_keeper_comes_first_in_the_group(indexed) -> None:
+    cat, files = indexed
+    group = next(g for g in cat.duplicates() if str(files["coffee"]) in g.members)
+    assert group.keeper == group.members[0] == str(files["coffee_bright"])  # full size, biggest file (PNG)
+
+
+def test_complete_linkage_breaks_chains_that_single_linkage_merges() -> None:
+    chain = [(1, 2, 1.0), (2, 3, 1.0)]  # 1~2, 2~3, but 1 and 3 are not a match
+    assert sorted(map(sorted, _single_linkage(chain))) == [[1, 2, 3]]
+    strict = sorted(map(sorted, _complete_linkage(chain)))
+    assert strict in ([[1, 2]], [[2, 3]])
+    triangle = chain + [(1, 3, 2.0)]
+    assert sorted(map(sorted, _complete_linkage(triangle))) == [[1, 2, 3]]
+
+
+def test_strict_grouping_through_the_api(indexed) -> None:
+    cat, _ = indexed
+    assert _groups(cat, strict=True) == _groups(cat)

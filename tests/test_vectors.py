@@ -1,0 +1,91 @@
+"""FAISS wrappers checked against NumPy brute force: k-NN, range search at the boundary."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from neardup.search.fusion import hamming_rows
+from neardup.storage.vectors import build_binary, build_float, knn, nearest, within
+
+
+def _codes(n: int, nbytes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.integers(1000, 10**6, n).astype(np.int64), rng.integers(0, 256, (n, nbytes), dtype=np.uint8)
+
+
+def _oracle(codes: np.ndarray, q: np.ndarray) -> np.ndarray:
+    return hamming_rows(codes, np.broadcast_to(q, codes.shape))
+
+
+def test_binary_knn_equals_brute_force() -> None:
+    ids, codes = _codes(300, 32, 0)
+    index = build_binary(ids, codes)
+    queries = codes[:5] ^ np.uint8(3)
+    for q, found in zip(queries, knn(index, queries, 10)):
+        d = _oracle(codes, q)
+        assert [n.distance for n in found] == sorted(d)[:10]
+        assert {n.image_id for n in found} <= set(ids[d <= sorted(d)[9]])
+
+
+def test_knn_on_empty_index_and_k_larger_than_n() -> None:
+    empty = build_binary(np.zeros(0, np.int64), np.zeros((0, 8), np.uint8))
+    assert knn(empty, np.zeros((2, 8), np.uint8), 5) == [[], []]
+    ids, codes = _codes(3, 8, 1)
+    found = knn(build_binary(ids, codes), codes[:1], 10)[0]
+    assert len(found) == 3 and all(n.image_id in set(ids) for n in found)
+
+
+def test_range_search_threshold_is_inclusive() -> None:
+    base = np.zeros((1, 8), np.uint8)
+    others = np.array([np.packbits(np.r_[np.ones(d, np.uint8), np.zeros(64 - d, np.uint8)]) for d in (4, 5, 6)])
+    codes = np.vstack([base, others])
+    ids = np.array([1, 2, 3, 4], np.int64)
+    edges = within(build_binary(ids, codes), codes, ids, 5)
+    pairs = {(int(a), int(b), int(v)) for a, b, v in zip(edges.src, edges.dst, edges.value)}
+    # distance 4 and 5 from id 1 are in (<= 5), distance 6 is out; 2-3, 2-4, 3-4 are 1, 2, 1 apart
+    assert (1, 2, 4) in pairs and (1, 3, 5) in pairs and not any(p[:2] == (1, 4) for p in pairs)
+    assert all(a < b for a, b, _ in pairs)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.integers(0, 64))
+def test_range_pairs_equal_brute_force(seed: int, limit: int) -> None:
+    ids, codes = _codes(60, 8, seed)
+    edges = within(build_binary(ids, codes), codes, ids, limit, batch=17)
+    got = set(zip(edges.src.tolist(), edges.dst.tolist()))
+    want = {
+        (int(ids[i]), int(ids[j]))
+        for i in range(len(ids)) for j in range(len(ids))
+        if ids[i] < ids[j] and hamming_rows(codes[i], codes[j]) <= limit
+    }
+    assert got == want
+
+
+def test_float_range_search_is_inclusive_cosine_and_knn_is_exact() -> None:
+    rng = np.random.default_rng(4)
+    v = rng.normal(size=(50, 16)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    ids = np.arange(10, 60, dtype=np.int64)
+    index = build_float(ids, v)
+    sims = v @ v.T
+    threshold = float(np.sort(sims[np.triu_indices(50, 1)])[-20])  # exactly the 20th best pair
+    edges = within(index, v, ids, threshold)
+    want = {(int(ids[i]), int(ids[j])) for i, j in zip(*np.triu_indices(50, 1)) if sims[i, j] >= threshold}
+    assert set(zip(edges.src.tolist(), edges.dst.tolist())) == want and len(want) >= 20
+    top = knn(index, v[:1], 3)[0]
+    assert [n.image_id for n in top] == [int(ids[i]) for i in np.argsort(-sims[0])[:3]]
+
+
+def test_nearest_pairs_are_each_querys_k_best() -> None:
+    ids, codes = _codes(40, 8, 7)
+    edges = nearest(build_binary(ids, codes), codes, ids, 3)
+    got = set(zip(edges.src.tolist(), edges.dst.tolist()))
+    for i in range(40):
+        d = hamming_rows(codes, np.broadcast_to(codes[i], codes.shape)).astype(float)
+        d[i] = np.inf
+        kth = np.sort(d)[2]
+        mine = {tuple(sorted((int(ids[i]), int(ids[j])))) for j in range(40) if d[j] < kth}
+        assert mine <= got
