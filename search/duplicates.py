@@ -21,13 +21,12 @@ from neardup.indexer.hashes import HASHES
 from neardup.storage.catalog import Catalog, ImageInfo
 from neardup.storage.vectors import Edges, load_index, nearest, within
 
-from .fusion import auto_features, auto_scores
-from .query import check_feature
+from .fusion import CNN_BACKGROUND, CNN_THRESHOLD, auto_confidence, auto_features, auto_scores, similarity_at
+from .query import auto_hash_anchor, check_feature, embedder_name
 
 MIN_QUALITY = 50
-AUTO_THRESHOLD = 0.85  # fused score; see docs/BENCHMARKS.md for how it was chosen
-CNN_THRESHOLD = 0.90  # cosine; see docs/BENCHMARKS.md for how it was chosen
-AUTO_SEEDS = ("pdq", "phash256", "colorhash")  # auto's candidate pairs: k-NN in these indexes
+AUTO_THRESHOLD = 0.5  # auto confidence: either kind of evidence passes its own threshold (fusion.py)
+AUTO_SEEDS = ("pdq", "phash256")  # auto's candidate pairs: k-NN in these indexes
 AUTO_K = 16
 
 
@@ -89,27 +88,37 @@ def _vector_edges(catalog: Catalog, model: str, threshold: float) -> Edges:
 
 
 def _auto_edges(catalog: Catalog, threshold: float) -> Edges:
-    """Each image's nearest neighbours by the seed hashes, kept if the fused score passes."""
+    """Candidate pairs (each image's nearest neighbours by the seed hashes, and every pair whose
+    CNN cosine alone could pass), kept where the auto confidence reaches `threshold`."""
     weights = auto_features(catalog.settings.hashes)
     found = []
     for algo in (a for a in AUTO_SEEDS if a in weights):
         ids, codes = catalog.hashes(algo)
         found.append(nearest(load_index(catalog, algo, binary=True), codes, ids, AUTO_K))
+    model = embedder_name(catalog)
+    if model:
+        found.append(_vector_edges(catalog, model, similarity_at(threshold, CNN_BACKGROUND, CNN_THRESHOLD)))
     src = np.concatenate([e.src for e in found])
     dst = np.concatenate([e.dst for e in found])
     pairs = np.unique(np.stack([src, dst], axis=1), axis=0) if len(src) else np.zeros((0, 2), np.int64)
     if not len(pairs):
         return Edges(pairs[:, 0], pairs[:, 1], np.zeros(0, np.float32))
-    stored = {a: catalog.hashes_of(np.unique(pairs).tolist(), a) for a in weights}
+    ids = np.unique(pairs).tolist()
+    stored = {a: catalog.hashes_of(ids, a) for a in weights}
     left = {a: _rows(stored[a], pairs[:, 0]) for a in weights}
     right = {a: _rows(stored[a], pairs[:, 1]) for a in weights}
-    scores = auto_scores(left, right, weights)
+    cosine = None
+    if model:
+        vectors = catalog.vectors_of(ids, model)
+        cosine = np.einsum("ij,ij->i", _rows(vectors, pairs[:, 0]), _rows(vectors, pairs[:, 1]))
+    scores = auto_confidence(auto_scores(left, right, weights), cosine, auto_hash_anchor(weights))
     keep = scores >= threshold
     return Edges(pairs[keep, 0], pairs[keep, 1], scores[keep].astype(np.float32))
 
 
-def _rows(codes: dict[int, NDArray[np.uint8]], ids: NDArray[np.int64]) -> NDArray[np.uint8]:
-    return np.stack([codes[int(i)] for i in ids]) if len(ids) else np.zeros((0, 1), np.uint8)
+def _rows(values: dict[int, NDArray], ids: NDArray[np.int64]) -> NDArray:
+    """Stack per-image arrays in the order of `ids`: (M,) ids -> (M, ...)."""
+    return np.stack([values[int(i)] for i in ids])
 
 
 def _drop_low_quality(catalog: Catalog, edges: Edges) -> Edges:

@@ -14,9 +14,10 @@ from neardup.indexer.hashes import HASHES, compute_hashes
 from neardup.storage.catalog import Catalog
 from neardup.storage.vectors import knn, load_index
 
-from .fusion import auto_features, auto_scores
+from .fusion import auto_confidence, auto_features, auto_scores, hash_threshold
 
-AUTO_POOL = 64  # candidates taken from each hash index before auto re-scores them
+AUTO_POOL = 64  # candidates taken from each index before auto re-scores them
+AUTO_SEEDS = ("pdq", "phash256", "dhash", "whash")  # hash indexes auto takes candidates from
 
 
 class UnknownFeatureError(ValueError):
@@ -72,7 +73,7 @@ def search(
         return _search_vectors(pixels, catalog, by, k, embedder)
     hashes = compute_hashes(pixels, catalog.settings.hashes)
     if by == "auto":
-        return _search_auto(hashes, catalog, k)
+        return _search_auto(hashes, pixels, catalog, k, embedder)
     bits = HASHES[by].bits
     neighbors = knn(load_index(catalog, by, binary=True), hashes[by][None, :], k)[0]
     info = catalog.images(n.image_id for n in neighbors)
@@ -100,18 +101,43 @@ def _search_vectors(pixels: NDArray[np.uint8], catalog: Catalog, by: str, k: int
     ]
 
 
-def _search_auto(hashes: dict[str, NDArray[np.uint8]], catalog: Catalog, k: int) -> list[Match]:
+def _search_auto(
+    hashes: dict[str, NDArray[np.uint8]], pixels: NDArray[np.uint8], catalog: Catalog, k: int, embedder: Embedder | None
+) -> list[Match]:
+    """Candidates from the hash indexes and the CNN index, re-scored by the auto confidence."""
     weights = auto_features(catalog.settings.hashes)
     pool: set[int] = set()
-    for name in weights:
+    for name in (n for n in AUTO_SEEDS if n in weights):
         index = load_index(catalog, name, binary=True)
         pool.update(n.image_id for n in knn(index, hashes[name][None, :], max(k, AUTO_POOL))[0])
+    model = embedder_name(catalog) if embedder is not None else None
+    if model:
+        query_vectors = embedder.embed(query_variants(pixels))
+        index = load_index(catalog, model, binary=False)
+        for found in knn(index, query_vectors, max(k, AUTO_POOL)):
+            pool.update(n.image_id for n in found)
     ids = sorted(pool)
     if not ids:
         return []
     stored = {name: catalog.hashes_of(ids, name) for name in weights}
     candidates = {name: np.stack([stored[name][i] for i in ids]) for name in weights}
-    scores = auto_scores(hashes, candidates, weights)
+    similarity = auto_scores(hashes, candidates, weights)
+    cosine = None
+    if model:
+        vectors = catalog.vectors_of(ids, model)
+        matrix = np.stack([vectors.get(i, np.zeros(query_vectors.shape[1], np.float32)) for i in ids])
+        cosine = (matrix @ query_vectors.T).max(axis=1)
+    scores = auto_confidence(similarity, cosine, auto_hash_anchor(weights))
     order = np.argsort(-scores, kind="stable")[:k]
     info = catalog.images(ids[i] for i in order)
     return [Match(ids[i], info[ids[i]].path, float(scores[i]), float(1.0 - scores[i]), "auto") for i in order]
+
+
+def auto_hash_anchor(weights: dict[str, float]) -> float:
+    names = list(weights)
+    return hash_threshold(weights, {n: HASHES[n].threshold for n in names}, {n: HASHES[n].bits for n in names})
+
+
+def query_variants(pixels: NDArray[np.uint8]) -> list[NDArray[np.uint8]]:
+    """The query and its mirror image: the CNN score of a candidate is its best over both."""
+    return [pixels, np.ascontiguousarray(pixels[:, ::-1])]

@@ -85,6 +85,7 @@ class Catalog:
         self.settings = settings
         self._engine = _engine(path)
         self._session = sessionmaker(self._engine, expire_on_commit=False)
+        self.cache: dict[tuple[str, str], object] = {}  # derived data (e.g. FAISS indexes) by generation
 
     # -- opening -----------------------------------------------------------------------------
     @classmethod
@@ -197,6 +198,15 @@ class Catalog:
             return ids, np.zeros((0, 0), np.float32)
         data = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f2").reshape(len(rows), -1)
         return ids, data.astype(np.float32)
+
+    def vectors_of(self, ids: Sequence[int], model: str) -> dict[int, NDArray[np.float32]]:
+        """Stored (D,) float32 vectors of `model` for the given image ids that have one."""
+        out: dict[int, NDArray[np.float32]] = {}
+        with self._session() as s:
+            for chunk in _chunks([int(i) for i in ids], 900):
+                q = select(Vector.image_id, Vector.data).where(Vector.model == model, Vector.image_id.in_(chunk))
+                out.update({r[0]: np.frombuffer(r[1], "<f2").astype(np.float32) for r in s.execute(q)})
+        return out
 
     def same_content_groups(self) -> list[list[int]]:
         """Ids of images sharing one sha256 (exact copies), groups of two or more."""

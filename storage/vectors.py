@@ -124,8 +124,18 @@ def index_path(catalog: Catalog, feature: str) -> str:
 
 
 def load_index(catalog: Catalog, feature: str, *, binary: bool):
-    """The up-to-date index of `feature`, from its file when fresh, else rebuilt and saved."""
+    """The up-to-date index of `feature`: kept in memory while the catalog is unchanged, else
+    read from its file when fresh, else rebuilt from the catalog and saved."""
     generation = catalog.generation()
+    cached = catalog.cache.get(("index", feature))
+    if cached is not None and cached[0] == generation:
+        return cached[1]
+    index = _read_or_build(catalog, feature, binary, generation)
+    catalog.cache[("index", feature)] = (generation, index)
+    return index
+
+
+def _read_or_build(catalog: Catalog, feature: str, binary: bool, generation: int):
     path = index_path(catalog, feature)
     if catalog.get_setting(f"index.{feature}") == generation:
         try:

@@ -1,7 +1,9 @@
 """CNN embedder: the torch checkpoint reader, the MobileNetV2 port, and the embedding contract.
 
-The port is checked against what torchvision's network is known to do (ImageNet top-1 on real
-photos); the embeddings against golden values and the near-duplicate contract.
+The port is checked against an independent float64 NumPy forward pass in torch's own terms and
+against what torchvision's network is known to do (ImageNet top-1 on real photos); the
+embeddings against golden values and the near-duplicate contract. Test photos: tests/data/
+(scikit-image, CC0 / public domain; see its README).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from neardup.indexer.mobilenet import (
     normalise,
 )
 from neardup.indexer.torch_weights import (
+    CheckpointFormatError,
     MissingWeightsError,
     UnsafeCheckpointError,
     locate_weights,
@@ -41,8 +44,15 @@ from neardup.indexer.torch_weights import (
 )
 
 DATA = Path(__file__).parent / "data"
-# First 8 values of coffee.jpg's CnnEmbedder() vector, measured with tensorflow-cpu 2.21.
-COFFEE_GOLDEN = [GOLDEN_PLACEHOLDER]
+# First 8 values of coffee.jpg's CnnEmbedder() (GeM) vector, measured with tensorflow-cpu 2.21.
+COFFEE_GOLDEN = [0.0206, 0.0, 0.0638, 0.0102, 0.0272, 0.0070, 0.0145, 0.0288]
+# Cosines measured with GeM pooling: coffee vs its JPEG q50 0.986, half size 0.995, mirror
+# 0.981; vs chelsea 0.575, astronaut 0.692, rocket 0.614, hubble 0.527. The bounds keep a
+# margin below and above. (On the whole corpus, distinct pairs reach 0.90 at the 99.9th
+# percentile: these bounds are about these photos, not a global duplicate threshold.)
+NEAR_MIN = {"jpeg_q50": 0.96, "half_size": 0.97, "hflip": 0.96}
+DISTINCT_MAX = 0.75
+MARGIN = 0.2
 
 
 @pytest.fixture(scope="module")
@@ -190,6 +200,14 @@ def test_refuses_checkpoint_naming_other_globals(tmp_path: Path):
     assert not victim.exists()
 
 
+def test_truncated_checkpoint_is_a_format_error(tmp_path: Path):
+    path = tmp_path / "truncated.pth"
+    path.write_bytes(locate_weights(WEIGHTS_RESOURCE).read_bytes()[:100_000])
+
+    with pytest.raises(CheckpointFormatError, match="truncated"):
+        read_state_dict(path)
+
+
 def test_missing_weights_package_names_the_install_command():
     with pytest.raises(MissingWeightsError) as error:
         locate_weights(WEIGHTS_RESOURCE, package="neardup_absent_weights_package")
@@ -217,6 +235,61 @@ def test_imagenet_top1_on_real_photos(classifier, name: str, classes: set[int]):
 
     assert logits.shape == (1, 1000)
     assert int(logits[0].argmax()) in classes
+
+
+def _reference_logits(state: dict[str, np.ndarray], image: np.ndarray) -> np.ndarray:
+    """torchvision's MobileNetV2 forward pass in float64 NumPy, NCHW, on the torch tensors as
+    stored (no transposes, no folding): the oracle for the Keras port. (3, H, W) -> (1000,)."""
+    w = {name: value.astype(np.float64) for name, value in state.items()}
+
+    def conv(x, name, stride=1, groups=1):  # torch Conv2d, padding (k - 1) // 2, no bias
+        kernel = w[f"{name}.weight"]
+        out_c, in_per_group, k, _ = kernel.shape
+        pad = (k - 1) // 2
+        x = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
+        h, wd = (x.shape[1] - k) // stride + 1, (x.shape[2] - k) // stride + 1
+        x = x.reshape(groups, in_per_group, *x.shape[1:])
+        kernel = kernel.reshape(groups, out_c // groups, in_per_group, k, k)
+        out = np.zeros((groups, out_c // groups, h, wd))
+        for i in range(k):
+            for j in range(k):
+                patch = x[:, :, i : i + stride * h : stride, j : j + stride * wd : stride]
+                out += np.einsum("goi,gihw->gohw", kernel[..., i, j], patch)
+        return out.reshape(out_c, h, wd)
+
+    def bn(x, name):  # torch BatchNorm2d in eval mode
+        mean, var = w[f"{name}.running_mean"], w[f"{name}.running_var"]
+        scale = w[f"{name}.weight"] / np.sqrt(var + 1e-5)
+        return (x - mean[:, None, None]) * scale[:, None, None] + w[f"{name}.bias"][:, None, None]
+
+    def relu6(x):
+        return np.clip(x, 0, 6)
+
+    x = relu6(bn(conv(image, "features.0.0", stride=2), "features.0.1"))
+    blocks = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1)]
+    blocks += [(6, 160, 3, 2), (6, 320, 1, 1)]
+    index = 1
+    for t, c, n, s in blocks:
+        for repeat in range(n):
+            stride, p, y, k = (s if repeat == 0 else 1), f"features.{index}.conv", x, 0
+            if t != 1:
+                y, k = relu6(bn(conv(y, f"{p}.0.0"), f"{p}.0.1")), 1
+            y = relu6(bn(conv(y, f"{p}.{k}.0", stride, groups=y.shape[0]), f"{p}.{k}.1"))
+            y = bn(conv(y, f"{p}.{k + 1}"), f"{p}.{k + 2}")
+            x, index = (x + y if stride == 1 and x.shape == y.shape else y), index + 1
+    x = relu6(bn(conv(x, "features.18.0"), "features.18.1"))
+    return w["classifier.1.weight"] @ x.mean(axis=(1, 2)) + w["classifier.1.bias"]
+
+
+def test_keras_port_matches_numpy_reference(classifier):
+    batch = normalise(np.stack([resize_square(photo(name), 224) for name in ("coffee", "chelsea")]))
+    state = load_imagenet_state_dict()
+
+    logits = np.asarray(classifier.predict_on_batch(batch)["logits"])
+
+    for image, keras_logits in zip(batch, logits):
+        reference = _reference_logits(state, image.transpose(2, 0, 1))
+        np.testing.assert_allclose(keras_logits, reference, atol=1e-4)  # measured: 1e-5
 
 
 def test_checkpoint_tensors_all_used():

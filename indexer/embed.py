@@ -1,0 +1,151 @@
+"""Image embedders: RGB images of any size -> (N, D) float32 unit vectors, cosine = dot product.
+
+`CnnEmbedder` is torchvision's ImageNet MobileNetV2 (ported to Keras in `mobilenet`) with its
+classifier removed: the whole image squashed to 224×224 (no centre crop, so borders and corners
+count), the last 1280-channel feature map pooled, the vector L2-normalised. TensorFlow is
+imported when the first batch is embedded, not when this module is.
+
+Pooling is GeM with p = 3 (generalised mean, Radenović et al. 2018), chosen over the mean on
+the project corpus (1,272 images; 300 of them copied 5 ways: 60 % crop, mirror, JPEG q30, 10 %
+border, +30 % brightness; each copy searched among all originals): recall@1 0.990 against 0.981
+(astrophotos 0.982 against 0.962), and 95 % of copies score above the 99.9th percentile of
+distinct pairs against 90 %. Letterboxing instead of squashing changed none of this (0.991).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal, Protocol
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from .mobilenet import WEIGHTS_RESOURCE, build_mobilenet_v2, import_keras, normalise
+from .torch_weights import locate_weights
+
+__all__ = [
+    "CnnEmbedder",
+    "Embedder",
+    "ImageShapeError",
+    "UnknownEmbedderError",
+    "create_embedder",
+    "l2_normalise",
+    "resize_square",
+]
+
+
+class Embedder(Protocol):
+    """What every embedder offers; the attributes identify the vectors it makes.
+
+    ``name`` is what `create_embedder` knows it by. The settings that shape stored vectors
+    (``model_id``, ``version``, ``dim``, ``input_size``, ``pooling``) are saved with a catalog:
+    vectors made with different settings never mix.
+    """
+
+    name: str
+    model_id: str
+    version: int
+    dim: int
+    input_size: int
+    pooling: str
+
+    def embed(self, images: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
+        """N images, each (H, W, 3) uint8 RGB of any size -> (N, dim) float32, unit L2 norm."""
+        ...
+
+
+class UnknownEmbedderError(ValueError):
+    """`create_embedder` was given a name it does not know."""
+
+
+class ImageShapeError(ValueError):
+    """An image given to an embedder is not an (H, W, 3) uint8 array."""
+
+
+def create_embedder(name: str) -> Embedder:
+    """The embedder called ``name``: ``"cnn"`` (`CnnEmbedder`)."""
+    if name == "cnn":
+        return CnnEmbedder()
+    raise UnknownEmbedderError(f"unknown embedder {name!r}; expected one of: 'cnn'")
+
+
+def resize_square(image: NDArray[np.uint8], size: int) -> NDArray[np.uint8]:
+    """(H, W, 3) uint8 -> (size, size, 3) uint8, the whole image squashed to a square.
+
+    Shrinking uses pixel-area averaging (no aliasing); enlarging on either axis, bilinear.
+    """
+    height, width = image.shape[:2]
+    shrinking = height >= size and width >= size
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(image, (size, size), interpolation=interpolation)
+
+
+def l2_normalise(vectors: NDArray[np.floating]) -> NDArray[np.float32]:
+    """(N, D) -> (N, D) float32, each row divided by its L2 norm (all-zero rows stay zero)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, np.finfo(np.float32).tiny)
+
+
+class CnnEmbedder:
+    """MobileNetV2 (torchvision, ImageNet-1k v1 weights) features, GeM-pooled by default.
+
+    The network is built once per instance, on the first call to `embed`. Constructing one
+    only checks that the weights package is installed (`MissingWeightsError` otherwise).
+    """
+
+    name = "cnn"
+    model_id = "mobilenet_v2-torchvision-imagenet1k_v1"
+    version = 1
+    dim = 1280
+    input_size = 224
+
+    def __init__(self, *, pooling: Literal["gem", "mean"] = "gem", batch_size: int = 32) -> None:
+        if pooling not in ("gem", "mean"):
+            raise ValueError(f"pooling must be 'gem' or 'mean', got {pooling!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        locate_weights(WEIGHTS_RESOURCE)
+        self.pooling: str = pooling
+        self.batch_size = batch_size
+        self._forward: Any = None
+
+    def embed(self, images: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
+        """N images, each (H, W, 3) uint8 RGB of any size -> (N, 1280) float32, unit L2 norm."""
+        for index, image in enumerate(images):
+            _check_image(image, index)
+        vectors = np.empty((len(images), self.dim), dtype=np.float32)
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start : start + self.batch_size]
+            batch = np.stack([resize_square(image, self.input_size) for image in chunk])
+            vectors[start : start + len(chunk)] = self.embed_batch(batch)
+        return l2_normalise(vectors)
+
+    def embed_batch(self, batch: NDArray[np.uint8]) -> NDArray[np.float32]:
+        """(N, 224, 224, 3) uint8 RGB -> (N, 1280) float32 pooled features, not normalised."""
+        if self._forward is None:
+            self._forward = self._build()
+        return self._forward(normalise(batch)).numpy()
+
+    def _build(self) -> Any:
+        """The network as a traced TensorFlow function of any batch size (no XLA: slower on CPU)."""
+        import_keras()
+        import tensorflow as tf
+
+        model = build_mobilenet_v2(input_size=self.input_size, pooling=self.pooling)
+        shape = (None, self.input_size, self.input_size, 3)
+
+        @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)], jit_compile=False)
+        def forward(batch):
+            return model(batch, training=False)["embedding"]
+
+        return forward
+
+
+def _check_image(image: Any, index: int) -> None:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        kind = getattr(image, "dtype", type(image).__name__)
+        raise ImageShapeError(f"image {index}: expected a uint8 NumPy array, got {kind}")
+    if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
+        raise ImageShapeError(f"image {index}: expected shape (H, W, 3), got {image.shape}")
