@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from collections import deque
@@ -18,6 +20,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 
@@ -149,6 +152,7 @@ _worker: tuple = ()
 def _init_worker(fn: Callable, args: tuple) -> None:
     global _worker
     _worker = (fn, args)
+    cv2.setNumThreads(1)  # one process per core already; OpenCV's own threads would contend
 
 
 def _work(items: list) -> list:
@@ -194,7 +198,8 @@ def index_paths(
     progress.start(len(todo))
     try:
         embed_size = embedder.input_size if embedder is not None else None
-        for result in _run(process_file, todo, (catalog.settings, orphans, embed_size), workers):
+        started_pool = writer.warm_up if embedder is not None else None
+        for result in _run(process_file, todo, (catalog.settings, orphans, embed_size), workers, started_pool):
             if isinstance(result, Moved):
                 catalog.move(result.image_id, result.entry.path, result.entry.size, result.entry.mtime_ns)
                 moved.add(result.image_id)
@@ -249,20 +254,28 @@ def embed_missing(*, catalog: Catalog, embedder: Embedder, workers: int = 1, pro
     return done
 
 
-def _run(fn: Callable, items: list, args: tuple, workers: int) -> Iterator:
+def _run(fn: Callable, items: list, args: tuple, workers: int, started: Callable | None = None) -> Iterator:
     """fn(item, *args) for each item, in input order, by `workers` processes; at most a few
-    chunks per worker in flight, so memory stays flat however many items there are."""
+    chunks per worker in flight, so memory stays flat however many items there are.
+    `started()` is called once the workers exist (or at once, without workers)."""
     if workers <= 1 or len(items) < 2:
+        if started:
+            started()
         for item in items:
             yield fn(item, *args)
         return
     chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
-    ctx = multiprocessing.get_context("spawn")
+    # fork is cheapest (workers inherit the imports, no start-up cost per worker) but is only
+    # safe before TensorFlow has started its threads in this process; else a clean forkserver.
+    method = "fork" if "tensorflow" not in sys.modules and os.name == "posix" else "forkserver"
+    ctx = multiprocessing.get_context(method)
     with ProcessPoolExecutor(workers, ctx, _init_worker, (fn, args)) as pool:
         pending: deque[Future] = deque()
         try:
             for chunk in chunks:
                 pending.append(pool.submit(_work, chunk))
+                if started and len(pending) == 1:
+                    started()  # with fork, every worker now exists
                 if len(pending) >= 3 * workers:
                     yield from pending.popleft().result()
             while pending:
@@ -278,6 +291,13 @@ class _Writer:
     def __init__(self, catalog: Catalog, embedder: Embedder | None, report: IndexReport) -> None:
         self.catalog, self.embedder, self.report = catalog, embedder, report
         self.buffer: list[ImageRecord] = []
+        self._warming: threading.Thread | None = None
+
+    def warm_up(self) -> None:
+        """Load the model in a thread while the workers decode the first files."""
+        blank = np.zeros((self.embedder.input_size, self.embedder.input_size, 3), np.uint8)
+        self._warming = threading.Thread(target=self.embedder.embed, args=([blank],), daemon=True)
+        self._warming.start()
 
     def add(self, record: ImageRecord) -> None:
         if record.error:
@@ -291,6 +311,9 @@ class _Writer:
         if not self.buffer:
             return
         if self.embedder is not None:
+            if self._warming is not None:
+                self._warming.join()
+                self._warming = None
             ok = [r for r in self.buffer if not r.error]
             if ok:
                 vectors = self.embedder.embed([r.pixels for r in ok])  # type: ignore[attr-defined]

@@ -72,19 +72,24 @@ def spurious(src: NDArray[np.int64], dst: NDArray[np.int64], planted: scale_data
 # --- neardup ---------------------------------------------------------------------------------
 
 def neardup_job(job: dict, emit: Emit) -> None:
-    import faiss
-
-    from neardup.search.duplicates import _single_linkage
-    from neardup.storage.vectors import build_binary, build_float, knn, within
+    from neardup.storage.vectors import build_binary, build_float
 
     kind, n = job["kind"], job["n"]
     data, planted = collection(kind, n, job["seed"])
     ids = np.arange(n, dtype=np.int64)
     emit({"data_mb": proc_status_mb("VmRSS")})
-
     start = time.perf_counter()
     index = build_binary(ids, data) if kind == "binary" else build_float(ids, data)
     emit({"build_s": time.perf_counter() - start, "index_mb": proc_status_mb("VmRSS")})
+    emit(neardup_latency(index, data, job))
+    neardup_duplicates(index, data, planted, job, emit)
+
+
+def neardup_latency(index, data: NDArray, job: dict) -> dict:
+    """Median ms of single ``knn`` queries, on FAISS's default OpenMP threads and on one thread."""
+    import faiss
+
+    from neardup.storage.vectors import knn
 
     queries, rows = scale_data.query_rows(data, WARMUP + job["queries"], seed=job["seed"])
     p50, p90 = median_latency_ms(lambda q: knn(index, q, job["k"]), queries)
@@ -93,9 +98,18 @@ def neardup_job(job: dict, emit: Emit) -> None:
     p50_1, _ = median_latency_ms(lambda q: knn(index, q, job["k"]), queries)
     faiss.omp_set_num_threads(threads)
     top1 = np.mean([hits[0].image_id == r for hits, r in zip(knn(index, queries, 1), rows)])
-    emit({"query_ms": p50, "query_p90_ms": p90, "query_1thread_ms": p50_1, "omp_threads": threads,
-          "top1": float(top1)})
+    return {"query_ms": p50, "query_p90_ms": p90, "query_1thread_ms": p50_1, "omp_threads": threads,
+            "top1": float(top1)}
 
+
+def neardup_duplicates(index, data: NDArray, planted: scale_data.Planted, job: dict, emit: Emit) -> None:
+    """``within`` + ``_single_linkage`` as find_duplicates runs them; extrapolated from the first
+    ``probe`` queries when those predict more than ``full_limit`` seconds for all N."""
+    from neardup.search.duplicates import _single_linkage
+    from neardup.storage.vectors import within
+
+    kind, n = job["kind"], len(data)
+    ids = np.arange(n, dtype=np.int64)
     limit = job["threshold"] if kind == "float" else int(job["threshold"])
     batch = 4096 if kind == "binary" else 1024    # as find_duplicates calls within
     probe = min(job["probe"], n)
@@ -105,24 +119,21 @@ def neardup_job(job: dict, emit: Emit) -> None:
     estimate = probe_s * n / probe
     emit({"probe_queries": probe, "probe_s": probe_s, "probe_estimate_s": estimate})
     extrapolated = probe < n and estimate > job["full_limit"]
+    within_s = estimate
     if probe < n and not extrapolated:
         start = time.perf_counter()
         edges = within(index, data, ids, limit, batch=batch)
         within_s = time.perf_counter() - start
-    else:
-        within_s = estimate
     emit({"within_s": within_s, "extrapolated": extrapolated, "within_peak_mb": proc_status_mb("VmHWM")})
 
     start = time.perf_counter()
     cost = edges.value if kind == "binary" else -edges.value
     clusters = _single_linkage(list(zip(edges.src.tolist(), edges.dst.tolist(), cost.tolist())))
-    group_s = time.perf_counter() - start
-    scale = n / probe if extrapolated else 1.0
+    group_s = (time.perf_counter() - start) * (n / probe if extrapolated else 1.0)
     emit({
-        "group_s": group_s * scale, "dups_s": within_s + group_s * scale, "pairs": len(edges.src),
+        "group_s": group_s, "dups_s": within_s + group_s, "pairs": len(edges.src),
         "recall": planted_recall(clusters, planted, below=probe if extrapolated else None),
-        "spurious": spurious(edges.src, edges.dst, planted), "groups": len(clusters),
-        "status": "ok",
+        "spurious": spurious(edges.src, edges.dst, planted), "groups": len(clusters), "status": "ok",
     })
 
 

@@ -53,9 +53,11 @@ def _row(r: dict, meta: dict) -> str:
     peak = r.get("peak_mb") if ok else r.get("query_peak_mb")
     peak_text = _num(peak, 0) if ok else (f"({_num(peak, 0)} query only)" if peak else "—")
     ms = {k: r[k] * 1e3 if k in r else None for k in ("build_s", "group_s")}
+    approx, probe = ("≈", " (probe)") if r.get("extrapolated") else ("", "")
+    grouping = approx + _num(ms["group_s"]) if ok else "—"
+    pairs = f"{r['pairs']:,}{probe}" if ok else "—"
     return (f"| {r['n']:,} | {LABELS[r['method']]} | {_num(ms['build_s'])} | {_num(r.get('query_ms'))} "
-            f"| {_num(r.get('query_1thread_ms'))} | {outcome(r, meta)} | {_num(ms['group_s']) if ok else '—'} "
-            f"| {r['pairs'] if ok else '—'} "
+            f"| {_num(r.get('query_1thread_ms'))} | {outcome(r, meta)} | {grouping} | {pairs} "
             f"| {recall} | {r['spurious'] if ok else '—'} | {peak_text} |")
 
 
@@ -104,7 +106,7 @@ STYLE = {("neardup", "binary"): ("tab:blue", "o", "-"), ("neardup", "float"): ("
 
 def _series(records: Sequence[dict], method: str, kind: str, key: str) -> list[dict]:
     return sorted((r for r in records if r["method"] == method and r["kind"] == kind and r.get(key) is not None
-                   and (key == "query_ms" or r.get("status") == "ok")), key=lambda r: r["n"])
+                   and (key.startswith("query") or r.get("status") == "ok")), key=lambda r: r["n"])
 
 
 def _failures(records: Sequence[dict], kind: str) -> list[dict]:
@@ -129,6 +131,13 @@ def time_chart(records: Sequence[dict], meta: dict, path: Path) -> None:
     ax.set_yscale("log")
     for kind, raise_by in (("binary", 0), ("float", 40)):
         colour = STYLE[("brute", kind)][0]
+        big = next((r for r in sorted(records, key=lambda r: r["n"])
+                    if r["method"] == "brute" and r["kind"] == kind and r.get("status") == "too_big"), None)
+        if big and not _failures(records, kind):
+            ax.axvline(big["n"], color=colour, ls=":", lw=1)
+            ax.annotate(f"all-pairs {kind}: N×N matrix\nneeds {matrix_gib(big['n']):.0f} GiB at {big['n']:,}",
+                        (big["n"], ax.get_ylim()[0]), textcoords="offset points", xytext=(4, 10 + raise_by),
+                        color=colour, fontsize=8)
         for r in _failures(records, kind):
             ax.axvline(r["n"], color=colour, ls=":", lw=1)
             word = {"oom": "out of memory", "timeout": "over time", "crashed": "crashed"}[r["status"]]
@@ -179,6 +188,10 @@ def latency_chart(records: Sequence[dict], meta: dict, path: Path) -> None:
         if pts:
             ax.plot([r["n"] for r in pts], [r["query_ms"] for r in pts], line, color=colour, marker=marker,
                     label=f"{names[method]}, {kind}")
+        one = _series(records, method, kind, "query_1thread_ms")
+        if one:
+            ax.plot([r["n"] for r in one], [r["query_1thread_ms"] for r in one], ":", color=colour, marker=marker,
+                    mfc="none", label=f"{names[method]}, {kind}, 1 OpenMP thread")
     ax.set(xscale="log", yscale="log", xlabel="collection size N", ylabel="one query, median ms",
            title=f"Query latency vs N (k=10, median of {meta['queries']} warm single queries)")
     ax.grid(True, which="both", alpha=0.3)
