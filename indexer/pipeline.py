@@ -308,12 +308,12 @@ class _Writer:
             self.flush()
 
     def flush(self) -> None:
+        if self._warming is not None:  # never let two threads import TensorFlow at once
+            self._warming.join()
+            self._warming = None
         if not self.buffer:
             return
         if self.embedder is not None:
-            if self._warming is not None:
-                self._warming.join()
-                self._warming = None
             ok = [r for r in self.buffer if not r.error]
             if ok:
                 vectors = self.embedder.embed([r.pixels for r in ok])  # type: ignore[attr-defined]

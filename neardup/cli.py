@@ -106,8 +106,9 @@ def index(paths: tuple[str, ...], db: str, workers: int | None, embedder: str | 
         sys.exit(130)
     if report.decoded == 0:
         click.echo(f"nothing to decode: {report.unchanged} files unchanged", err=True)
+    speed = f" ({rate:.1f} files/s)" if report.decoded else ""
     click.echo(
-        f"indexed in {report.seconds:.1f} s ({rate:.1f} files/s): {report.new} new, {report.changed} changed, "
+        f"indexed in {report.seconds:.1f} s{speed}: {report.new} new, {report.changed} changed, "
         f"{report.unchanged} unchanged, {report.moved} moved, {report.removed} removed, {report.failed} failed"
         + (f", {report.embedded} embedded" if report.embedded else ""),
         err=True,

@@ -138,3 +138,16 @@ def test_auto_duplicates_with_cnn_group_exactly_the_made_copies(indexed) -> None
         frozenset({"chelsea.jpg", "chelsea_q40.jpg"}),
         frozenset({"rocket.jpg", "rocket_copy.jpg"}),
     }
+
+
+def test_cli_reembed_of_an_unchanged_folder_in_a_fresh_process(tmp_path) -> None:
+    folder = tmp_path / "p"
+    save(scene(5), folder / "a.png")
+    db = tmp_path / "r.db"
+    cli = [sys.executable, "-m", "neardup.cli", "index", str(folder), "--db", str(db), "-q", "--workers", "2"]
+    subprocess.run([*cli, "--embedder", "none"], check=True, capture_output=True)
+    refused = subprocess.run([*cli, "--embedder", "cnn"], capture_output=True, text=True)
+    assert refused.returncode == 1 and "--reembed" in refused.stderr
+    done = subprocess.run([*cli, "--embedder", "cnn", "--reembed"], capture_output=True, text=True)
+    assert done.returncode == 0 and "Traceback" not in done.stderr
+    assert "nothing to decode" in done.stderr and "1 embedded" in done.stderr
