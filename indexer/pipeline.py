@@ -198,7 +198,7 @@ def index_paths(
     progress.start(len(todo))
     try:
         embed_size = embedder.input_size if embedder is not None else None
-        started_pool = writer.warm_up if embedder is not None else None
+        started_pool = writer.warm_up if embedder is not None and todo else None
         for result in _run(process_file, todo, (catalog.settings, orphans, embed_size), workers, started_pool):
             if isinstance(result, Moved):
                 catalog.move(result.image_id, result.entry.path, result.entry.size, result.entry.mtime_ns)
