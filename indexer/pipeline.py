@@ -167,8 +167,12 @@ def index_paths(
     workers: int = 1,
     embedder: Embedder | None = None,
     progress: Progress | None = None,
+    fork: bool = False,
 ) -> IndexReport:
     """Bring the catalog up to date with the image files under `paths`.
+
+    `fork=True` forks the workers (instant start) and is only for a process that has not run
+    FAISS, OpenCV or TensorFlow code yet, such as the CLI; otherwise a forkserver starts them.
 
     Unchanged files (same size and mtime) are not read; changed and new files are decoded
     and hashed by `workers` processes; files that vanished from under `paths` are removed,
@@ -199,7 +203,8 @@ def index_paths(
     try:
         embed_size = embedder.input_size if embedder is not None else None
         started_pool = writer.warm_up if embedder is not None and todo else None
-        for result in _run(process_file, todo, (catalog.settings, orphans, embed_size), workers, started_pool):
+        work = (catalog.settings, orphans, embed_size)
+        for result in _run(process_file, todo, work, workers, started_pool, fork):
             if isinstance(result, Moved):
                 catalog.move(result.image_id, result.entry.path, result.entry.size, result.entry.mtime_ns)
                 moved.add(result.image_id)
@@ -254,7 +259,9 @@ def embed_missing(*, catalog: Catalog, embedder: Embedder, workers: int = 1, pro
     return done
 
 
-def _run(fn: Callable, items: list, args: tuple, workers: int, started: Callable | None = None) -> Iterator:
+def _run(
+    fn: Callable, items: list, args: tuple, workers: int, started: Callable | None = None, fork: bool = False
+) -> Iterator:
     """fn(item, *args) for each item, in input order, by `workers` processes; at most a few
     chunks per worker in flight, so memory stays flat however many items there are.
     `started()` is called once the workers exist (or at once, without workers)."""
@@ -265,10 +272,14 @@ def _run(fn: Callable, items: list, args: tuple, workers: int, started: Callable
             yield fn(item, *args)
         return
     chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
-    # fork is cheapest (workers inherit the imports, no start-up cost per worker) but is only
-    # safe before TensorFlow has started its threads in this process; else a clean forkserver.
-    method = "fork" if "tensorflow" not in sys.modules and os.name == "posix" else "forkserver"
-    ctx = multiprocessing.get_context(method)
+    # fork is cheapest (workers inherit the imports) but only safe in a process whose thread
+    # pools (OpenMP in FAISS, OpenCV, TensorFlow) never ran: a forked child can deadlock on
+    # their locks. Elsewhere workers come from a clean forkserver that imports neardup once.
+    if fork and "tensorflow" not in sys.modules:
+        ctx = multiprocessing.get_context("fork")
+    else:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload([__name__])
     with ProcessPoolExecutor(workers, ctx, _init_worker, (fn, args)) as pool:
         pending: deque[Future] = deque()
         try:

@@ -101,13 +101,18 @@ class Collection:
         return self.catalog.path
 
     def index(
-        self, paths: Sequence[str | Path], *, workers: int | None = None, progress: Progress | None = None
+        self,
+        paths: Sequence[str | Path],
+        *,
+        workers: int | None = None,
+        progress: Progress | None = None,
+        fork: bool = False,
     ) -> IndexReport:
         """Add new and changed images under `paths`, drop vanished ones; see `index_paths`."""
         workers = workers or os.cpu_count() or 1
         return index_paths(
             [Path(p).expanduser() for p in paths],
-            catalog=self.catalog, workers=workers, embedder=self.embedder, progress=progress,
+            catalog=self.catalog, workers=workers, embedder=self.embedder, progress=progress, fork=fork,
         )
 
     def search(self, image: str | Path | NDArray[np.uint8], *, k: int = 10, by: str = "auto") -> list[Match]:

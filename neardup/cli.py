@@ -99,7 +99,8 @@ def index(paths: tuple[str, ...], db: str, workers: int | None, embedder: str | 
         if not Path(p).expanduser().exists():
             raise CliError(f"no such file or folder: {p}")
     with api.open(db, create=True, embedder=embedder, reembed=reembed) as cat:
-        report = cat.index(paths, workers=workers, progress=_Bar(quiet))
+        # this process has run no FAISS/OpenCV/TensorFlow code yet, so workers may be forked
+        report = cat.index(paths, workers=workers, progress=_Bar(quiet), fork=True)
     rate = report.decoded / report.seconds if report.seconds else 0.0
     if report.interrupted:
         click.echo("interrupted: what was indexed is saved; run the same command again to finish", err=True)
