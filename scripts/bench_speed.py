@@ -98,7 +98,6 @@ def main() -> None:
         env = {**os.environ, "CORPUS_MAX_SIDE": "0"}
         subprocess.run([str(ROOT.parent / "shared" / "data" / "gather_corpus.sh"), str(args.corpus)], check=True, env=env)
     files = select_files(args.corpus, args.min_mp)
-    mp = sum(1 for _ in files)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         listing = tmp / "files.txt"
