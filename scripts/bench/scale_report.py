@@ -91,6 +91,15 @@ def ratio_table(records: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
+def _save(plt, fig, ax, path: Path) -> None:  # noqa: ANN001
+    """The finish every chart shares: log grid, legend, tight layout, PNG at 120 dpi."""
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def _pyplot():  # noqa: ANN202  (matplotlib is a bench-only dependency, imported on use)
     import matplotlib
 
@@ -145,11 +154,7 @@ def time_chart(records: Sequence[dict], meta: dict, path: Path) -> None:
                         textcoords="offset points", xytext=(4, 10 + raise_by), color=colour, fontsize=8)
     ax.set(xscale="log", yscale="log", xlabel="collection size N", ylabel="find all duplicates, seconds",
            title=f"Duplicate finding vs N ({meta['cores']} cores, shared machine)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(plt, fig, ax, path)
 
 
 def memory_chart(records: Sequence[dict], meta: dict, path: Path) -> None:
@@ -171,11 +176,7 @@ def memory_chart(records: Sequence[dict], meta: dict, path: Path) -> None:
     ax.axhline(meta["mem_cap_gib"], color="black", lw=1, label=f"memory cap ({meta['mem_cap_gib']:g} GiB)")
     ax.set(xscale="log", yscale="log", xlabel="collection size N", ylabel="peak RSS, GiB",
            title="Peak memory of duplicate finding vs N")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(plt, fig, ax, path)
 
 
 def latency_chart(records: Sequence[dict], meta: dict, path: Path) -> None:
@@ -194,11 +195,7 @@ def latency_chart(records: Sequence[dict], meta: dict, path: Path) -> None:
                     mfc="none", label=f"{names[method]}, {kind}, 1 OpenMP thread")
     ax.set(xscale="log", yscale="log", xlabel="collection size N", ylabel="one query, median ms",
            title=f"Query latency vs N (k=10, median of {meta['queries']} warm single queries)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(plt, fig, ax, path)
 
 
 CHARTS = {"scale_time.png": time_chart, "scale_memory.png": memory_chart, "scale_latency.png": latency_chart}
