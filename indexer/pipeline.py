@@ -29,6 +29,7 @@ from neardup.storage.settings import CatalogSettings
 
 from .decode import IMAGE_SUFFIXES, UnreadableImageError, decode
 from .embed import Embedder, resize_square
+from .features import FEATURES_ID, orb_features
 from .hashes import compute_hashes, pdq
 
 WRITE_BATCH = 64  # files per catalog transaction
@@ -133,6 +134,8 @@ def process_file(
     pdq_bits, record.quality = pdq(image.pixels)  # PDQ gives the image's quality score too
     if "pdq" in settings.hashes:
         record.hashes["pdq"] = pdq_bits
+    if settings.local_features == FEATURES_ID:
+        record.keypoints = tuple(orb_features(image.pixels))
     if embed_size:
         record.pixels = resize_square(image.pixels, embed_size)  # type: ignore[attr-defined]
     return record

@@ -17,17 +17,20 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from neardup.indexer.features import FEATURES_ID, LocalFeatures
 from neardup.indexer.hashes import HASHES
 from neardup.storage.catalog import Catalog, ImageInfo
 from neardup.storage.vectors import Edges, load_index, nearest, within
 
 from .fusion import CNN_BACKGROUND, CNN_THRESHOLD, auto_confidence, auto_features, auto_scores, similarity_at
 from .query import auto_hash_anchor, check_feature, embedder_name
+from .verify import VERIFY_TOP, inliers, verified_confidence
 
 MIN_QUALITY = 50
 AUTO_THRESHOLD = 0.5  # auto confidence: either kind of evidence passes its own threshold (fusion.py)
 AUTO_SEEDS = ("pdq", "phash256")  # auto's candidate pairs: k-NN in these indexes
 AUTO_K = 16
+VERIFY_BATCH = 2048  # candidate pairs verified per batch (their keypoints: <= 4096 images x 18 KB)
 
 
 @dataclass(frozen=True)
@@ -89,15 +92,24 @@ def _vector_edges(catalog: Catalog, model: str, threshold: float) -> Edges:
 
 def _auto_edges(catalog: Catalog, threshold: float) -> Edges:
     """Candidate pairs (each image's nearest neighbours by the seed hashes, and every pair whose
-    CNN cosine alone could pass), kept where the auto confidence reaches `threshold`."""
+    CNN cosine alone could pass), kept where the auto confidence reaches `threshold`; each
+    image's VERIFY_TOP nearest neighbours by the CNN (else by the first seed hash) that fall
+    short of it are verified geometrically (`verify`)."""
     weights = auto_features(catalog.settings.hashes)
     found = []
     for algo in (a for a in AUTO_SEEDS if a in weights):
         ids, codes = catalog.hashes(algo)
         found.append(nearest(load_index(catalog, algo, binary=True), codes, ids, AUTO_K))
+    to_verify = found[0] if found else None
     model = embedder_name(catalog)
     if model:
         found.append(_vector_edges(catalog, model, similarity_at(threshold, CNN_BACKGROUND, CNN_THRESHOLD)))
+        ids, vectors = catalog.vectors(model)
+        to_verify = nearest(load_index(catalog, model, binary=False), vectors, ids, VERIFY_TOP) if len(ids) else None
+    if to_verify is not None and catalog.settings.local_features == FEATURES_ID:
+        found.append(to_verify)
+    else:
+        to_verify = None
     src = np.concatenate([e.src for e in found])
     dst = np.concatenate([e.dst for e in found])
     pairs = np.unique(np.stack([src, dst], axis=1), axis=0) if len(src) else np.zeros((0, 2), np.int64)
@@ -112,8 +124,28 @@ def _auto_edges(catalog: Catalog, threshold: float) -> Edges:
         vectors = catalog.vectors_of(ids, model)
         cosine = np.einsum("ij,ij->i", _rows(vectors, pairs[:, 0]), _rows(vectors, pairs[:, 1]))
     scores = auto_confidence(auto_scores(left, right, weights), cosine, auto_hash_anchor(weights))
+    if to_verify is not None:
+        scores = _verify_pairs(catalog, pairs, scores, to_verify, threshold)
     keep = scores >= threshold
     return Edges(pairs[keep, 0], pairs[keep, 1], scores[keep].astype(np.float32))
+
+
+def _verify_pairs(
+    catalog: Catalog, pairs: NDArray[np.int64], scores: NDArray[np.float64], candidates: Edges, threshold: float
+) -> NDArray[np.float64]:
+    """Raise the scores of `candidates` pairs still below `threshold` by geometric verification."""
+    wanted = {(int(a), int(b)) for a, b in zip(candidates.src, candidates.dst)}
+    todo = [i for i, (a, b) in enumerate(pairs.tolist()) if (a, b) in wanted and scores[i] < threshold]
+    scores = scores.copy()
+    for start in range(0, len(todo), VERIFY_BATCH):  # keypoints of a batch's images only in memory
+        batch = todo[start : start + VERIFY_BATCH]
+        stored = catalog.keypoints_of(np.unique(pairs[batch]).tolist())
+        for i in batch:
+            a, b = int(pairs[i, 0]), int(pairs[i, 1])
+            if a in stored and b in stored:
+                count = inliers(LocalFeatures(*stored[a]), LocalFeatures(*stored[b]))
+                scores[i] = max(scores[i], float(verified_confidence(count)))
+    return scores
 
 
 def _rows(values: dict[int, NDArray], ids: NDArray[np.int64]) -> NDArray:

@@ -10,11 +10,14 @@ from numpy.typing import NDArray
 
 from neardup.indexer.decode import decode, fit
 from neardup.indexer.embed import Embedder
+from neardup.indexer.features import FEATURES_ID, LocalFeatures, orb_features
 from neardup.indexer.hashes import HASHES, compute_hashes
 from neardup.storage.catalog import Catalog
 from neardup.storage.vectors import knn, load_index
 
 from .fusion import auto_confidence, auto_features, auto_scores, hash_threshold
+from .regions import enlarge, query_variants
+from .verify import VERIFY_TOP, best_inliers, verified_confidence
 
 AUTO_POOL = 64  # candidates taken from each index before auto re-scores them
 AUTO_SEEDS = ("pdq", "phash256", "dhash", "whash")  # hash indexes auto takes candidates from
@@ -104,15 +107,21 @@ def _search_vectors(pixels: NDArray[np.uint8], catalog: Catalog, by: str, k: int
 def _search_auto(
     hashes: dict[str, NDArray[np.uint8]], pixels: NDArray[np.uint8], catalog: Catalog, k: int, embedder: Embedder | None
 ) -> list[Match]:
-    """Candidates from the hash indexes and the CNN index, re-scored by the auto confidence."""
+    """Candidates from the hash indexes and the CNN index for every query variant (as given,
+    mirrored, its content box), re-scored by the auto confidence (each candidate's best over
+    the variants), the best few raised by geometric verification."""
     weights = auto_features(catalog.settings.hashes)
+    variants = query_variants(pixels)
+    variant_hashes = [hashes, *(compute_hashes(v, list(weights)) for v in variants[1:])]
     pool: set[int] = set()
     for name in (n for n in AUTO_SEEDS if n in weights):
         index = load_index(catalog, name, binary=True)
-        pool.update(n.image_id for n in knn(index, hashes[name][None, :], max(k, AUTO_POOL))[0])
+        codes = np.stack([h[name] for h in variant_hashes])
+        for found in knn(index, codes, max(k, AUTO_POOL)):
+            pool.update(n.image_id for n in found)
     model = embedder_name(catalog) if embedder is not None else None
     if model:
-        query_vectors = embedder.embed(query_variants(pixels))
+        query_vectors = embedder.embed(variants)
         index = load_index(catalog, model, binary=False)
         for found in knn(index, query_vectors, max(k, AUTO_POOL)):
             pool.update(n.image_id for n in found)
@@ -121,23 +130,38 @@ def _search_auto(
         return []
     stored = {name: catalog.hashes_of(ids, name) for name in weights}
     candidates = {name: np.stack([stored[name][i] for i in ids]) for name in weights}
-    similarity = auto_scores(hashes, candidates, weights)
+    similarity = np.max([auto_scores(h, candidates, weights) for h in variant_hashes], axis=0)
     cosine = None
     if model:
         vectors = catalog.vectors_of(ids, model)
         matrix = np.stack([vectors.get(i, np.zeros(query_vectors.shape[1], np.float32)) for i in ids])
         cosine = (matrix @ query_vectors.T).max(axis=1)
     scores = auto_confidence(similarity, cosine, auto_hash_anchor(weights))
+    if catalog.settings.local_features == FEATURES_ID:
+        scores = _verify_top(variants, ids, scores, catalog)
     order = np.argsort(-scores, kind="stable")[:k]
     info = catalog.images(ids[i] for i in order)
     return [Match(ids[i], info[ids[i]].path, float(scores[i]), float(1.0 - scores[i]), "auto") for i in order]
 
 
+def _verify_top(
+    variants: list[NDArray[np.uint8]], ids: list[int], scores: NDArray[np.float64], catalog: Catalog
+) -> NDArray[np.float64]:
+    """Raise the scores of the VERIFY_TOP best candidates by their geometric verification."""
+    top = np.argsort(-scores, kind="stable")[:VERIFY_TOP]
+    stored = catalog.keypoints_of([ids[i] for i in top])
+    if not stored:
+        return scores
+    side = catalog.settings.decode_side
+    features = [orb_features(enlarge(v, side)) for v in variants]
+    scores = scores.copy()
+    for i in top:
+        if ids[i] in stored:
+            evidence = verified_confidence(best_inliers(features, LocalFeatures(*stored[ids[i]])))
+            scores[i] = max(scores[i], float(evidence))
+    return scores
+
+
 def auto_hash_anchor(weights: dict[str, float]) -> float:
     names = list(weights)
     return hash_threshold(weights, {n: HASHES[n].threshold for n in names}, {n: HASHES[n].bits for n in names})
-
-
-def query_variants(pixels: NDArray[np.uint8]) -> list[NDArray[np.uint8]]:
-    """The query and its mirror image: the CNN score of a candidate is its best over both."""
-    return [pixels, np.ascontiguousarray(pixels[:, ::-1])]

@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 from sqlalchemy import Integer, String, cast, create_engine, delete, event, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from .models import Base, Hash, Image, Setting, Vector
+from .models import Base, Hash, Image, Keypoints, Setting, Vector
 from .settings import CatalogMismatchError, CatalogSettings
 
 
@@ -51,7 +51,8 @@ class ImageRecord:
     """A fully processed file, ready to be written in one transaction.
 
     `hashes` maps algorithm name -> packed bits (uint8 array); `vectors` maps model name ->
-    (D,) float32 L2-normalised vector, stored as float16. A failed file has `error` set and
+    (D,) float32 L2-normalised vector, stored as float16; `keypoints` is (points (n, 2) float32,
+    descriptors (n, 32) uint8), points stored as float16. A failed file has `error` set and
     no hashes.
     """
 
@@ -66,6 +67,7 @@ class ImageRecord:
     error: str | None = None
     hashes: dict[str, NDArray[np.uint8]] = field(default_factory=dict)
     vectors: dict[str, NDArray[np.float32]] = field(default_factory=dict)
+    keypoints: tuple[NDArray[np.float32], NDArray[np.uint8]] | None = None
 
 
 def _pragmas(dbapi_connection, _record) -> None:
@@ -208,6 +210,16 @@ class Catalog:
                 out.update({r[0]: np.frombuffer(r[1], "<f2").astype(np.float32) for r in s.execute(q)})
         return out
 
+    def keypoints_of(self, ids: Sequence[int]) -> dict[int, tuple[NDArray[np.float32], NDArray[np.uint8]]]:
+        """Stored local features (points (n, 2) float32, descriptors (n, 32) uint8) of the given ids."""
+        out: dict[int, tuple[NDArray[np.float32], NDArray[np.uint8]]] = {}
+        with self._session() as s:
+            for chunk in _chunks([int(i) for i in ids], 900):
+                q = select(Keypoints.image_id, Keypoints.points, Keypoints.descriptors).where(
+                    Keypoints.image_id.in_(chunk))
+                out.update({r[0]: _keypoints(r[1], r[2]) for r in s.execute(q)})
+        return out
+
     def same_content_groups(self) -> list[list[int]]:
         """Ids of images sharing one sha256 (exact copies), groups of two or more."""
         dup = (
@@ -232,12 +244,14 @@ class Catalog:
             by_status = dict(s.execute(select(Image.status, func.count()).group_by(Image.status)).all())
             hashes = dict(s.execute(select(Hash.algo, func.count()).group_by(Hash.algo)).all())
             vectors = dict(s.execute(select(Vector.model, func.count()).group_by(Vector.model)).all())
+            keypoints = s.scalar(select(func.count()).select_from(Keypoints))
         return {
             "images": sum(by_status.values()),
             "ok": by_status.get("ok", 0),
             "failed": by_status.get("failed", 0),
             **{f"hashes.{k}": v for k, v in hashes.items()},
             **{f"vectors.{k}": v for k, v in vectors.items()},
+            **({"keypoints": keypoints} if keypoints else {}),
         }
 
     def failures(self) -> list[tuple[str, str]]:
@@ -265,6 +279,10 @@ class Catalog:
                 )
                 img.hashes = [Hash(algo=a, bits=np.ascontiguousarray(b, np.uint8).tobytes()) for a, b in r.hashes.items()]
                 img.vectors = [Vector(model=m, data=np.asarray(v, "<f2").tobytes()) for m, v in r.vectors.items()]
+                if r.keypoints is not None:
+                    points, descriptors = r.keypoints
+                    img.keypoints = Keypoints(points=np.asarray(points, "<f2").tobytes(),
+                                              descriptors=np.ascontiguousarray(descriptors, np.uint8).tobytes())
                 s.add(img)
             _bump(s)
 
@@ -276,6 +294,8 @@ class Catalog:
             record.format, record.quality = src.format, src.quality
             record.hashes = {h.algo: np.frombuffer(h.bits, np.uint8) for h in src.hashes}
             record.vectors = {v.model: np.frombuffer(v.data, "<f2").astype(np.float32) for v in src.vectors}
+            if src.keypoints is not None:
+                record.keypoints = _keypoints(src.keypoints.points, src.keypoints.descriptors)
         self.write([record])
 
     def move(self, image_id: int, path: str, size: int, mtime_ns: int) -> None:
@@ -312,6 +332,11 @@ class Catalog:
             for chunk in _chunks(ids, 900):
                 s.execute(delete(Image).where(Image.id.in_(chunk)))
             _bump(s)
+
+
+def _keypoints(points: bytes, descriptors: bytes) -> tuple[NDArray[np.float32], NDArray[np.uint8]]:
+    return (np.frombuffer(points, "<f2").astype(np.float32).reshape(-1, 2),
+            np.frombuffer(descriptors, np.uint8).reshape(-1, 32))
 
 
 def _engine(path: Path):

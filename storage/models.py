@@ -41,6 +41,9 @@ class Image(Base):
     vectors: Mapped[list[Vector]] = relationship(
         back_populates="image", cascade="all, delete-orphan", passive_deletes=True
     )
+    keypoints: Mapped[Keypoints | None] = relationship(
+        back_populates="image", cascade="all, delete-orphan", passive_deletes=True
+    )
 
 
 class Hash(Base):
@@ -69,6 +72,21 @@ class Vector(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
     image: Mapped[Image] = relationship(back_populates="vectors")
+
+
+class Keypoints(Base):
+    """Local features of an image (`indexer.features`): `points` holds (n, 2) x, y as float16
+    in pixels of the decoded image, `descriptors` (n, 32) uint8 binary descriptors."""
+
+    __tablename__ = "keypoints"
+
+    image_id: Mapped[int] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
+    )
+    points: Mapped[bytes] = mapped_column(LargeBinary)
+    descriptors: Mapped[bytes] = mapped_column(LargeBinary)
+
+    image: Mapped[Image] = relationship(back_populates="keypoints")
 
 
 class Setting(Base):

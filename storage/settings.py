@@ -25,6 +25,7 @@ class CatalogSettings:
     hashes: tuple[str, ...] = ALL_HASHES
     hash_version: int = 1
     decode_side: int = 384
+    local_features: str | None = "orb-500-v1"  # = indexer.features.FEATURES_ID; None: none stored
     embedder: str = "none"
     model_id: str | None = None
     model_version: int | None = None
@@ -48,6 +49,7 @@ class CatalogSettings:
                 "upgrade neardup"
             )
         raw["hashes"] = tuple(raw.get("hashes", ALL_HASHES))
+        raw.setdefault("local_features", None)  # catalogs made before keypoints were stored
         return cls(**raw)
 
     def differences(self, other: CatalogSettings) -> dict[str, tuple[object, object]]:

@@ -1,0 +1,67 @@
+"""Geometric verification: do two images share many local features in one consistent geometry?
+
+Global scores (hash similarity, CNN cosine) rank candidates well but are poorly calibrated for
+crops, rotations, borders, overlays and screenshots: a true cropped copy and an unrelated
+look-alike can score the same. Here each candidate's stored ORB keypoints
+(`neardup.indexer.features`) are matched to the query's (nearest Hamming descriptor, Lowe's
+ratio test 0.8), and RANSAC fits one homography to the matched positions; the number of
+matches it explains (inliers) is the evidence. The query is matched as given and mirrored,
+keeping the better, so a flipped copy verifies too (and so does the picture inside a
+screenshot, matched through the query's content box: `regions.query_variants`).
+
+Inliers map onto the confidence scale of `fusion`: fewer than VERIFY_THRESHOLD -> no
+evidence (the global score stands), VERIFY_THRESHOLD -> 0.5 (a match), VERIFY_FULL or more
+-> VERIFY_CEILING (0.95; with 1.0 μAP moved by 0.003). Measured on the project benchmark (600 references, 2,400 positive and 1,600 negative
+queries, the top 5 auto candidates of each): 87.9 % of true candidates reach 16 inliers;
+99 % of wrong candidates stay below 19 (the rest are mostly real partial copies: variants of
+one clip-art stamp, astrophotos sharing a star field). Re-scoring with thresholds 12–24
+changed μAP by at most 0.002, so the value is not tuned to one set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from neardup.indexer.features import LocalFeatures
+
+VERIFY_THRESHOLD = 16  # RANSAC inliers that make a match (confidence 0.5)
+VERIFY_FULL = 128  # inliers at the highest verified confidence, VERIFY_CEILING
+VERIFY_CEILING = 0.95  # geometry alone never says "identical": an exact hash match still ranks first
+VERIFY_TOP = 5  # candidates verified per query
+_RATIO = 0.8
+_REPROJECTION_PX = 6.0  # RANSAC tolerance, in pixels of the decoded (384-pixel) images
+_MIN_MATCHES = 6
+
+_matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+
+
+def inliers(query: LocalFeatures, candidate: LocalFeatures) -> int:
+    """Matches between the two keypoint sets that one RANSAC homography explains (0 if none)."""
+    (qp, qd), (cp, cd) = query, candidate
+    if len(qd) < _MIN_MATCHES or len(cd) < 2:
+        return 0
+    pairs = _matcher.knnMatch(qd, cd, k=2)
+    good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < _RATIO * m[1].distance]
+    if len(good) < _MIN_MATCHES:
+        return 0
+    src = qp[[m.queryIdx for m in good]]
+    dst = cp[[m.trainIdx for m in good]]
+    _, mask = cv2.findHomography(src, dst, cv2.RANSAC, _REPROJECTION_PX)
+    return 0 if mask is None else int(mask.sum())
+
+
+def best_inliers(queries: Sequence[LocalFeatures], candidate: LocalFeatures) -> int:
+    """The most inliers any of the query's variants (as given, mirrored, …) has with `candidate`."""
+    return max((inliers(q, candidate) for q in queries), default=0)
+
+
+def verified_confidence(count: NDArray[np.integer] | int) -> NDArray[np.float64]:
+    """Inlier counts -> confidence: 0 below VERIFY_THRESHOLD, then 0.5 rising to VERIFY_CEILING
+    at VERIFY_FULL."""
+    n = np.asarray(count, dtype=np.float64)
+    rising = 0.5 + (VERIFY_CEILING - 0.5) * np.clip((n - VERIFY_THRESHOLD) / (VERIFY_FULL - VERIFY_THRESHOLD), 0.0, 1.0)
+    return np.where(n >= VERIFY_THRESHOLD, rising, 0.0)

@@ -1,0 +1,151 @@
+"""Local features (indexer.features) and geometric verification (search.verify), alone and in auto."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+import neardup
+from neardup.indexer.features import FEATURES_ID, LocalFeatures, mirrored, orb_features
+from neardup.indexer.pipeline import index_paths
+from neardup.search.duplicates import find_duplicates
+from neardup.search.verify import VERIFY_CEILING, VERIFY_FULL, VERIFY_THRESHOLD, best_inliers, inliers, verified_confidence
+from neardup.storage.catalog import Catalog
+from neardup.storage.settings import CatalogSettings
+
+from conftest import PHOTOS, photo, save, scene
+
+
+def fit384(rgb: np.ndarray) -> np.ndarray:
+    """As the indexer sees an image: longest side 384."""
+    scale = 384 / max(rgb.shape[:2])
+    return cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+
+
+def rotated_crop(rgb: np.ndarray, degrees: float = 12.0, keep: float = 0.7) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    turned = cv2.warpAffine(rgb, cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0), (w, h))
+    dy, dx = int(h * (1 - keep) / 2), int(w * (1 - keep) / 2)
+    return np.ascontiguousarray(turned[dy : h - dy, dx : w - dx])
+
+
+def screenshot(rgb: np.ndarray, *, fill: float = 0.3) -> np.ndarray:
+    """``rgb`` scaled to ``fill`` of a 1024x720 fake app window with a title bar, sidebar and text."""
+    window = Image.new("RGB", (1024, 720), (245, 245, 247))
+    draw = ImageDraw.Draw(window)
+    draw.rectangle((0, 0, 1024, 34), fill=(70, 90, 160))
+    draw.rectangle((0, 34, 180, 720), fill=(225, 225, 230))
+    for row in range(12):
+        draw.text((12, 50 + 40 * row), f"Folder {row}", fill=(60, 60, 60))
+    scale = (fill * 1024 * 720 / (rgb.shape[0] * rgb.shape[1])) ** 0.5
+    picture = Image.fromarray(rgb).resize((round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)))
+    window.paste(picture, (200, 60))
+    return np.asarray(window)
+
+
+def test_orb_features_shapes_and_bad_input() -> None:
+    features = orb_features(photo("chelsea"))
+    assert 100 < len(features.points) <= 500
+    assert features.points.dtype == np.float32 and features.points.shape[1] == 2
+    assert features.descriptors.dtype == np.uint8 and features.descriptors.shape == (len(features.points), 32)
+    flat = orb_features(np.full((64, 64, 3), 128, np.uint8))
+    assert flat.points.shape == (0, 2) and flat.descriptors.shape == (0, 32)
+    with pytest.raises(ValueError, match="uint8"):
+        orb_features(np.zeros((10, 10, 3), np.float32))
+
+
+@pytest.mark.parametrize("name", PHOTOS)
+def test_a_rotated_crop_verifies_and_other_photos_do_not(name: str) -> None:
+    original = orb_features(fit384(photo(name)))
+    copy = orb_features(fit384(rotated_crop(photo(name))))
+    assert inliers(copy, original) >= VERIFY_THRESHOLD
+    for other in (p for p in PHOTOS if p != name):
+        assert inliers(copy, orb_features(fit384(photo(other)))) < VERIFY_THRESHOLD, other
+
+
+def test_a_mirrored_copy_verifies_only_through_the_mirrored_query() -> None:
+    original = orb_features(fit384(photo("astronaut")))
+    flipped = fit384(photo("astronaut"))[:, ::-1]
+    as_given = orb_features(np.ascontiguousarray(flipped))
+    assert inliers(as_given, original) < VERIFY_THRESHOLD
+    assert best_inliers([as_given, orb_features(mirrored(flipped))], original) >= VERIFY_THRESHOLD
+
+
+def test_too_few_keypoints_is_zero_inliers_not_an_error() -> None:
+    empty = LocalFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
+    assert inliers(empty, orb_features(photo("coffee"))) == 0
+    assert inliers(orb_features(photo("coffee")), empty) == 0
+    assert best_inliers([], empty) == 0
+
+
+def test_verified_confidence_anchors() -> None:
+    got = verified_confidence(np.array([0, VERIFY_THRESHOLD - 1, VERIFY_THRESHOLD, VERIFY_FULL, 10 * VERIFY_FULL]))
+    assert got.tolist() == [0.0, 0.0, 0.5, VERIFY_CEILING, VERIFY_CEILING]
+    assert VERIFY_CEILING < 1.0  # an identical image (hash score 1.0) still outranks a verified one
+    middle = float(verified_confidence((VERIFY_THRESHOLD + VERIFY_FULL) // 2))
+    assert 0.5 < middle < VERIFY_CEILING
+
+
+def test_catalog_settings_name_the_features_the_indexer_computes() -> None:
+    assert CatalogSettings().local_features == FEATURES_ID
+    old = CatalogSettings().to_json().replace(f'"local_features": "{FEATURES_ID}", ', "")
+    assert "local_features" not in old
+    assert CatalogSettings.from_json(old).local_features is None  # made before keypoints existed
+
+
+def _catalog(path: Path, folder: Path, *, local_features: str | None = FEATURES_ID) -> Catalog:
+    catalog = Catalog.create(path, replace(CatalogSettings(), local_features=local_features))
+    index_paths([folder], catalog=catalog, workers=1)
+    return catalog
+
+
+def test_indexing_stores_the_keypoints_it_computed(tmp_path, collection) -> None:
+    catalog = _catalog(tmp_path / "cat.db", tmp_path / "photos")
+    ids = {path: state.image_id for path, state in catalog.file_states().items()}
+    stored = catalog.keypoints_of(list(ids.values()))
+    assert len(stored) == len(ids) == catalog.counts()["keypoints"]
+    points, descriptors = stored[ids[str(collection["chelsea"])]]
+    expected = orb_features(fit384(photo("chelsea")))
+    assert np.array_equal(descriptors, expected.descriptors)
+    assert np.allclose(points, expected.points, atol=0.25)  # float16 in storage
+    catalog.close()
+
+
+def test_old_catalogs_without_keypoints_store_none(tmp_path, collection) -> None:
+    catalog = _catalog(tmp_path / "cat.db", tmp_path / "photos", local_features=None)
+    assert catalog.keypoints_of([state.image_id for state in catalog.file_states().values()]) == {}
+    assert "keypoints" not in catalog.counts()
+    catalog.close()
+
+
+def test_auto_search_verifies_a_screenshot_into_a_match(tmp_path, collection) -> None:
+    query = save(screenshot(photo("chelsea")), tmp_path / "shot.png")
+    with_keypoints = neardup.open(tmp_path / "with.db", create=True, embedder="none")
+    with_keypoints.index([tmp_path / "photos"], workers=1)
+    top = with_keypoints.search(query, k=3, by="auto")[0]
+    assert top.path == str(collection["chelsea"]) and top.score >= 0.5
+    without = _catalog(tmp_path / "without.db", tmp_path / "photos", local_features=None)
+    scores = {m.path: m.score for m in neardup.search.query.search(query, catalog=without, by="auto", k=20)}
+    assert scores[str(collection["chelsea"])] < 0.5  # the hashes alone do not call it a match
+    without.close()
+
+
+def test_duplicates_join_a_rotated_crop_only_with_verification(tmp_path) -> None:
+    folder = tmp_path / "photos"
+    for name in PHOTOS:
+        save(photo(name), folder / f"{name}.png")
+    for seed in range(4):
+        save(scene(seed), folder / f"scene{seed}.png")
+    save(rotated_crop(photo("rocket")), folder / "rocket_turned.png")
+    pair = {str(folder / "rocket.png"), str(folder / "rocket_turned.png")}
+    verified = _catalog(tmp_path / "with.db", folder)
+    assert [set(g.members) for g in find_duplicates(catalog=verified)] == [pair]
+    plain = _catalog(tmp_path / "without.db", folder, local_features=None)
+    assert find_duplicates(catalog=plain) == []
+    verified.close()
+    plain.close()
