@@ -30,6 +30,7 @@ __all__ = [
     "ImageShapeError",
     "UnknownEmbedderError",
     "create_embedder",
+    "check_image",
     "l2_normalise",
     "resize_square",
 ]
@@ -114,7 +115,7 @@ class CnnEmbedder:
     def embed(self, images: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
         """N images, each (H, W, 3) uint8 RGB of any size -> (N, 1280) float32, unit L2 norm."""
         for index, image in enumerate(images):
-            _check_image(image, index)
+            check_image(image, index)
         vectors = np.empty((len(images), self.dim), dtype=np.float32)
         for start in range(0, len(images), self.batch_size):
             chunk = images[start : start + self.batch_size]
@@ -143,7 +144,8 @@ class CnnEmbedder:
         return forward
 
 
-def _check_image(image: Any, index: int) -> None:
+def check_image(image: Any, index: int) -> None:
+    """Raise `ImageShapeError` unless `image` (the `index`-th of a batch) is (H, W, 3) uint8."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
         kind = getattr(image, "dtype", type(image).__name__)
         raise ImageShapeError(f"image {index}: expected a uint8 NumPy array, got {kind}")

@@ -11,17 +11,25 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
+from neardup.indexer.autoencoder import AutoencoderConfig, EpochReport
 from neardup.indexer.embed import Embedder, create_embedder
-from neardup.indexer.pipeline import IndexReport, Progress, index_paths
+from neardup.indexer.pipeline import IndexReport, Progress, embed_missing, index_paths
+from neardup.indexer.training import (
+    AUTOENCODER,
+    NotTrainedError,
+    TrainReport,
+    load_autoencoder,
+    train_catalog_autoencoder,
+)
 from neardup.search.duplicates import Group, find_duplicates
-from neardup.search.query import Match, features_of, search
+from neardup.search.query import Match, features_of, search, vector_features
 from neardup.storage.catalog import Catalog
 from neardup.storage.settings import CatalogMismatchError, CatalogSettings
 from neardup.storage.vectors import IndexState, index_states
@@ -36,6 +44,7 @@ class Stats:
     settings: CatalogSettings
     indexes: tuple[IndexState, ...]
     failures: tuple[tuple[str, str], ...]
+    autoencoder: dict | None = None  # the trained model's record (version, config, when, loss)
 
 
 def open(
@@ -88,6 +97,7 @@ class Collection:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self._embedder: Embedder | None = None
+        self._autoencoder: tuple[int, Embedder] | None = None  # (model version, embedder)
 
     @property
     def embedder(self) -> Embedder | None:
@@ -95,6 +105,19 @@ class Collection:
         if self._embedder is None and self.catalog.settings.embedder != "none":
             self._embedder = create_embedder(self.catalog.settings.embedder)
         return self._embedder
+
+    def autoencoder(self) -> Embedder:
+        """The catalog's trained autoencoder (`NotTrainedError` if there is none); reloaded
+        when it has been retrained since."""
+        record = self.catalog.get_setting(f"model.{AUTOENCODER}")
+        version = record.get("version") if isinstance(record, dict) else None
+        if self._autoencoder is None or self._autoencoder[0] != version:
+            self._autoencoder = (version, load_autoencoder(self.catalog))
+        return self._autoencoder[1]
+
+    def embedder_for(self, by: str) -> Embedder | None:
+        """The embedder `search(by=...)` needs: the autoencoder, else the catalog's embedder."""
+        return self.autoencoder() if by == AUTOENCODER else self.embedder
 
     @property
     def path(self) -> Path:
@@ -107,18 +130,54 @@ class Collection:
         workers: int | None = None,
         progress: Progress | None = None,
         fork: bool = False,
+        autoencoder: bool = False,
     ) -> IndexReport:
-        """Add new and changed images under `paths`, drop vanished ones; see `index_paths`."""
+        """Add new and changed images under `paths`, drop vanished ones; see `index_paths`.
+
+        Once the catalog has a trained autoencoder, images without its vectors (new ones, or
+        all of them after retraining) are embedded with it too; `autoencoder=True` asks for
+        that explicitly and raises `NotTrainedError` when there is no model to embed with.
+        """
         workers = workers or os.cpu_count() or 1
-        return index_paths(
+        trained = AUTOENCODER in vector_features(self.catalog)
+        if autoencoder and not trained:
+            raise NotTrainedError(
+                f"catalog {self.catalog.path} has no autoencoder yet; train one first: "
+                f"neardup train autoencoder --db {self.catalog.path}"
+            )
+        report = index_paths(
             [Path(p).expanduser() for p in paths],
             catalog=self.catalog, workers=workers, embedder=self.embedder, progress=progress, fork=fork,
         )
+        if trained and not report.interrupted:
+            report.embedded += embed_missing(
+                catalog=self.catalog, embedder=self.autoencoder(), workers=workers, progress=progress
+            )
+        return report
+
+    def train_autoencoder(
+        self,
+        config: AutoencoderConfig | None = None,
+        *,
+        workers: int | None = None,
+        progress: Progress | None = None,
+        on_epoch: Callable[[EpochReport], None] | None = None,
+    ) -> TrainReport:
+        """Train (or retrain) the catalog's autoencoder on its indexed images. Its vectors are
+        then missing until the next `index` (which embeds them); see `indexer.training`."""
+        report = train_catalog_autoencoder(
+            self.catalog, config or AutoencoderConfig(), workers=workers or os.cpu_count() or 1,
+            progress=progress, on_epoch=on_epoch,
+        )
+        self._autoencoder = None
+        return report
 
     def search(self, image: str | Path | NDArray[np.uint8], *, k: int = 10, by: str = "auto") -> list[Match]:
         """The k images most like `image` (a file path or (h, w, 3) uint8 RGB), best first."""
-        needs_model = by in (self.catalog.settings.embedder, "auto")
-        return search(image, catalog=self.catalog, by=by, k=k, embedder=self.embedder if needs_model else None)
+        embedder = self.embedder if by == "auto" else None
+        if by in vector_features(self.catalog):
+            embedder = self.embedder_for(by)
+        return search(image, catalog=self.catalog, by=by, k=k, embedder=embedder)
 
     def duplicates(self, *, by: str = "auto", threshold: float | None = None, strict: bool = False) -> list[Group]:
         """Groups of near-duplicate images, each with a suggested keeper; nothing is touched."""
@@ -129,14 +188,14 @@ class Collection:
 
     def stats(self) -> Stats:
         binary = {h: True for h in self.catalog.settings.hashes}
-        if self.catalog.settings.embedder != "none":
-            binary[self.catalog.settings.embedder] = False
+        binary |= {model: False for model in vector_features(self.catalog)}
         return Stats(
             path=str(self.catalog.path),
             counts=self.catalog.counts(),
             settings=self.catalog.settings,
             indexes=tuple(index_states(self.catalog, binary)),
             failures=tuple(self.catalog.failures()),
+            autoencoder=self.catalog.get_setting(f"model.{AUTOENCODER}"),
         )
 
     def close(self) -> None:

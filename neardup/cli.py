@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from neardup.indexer.autoencoder import AutoencoderConfig
+
 from . import api
 from .config import DEFAULT_DB, DEFAULT_K
 
@@ -23,10 +25,13 @@ class CliError(click.ClickException):
 # the library errors a user can cause, printed as `error: …`
 def _user_errors() -> tuple[type[Exception], ...]:
     from neardup.indexer.decode import UnreadableImageError
+    from neardup.indexer.autoencoder import ModelFileError, TooFewImagesError
+    from neardup.indexer.training import NotTrainedError
     from neardup.search.query import UnknownFeatureError
     from neardup.storage.settings import CatalogMismatchError
 
-    return (FileNotFoundError, FileExistsError, UnreadableImageError, UnknownFeatureError, CatalogMismatchError, ValueError)
+    return (FileNotFoundError, FileExistsError, UnreadableImageError, UnknownFeatureError, CatalogMismatchError,
+            NotTrainedError, ModelFileError, TooFewImagesError, ValueError)
 
 
 class _Group(click.Group):
@@ -36,6 +41,8 @@ class _Group(click.Group):
         except _user_errors() as e:
             raise CliError(str(e)) from e
 
+
+AE_DEFAULTS = AutoencoderConfig()
 
 db_option = click.option(
     "--db", default=DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False),
@@ -53,6 +60,7 @@ def main() -> None:
       neardup search photo.jpg            # the 10 most similar images
       neardup duplicates --format html --output dupes.html
       neardup stats
+      neardup train autoencoder           # then search --by autoencoder
     """
 
 
@@ -79,9 +87,10 @@ class _Bar:
 @click.argument("paths", nargs=-1, required=True)
 @db_option
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Decoding processes [default: all cores].")
-@click.option("--embedder", type=click.Choice(["cnn", "none"]), default=None,
-              help="Learned embedding to compute besides the hashes. Fixed when the catalog is created "
-                   "[default: cnn if installed, else none].")
+@click.option("--embedder", type=click.Choice(["cnn", "none", "autoencoder"]), default=None,
+              help="Learned embedding to compute besides the hashes: cnn or none is fixed when the catalog is "
+                   "created [default: cnn if installed, else none]; autoencoder embeds with the model trained by "
+                   "`neardup train autoencoder` (done by every index run once one is trained).")
 @click.option("--reembed", is_flag=True, help="Switch an existing catalog to another --embedder, recomputing its vectors.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def index(paths: tuple[str, ...], db: str, workers: int | None, embedder: str | None, reembed: bool, quiet: bool) -> None:
@@ -92,15 +101,17 @@ def index(paths: tuple[str, ...], db: str, workers: int | None, embedder: str | 
     The catalog is created on first use. Safe to interrupt: run it again to finish.
 
     \b
-    Example:
+    Examples:
       neardup index ~/Pictures /mnt/photos --db photos.db
+      neardup index ~/Pictures --embedder autoencoder   # after neardup train autoencoder
     """
     for p in paths:
         if not Path(p).expanduser().exists():
             raise CliError(f"no such file or folder: {p}")
-    with api.open(db, create=True, embedder=embedder, reembed=reembed) as cat:
+    autoencoder = embedder == "autoencoder"
+    with api.open(db, create=True, embedder=None if autoencoder else embedder, reembed=reembed) as cat:
         # this process has run no FAISS/OpenCV/TensorFlow code yet, so workers may be forked
-        report = cat.index(paths, workers=workers, progress=_Bar(quiet), fork=True)
+        report = cat.index(paths, workers=workers, progress=_Bar(quiet), fork=True, autoencoder=autoencoder)
     rate = report.decoded / report.seconds if report.seconds else 0.0
     if report.interrupted:
         click.echo("interrupted: what was indexed is saved; run the same command again to finish", err=True)
@@ -135,7 +146,8 @@ def _queries(items: tuple[str, ...]) -> list[str]:
 @db_option
 @click.option("-k", type=click.IntRange(min=1), default=DEFAULT_K, show_default=True, help="Results per query.")
 @click.option("--by", default="auto", show_default=True,
-              help="auto, or one feature: cnn (if the catalog has it), ahash dhash phash phash256 whash colorhash pdq.")
+              help="auto, or one feature: ahash dhash phash phash256 whash colorhash pdq, and cnn or autoencoder "
+                   "when the catalog has them (`neardup stats` lists them).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per query per line.")
 def search_cmd(queries: tuple[str, ...], db: str, k: int, by: str, as_json: bool) -> None:
     """Find the images most like each QUERY (an image file, or a folder of them).
@@ -176,10 +188,11 @@ def search_cmd(queries: tuple[str, ...], db: str, k: int, by: str, as_json: bool
 @main.command()
 @db_option
 @click.option("--by", default="auto", show_default=True,
-              help="auto, or one feature: cnn (if the catalog has it), ahash dhash phash phash256 whash colorhash pdq.")
+              help="auto, or one feature: ahash dhash phash phash256 whash colorhash pdq, and cnn or autoencoder "
+                   "when the catalog has them (`neardup stats` lists them).")
 @click.option("--threshold", type=float, default=None,
-              help="For a hash: max Hamming distance in bits (inclusive). For cnn: min cosine. For auto: min score "
-                   "in [0, 1]. [default: per feature]")
+              help="For a hash: max Hamming distance in bits (inclusive). For cnn or autoencoder: min cosine. "
+                   "For auto: min score in [0, 1]. [default: per feature]")
 @click.option("--strict", is_flag=True, help="Complete linkage: every pair in a group must match (no A~B~C chains).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]), default="table", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None, help="Write to FILE instead of stdout.")
@@ -207,6 +220,91 @@ def duplicates(db: str, by: str, threshold: float | None, strict: bool, fmt: str
         click.echo(text, nl=False)
 
 
+@main.group()
+def train() -> None:
+    """Train a model on the catalog's own images.
+
+    \b
+    Example:
+      neardup train autoencoder --db photos.db --epochs 30
+    """
+
+
+@train.command("autoencoder")
+@db_option
+@click.option("--epochs", type=click.IntRange(min=1), default=AE_DEFAULTS.epochs, show_default=True,
+              help="Most epochs; training stops earlier when the validation loss stops improving.")
+@click.option("--dim", type=click.IntRange(min=2), default=AE_DEFAULTS.dim, show_default=True, help="Length of the vectors.")
+@click.option("--image-size", type=click.IntRange(min=16), default=AE_DEFAULTS.image_size, show_default=True,
+              help="Side of the square input in pixels (a multiple of 16).")
+@click.option("--seed", type=int, default=AE_DEFAULTS.seed, show_default=True, help="Same images + same seed = same model.")
+@click.option("--patience", type=click.IntRange(min=1), default=AE_DEFAULTS.patience, show_default=True,
+              help="Epochs without a better validation loss before stopping.")
+@click.option("--denoising/--no-denoising", default=AE_DEFAULTS.denoising, show_default=True,
+              help="Train on near-duplicate copies (crops, mirrors, JPEG, colour) of each image.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Decoding processes [default: all cores].")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def train_autoencoder(db: str, epochs: int, dim: int, image_size: int, seed: int, patience: int,
+                      denoising: bool, workers: int | None, quiet: bool) -> None:
+    """Train a convolutional autoencoder on the indexed images of the catalog.
+
+    A tenth of the images is held out for validation. The model and two pictures (loss per
+    epoch; originals above their reconstructions) are written beside the catalog. Retraining
+    replaces the model; its old vectors are dropped, and the next `neardup index` re-embeds.
+    Then search with `--by autoencoder`.
+
+    \b
+    Example:
+      neardup index ~/Pictures --db photos.db
+      neardup train autoencoder --db photos.db
+      neardup index ~/Pictures --db photos.db --embedder autoencoder
+      neardup search photo.jpg --db photos.db --by autoencoder
+    """
+    config = AutoencoderConfig(dim=dim, image_size=image_size, epochs=epochs, seed=seed, patience=patience,
+                               denoising=denoising)
+    with api.open(db) as cat:
+        epochs_bar = _EpochBar(quiet, epochs)
+        try:
+            report = cat.train_autoencoder(config, workers=workers, progress=_Bar(quiet), on_epoch=epochs_bar.update)
+        finally:
+            epochs_bar.close()
+    r = report.result
+    val = r.history[r.best_epoch - 1][1]
+    click.echo(
+        f"trained autoencoder v{report.version} on {report.images} images ({r.train_count} training, "
+        f"{r.val_count} validation) in {r.seconds:.0f} s: {len(r.history)} epochs"
+        + (" (stopped early)" if r.stopped_early else "") + f", kept epoch {r.best_epoch}, validation loss {val:.4f}",
+        err=True,
+    )
+    if report.unreadable:
+        click.echo(f"{report.unreadable} indexed files could not be read now and were left out", err=True)
+    click.echo(f"model: {report.model}\nplots: {report.loss_plot}, {report.reconstructions}", err=True)
+    if report.stale:
+        click.echo(f"{report.stale} vectors of the previous autoencoder were dropped; re-embed with: "
+                   f"neardup index <folders> --db {db} --embedder autoencoder", err=True)
+    else:
+        click.echo(f"embed the collection with: neardup index <folders> --db {db} --embedder autoencoder", err=True)
+
+
+class _EpochBar:
+    """One tqdm step per epoch, showing the losses; ETA assumes every epoch runs."""
+
+    def __init__(self, quiet: bool, epochs: int) -> None:
+        self.quiet, self.epochs, self.bar = quiet, epochs, None
+
+    def update(self, report) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.epochs, unit="epoch", disable=self.quiet, file=sys.stderr, dynamic_ncols=True)
+        self.bar.set_postfix(loss=f"{report.loss:.4f}", val_loss=f"{report.val_loss:.4f}")
+        self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 @main.command()
 @db_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -229,6 +327,10 @@ def stats(db: str, as_json: bool) -> None:
     for key, value in s.counts.items():
         click.echo(f"  {key:<20} {value}")
     click.echo(f"  hashes: {', '.join(s.settings.hashes)}; embedder: {s.settings.embedder}")
+    if s.autoencoder:
+        a = s.autoencoder
+        click.echo(f"  autoencoder: v{a['version']}, dim {a['config']['dim']}, trained {a['trained_at']} on "
+                   f"{a['images']} images, validation loss {a['val_loss']:.4f}")
     for ix in s.indexes:
         state = "fresh" if not ix.stale else "not built yet" if ix.built_generation is None else "stale"
         state += "" if state == "fresh" else " (built on next use)"

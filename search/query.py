@@ -12,6 +12,7 @@ from neardup.indexer.decode import decode, fit
 from neardup.indexer.embed import Embedder
 from neardup.indexer.features import FEATURES_ID, LocalFeatures, orb_features
 from neardup.indexer.hashes import HASHES, compute_hashes
+from neardup.indexer.training import AUTOENCODER
 from neardup.storage.catalog import Catalog
 from neardup.storage.vectors import knn, load_index
 
@@ -27,6 +28,10 @@ class UnknownFeatureError(ValueError):
     """`by` names a feature this catalog does not have."""
 
 
+class MissingVectorsError(ValueError):
+    """A vector feature has no vectors yet (never embedded, or its model was retrained)."""
+
+
 @dataclass(frozen=True)
 class Match:
     """One result: `score` is higher for more similar (1.0 identical); `distance` is the
@@ -40,12 +45,22 @@ class Match:
 
 
 def features_of(catalog: Catalog) -> tuple[str, ...]:
-    """The `by` values a catalog supports: "auto", every stored hash, and its embedder."""
+    """The `by` values a catalog supports: "auto", every stored hash, and its vectors."""
+    return ("auto", *catalog.settings.hashes, *vector_features(catalog))
+
+
+def vector_features(catalog: Catalog) -> tuple[str, ...]:
+    """Features stored as float vectors: the catalog's embedder, and its autoencoder once trained."""
     embedder = catalog.settings.embedder
-    return ("auto", *catalog.settings.hashes, *([embedder] if embedder != "none" else []))
+    trained = catalog.get_setting(f"model.{AUTOENCODER}") is not None
+    return (*([embedder] if embedder != "none" else []), *([AUTOENCODER] if trained else []))
 
 
 def check_feature(catalog: Catalog, by: str) -> None:
+    if by == AUTOENCODER and by not in features_of(catalog):
+        raise UnknownFeatureError(
+            f"catalog {catalog.path} has no autoencoder yet; train one: neardup train autoencoder --db {catalog.path}"
+        )
     if by not in features_of(catalog):
         raise UnknownFeatureError(f"unknown --by {by!r}; this catalog has: {', '.join(features_of(catalog))}")
 
@@ -68,11 +83,12 @@ def search(
 ) -> list[Match]:
     """The `k` catalog images nearest to `image`, best first.
 
-    `embedder` (the catalog's own) is needed for `by` = the embedder's name.
+    `embedder` is needed for `by` = a vector feature (the embedder called `by`) and, for
+    "auto", is the catalog's own (without it auto uses the hashes alone).
     """
     check_feature(catalog, by)
     pixels = query_pixels(image, catalog)
-    if by == embedder_name(catalog):
+    if by in vector_features(catalog):
         return _search_vectors(pixels, catalog, by, k, embedder)
     hashes = compute_hashes(pixels, catalog.settings.hashes)
     if by == "auto":
@@ -92,10 +108,16 @@ def embedder_name(catalog: Catalog) -> str | None:
 
 
 def _search_vectors(pixels: NDArray[np.uint8], catalog: Catalog, by: str, k: int, embedder: Embedder | None) -> list[Match]:
-    if embedder is None:
-        raise ValueError(f"searching by {by} needs the catalog's embedder")
+    if embedder is None or embedder.name != by:
+        raise ValueError(f"searching by {by} needs the {by} embedder, got {getattr(embedder, 'name', None)}")
+    index = load_index(catalog, by, binary=False)
+    if index.ntotal == 0:
+        raise MissingVectorsError(
+            f"catalog {catalog.path} has no {by} vectors yet (new, or its model was retrained): "
+            f"neardup index <folders> --db {catalog.path} --embedder {by}"
+        )
     vector = embedder.embed([pixels])
-    neighbors = knn(load_index(catalog, by, binary=False), vector, k)[0]
+    neighbors = knn(index, vector, k)[0]
     info = catalog.images(n.image_id for n in neighbors)
     return [
         Match(n.image_id, info[n.image_id].path, n.distance, 1.0 - n.distance, by)

@@ -148,6 +148,15 @@ class Catalog:
         with self._session.begin() as s:
             s.merge(Setting(key=key, value=json.dumps(value)))
 
+    def replace_model(self, model: str, record: dict) -> int:
+        """Record a newly trained `model` (setting "model.<model>") and, in the same
+        transaction, drop its vectors: they came from the previous model. Returns how many."""
+        with self._session.begin() as s:
+            s.merge(Setting(key=f"model.{model}", value=json.dumps(record)))
+            dropped = s.execute(delete(Vector).where(Vector.model == model)).rowcount
+            _bump(s)
+        return int(dropped or 0)
+
     def sibling(self, suffix: str) -> Path:
         """A file beside the catalog named after it: photos.db -> photos.<suffix>."""
         return self.path.with_name(f"{self.path.stem}.{suffix}")

@@ -7,7 +7,7 @@ Contract used (``neardup/api.py``)::
     cat.search(path, k=10, by=…)          -> [Match(image_id, path, score, distance, by)]
     cat.duplicates(by=…, threshold=None)  -> [Group(members, keeper)]
 
-Every feature (each hash, "cnn", "auto") is its own method row. Rows with the same embedder
+Every feature (each hash, "cnn", "autoencoder", "auto") is its own method row. Rows with the same embedder
 share one catalog per indexed collection, built once per run in ``<work>/neardup/``.
 """
 
@@ -58,8 +58,13 @@ class _Catalogs:
         shutil.rmtree(home, ignore_errors=True)
         home.mkdir(parents=True)
         start = time.perf_counter()
-        cat = open_catalog(home / "catalog.db", embedder)
+        cat = open_catalog(home / "catalog.db", "none" if embedder == "autoencoder" else embedder)
         report = cat.index([str(f) for f in folders], workers=WORKERS)
+        if embedder == "autoencoder":   # trained on the indexed collection itself, as a user would
+            trained = cat.train_autoencoder(workers=WORKERS)
+            print(f"[bench] neardup autoencoder {label}: {len(trained.result.history)} epochs in "
+                  f"{trained.result.seconds:.0f}s on {trained.images} images", file=sys.stderr)
+            cat.index([str(f) for f in folders], workers=WORKERS, autoencoder=True)
         self.seconds[label] = time.perf_counter() - start
         print(f"[bench] neardup catalog {label}: indexed in {self.seconds[label]:.1f}s "
               f"(new {getattr(report, 'new', '?')}, failed {getattr(report, 'failed', '?')})",
@@ -135,12 +140,14 @@ def _installed(module: str) -> bool:
 
 def neardup_factories(work: Path) -> dict[str, tuple[Callable[[], NeardupMethod], bool]]:
     """Method name -> (factory, available). Hash rows use a hash-only catalog (embedder "none");
-    "neardup-cnn" and "neardup-auto" a CNN catalog; "neardup-auto-hashes" is auto without a CNN.
+    "neardup-cnn" and "neardup-auto" a CNN catalog; "neardup-auto-hashes" is auto without a CNN;
+    "neardup-autoencoder" a hash-only catalog whose autoencoder is trained on the collection.
     """
     api = _installed("neardup.api")
     cnn = api and _installed("neardup.indexer.embed") and open_accepts_embedder()
     rows: dict[str, tuple[str, str, bool]] = {f"neardup-{h}": (h, "none", api) for h in HASHES}
     rows |= {"neardup-cnn": ("cnn", "cnn", cnn), "neardup-auto": ("auto", "cnn", cnn),
-             "neardup-auto-hashes": ("auto", "none", api)}
+             "neardup-auto-hashes": ("auto", "none", api),
+             "neardup-autoencoder": ("autoencoder", "autoencoder", cnn and _installed("neardup.indexer.training"))}
     return {name: ((lambda n=name, b=by, e=emb: NeardupMethod(n, b, e, work)), ok)
             for name, (by, emb, ok) in rows.items()}
