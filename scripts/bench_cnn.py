@@ -2,8 +2,9 @@
 
 Prints one row per batch size: images/s, ms per batch, the CPU this process used, and the
 peak resident memory so far (rows run from small to large batches, so it grows with them). The
-images are seeded noise already at 224×224, so decoding and resizing are not timed. A row for
-Keras' ``predict_on_batch`` on the same network is printed for comparison (``--compare``).
+images are seeded noise already at 224×224, so decoding and resizing are not timed.
+`CnnEmbedder` runs Keras' ``predict_on_batch``; ``--compare`` adds rows for a traced
+``tf.function`` of the same network (what it ran before 2026-11-29).
 
     .venv/bin/python scripts/bench_cnn.py [--batch-sizes 16 32 64] [--seconds 10] [--compare]
 """
@@ -50,7 +51,7 @@ def main() -> None:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 32, 64])
     parser.add_argument("--seconds", type=float, default=10.0, help="timed seconds per row")
     parser.add_argument("--pooling", choices=["gem", "mean"], default="gem")
-    parser.add_argument("--compare", action="store_true", help="also time predict_on_batch")
+    parser.add_argument("--compare", action="store_true", help="also time a traced tf.function")
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
@@ -66,22 +67,27 @@ def main() -> None:
     for size in args.batch_sizes:
         print_row("CnnEmbedder", size, *measure(embedder.embed_batch, images[:size], args.seconds))
     if args.compare:
-        compare_predict_on_batch(images, args)
+        compare_tf_function(images, args)
 
 
-def compare_predict_on_batch(images: np.ndarray, args: argparse.Namespace) -> None:
-    """The same network through Keras' ``Model.predict_on_batch``."""
+def compare_tf_function(images: np.ndarray, args: argparse.Namespace) -> None:
+    """The same network as a traced ``tf.function`` of any batch size (no XLA)."""
     from neardup.indexer.mobilenet import build_mobilenet_v2, import_keras, normalise
 
-    keras = import_keras()
+    import_keras()
+    import tensorflow as tf
+
     network = build_mobilenet_v2(pooling=args.pooling)
-    model = keras.Model(network.input, network.output["embedding"])
+
+    @tf.function(input_signature=[tf.TensorSpec((None, 224, 224, 3), tf.float32)], jit_compile=False)
+    def forward(batch):
+        return network(batch, training=False)["embedding"]
 
     def run(batch: np.ndarray) -> object:
-        return model.predict_on_batch(normalise(batch))
+        return forward(normalise(batch)).numpy()
 
     for size in args.batch_sizes:
-        print_row("predict_on_batch", size, *measure(run, images[:size], args.seconds))
+        print_row("tf.function", size, *measure(run, images[:size], args.seconds))
     print(f"load average at end: {os.getloadavg()}")
 
 
