@@ -142,7 +142,7 @@ def _auto_edges(catalog: Catalog, threshold: float) -> Edges:
     if not len(pairs):
         return Edges(pairs[:, 0], pairs[:, 1], np.zeros(0, np.float32))
     ids = np.unique(pairs).tolist()
-    stored = {a: catalog.hashes_of(ids, a) for a in weights}
+    stored = catalog.hashes_of(ids, list(weights))
     left = {a: _rows(stored[a], pairs[:, 0]) for a in weights}
     right = {a: _rows(stored[a], pairs[:, 1]) for a in weights}
     evidence = [confidence(auto_scores(left, right, weights), HASH_BACKGROUND, auto_hash_anchor(weights))]

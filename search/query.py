@@ -18,7 +18,7 @@ from neardup.storage.vectors import knn, load_index
 
 from .fusion import auto_confidence, auto_features, auto_scores, hash_threshold
 from .regions import enlarge, query_variants
-from .verify import VERIFY_TOP, best_inliers, verified_confidence
+from .verify import VERIFY_CEILING, VERIFY_TOP, best_inliers, verified_confidence
 
 AUTO_POOL = 64  # candidates taken from each index before auto re-scores them
 AUTO_SEEDS = ("pdq", "phash256", "dhash", "whash")  # hash indexes auto takes candidates from
@@ -150,7 +150,7 @@ def _search_auto(
     ids = sorted(pool)
     if not ids:
         return []
-    stored = {name: catalog.hashes_of(ids, name) for name in weights}
+    stored = catalog.hashes_of(ids, list(weights))
     candidates = {name: np.stack([stored[name][i] for i in ids]) for name in weights}
     similarity = np.max([auto_scores(h, candidates, weights) for h in variant_hashes], axis=0)
     cosine = None
@@ -169,8 +169,11 @@ def _search_auto(
 def _verify_top(
     variants: list[NDArray[np.uint8]], ids: list[int], scores: NDArray[np.float64], catalog: Catalog
 ) -> NDArray[np.float64]:
-    """Raise the scores of the VERIFY_TOP best candidates by their geometric verification."""
-    top = np.argsort(-scores, kind="stable")[:VERIFY_TOP]
+    """Raise the scores of the VERIFY_TOP best candidates by their geometric verification
+    (those already at VERIFY_CEILING or above cannot gain and are skipped)."""
+    top = [i for i in np.argsort(-scores, kind="stable")[:VERIFY_TOP] if scores[i] < VERIFY_CEILING]
+    if not top:
+        return scores
     stored = catalog.keypoints_of([ids[i] for i in top])
     if not stored:
         return scores

@@ -75,8 +75,14 @@ def coverage(points: NDArray[np.float32], every: NDArray[np.float32]) -> float:
 
 
 def best_inliers(queries: Sequence[LocalFeatures], candidate: LocalFeatures) -> int:
-    """The most inliers any of the query's variants (as given, mirrored, …) has with `candidate`."""
-    return max((inliers(q, candidate) for q in queries), default=0)
+    """The most inliers any of the query's variants (as given, mirrored, …) has with
+    `candidate`; stops at the first variant reaching VERIFY_FULL (more cannot count)."""
+    best = 0
+    for query in queries:
+        best = max(best, inliers(query, candidate))
+        if best >= VERIFY_FULL:
+            break
+    return best
 
 
 def verified_confidence(count: NDArray[np.integer] | int) -> NDArray[np.float64]:
