@@ -5,8 +5,9 @@ near-duplicate copies of some of them. Idempotent.
 
 DIR/photos holds the originals plus, in DIR/photos/edited/, a resized, a re-encoded and a
 brightened copy of four of them and one byte-for-byte copy, so `neardup duplicates` has
-groups to find. DIR/copies holds a thumbnail, a low-quality re-encode and a contrast edit of
-four other originals, used as search queries: each should find its original first.
+groups to find. DIR/copies holds a thumbnail, a low-quality re-encode, a contrast edit, a
+mirrored and rotated crop, and a screenshot of an app window showing the photo, of four other
+originals, used as search queries: each should find its original first.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from PIL import Image, ImageEnhance
+from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
 WHEEL = "scikit-image==0.26.0"
 PHOTOS = ["astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "hubble_deep_field.jpg",
@@ -40,21 +41,44 @@ def fetch_wheel_images(cache: Path) -> dict[str, bytes]:
                 if n.startswith("skimage/data/") and Path(n).name in PHOTOS}
 
 
+NAMES = {"half": "half.jpg", "q30": "q30.jpg", "bright": "bright.png", "thumb": "thumb.jpg",
+         "contrast": "contrast.jpg", "crop": "mirrored_crop.jpg", "screenshot": "screenshot.png"}
+
+
 def make_copies(src: Path, stem: str, out: Path, kinds: list[str]) -> None:
+    """Write each kind of copy of `src` that is not there yet as out/<stem>_<NAMES[kind]>."""
     im = Image.open(src).convert("RGB")
     for kind in kinds:
+        target = out / f"{stem}_{NAMES[kind]}"
+        if target.exists():
+            continue
         if kind == "half":
-            im.resize((im.width // 2, im.height // 2), Image.LANCZOS).save(out / f"{stem}_half.jpg", quality=90)
+            im.resize((im.width // 2, im.height // 2), Image.LANCZOS).save(target, quality=90)
         elif kind == "q30":
-            im.save(out / f"{stem}_q30.jpg", quality=30)
+            im.save(target, quality=30)
         elif kind == "bright":
-            ImageEnhance.Brightness(im).enhance(1.1).save(out / f"{stem}_bright.png")
+            ImageEnhance.Brightness(im).enhance(1.1).save(target)
         elif kind == "thumb":
             t = im.copy()
             t.thumbnail((160, 160))
-            t.save(out / f"{stem}_thumb.jpg", quality=85)
+            t.save(target, quality=85)
         elif kind == "contrast":
-            ImageEnhance.Contrast(im).enhance(1.15).save(out / f"{stem}_contrast.jpg", quality=80)
+            ImageEnhance.Contrast(im).enhance(1.15).save(target, quality=80)
+        elif kind == "crop":  # the middle 60 % of the area, turned 8 degrees, mirrored
+            w, h = im.size
+            box = (round(w * 0.11), round(h * 0.11), round(w * 0.89), round(h * 0.89))
+            ImageOps.mirror(im.rotate(8, resample=Image.BICUBIC).crop(box)).save(target, quality=85)
+        elif kind == "screenshot":  # the photo at a third of a fake app window
+            window = Image.new("RGB", (1024, 720), (245, 245, 247))
+            draw = ImageDraw.Draw(window)
+            draw.rectangle((0, 0, 1024, 34), fill=(70, 90, 160))
+            draw.rectangle((0, 34, 200, 720), fill=(225, 225, 230))
+            for row in range(14):
+                draw.text((14, 52 + 44 * row), f"Album {row + 1}", fill=(60, 60, 60))
+            picture = im.copy()
+            picture.thumbnail((560, 420))
+            window.paste(picture, (240, 80))
+            window.save(target)
 
 
 def main(root: Path) -> None:
@@ -67,11 +91,9 @@ def main(root: Path) -> None:
         if not target.exists():
             target.write_bytes(data)
     for stem in EDITED:
-        if not any(edited.glob(f"{stem}_*")):
-            make_copies(next(photos.glob(f"{stem}.*")), stem, edited, ["half", "q30", "bright"])
+        make_copies(next(photos.glob(f"{stem}.*")), stem, edited, ["half", "q30", "bright"])
     for stem in QUERIED:
-        if not any(copies.glob(f"{stem}_*")):
-            make_copies(next(photos.glob(f"{stem}.*")), stem, copies, ["thumb", "q30", "contrast"])
+        make_copies(next(photos.glob(f"{stem}.*")), stem, copies, ["thumb", "q30", "contrast", "crop", "screenshot"])
     exact = edited / "motorcycle_left_exact_copy.png"
     if not exact.exists():
         shutil.copyfile(photos / "motorcycle_left.png", exact)
