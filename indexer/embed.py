@@ -131,8 +131,10 @@ class CnnEmbedder:
 
     def _build(self) -> Any:
         """The network up to the pooled embedding, run by Keras' `predict_on_batch` (no XLA:
-        slower on CPU). `scripts/bench_cnn.py --compare`, idle 2-core machine, 2026-11-29:
-        89-91 images/s at batch 32-64 against 73-78 for a traced `tf.function` of the same graph."""
+        slower on CPU). `scripts/bench_cnn.py --compare` on the 2-core machine, 2026-11-29:
+        one run 89-91 images/s at batch 32-64 against 73-78 for a traced `tf.function` of the
+        same graph, a later one 114-123 against 105-121: the machine's noise is as large as
+        the difference, so this is at worst as fast."""
         keras = import_keras()
         network = build_mobilenet_v2(input_size=self.input_size, pooling=self.pooling)
         model = keras.Model(network.input, network.output["embedding"])

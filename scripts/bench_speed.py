@@ -1,10 +1,11 @@
 """Indexing speed and memory, side by side with the loops people write today.
 
-    .venv/bin/python scripts/bench_speed.py [--corpus DIR] [--min-mp 4] [--methods ...]
+    .venv/bin/python scripts/bench_speed.py [--corpus DIR] [--min-mp 4] [--embedders none,cnn]
+                                            [--chart docs/charts/throughput.png]
 
 Runs each method in its own fresh process over the same files (page cache warmed first) and
 prints images/s, the ratio to a plain single-process `imagehash.phash(Image.open(f))` loop,
-and peak RSS of the whole process tree. Peers (imagehash, pdqhash) come from
+and peak RSS of the whole process tree; with --chart, the same as a bar chart (PNG). Peers (imagehash, pdqhash) come from
 scripts/bench_setup.sh, not from neardup's dependencies.
 The default corpus is the shared one at original size:
     CORPUS_MAX_SIDE=0 ../shared/data/gather_corpus.sh bench-out/corpus-large
@@ -93,6 +94,7 @@ def main() -> None:
     ap.add_argument("--min-mp", type=float, default=4.0, help="only images of at least this many megapixels")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--embedders", default="none", help="comma list of neardup --embedder values to time")
+    ap.add_argument("--chart", type=Path, help="write images/s per method as a bar chart to this PNG")
     args = ap.parse_args()
     if not (args.corpus / "manifest.csv").exists():
         env = {**os.environ, "CORPUS_MAX_SIDE": "0"}
@@ -123,6 +125,33 @@ def main() -> None:
     for name, seconds, rss in rows:
         rate = len(files) / seconds
         print(f"| {name} | {seconds:.1f} | {rate:.1f} | {rate / base:.2f} | {seconds / first_neardup:.2f} | {rss / 2**20:.0f} |")
+    if args.chart:
+        title = f"Indexing throughput: {len(files)} images of >= {args.min_mp:g} MP, {os.cpu_count()} cores"
+        chart(rows, len(files), base, title, args.chart)
+        print(f"\nchart: {args.chart}")
+
+
+def chart(rows: list[tuple[str, float, int]], count: int, base: float, title: str, path: Path) -> None:
+    """Horizontal bars of images/s, each labelled with its ratio to the imagehash loop."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [name for name, _, _ in rows][::-1]
+    rates = [count / seconds for _, seconds, _ in rows][::-1]
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(rows) + 1.2))
+    bars = ax.barh(names, rates, color=["#4c72b0" if n.startswith("neardup") else "#999999" for n in names])
+    for bar, rate in zip(bars, rates):
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {rate:.1f}/s ({rate / base:.2f}x)",
+                va="center", fontsize=9)
+    ax.set_xlabel("images per second (higher is better); ratio to the imagehash loop")
+    ax.set_title(title, fontsize=10)
+    ax.set_xlim(0, max(rates) * 1.35)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
