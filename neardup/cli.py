@@ -327,6 +327,9 @@ def stats(db: str, as_json: bool) -> None:
     for key, value in s.counts.items():
         click.echo(f"  {key:<20} {value}")
     click.echo(f"  hashes: {', '.join(s.settings.hashes)}; embedder: {s.settings.embedder}")
+    click.echo(f"  keypoints: {s.settings.local_features}" if s.settings.local_features else
+               "  keypoints: none (catalog made before neardup stored them: no geometric verification; "
+               "index into a new catalog to get it)")
     if s.autoencoder:
         a = s.autoencoder
         click.echo(f"  autoencoder: v{a['version']}, dim {a['config']['dim']}, trained {a['trained_at']} on "

@@ -8,9 +8,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from PIL import Image, ImageDraw
 
 import neardup
+from neardup.cli import main
 from neardup.indexer.features import FEATURES_ID, LocalFeatures, mirrored, orb_features
 from neardup.indexer.pipeline import index_paths
 from neardup.search.duplicates import find_duplicates
@@ -116,11 +118,16 @@ def test_indexing_stores_the_keypoints_it_computed(tmp_path, collection) -> None
     catalog.close()
 
 
-def test_old_catalogs_without_keypoints_store_none(tmp_path, collection) -> None:
+def test_old_catalogs_without_keypoints_store_none_and_stats_says_so(tmp_path, collection) -> None:
     catalog = _catalog(tmp_path / "cat.db", tmp_path / "photos", local_features=None)
     assert catalog.keypoints_of([state.image_id for state in catalog.file_states().values()]) == {}
     assert "keypoints" not in catalog.counts()
     catalog.close()
+    old = CliRunner().invoke(main, ["stats", "--db", str(tmp_path / "cat.db")])
+    assert old.exit_code == 0 and "keypoints: none" in old.output and "new catalog" in old.output
+    _catalog(tmp_path / "new.db", tmp_path / "photos").close()
+    new = CliRunner().invoke(main, ["stats", "--db", str(tmp_path / "new.db")])
+    assert f"keypoints: {FEATURES_ID}" in new.output
 
 
 def test_auto_search_verifies_a_screenshot_into_a_match(tmp_path, collection) -> None:
