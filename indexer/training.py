@@ -3,7 +3,7 @@
 Reads every indexed image (decoded as the indexer does, resized to the training size),
 trains, and leaves beside the catalog ``<stem>.autoencoder.npz`` (the model),
 ``<stem>.autoencoder-loss.png`` (training and validation loss per epoch) and
-``<stem>.autoencoder-reconstructions.png`` (validation images above what the model redraws).
+``<stem>.autoencoder-reconstructions.png`` (eight of the images above what the model redraws).
 The catalog records the model's file, SHA-256, version and settings; retraining bumps the
 version and drops every autoencoder vector in the same transaction, so vectors of two models
 never mix: they are stale until `embed_missing` (run by every `neardup index`) re-embeds.
