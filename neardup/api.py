@@ -174,10 +174,8 @@ class Collection:
 
     def search(self, image: str | Path | NDArray[np.uint8], *, k: int = 10, by: str = "auto") -> list[Match]:
         """The k images most like `image` (a file path or (h, w, 3) uint8 RGB), best first."""
-        embedder = self.embedder if by == "auto" else None
-        if by in vector_features(self.catalog):
-            embedder = self.embedder_for(by)
-        return search(image, catalog=self.catalog, by=by, k=k, embedder=embedder)
+        needs_model = by == "auto" or by in vector_features(self.catalog)
+        return search(image, catalog=self.catalog, by=by, k=k, embedder=self.embedder_for(by) if needs_model else None)
 
     def duplicates(self, *, by: str = "auto", threshold: float | None = None, strict: bool = False) -> list[Group]:
         """Groups of near-duplicate images, each with a suggested keeper; nothing is touched."""

@@ -191,17 +191,15 @@ class Catalog:
         codes = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.uint8).reshape(len(rows), -1)
         return ids, codes
 
-    def hashes_of(self, ids: Sequence[int], algos: str | Sequence[str]) -> dict:
-        """Stored hashes of the given image ids: for one algorithm, {id: packed bits}; for a
-        sequence of them, {algo: {id: packed bits}} read in one query per chunk of ids."""
-        names = [algos] if isinstance(algos, str) else list(algos)
-        out: dict[str, dict[int, NDArray[np.uint8]]] = {a: {} for a in names}
+    def hashes_of(self, ids: Sequence[int], algos: Sequence[str]) -> dict[str, dict[int, NDArray[np.uint8]]]:
+        """Stored hashes of the given image ids, {algo: {id: packed bits}}, read together."""
+        out: dict[str, dict[int, NDArray[np.uint8]]] = {a: {} for a in algos}
         with self._session() as s:
             for chunk in _chunks([int(i) for i in ids], 900):
-                q = select(Hash.algo, Hash.image_id, Hash.bits).where(Hash.algo.in_(names), Hash.image_id.in_(chunk))
+                q = select(Hash.algo, Hash.image_id, Hash.bits).where(Hash.algo.in_(list(algos)), Hash.image_id.in_(chunk))
                 for algo, image_id, bits in s.execute(q):
                     out[algo][image_id] = np.frombuffer(bits, np.uint8)
-        return out[algos] if isinstance(algos, str) else out
+        return out
 
     def vectors(self, model: str) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
         """All stored vectors of one model: ids (N,) int64, vectors (N, D) float32."""
