@@ -2,8 +2,10 @@
 
 `CnnEmbedder` is torchvision's ImageNet MobileNetV2 (ported to Keras in `mobilenet`) with its
 classifier removed: the whole image squashed to 224×224 (no centre crop, so borders and corners
-count), the last 1280-channel feature map pooled, the vector L2-normalised. TensorFlow is
-imported when the first batch is embedded, not when this module is.
+count), the last 1280-channel feature map pooled, the vector L2-normalised. It runs through
+LiteRT when ``ai_edge_litert`` is installed (the network compiled once and cached, `litert`;
+TensorFlow is then needed only to compile), else through Keras; nothing is loaded until the
+first batch is embedded. Both runtimes give the same vectors to 1e-5.
 
 Pooling is GeM with p = 3 (generalised mean, Radenović et al. 2018), chosen over the mean on
 the project corpus (1,272 images; 300 of them copied 5 ways: 60 % crop, mirror, JPEG q30, 10 %
@@ -21,6 +23,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from . import litert
 from .mobilenet import WEIGHTS_RESOURCE, build_mobilenet_v2, import_keras, normalise
 from .torch_weights import locate_weights
 
@@ -92,8 +95,12 @@ def l2_normalise(vectors: NDArray[np.floating]) -> NDArray[np.float32]:
 class CnnEmbedder:
     """MobileNetV2 (torchvision, ImageNet-1k v1 weights) features, GeM-pooled by default.
 
-    The network is built once per instance, on the first call to `embed`. Constructing one
-    only checks that the weights package is installed (`MissingWeightsError` otherwise).
+    ``runtime`` runs the network through LiteRT (``"litert"``), Keras' ``predict_on_batch``
+    (``"keras"``), or LiteRT when installed, else Keras (``"auto"``); it is not a model
+    setting: the vectors agree within float16 storage precision. The network is loaded once
+    per instance, on the first call to `embed`; LiteRT's first use on a machine compiles it
+    (about 10 s, `litert.load_network`). Constructing one only checks that the weights package
+    (`MissingWeightsError` otherwise) and a requested ``"litert"`` are installed.
     """
 
     name = "cnn"
@@ -102,14 +109,25 @@ class CnnEmbedder:
     dim = 1280
     input_size = 224
 
-    def __init__(self, *, pooling: Literal["gem", "mean"] = "gem", batch_size: int = 32) -> None:
+    def __init__(
+        self,
+        *,
+        pooling: Literal["gem", "mean"] = "gem",
+        batch_size: int = 32,
+        runtime: Literal["auto", "litert", "keras"] = "auto",
+    ) -> None:
         if pooling not in ("gem", "mean"):
             raise ValueError(f"pooling must be 'gem' or 'mean', got {pooling!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if runtime not in ("auto", "litert", "keras"):
+            raise ValueError(f"runtime must be 'auto', 'litert' or 'keras', got {runtime!r}")
+        if runtime == "litert" and not litert.is_available():
+            raise ModuleNotFoundError("runtime 'litert' needs LiteRT: pip install ai-edge-litert")
         locate_weights(WEIGHTS_RESOURCE)
         self.pooling: str = pooling
         self.batch_size = batch_size
+        self.runtime = runtime
         self._forward: Any = None
 
     def embed(self, images: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
@@ -130,11 +148,20 @@ class CnnEmbedder:
         return np.asarray(self._forward(normalise(batch)), dtype=np.float32)
 
     def _build(self) -> Any:
-        """The network up to the pooled embedding, run by Keras' `predict_on_batch` (no XLA:
-        slower on CPU). `scripts/bench_cnn.py --compare` on the 2-core machine, 2026-11-29:
-        one run 89-91 images/s at batch 32-64 against 73-78 for a traced `tf.function` of the
-        same graph, a later one 114-123 against 105-121: the machine's noise is as large as
-        the difference, so this is at worst as fast."""
+        """The network up to the pooled embedding, (N, 224, 224, 3) `normalise`d float32 ->
+        (N, 1280) float32: LiteRT's interpreter (XNNPACK kernels) or Keras' `predict_on_batch`.
+        `scripts/bench_cnn.py` on the 2-core machine, 2026-11-29, shared with other work (load
+        1.3-2.0): LiteRT 113-159 images/s at batch 1-64 (147-179 % CPU), Keras 59-66 at
+        batch 8-64 and 18 at batch 1 (100-138 % CPU); a new process's first embedding 0.8 s
+        with the network cached against 5.4 s. An earlier run with the CPUs to itself: LiteRT
+        176 images/s at batch 1-8, Keras 120-128."""
+        if self.runtime == "litert" or (self.runtime == "auto" and litert.is_available()):
+            spec = litert.NetworkSpec(
+                model=f"{self.model_id}/{self.version}",
+                pooling=self.pooling,
+                input_size=self.input_size,
+            )
+            return litert.load_network(spec)
         keras = import_keras()
         network = build_mobilenet_v2(input_size=self.input_size, pooling=self.pooling)
         model = keras.Model(network.input, network.output["embedding"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -37,6 +38,17 @@ def save(rgb: np.ndarray, path: Path, **kw) -> Path:
 
 def photo(name: str) -> np.ndarray:
     return np.asarray(Image.open(DATA / f"{name}.jpg").convert("RGB"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def neardup_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One cache of compiled networks (NEARDUP_CACHE_DIR) for the whole session, never the
+    user's: compiling MobileNetV2 to LiteRT takes about 10 s, so it happens once here.
+    Subprocesses inherit it through the environment."""
+    path = tmp_path_factory.mktemp("neardup-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NEARDUP_CACHE_DIR", str(path))
+        yield path
 
 
 @pytest.fixture

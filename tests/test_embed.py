@@ -385,12 +385,12 @@ def test_create_embedder():
         create_embedder("nope")
 
 
-def test_tensorflow_is_imported_lazily_and_quietly():
+def test_keras_runtime_imports_tensorflow_lazily_and_quietly():
     script = """if True:
         import sys
         import numpy as np
-        from neardup.indexer.embed import create_embedder
-        embedder = create_embedder("cnn")
+        from neardup.indexer.embed import CnnEmbedder
+        embedder = CnnEmbedder(runtime="keras")
         assert "tensorflow" not in sys.modules and "keras" not in sys.modules, "imported early"
         vectors = embedder.embed([np.zeros((50, 60, 3), np.uint8)])
         assert "tensorflow" in sys.modules and vectors.shape == (1, 1280)
