@@ -17,7 +17,7 @@ from neardup.storage.catalog import Catalog
 from neardup.storage.vectors import knn, load_index
 
 from .fusion import auto_confidence, auto_features, auto_scores, hash_threshold
-from .regions import enlarge, query_variants
+from neardup.indexer.regions import enlarge, query_variants
 from .verify import VERIFY_CEILING, VERIFY_TOP, best_inliers, verified_confidence
 
 AUTO_POOL = 64  # candidates taken from each index before auto re-scores them

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import ImageOps, Image
 
-from neardup.search.regions import content_box, query_variants
+from neardup.indexer.regions import content_box, query_variants
 
 from conftest import PHOTOS, photo
 from test_verify import screenshot
