@@ -10,7 +10,9 @@ candidates' files.
 
 ORB (Rublee et al. 2011) is chosen over SIFT for its 32-byte binary descriptors (matched by
 Hamming distance, stored compactly) and speed: ~3 ms per 384-pixel image. 500 keypoints per
-image cost 18 KB in the catalog (points as float16, see `storage.catalog`).
+image cost 18 KB in the catalog (points as float16, see `storage.catalog`). The indexer stores
+the mirror image's keypoints too (another 18 KB): ORB descriptors are not mirror-invariant,
+and duplicates, unlike a search, has no query image to mirror.
 """
 
 from __future__ import annotations

@@ -29,8 +29,9 @@ from neardup.storage.settings import CatalogSettings
 
 from .decode import IMAGE_SUFFIXES, UnreadableImageError, decode
 from .embed import Embedder, resize_square
-from .features import FEATURES_ID, orb_features
+from .features import FEATURES_ID, mirrored, orb_features
 from .hashes import compute_hashes, pdq
+from .regions import box_view, content_box
 
 WRITE_BATCH = 64  # files per catalog transaction
 CHUNK = 8  # files per worker task
@@ -110,10 +111,12 @@ def _under(path: str, roots: list[str]) -> bool:
 def process_file(
     entry: FileEntry, settings: CatalogSettings, orphans: dict[str, int], embed_size: int | None
 ) -> ImageRecord | Moved:
-    """Read one file once: sha256, then (unless it is a moved file) decode and hash it.
+    """Read one file once: sha256, then (unless it is a moved file) decode and hash it, and
+    its content box if it has one (a picture inside a screenshot or frame: `regions`).
 
     With `embed_size`, the record carries the image resized to (embed_size, embed_size, 3)
-    uint8 RGB, the embedder's input, as `pixels` (transient, never stored).
+    uint8 RGB, the embedder's input, as `pixels`, and its content box as `box_pixels` (both
+    transient, never stored).
     """
     record = ImageRecord(path=entry.path, size=entry.size, mtime_ns=entry.mtime_ns)
     try:
@@ -130,15 +133,26 @@ def process_file(
         record.error = str(e)
         return record
     record.width, record.height, record.format = image.width, image.height, image.format
-    record.hashes = compute_hashes(image.pixels, [n for n in settings.hashes if n != "pdq"])
-    pdq_bits, record.quality = pdq(image.pixels)  # PDQ gives the image's quality score too
-    if "pdq" in settings.hashes:
-        record.hashes["pdq"] = pdq_bits
+    record.hashes, record.quality = _hashes(image.pixels, settings.hashes)
+    box = content_box(image.pixels)
+    if box is not None:
+        record.hashes.update({box_view(name): bits for name, bits in _hashes(box, settings.hashes)[0].items()})
     if settings.local_features == FEATURES_ID:
         record.keypoints = tuple(orb_features(image.pixels))
+        record.mirrored_keypoints = tuple(orb_features(mirrored(image.pixels)))
     if embed_size:
         record.pixels = resize_square(image.pixels, embed_size)  # type: ignore[attr-defined]
+        record.box_pixels = None if box is None else resize_square(box, embed_size)  # type: ignore[attr-defined]
     return record
+
+
+def _hashes(pixels: NDArray[np.uint8], names: Sequence[str]) -> tuple[dict[str, NDArray[np.uint8]], int]:
+    """The hashes `names` of an image, and its PDQ quality score."""
+    hashes = compute_hashes(pixels, [n for n in names if n != "pdq"])
+    pdq_bits, quality = pdq(pixels)  # PDQ gives the image's quality score too
+    if "pdq" in names:
+        hashes["pdq"] = pdq_bits
+    return hashes, quality
 
 
 def embedding_input(path: str, decode_side: int, embed_size: int) -> NDArray[np.uint8] | None:
@@ -147,6 +161,19 @@ def embedding_input(path: str, decode_side: int, embed_size: int) -> NDArray[np.
         return resize_square(decode(path, max_side=decode_side).pixels, embed_size)
     except UnreadableImageError:
         return None
+
+
+def embedding_views(
+    path: str, decode_side: int, embed_size: int
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8] | None] | None:
+    """A catalogued file's embedder inputs, (embed_size, embed_size, 3) uint8: the whole image
+    and its content box (None without one); None if the file is unreadable now."""
+    try:
+        pixels = decode(path, max_side=decode_side).pixels
+    except UnreadableImageError:
+        return None
+    box = content_box(pixels)
+    return resize_square(pixels, embed_size), None if box is None else resize_square(box, embed_size)
 
 
 _worker: tuple = ()
@@ -243,23 +270,31 @@ def embed_missing(*, catalog: Catalog, embedder: Embedder, workers: int = 1, pro
     done = 0
     paths = [p for _, p in missing]
     args = (catalog.settings.decode_side, embedder.input_size)
-    batch_ids: list[int] = []
-    batch: list[NDArray[np.uint8]] = []
+    batch: list[tuple[int, NDArray[np.uint8], NDArray[np.uint8] | None]] = []
     try:
-        for (image_id, _), pixels in zip(missing, _run(embedding_input, paths, args, workers)):
+        for (image_id, _), inputs in zip(missing, _run(embedding_views, paths, args, workers)):
             progress.advance()
-            if pixels is not None:
-                batch_ids.append(image_id)
-                batch.append(pixels)
+            if inputs is not None:
+                batch.append((image_id, *inputs))
             if len(batch) >= WRITE_BATCH:
-                catalog.put_vectors(embedder.name, batch_ids, embedder.embed(batch))
-                done, batch_ids, batch = done + len(batch), [], []
-        if batch:
-            catalog.put_vectors(embedder.name, batch_ids, embedder.embed(batch))
-            done += len(batch)
+                done, batch = done + _embed_views(catalog, embedder, batch), []
+        done += _embed_views(catalog, embedder, batch)
     finally:
         progress.close()
     return done
+
+
+def _embed_views(
+    catalog: Catalog, embedder: Embedder, batch: list[tuple[int, NDArray[np.uint8], NDArray[np.uint8] | None]]
+) -> int:
+    """Embed and store (id, image, content box or None) triples; returns how many images."""
+    if not batch:
+        return 0
+    catalog.put_vectors(embedder.name, [i for i, _, _ in batch], embedder.embed([p for _, p, _ in batch]))
+    boxed = [(i, b) for i, _, b in batch if b is not None]
+    if boxed and embedder.name == catalog.settings.embedder:  # the views duplicates compares
+        catalog.put_vectors(box_view(embedder.name), [i for i, _ in boxed], embedder.embed([b for _, b in boxed]))
+    return len(batch)
 
 
 def _run(
@@ -329,12 +364,17 @@ class _Writer:
             return
         if self.embedder is not None:
             ok = [r for r in self.buffer if not r.error]
+            boxed = [r for r in ok if r.box_pixels is not None]  # type: ignore[attr-defined]
             if ok:
-                vectors = self.embedder.embed([r.pixels for r in ok])  # type: ignore[attr-defined]
-                for r, v in zip(ok, vectors):
-                    r.vectors[self.embedder.name] = v
+                name = self.embedder.name
+                vectors = self.embedder.embed([r.pixels for r in ok] + [r.box_pixels for r in boxed])  # type: ignore[attr-defined]
+                for r, v in zip(ok, vectors[: len(ok)]):
+                    r.vectors[name] = v
+                for r, v in zip(boxed, vectors[len(ok) :]):
+                    r.vectors[box_view(name)] = v
                 self.report.embedded += len(ok)
         for r in self.buffer:
             r.__dict__.pop("pixels", None)
+            r.__dict__.pop("box_pixels", None)
         self.catalog.write(self.buffer)
         self.buffer = []

@@ -88,3 +88,11 @@ def enlarge(pixels: NDArray[np.uint8], side: int) -> NDArray[np.uint8]:
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     return cv2.resize(pixels, size, interpolation=cv2.INTER_LINEAR)
 
+
+BOX = "box"
+
+
+def box_view(name: str) -> str:
+    """The name under which the catalog stores feature `name` of an image's content box:
+    hash "pdq" -> "pdq@box", vector "cnn" -> "cnn@box"."""
+    return f"{name}@{BOX}"

@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 from sqlalchemy import Integer, String, cast, create_engine, delete, event, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from .models import Base, Hash, Image, Keypoints, Setting, Vector
+from .models import Base, Hash, Image, Keypoints, MirroredKeypoints, Setting, Vector
 from .settings import CatalogMismatchError, CatalogSettings
 
 
@@ -52,7 +52,9 @@ class ImageRecord:
 
     `hashes` maps algorithm name -> packed bits (uint8 array); `vectors` maps model name ->
     (D,) float32 L2-normalised vector, stored as float16; `keypoints` is (points (n, 2) float32,
-    descriptors (n, 32) uint8), points stored as float16. A failed file has `error` set and
+    descriptors (n, 32) uint8), points stored as float16, and `mirrored_keypoints` the same of
+    the mirror image. Features of an image's content box (`indexer.regions`) are stored under
+    view names, e.g. hash "pdq@box" and vector "cnn@box". A failed file has `error` set and
     no hashes.
     """
 
@@ -68,6 +70,7 @@ class ImageRecord:
     hashes: dict[str, NDArray[np.uint8]] = field(default_factory=dict)
     vectors: dict[str, NDArray[np.float32]] = field(default_factory=dict)
     keypoints: tuple[NDArray[np.float32], NDArray[np.uint8]] | None = None
+    mirrored_keypoints: tuple[NDArray[np.float32], NDArray[np.uint8]] | None = None
 
 
 def _pragmas(dbapi_connection, _record) -> None:
@@ -116,6 +119,8 @@ class Catalog:
         engine = _engine(path)
         with Session(engine) as s:
             row = s.get(Setting, "settings")
+        if row is not None:
+            Base.metadata.create_all(engine)  # tables added since the catalog was made
         engine.dispose()
         if row is None:
             raise CatalogMismatchError(f"{path} is not a neardup catalog (no settings)")
@@ -221,13 +226,16 @@ class Catalog:
                 out.update({r[0]: np.frombuffer(r[1], "<f2").astype(np.float32) for r in s.execute(q)})
         return out
 
-    def keypoints_of(self, ids: Sequence[int]) -> dict[int, tuple[NDArray[np.float32], NDArray[np.uint8]]]:
-        """Stored local features (points (n, 2) float32, descriptors (n, 32) uint8) of the given ids."""
+    def keypoints_of(
+        self, ids: Sequence[int], *, mirrored: bool = False
+    ) -> dict[int, tuple[NDArray[np.float32], NDArray[np.uint8]]]:
+        """Stored local features (points (n, 2) float32, descriptors (n, 32) uint8) of the given
+        ids, or of their mirror images; ids without them are left out."""
         out: dict[int, tuple[NDArray[np.float32], NDArray[np.uint8]]] = {}
+        table = MirroredKeypoints if mirrored else Keypoints
         with self._session() as s:
             for chunk in _chunks([int(i) for i in ids], 900):
-                q = select(Keypoints.image_id, Keypoints.points, Keypoints.descriptors).where(
-                    Keypoints.image_id.in_(chunk))
+                q = select(table.image_id, table.points, table.descriptors).where(table.image_id.in_(chunk))
                 out.update({r[0]: _keypoints(r[1], r[2]) for r in s.execute(q)})
         return out
 
@@ -256,6 +264,7 @@ class Catalog:
             hashes = dict(s.execute(select(Hash.algo, func.count()).group_by(Hash.algo)).all())
             vectors = dict(s.execute(select(Vector.model, func.count()).group_by(Vector.model)).all())
             keypoints = s.scalar(select(func.count()).select_from(Keypoints))
+            mirrored = s.scalar(select(func.count()).select_from(MirroredKeypoints))
         return {
             "images": sum(by_status.values()),
             "ok": by_status.get("ok", 0),
@@ -263,6 +272,7 @@ class Catalog:
             **{f"hashes.{k}": v for k, v in hashes.items()},
             **{f"vectors.{k}": v for k, v in vectors.items()},
             **({"keypoints": keypoints} if keypoints else {}),
+            **({"keypoints.mirrored": mirrored} if mirrored else {}),
         }
 
     def failures(self) -> list[tuple[str, str]]:
@@ -291,9 +301,9 @@ class Catalog:
                 img.hashes = [Hash(algo=a, bits=np.ascontiguousarray(b, np.uint8).tobytes()) for a, b in r.hashes.items()]
                 img.vectors = [Vector(model=m, data=np.asarray(v, "<f2").tobytes()) for m, v in r.vectors.items()]
                 if r.keypoints is not None:
-                    points, descriptors = r.keypoints
-                    img.keypoints = Keypoints(points=np.asarray(points, "<f2").tobytes(),
-                                              descriptors=np.ascontiguousarray(descriptors, np.uint8).tobytes())
+                    img.keypoints = Keypoints(**_keypoint_blobs(r.keypoints))
+                if r.mirrored_keypoints is not None:
+                    img.mirrored_keypoints = MirroredKeypoints(**_keypoint_blobs(r.mirrored_keypoints))
                 s.add(img)
             _bump(s)
 
@@ -307,6 +317,8 @@ class Catalog:
             record.vectors = {v.model: np.frombuffer(v.data, "<f2").astype(np.float32) for v in src.vectors}
             if src.keypoints is not None:
                 record.keypoints = _keypoints(src.keypoints.points, src.keypoints.descriptors)
+            if src.mirrored_keypoints is not None:
+                record.mirrored_keypoints = _keypoints(src.mirrored_keypoints.points, src.mirrored_keypoints.descriptors)
         self.write([record])
 
     def move(self, image_id: int, path: str, size: int, mtime_ns: int) -> None:
@@ -343,6 +355,12 @@ class Catalog:
             for chunk in _chunks(ids, 900):
                 s.execute(delete(Image).where(Image.id.in_(chunk)))
             _bump(s)
+
+
+def _keypoint_blobs(features: tuple[NDArray[np.float32], NDArray[np.uint8]]) -> dict[str, bytes]:
+    points, descriptors = features
+    return {"points": np.asarray(points, "<f2").tobytes(),
+            "descriptors": np.ascontiguousarray(descriptors, np.uint8).tobytes()}
 
 
 def _keypoints(points: bytes, descriptors: bytes) -> tuple[NDArray[np.float32], NDArray[np.uint8]]:

@@ -44,6 +44,9 @@ class Image(Base):
     keypoints: Mapped[Keypoints | None] = relationship(
         back_populates="image", cascade="all, delete-orphan", passive_deletes=True
     )
+    mirrored_keypoints: Mapped[MirroredKeypoints | None] = relationship(
+        back_populates="image", cascade="all, delete-orphan", passive_deletes=True
+    )
 
 
 class Hash(Base):
@@ -87,6 +90,21 @@ class Keypoints(Base):
     descriptors: Mapped[bytes] = mapped_column(LargeBinary)
 
     image: Mapped[Image] = relationship(back_populates="keypoints")
+
+
+class MirroredKeypoints(Base):
+    """The local features of an image's mirror image, laid out as `Keypoints`: binary
+    descriptors are not mirror-invariant, so a flipped copy is verified against these."""
+
+    __tablename__ = "mirrored_keypoints"
+
+    image_id: Mapped[int] = mapped_column(
+        ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
+    )
+    points: Mapped[bytes] = mapped_column(LargeBinary)
+    descriptors: Mapped[bytes] = mapped_column(LargeBinary)
+
+    image: Mapped[Image] = relationship(back_populates="mirrored_keypoints")
 
 
 class Setting(Base):
