@@ -141,6 +141,20 @@ class CnnEmbedder:
             vectors[start : start + len(chunk)] = self.embed_batch(batch)
         return l2_normalise(vectors)
 
+    @property
+    def compiles_on_first_use(self) -> bool:
+        """Whether the first `embed` must compile the network for LiteRT (not cached on this
+        machine yet: about 10 s, once), so that a command can say why it pauses."""
+        spec = self._litert_spec()
+        return self._forward is None and spec is not None and not spec.path().is_file()
+
+    def _litert_spec(self) -> litert.NetworkSpec | None:
+        """The compiled network LiteRT runs, or None when Keras runs the network."""
+        if self.runtime == "keras" or (self.runtime == "auto" and not litert.is_available()):
+            return None
+        return litert.NetworkSpec(model=f"{self.model_id}/{self.version}", pooling=self.pooling,
+                                  input_size=self.input_size)
+
     def embed_batch(self, batch: NDArray[np.uint8]) -> NDArray[np.float32]:
         """(N, 224, 224, 3) uint8 RGB -> (N, 1280) float32 pooled features, not normalised."""
         if self._forward is None:
@@ -155,13 +169,8 @@ class CnnEmbedder:
         batch 8-64 and 18 at batch 1 (100-138 % CPU); a new process's first embedding 0.8 s
         with the network cached against 5.4 s. An earlier run with the CPUs to itself: LiteRT
         176 images/s at batch 1-8, Keras 120-128."""
-        if self.runtime == "litert" or (self.runtime == "auto" and litert.is_available()):
-            spec = litert.NetworkSpec(
-                model=f"{self.model_id}/{self.version}",
-                pooling=self.pooling,
-                input_size=self.input_size,
-            )
-            return litert.load_network(spec)
+        if self._litert_spec() is not None:
+            return litert.load_network(self._litert_spec())
         keras = import_keras()
         network = build_mobilenet_v2(input_size=self.input_size, pooling=self.pooling)
         model = keras.Model(network.input, network.output["embedding"])

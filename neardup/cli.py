@@ -110,6 +110,7 @@ def index(paths: tuple[str, ...], db: str, workers: int | None, embedder: str | 
             raise CliError(f"no such file or folder: {p}")
     autoencoder = embedder == "autoencoder"
     with api.open(db, create=True, embedder=None if autoencoder else embedder, reembed=reembed) as cat:
+        _announce_compile(cat.embedder)
         # this process has run no FAISS/OpenCV/TensorFlow code yet, so workers may be forked
         report = cat.index(paths, workers=workers, progress=_Bar(quiet), fork=True, autoencoder=autoencoder)
     rate = report.decoded / report.seconds if report.seconds else 0.0
@@ -127,6 +128,12 @@ def index(paths: tuple[str, ...], db: str, workers: int | None, embedder: str | 
     )
     if report.failed:
         click.echo(f"{report.failed} files could not be read; `neardup stats --db {db}` lists why", err=True)
+
+
+def _announce_compile(embedder: object) -> None:
+    """Say why the first CNN use on a machine pauses (compiling the network for LiteRT)."""
+    if getattr(embedder, "compiles_on_first_use", False):
+        click.echo("preparing the CNN for this machine (once, about 10 s) ...", err=True)
 
 
 def _queries(items: tuple[str, ...]) -> list[str]:
@@ -166,6 +173,8 @@ def search_cmd(queries: tuple[str, ...], db: str, k: int, by: str, as_json: bool
     paths = _queries(queries)
     with api.open(db) as cat:
         check_feature(cat.catalog, by)
+        if by in ("auto", cat.catalog.settings.embedder):
+            _announce_compile(cat.embedder)
         failed = 0
         for q in paths:
             try:

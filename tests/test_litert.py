@@ -171,3 +171,13 @@ def test_failed_compile_raises_with_the_converter_output(
 def test_rejects_unknown_runtime():
     with pytest.raises(ValueError, match="runtime must be"):
         CnnEmbedder(runtime="onnx")  # type: ignore[arg-type]
+
+
+def test_an_embedder_knows_whether_its_first_use_compiles(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, warm_cache
+):
+    assert not CnnEmbedder(runtime="keras").compiles_on_first_use
+    embedder = CnnEmbedder(runtime="litert")
+    assert not embedder.compiles_on_first_use  # the session's cache holds the network already
+    monkeypatch.setenv("NEARDUP_CACHE_DIR", str(tmp_path / "empty"))
+    assert CnnEmbedder(runtime="litert").compiles_on_first_use
