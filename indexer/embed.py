@@ -101,6 +101,10 @@ class CnnEmbedder:
     per instance, on the first call to `embed`; LiteRT's first use on a machine compiles it
     (about 10 s, `litert.load_network`). Constructing one only checks that the weights package
     (`MissingWeightsError` otherwise) and a requested ``"litert"`` are installed.
+
+    ``batch_size`` (images per network call) defaults to 1 for LiteRT and 32 for Keras: two
+    `scripts/bench_cnn.py` runs on the 2-core machine gave LiteRT 115 and 135 images/s one
+    at a time against 108 and 96 at batch 32 (Keras 73-87 at batch 8-32, 19-20 at 1).
     """
 
     name = "cnn"
@@ -113,12 +117,12 @@ class CnnEmbedder:
         self,
         *,
         pooling: Literal["gem", "mean"] = "gem",
-        batch_size: int = 32,
+        batch_size: int | None = None,
         runtime: Literal["auto", "litert", "keras"] = "auto",
     ) -> None:
         if pooling not in ("gem", "mean"):
             raise ValueError(f"pooling must be 'gem' or 'mean', got {pooling!r}")
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if runtime not in ("auto", "litert", "keras"):
             raise ValueError(f"runtime must be 'auto', 'litert' or 'keras', got {runtime!r}")
@@ -135,8 +139,9 @@ class CnnEmbedder:
         for index, image in enumerate(images):
             check_image(image, index)
         vectors = np.empty((len(images), self.dim), dtype=np.float32)
-        for start in range(0, len(images), self.batch_size):
-            chunk = images[start : start + self.batch_size]
+        size = self.batch_size or (1 if self._litert_spec() is not None else 32)
+        for start in range(0, len(images), size):
+            chunk = images[start : start + size]
             batch = np.stack([resize_square(image, self.input_size) for image in chunk])
             vectors[start : start + len(chunk)] = self.embed_batch(batch)
         return l2_normalise(vectors)
@@ -164,11 +169,11 @@ class CnnEmbedder:
     def _build(self) -> Any:
         """The network up to the pooled embedding, (N, 224, 224, 3) `normalise`d float32 ->
         (N, 1280) float32: LiteRT's interpreter (XNNPACK kernels) or Keras' `predict_on_batch`.
-        `scripts/bench_cnn.py` on the 2-core machine, 2026-11-29, shared with other work (load
-        1.3-2.0): LiteRT 113-159 images/s at batch 1-64 (147-179 % CPU), Keras 59-66 at
-        batch 8-64 and 18 at batch 1 (100-138 % CPU); a new process's first embedding 0.8 s
-        with the network cached against 5.4 s. An earlier run with the CPUs to itself: LiteRT
-        176 images/s at batch 1-8, Keras 120-128."""
+        `scripts/bench_cnn.py --compare` on the 2-core machine, 2026-11-29, otherwise idle:
+        LiteRT 98-115 images/s at batch 64-1, Keras 68-73 at batch 8-64 (a traced tf.function
+        65-77); a new process's first embedding 1.1 s with the network cached against 10.1 s.
+        The machine's speed drifts through the day: quick checks that morning gave LiteRT
+        158-176 images/s at batch 1-8 and Keras 120-128."""
         if self._litert_spec() is not None:
             return litert.load_network(self._litert_spec())
         keras = import_keras()
