@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from neardup.indexer.autoencoder import AutoencoderConfig, EpochReport
 from neardup.indexer.embed import Embedder, create_embedder
 from neardup.indexer.pipeline import IndexReport, Progress, embed_missing, index_paths
+from neardup.indexer.regions import box_view
 from neardup.indexer.training import (
     AUTOENCODER,
     NotTrainedError,
@@ -70,7 +71,8 @@ def open(
                     f"catalog {catalog.path} was made with other embedding settings ({detail}); "
                     "re-embed explicitly (--reembed) or use another catalog"
                 )
-            catalog.replace_settings(wanted, drop_vectors=[catalog.settings.embedder])
+            old = catalog.settings.embedder
+            catalog.replace_settings(wanted, drop_vectors=[old, box_view(old)])
     return Collection(catalog)
 
 

@@ -145,3 +145,15 @@ def test_a_blurred_copy_of_a_sharp_photo_still_joins_it(tmp_path, photos) -> Non
     assert quality["rocket_blurred"] < 50 <= quality["rocket"]  # low quality: PDQ calls it flat
     assert frozenset({"rocket", "rocket_blurred"}) in _groups(catalog)
     catalog.close()
+
+
+def test_switching_the_embedder_drops_the_box_vectors_too(tmp_path) -> None:
+    folder = tmp_path / "photos"
+    save(photo("coffee"), folder / "coffee.png")
+    save(screenshot(photo("chelsea")), folder / "shot.png")
+    collection = neardup.open(tmp_path / "cat.db", create=True, embedder="cnn")
+    collection.index([folder], workers=1)
+    assert len(collection.catalog.vectors(box_view("cnn"))[0]) == 1  # the screenshot's picture
+    switched = neardup.open(tmp_path / "cat.db", embedder="none", reembed=True)
+    counts = switched.catalog.counts()
+    assert not any(key.startswith("vectors.") for key in counts), counts
