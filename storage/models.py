@@ -77,32 +77,31 @@ class Vector(Base):
     image: Mapped[Image] = relationship(back_populates="vectors")
 
 
-class Keypoints(Base):
-    """Local features of an image (`indexer.features`): `points` holds (n, 2) x, y as float16
-    in pixels of the decoded image, `descriptors` (n, 32) uint8 binary descriptors."""
-
-    __tablename__ = "keypoints"
+class _LocalFeatureColumns:
+    """The columns of one image's local features (`indexer.features`): `points` holds (n, 2)
+    x, y as float16 in pixels of the decoded image, `descriptors` (n, 32) uint8 binary
+    descriptors."""
 
     image_id: Mapped[int] = mapped_column(
         ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
     )
     points: Mapped[bytes] = mapped_column(LargeBinary)
     descriptors: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Keypoints(_LocalFeatureColumns, Base):
+    """Local features of an image."""
+
+    __tablename__ = "keypoints"
 
     image: Mapped[Image] = relationship(back_populates="keypoints")
 
 
-class MirroredKeypoints(Base):
-    """The local features of an image's mirror image, laid out as `Keypoints`: binary
-    descriptors are not mirror-invariant, so a flipped copy is verified against these."""
+class MirroredKeypoints(_LocalFeatureColumns, Base):
+    """The local features of an image's mirror image: binary descriptors are not
+    mirror-invariant, so a flipped copy is verified against these."""
 
     __tablename__ = "mirrored_keypoints"
-
-    image_id: Mapped[int] = mapped_column(
-        ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
-    )
-    points: Mapped[bytes] = mapped_column(LargeBinary)
-    descriptors: Mapped[bytes] = mapped_column(LargeBinary)
 
     image: Mapped[Image] = relationship(back_populates="mirrored_keypoints")
 
