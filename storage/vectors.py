@@ -100,21 +100,33 @@ def within(index, queries: NDArray, query_ids: NDArray[np.int64], limit: float, 
     return Edges(src.astype(np.int64), dst.astype(np.int64), val.astype(np.float32))
 
 
-def nearest(index, queries: NDArray, query_ids: NDArray[np.int64], k: int, *, batch: int = 4096) -> Edges:
-    """Each query's k nearest entries as pairs (src < dst, deduplicated; self pairs dropped)."""
+def nearest(
+    index, queries: NDArray, query_ids: NDArray[np.int64], k: int, *, batch: int = 4096, rank: bool = False
+) -> Edges:
+    """Each query's k nearest entries as pairs (src < dst, deduplicated; self pairs dropped).
+
+    Values are distances (as `Edges`), or with ``rank`` each pair's rank in its query's list
+    (0 = the nearest other entry), the better of the two when each image found the other.
+    """
     parts = []
     for lo in range(0, len(queries), batch):
         q = np.ascontiguousarray(queries[lo : lo + batch])
         dist, ids = index.search(q, min(k + 1, max(index.ntotal, 1)))
+        is_self = ids == query_ids[lo : lo + batch, None]
+        # rank among the other entries: the column, less the query itself if it came before
+        order = np.arange(ids.shape[1]) - (np.cumsum(is_self, axis=1) - is_self)
         src = np.repeat(query_ids[lo : lo + batch], ids.shape[1])
-        ids, dist = ids.ravel(), dist.ravel()
+        ids, dist, order = ids.ravel(), dist.ravel(), order.ravel()
         keep = (ids != -1) & (src != ids)
         a, b = np.minimum(src[keep], ids[keep]), np.maximum(src[keep], ids[keep])
-        parts.append((a, b, dist[keep]))
+        parts.append((a, b, (order if rank else dist)[keep]))
     if not parts:
         empty = np.zeros(0, np.int64)
         return Edges(empty, empty, np.zeros(0, np.float32))
     src, dst, val = (np.concatenate(p) for p in zip(*parts))
+    if rank:  # each pair found twice keeps its better rank: the first after sorting by rank
+        order = np.argsort(val, kind="stable")
+        src, dst, val = src[order], dst[order], val[order]
     pairs, first = np.unique(np.stack([src, dst], axis=1), axis=0, return_index=True)
     return Edges(pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64), val[first].astype(np.float32))
 

@@ -88,3 +88,20 @@ def test_nearest_pairs_are_each_querys_k_best() -> None:
         kth = np.sort(d)[2]
         mine = {tuple(sorted((int(ids[i]), int(ids[j])))) for j in range(40) if d[j] < kth}
         assert mine <= got
+
+
+def test_nearest_ranks_are_each_pairs_better_position() -> None:
+    rng = np.random.default_rng(5)
+    v = rng.standard_normal((30, 16)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    ids = np.arange(100, 130, dtype=np.int64)
+    edges = nearest(build_float(ids, v), v, ids, 4, rank=True)
+    sims = v @ v.T
+    np.fill_diagonal(sims, -np.inf)
+    want: dict[tuple[int, int], int] = {}
+    for i in range(30):
+        for r, j in enumerate(np.argsort(-sims[i])[:4]):
+            key = (int(ids[min(i, j)]), int(ids[max(i, j)]))
+            want[key] = min(want.get(key, r), r)
+    got = dict(zip(zip(edges.src.tolist(), edges.dst.tolist()), edges.value.astype(int).tolist()))
+    assert got == want and 0 in got.values() and 3 in got.values()
