@@ -287,13 +287,16 @@ def embed_missing(*, catalog: Catalog, embedder: Embedder, workers: int = 1, pro
 def _embed_views(
     catalog: Catalog, embedder: Embedder, batch: list[tuple[int, NDArray[np.uint8], NDArray[np.uint8] | None]]
 ) -> int:
-    """Embed and store (id, image, content box or None) triples; returns how many images."""
+    """Embed and store (id, image, content box or None) triples, images and boxes in one
+    transaction (`embed_missing` looks for images without a vector: one stored without its
+    box's would never get it); returns how many images."""
     if not batch:
         return 0
-    catalog.put_vectors(embedder.name, [i for i, _, _ in batch], embedder.embed([p for _, p, _ in batch]))
+    sets = {embedder.name: ([i for i, _, _ in batch], embedder.embed([p for _, p, _ in batch]))}
     boxed = [(i, b) for i, _, b in batch if b is not None]
     if boxed and embedder.name == catalog.settings.embedder:  # the views duplicates compares
-        catalog.put_vectors(box_view(embedder.name), [i for i, _ in boxed], embedder.embed([b for _, b in boxed]))
+        sets[box_view(embedder.name)] = ([i for i, _ in boxed], embedder.embed([b for _, b in boxed]))
+    catalog.put_vector_sets(sets)
     return len(batch)
 
 

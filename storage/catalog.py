@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -332,12 +332,18 @@ class Catalog:
 
     def put_vectors(self, model: str, ids: Sequence[int], vectors: NDArray[np.float32]) -> None:
         """Store (N, D) float32 vectors of `model` for images `ids`, replacing older ones."""
+        self.put_vector_sets({model: (ids, vectors)})
+
+    def put_vector_sets(self, sets: Mapping[str, tuple[Sequence[int], NDArray[np.float32]]]) -> None:
+        """`put_vectors` for several models (or views: ``cnn`` and ``cnn@box``) in one
+        transaction, so that an interrupted run never stores one without the other."""
         with self._session.begin() as s:
-            s.execute(delete(Vector).where(Vector.model == model, Vector.image_id.in_(list(map(int, ids)))))
-            s.add_all(
-                Vector(image_id=int(i), model=model, data=np.asarray(v, "<f2").tobytes())
-                for i, v in zip(ids, vectors)
-            )
+            for model, (ids, vectors) in sets.items():
+                s.execute(delete(Vector).where(Vector.model == model, Vector.image_id.in_(list(map(int, ids)))))
+                s.add_all(
+                    Vector(image_id=int(i), model=model, data=np.asarray(v, "<f2").tobytes())
+                    for i, v in zip(ids, vectors)
+                )
             _bump(s)
 
     def missing_vectors(self, model: str) -> list[tuple[int, str]]:

@@ -15,7 +15,7 @@ import neardup
 
 from neardup.indexer.features import LocalFeatures, mirrored, orb_features
 from neardup.indexer.hashes import pdq
-from neardup.indexer.pipeline import index_paths
+from neardup.indexer.pipeline import embed_missing, index_paths
 from neardup.indexer.regions import box_view, content_box
 from neardup.search.duplicates import find_duplicates
 from neardup.search.verify import VERIFY_THRESHOLD, inliers
@@ -157,3 +157,34 @@ def test_switching_the_embedder_drops_the_box_vectors_too(tmp_path) -> None:
     switched = neardup.open(tmp_path / "cat.db", embedder="none", reembed=True)
     counts = switched.catalog.counts()
     assert not any(key.startswith("vectors.") for key in counts), counts
+
+
+class _FailsOnSecondCall:
+    """The catalog's real embedder, interrupted (as by a crash) on its second batch: the
+    content boxes', after the images' own."""
+
+    def __init__(self, embedder) -> None:
+        self._embedder, self.calls = embedder, 0
+        for name in ("name", "model_id", "version", "dim", "input_size", "pooling"):
+            setattr(self, name, getattr(embedder, name))
+
+    def embed(self, images):
+        self.calls += 1
+        if self.calls == 2:
+            raise KeyboardInterrupt
+        return self._embedder.embed(images)
+
+
+def test_an_interrupted_embedding_stores_an_images_vector_only_with_its_boxs(tmp_path) -> None:
+    folder = tmp_path / "photos"
+    save(photo("coffee"), folder / "coffee.png")
+    save(screenshot(photo("chelsea")), folder / "shot.png")
+    collection = neardup.open(tmp_path / "cat.db", create=True, embedder="cnn")
+    collection.index([folder], workers=1)
+    catalog = collection.catalog
+    _drop(catalog, delete(Vector))
+    with pytest.raises(KeyboardInterrupt):
+        embed_missing(catalog=catalog, embedder=_FailsOnSecondCall(collection.embedder))
+    assert len(catalog.missing_vectors("cnn")) == 2  # nothing half-stored: both are retried
+    assert embed_missing(catalog=catalog, embedder=collection.embedder) == 2
+    assert len(catalog.vectors("cnn")[0]) == 2 and len(catalog.vectors(box_view("cnn"))[0]) == 1
