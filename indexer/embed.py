@@ -102,9 +102,9 @@ class CnnEmbedder:
     (about 10 s, `litert.load_network`). Constructing one only checks that the weights package
     (`MissingWeightsError` otherwise) and a requested ``"litert"`` are installed.
 
-    ``batch_size`` (images per network call) defaults to 1 for LiteRT and 32 for Keras: two
-    `scripts/bench_cnn.py` runs on the 2-core machine gave LiteRT 115 and 135 images/s one
-    at a time against 108 and 96 at batch 32 (Keras 73-87 at batch 8-32, 19-20 at 1).
+    ``batch_size`` (images per network call) defaults to 1 for LiteRT and 32 for Keras: in
+    every `scripts/bench_cnn.py` run on the 2-core machine LiteRT was fastest one at a time
+    (115-181 images/s; 96-159 at batch 32) and Keras at batch 8-64 (70-116; ~20 at 1).
     """
 
     name = "cnn"
@@ -169,11 +169,11 @@ class CnnEmbedder:
     def _build(self) -> Any:
         """The network up to the pooled embedding, (N, 224, 224, 3) `normalise`d float32 ->
         (N, 1280) float32: LiteRT's interpreter (XNNPACK kernels) or Keras' `predict_on_batch`.
-        `scripts/bench_cnn.py --compare` on the 2-core machine, 2026-11-29, otherwise idle:
-        LiteRT 98-115 images/s at batch 64-1, Keras 68-73 at batch 8-64 (a traced tf.function
-        65-77); a new process's first embedding 1.1 s with the network cached against 10.1 s.
-        The machine's speed drifts through the day: quick checks that morning gave LiteRT
-        158-176 images/s at batch 1-8 and Keras 120-128."""
+        `scripts/bench_cnn.py --compare` on the 2-core machine, otherwise idle, at two hours
+        of one morning: LiteRT 181 and 125 images/s at batch 1, Keras' best 116 and 78 (a
+        traced tf.function 114 and 75); a new process's first embedding 0.5-1.1 s with the
+        network cached against 6-10 s. The machine's speed drifts through the day; LiteRT
+        stays ~1.6x Keras."""
         if self._litert_spec() is not None:
             return litert.load_network(self._litert_spec())
         keras = import_keras()
