@@ -16,6 +16,7 @@ distinct pairs against 90 %. Letterboxing instead of squashing changed none of t
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol
 
@@ -96,8 +97,9 @@ class CnnEmbedder:
     """MobileNetV2 (torchvision, ImageNet-1k v1 weights) features, GeM-pooled by default.
 
     ``runtime`` runs the network through LiteRT (``"litert"``), Keras' ``predict_on_batch``
-    (``"keras"``), or LiteRT when installed, else Keras (``"auto"``); it is not a model
-    setting: the vectors agree within float16 storage precision. The network is loaded once
+    (``"keras"``), or LiteRT when installed, else Keras (``"auto"``; also Keras, with a
+    RuntimeWarning, when the compiled network cannot be cached: a read-only cache folder); it
+    is not a model setting: the vectors agree within float16 storage precision. The network is loaded once
     per instance, on the first call to `embed`; LiteRT's first use on a machine compiles it
     (about 10 s, `litert.load_network`). Constructing one only checks that the weights package
     (`MissingWeightsError` otherwise) and a requested ``"litert"`` are installed.
@@ -139,6 +141,8 @@ class CnnEmbedder:
         for index, image in enumerate(images):
             check_image(image, index)
         vectors = np.empty((len(images), self.dim), dtype=np.float32)
+        if len(images) and self._forward is None:
+            self._forward = self._build()  # before the batch size: it may fall back to Keras
         size = self.batch_size or (1 if self._litert_spec() is not None else 32)
         for start in range(0, len(images), size):
             chunk = images[start : start + size]
@@ -174,8 +178,19 @@ class CnnEmbedder:
         traced tf.function 114 and 75); a new process's first embedding 0.5-1.1 s with the
         network cached against 6-10 s. The machine's speed drifts through the day; LiteRT
         stays ~1.6x Keras."""
-        if self._litert_spec() is not None:
-            return litert.load_network(self._litert_spec())
+        spec = self._litert_spec()
+        if spec is not None:
+            try:
+                return litert.load_network(spec)
+            except OSError as error:  # the compiled network cannot be cached
+                if self.runtime == "litert":
+                    raise
+                warnings.warn(
+                    f"cannot cache the compiled CNN in {spec.path().parent} ({error}); running it "
+                    "with Keras instead (slower). Set NEARDUP_CACHE_DIR to a writable folder.",
+                    RuntimeWarning, stacklevel=2,
+                )
+                self.runtime = "keras"
         keras = import_keras()
         network = build_mobilenet_v2(input_size=self.input_size, pooling=self.pooling)
         model = keras.Model(network.input, network.output["embedding"])

@@ -181,3 +181,20 @@ def test_an_embedder_knows_whether_its_first_use_compiles(
     assert not embedder.compiles_on_first_use  # the session's cache holds the network already
     monkeypatch.setenv("NEARDUP_CACHE_DIR", str(tmp_path / "empty"))
     assert CnnEmbedder(runtime="litert").compiles_on_first_use
+
+
+def test_an_unwritable_cache_falls_back_to_keras_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, keras_features: np.ndarray
+):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("NEARDUP_CACHE_DIR", str(blocker / "neardup"))  # mkdir fails, even as root
+    embedder = CnnEmbedder(runtime="auto")
+
+    with pytest.warns(RuntimeWarning, match="NEARDUP_CACHE_DIR"):
+        vectors = embedder.embed([photo(name) for name in PHOTOS])
+
+    assert embedder.runtime == "keras"
+    np.testing.assert_allclose(vectors, l2_normalise(keras_features), rtol=0, atol=1e-4)
+    with pytest.raises(OSError):  # asked for LiteRT explicitly: no silent change of runtime
+        CnnEmbedder(runtime="litert").embed([photo("coffee")])
