@@ -147,12 +147,18 @@ def test_a_blurred_copy_of_a_sharp_photo_still_joins_it(tmp_path, photos) -> Non
     catalog.close()
 
 
-def test_switching_the_embedder_drops_the_box_vectors_too(tmp_path) -> None:
+def _photo_and_screenshot_with_cnn(tmp_path: Path):
+    """A CNN collection of a photo and a screenshot (whose content box has a CNN vector)."""
     folder = tmp_path / "photos"
     save(photo("coffee"), folder / "coffee.png")
     save(screenshot(photo("chelsea")), folder / "shot.png")
     collection = neardup.open(tmp_path / "cat.db", create=True, embedder="cnn")
     collection.index([folder], workers=1)
+    return collection
+
+
+def test_switching_the_embedder_drops_the_box_vectors_too(tmp_path) -> None:
+    collection = _photo_and_screenshot_with_cnn(tmp_path)
     assert len(collection.catalog.vectors(box_view("cnn"))[0]) == 1  # the screenshot's picture
     switched = neardup.open(tmp_path / "cat.db", embedder="none", reembed=True)
     counts = switched.catalog.counts()
@@ -176,11 +182,7 @@ class _FailsOnSecondCall:
 
 
 def test_an_interrupted_embedding_stores_an_images_vector_only_with_its_boxs(tmp_path) -> None:
-    folder = tmp_path / "photos"
-    save(photo("coffee"), folder / "coffee.png")
-    save(screenshot(photo("chelsea")), folder / "shot.png")
-    collection = neardup.open(tmp_path / "cat.db", create=True, embedder="cnn")
-    collection.index([folder], workers=1)
+    collection = _photo_and_screenshot_with_cnn(tmp_path)
     catalog = collection.catalog
     _drop(catalog, delete(Vector))
     with pytest.raises(KeyboardInterrupt):
