@@ -8,7 +8,7 @@ error on [0, 1] pixels; Adam; the weights of the epoch with the lowest validatio
 kept, and training stops after ``patience`` epochs without improvement. `embed` runs the
 encoder alone and L2-normalises, so cosine is a dot product, as for every `Embedder`.
 
-Denoising (an option, off by default: see the measurements below): a plain autoencoder
+Denoising (an option, off by default): a plain autoencoder
 only learns to compress, and nothing asks it to place a cropped, mirrored or re-encoded
 copy next to its original. Here each epoch the input is a
 fresh random near-duplicate of the photo (a 60–100 % area crop, mirror, brightness, contrast
@@ -23,23 +23,10 @@ and NumPy's global generators), and TensorFlow's op determinism, switched on for
 process at the first training, fixes the arithmetic. The same images and config give the
 same vectors on the same machine and thread count.
 
-Measured 2026-11-29 on the project corpus (tensorflow-cpu 2.21, 2 shared cores): the first
-1,000 images (by name) at 80×80, default config; 200 of them copied 4 ways (60 %-area centre crop,
-mirror, JPEG q30, +30 % brightness; 50 each), each copy searched among the 1,000 originals.
-
-    denoising  train   epochs  best  best val  recall@1  crop  mirror  JPEG  brighter
-    True       140 s   25      21    0.0211    0.730     0.40  0.76    1.00  0.76
-    False      123 s   26      22    0.0120    0.740     0.76  0.22    1.00  0.98
-
-A tie on that quick protocol (2 copies in 200; one standard error is 3 points): denoising
-buys mirrors at the price of crops and brightness. On the project benchmark (600 references,
-2,400 transformed copies in 19 families, 1,600 negatives; trained on the references) plain
-training is better on every figure: R@1 0.606 against 0.550, μAP 0.489 against 0.372,
-R@P99 0.279 against 0.177. So `denoising` is off by default and kept as an option. Two other
-variants did worse on the quick protocol: no mirroring in the corruption (0.645) and a
-quarter of the inputs left clean with milder colour jitter (0.640). For comparison
-`CnnEmbedder` reaches 0.99 on a like protocol and 0.909 R@1 on the benchmark: the
-autoencoder, trained on a few hundred images at 64 px, learns layout and colour, not content.
+Denoising is off by default because plain training did better on every figure of the
+project benchmark (docs/BENCHMARKS.md, "The autoencoder"): on a few hundred to a few
+thousand photos at 64 px the autoencoder learns layout and colour, not content, and the
+ImageNet CNN is far stronger.
 """
 
 from __future__ import annotations
@@ -59,7 +46,10 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from .embed import ImageShapeError, check_image, l2_normalise, resize_square
+from neardup.storage.errors import NeardupError
+
+from .embed import check_image, l2_normalise, resize_square
+from .pixels import InvalidImageError
 from .mobilenet import import_keras
 
 __all__ = [
@@ -84,6 +74,10 @@ RETRAIN = "retrain: neardup train autoencoder"
 _BATCH = 256  # images per inference batch
 
 
+class ConfigError(NeardupError, ValueError):
+    """An autoencoder setting out of its range."""
+
+
 @dataclass(frozen=True)
 class AutoencoderConfig:
     """What shapes a trained autoencoder; saved with its weights."""
@@ -102,19 +96,19 @@ class AutoencoderConfig:
         for name in ("dim", "image_size", "epochs", "batch_size", "seed", "patience"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool):
-                raise ValueError(f"{name} must be an integer, got {value!r}")
+                raise ConfigError(f"{name} must be an integer, got {value!r}")
         lows = {"dim": 1, "epochs": 1, "batch_size": 1, "seed": 0, "patience": 1}
         for name, low in lows.items():
             if getattr(self, name) < low:
-                raise ValueError(f"{name} must be at least {low}, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be at least {low}, got {getattr(self, name)}")
         if self.image_size < 16 or self.image_size % 16:
-            raise ValueError(f"image_size must be a positive multiple of 16, got {self.image_size}")
+            raise ConfigError(f"image_size must be a positive multiple of 16, got {self.image_size}")
         if not isinstance(self.denoising, bool):
-            raise ValueError(f"denoising must be True or False, got {self.denoising!r}")
+            raise ConfigError(f"denoising must be True or False, got {self.denoising!r}")
         if not 0 < self.validation < 1:
-            raise ValueError(f"validation must be a fraction in (0, 1), got {self.validation!r}")
+            raise ConfigError(f"validation must be a fraction in (0, 1), got {self.validation!r}")
         if not (isinstance(self.learning_rate, (int, float)) and 0 < self.learning_rate < math.inf):
-            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
+            raise ConfigError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
 
 
 def source_size(config: AutoencoderConfig) -> int:
@@ -143,11 +137,11 @@ class TrainingResult:
     val_count: int
 
 
-class TooFewImagesError(ValueError):
+class TooFewImagesError(NeardupError, ValueError):
     """Fewer than `MIN_IMAGES` images were given to `train_autoencoder`."""
 
 
-class ModelFileError(ValueError):
+class ModelFileError(NeardupError, ValueError):
     """A saved autoencoder is missing, unreadable, or not the file that was trained."""
 
 
@@ -349,7 +343,7 @@ def _check_training_images(images: Any, config: AutoencoderConfig) -> None:
     side = source_size(config)
     shape, dtype = getattr(images, "shape", type(images).__name__), getattr(images, "dtype", None)
     if not isinstance(images, np.ndarray) or dtype != np.uint8 or shape[1:] != (side, side, 3):
-        raise ImageShapeError(f"expected (N, {side}, {side}, 3) uint8 images, got {shape} {dtype}")
+        raise InvalidImageError(f"expected (N, {side}, {side}, 3) uint8 images, got {shape} {dtype}")
     if len(images) < MIN_IMAGES:
         raise TooFewImagesError(f"training needs at least {MIN_IMAGES} images, got {len(images)}")
 

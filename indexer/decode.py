@@ -18,6 +18,10 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from neardup.storage.errors import NeardupError
+
+from .pixels import checked_rgb
+
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif"}
 )
@@ -25,7 +29,7 @@ DEFAULT_MAX_MEGAPIXELS = 150.0
 _ROTATED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 
 
-class UnreadableImageError(ValueError):
+class UnreadableImageError(NeardupError, ValueError):
     """A file that is not an image neardup can decode (the message says why)."""
 
 
@@ -106,8 +110,7 @@ def _to_rgb(im: Image.Image) -> NDArray[np.uint8]:
 
 def fit(rgb: NDArray[np.uint8], max_side: int) -> NDArray[np.uint8]:
     """(h, w, 3) uint8 RGB shrunk (area interpolation) so its long side is <= max_side."""
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-        raise UnreadableImageError(f"expected (h, w, 3) uint8 RGB pixels, got {rgb.shape} {rgb.dtype}")
+    rgb = checked_rgb(rgb)
     h, w = rgb.shape[:2]
     if max(h, w) <= max_side:
         return np.ascontiguousarray(rgb)

@@ -25,15 +25,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import litert
+from .pixels import InvalidImageError, checked_rgb
 from .mobilenet import WEIGHTS_RESOURCE, build_mobilenet_v2, import_keras, normalise
 from .torch_weights import locate_weights
 
 __all__ = [
     "CnnEmbedder",
     "Embedder",
-    "ImageShapeError",
-    "UnknownEmbedderError",
-    "create_embedder",
     "check_image",
     "l2_normalise",
     "resize_square",
@@ -43,9 +41,9 @@ __all__ = [
 class Embedder(Protocol):
     """What every embedder offers; the attributes identify the vectors it makes.
 
-    ``name`` is what `create_embedder` knows it by. The settings that shape stored vectors
-    (``model_id``, ``version``, ``dim``, ``input_size``, ``pooling``) are saved with a catalog:
-    vectors made with different settings never mix.
+    ``name`` is its vector feature's name (`embedders.VECTOR_FEATURES`). What shapes the
+    vectors (``model_id``, ``version``, ``dim``, ``input_size``) is recorded in the catalog with
+    them (`ModelRecord`): vectors of different models never mix.
     """
 
     name: str
@@ -53,26 +51,12 @@ class Embedder(Protocol):
     version: int
     dim: int
     input_size: int
-    pooling: str
 
     def embed(self, images: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
         """N images, each (H, W, 3) uint8 RGB of any size -> (N, dim) float32, unit L2 norm."""
         ...
 
 
-class UnknownEmbedderError(ValueError):
-    """`create_embedder` was given a name it does not know."""
-
-
-class ImageShapeError(ValueError):
-    """An image given to an embedder is not an (H, W, 3) uint8 array."""
-
-
-def create_embedder(name: str) -> Embedder:
-    """The embedder called ``name``: ``"cnn"`` (`CnnEmbedder`)."""
-    if name == "cnn":
-        return CnnEmbedder()
-    raise UnknownEmbedderError(f"unknown embedder {name!r}; expected one of: 'cnn'")
 
 
 def resize_square(image: NDArray[np.uint8], size: int) -> NDArray[np.uint8]:
@@ -104,9 +88,8 @@ class CnnEmbedder:
     (about 10 s, `litert.load_network`). Constructing one only checks that the weights package
     (`MissingWeightsError` otherwise) and a requested ``"litert"`` are installed.
 
-    ``batch_size`` (images per network call) defaults to 1 for LiteRT and 32 for Keras: in
-    every `scripts/bench_cnn.py` run on the 2-core machine LiteRT was fastest one at a time
-    (115-181 images/s; 96-159 at batch 32) and Keras at batch 8-64 (70-116; ~20 at 1).
+    ``batch_size`` (images per network call) defaults to 1 for LiteRT and 32 for Keras, the
+    fastest of each in `scripts/bench_cnn.py` (docs/BENCHMARKS.md).
     """
 
     name = "cnn"
@@ -172,12 +155,9 @@ class CnnEmbedder:
 
     def _build(self) -> Any:
         """The network up to the pooled embedding, (N, 224, 224, 3) `normalise`d float32 ->
-        (N, 1280) float32: LiteRT's interpreter (XNNPACK kernels) or Keras' `predict_on_batch`.
-        `scripts/bench_cnn.py --compare` on the 2-core machine, otherwise idle, at two hours
-        of one morning: LiteRT 181 and 125 images/s at batch 1, Keras' best 116 and 78 (a
-        traced tf.function 114 and 75); a new process's first embedding 0.5-1.1 s with the
-        network cached against 6-10 s. The machine's speed drifts through the day; LiteRT
-        stays ~1.6x Keras."""
+        (N, 1280) float32: LiteRT's interpreter (XNNPACK kernels), ~1.6x faster than Keras'
+        `predict_on_batch` and starting without TensorFlow once compiled (docs/BENCHMARKS.md),
+        or Keras when LiteRT is missing or cannot cache the compiled network."""
         spec = self._litert_spec()
         if spec is not None:
             try:
@@ -198,9 +178,5 @@ class CnnEmbedder:
 
 
 def check_image(image: Any, index: int) -> None:
-    """Raise `ImageShapeError` unless `image` (the `index`-th of a batch) is (H, W, 3) uint8."""
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-        kind = getattr(image, "dtype", type(image).__name__)
-        raise ImageShapeError(f"image {index}: expected a uint8 NumPy array, got {kind}")
-    if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
-        raise ImageShapeError(f"image {index}: expected shape (H, W, 3), got {image.shape}")
+    """Raise `InvalidImageError` unless `image` (the `index`-th of a batch) is (H, W, 3) uint8."""
+    checked_rgb(image, f"image {index}: ")

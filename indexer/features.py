@@ -23,6 +23,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from .pixels import checked_rgb
+
 __all__ = ["FEATURES_ID", "LocalFeatures", "mirrored", "orb_features"]
 
 MAX_KEYPOINTS = 500
@@ -39,9 +41,9 @@ class LocalFeatures(NamedTuple):
 
 def orb_features(pixels: NDArray[np.uint8], *, max_keypoints: int = MAX_KEYPOINTS) -> LocalFeatures:
     """(H, W, 3) uint8 RGB or (H, W) uint8 gray -> its ORB keypoints, strongest first."""
-    if pixels.dtype != np.uint8 or pixels.ndim not in (2, 3):
-        raise ValueError(f"expected (H, W) or (H, W, 3) uint8 pixels, got {pixels.dtype} {pixels.shape}")
-    gray = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY) if pixels.ndim == 3 else pixels
+    gray = pixels if getattr(pixels, "ndim", 0) == 2 and pixels.dtype == np.uint8 else None
+    if gray is None:
+        gray = cv2.cvtColor(checked_rgb(pixels), cv2.COLOR_RGB2GRAY)
     orb = cv2.ORB_create(nfeatures=max_keypoints, fastThreshold=_FAST_THRESHOLD)
     keypoints, descriptors = orb.detectAndCompute(np.ascontiguousarray(gray), None)
     if descriptors is None:

@@ -21,6 +21,10 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from neardup.storage.errors import NeardupError
+
+from .pixels import InvalidImageError, checked_rgb  # noqa: F401  (InvalidImageError: raised here)
+
 # whash: Haar detail energy below which a 4x4 block counts as flat (a std of 1 grey level).
 _FLAT_ENERGY = 16.0
 # colorhash: chroma (max - min of R, G, B, in [0, 1]) from which a pixel starts to count as
@@ -30,11 +34,7 @@ _GREY_CHROMA, _FULL_CHROMA = 0.08, 0.2
 _COLOUR_LEVELS = np.array([0.005, 0.02, 0.08, 0.25])
 
 
-class InvalidImageError(ValueError):
-    """The array handed to a hash is not an ``(H, W, 3) uint8`` RGB image."""
-
-
-class UnknownHashError(ValueError):
+class UnknownHashError(NeardupError, ValueError):
     """A hash name that is not a key of :data:`HASHES`."""
 
 
@@ -53,7 +53,7 @@ class Luma:
 def luma(rgb: NDArray[np.uint8]) -> Luma:
     """BT.601 luma of an ``(H, W, 3) uint8`` RGB image, rounded to integer levels like
     PIL's ``convert("L")``; raises :class:`InvalidImageError` for any other array."""
-    return Luma(cv2.cvtColor(_checked_rgb(rgb), cv2.COLOR_RGB2GRAY))
+    return Luma(cv2.cvtColor(checked_rgb(rgb), cv2.COLOR_RGB2GRAY))
 
 
 def to_gray(image: NDArray[np.uint8] | Luma, size: tuple[int, int]) -> NDArray[np.float32]:
@@ -140,8 +140,16 @@ def pdq(image: NDArray[np.uint8] | Luma) -> tuple[NDArray[np.uint8], int]:
     return _median_bits(_dct_lowpass(buffer, 16)), _pdq_quality(buffer)
 
 
+# PDQ's own cut-off: an image of lower quality (flat, near-blank) has hashes that are mostly
+# noise, so it never matches by a single hash (except as an exact copy).
+LOW_QUALITY = 50
+# Bumped whenever a change here changes what any hash computes: catalogs record it, and one
+# made by other hash code is a mismatch (its stored hashes would not compare with new ones).
+HASH_VERSION = 1
+
+
 def quality(image: NDArray[np.uint8] | Luma) -> int:
-    """PDQ quality of an image, 0-100: below 50 it is too flat to hash reliably."""
+    """PDQ quality of an image, 0-100: below LOW_QUALITY it is too flat to hash reliably."""
     return _pdq_quality(_pdq_buffer(image))
 
 
@@ -155,7 +163,7 @@ def colorhash(rgb: NDArray[np.uint8]) -> NDArray[np.uint8]:
     counts the levels crossed between their histograms, a coarse L1 distance. Takes RGB
     only: a :class:`Luma` has no colour.
     """
-    histogram = _colour_histogram(_colour_sample(_checked_rgb(rgb)))
+    histogram = _colour_histogram(_colour_sample(checked_rgb(rgb)))
     return np.packbits(histogram[:, None] > _COLOUR_LEVELS)
 
 
@@ -225,18 +233,6 @@ def compute_hashes(rgb: NDArray[np.uint8], names: Iterable[str]) -> dict[str, ND
         name: HASHES[name].compute(rgb if HASHES[name].family == "colour" else lum)
         for name in names
     }
-
-
-def _checked_rgb(rgb: NDArray[np.uint8]) -> NDArray[np.uint8]:
-    """``rgb`` as a C-contiguous array, or :class:`InvalidImageError` if it is not an
-    ``(H, W, 3) uint8`` image with ``H, W >= 1``."""
-    if not isinstance(rgb, np.ndarray):
-        raise InvalidImageError(f"expected an (H, W, 3) uint8 RGB image, got {type(rgb).__name__}")
-    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or 0 in rgb.shape:
-        raise InvalidImageError(
-            f"expected an (H, W, 3) uint8 RGB image, got a {rgb.dtype} array of shape {rgb.shape}"
-        )
-    return np.ascontiguousarray(rgb)
 
 
 def _area_shrink(table: NDArray[np.float64], size: tuple[int, int]) -> NDArray[np.float32]:

@@ -6,15 +6,10 @@ frame. `content_box` finds a picture pasted onto such a frame: the largest regio
 out from the frame (textured, or far from the image's most common colour: a dark star field
 on a grey window is flat but not the window's colour) and fills its bounding box almost
 completely, as a pasted rectangle does. The search compares that crop too, taking each
-candidate's best score over the variants; the indexer stores the crop's hashes and CNN
-vector as the image's "box" view (`box_view`), which duplicates compare.
-
-Measured on the project benchmark (105 screenshot queries per strength; 600 references):
-the previous rule (texture only, region filling 40 % of its box, sides >= 25 %) found a box in
-60 % of hard and 73 % of mild screenshots, but also in 45 % of the references (objects on
-white, galaxies on black); this one finds it in 85 % and 83 %, and in 2 % of the references.
-The CNN alone, best of the query and its crop, then finds the original first for 58 of the 63
-hard screenshots of a reference (43 before) and 60 of the 63 mild ones (56).
+candidate's best score over the variants; the indexer stores the crop's features as the
+image's "box" view (`storage.models.VIEWS`), which duplicates compare. On the project
+benchmark it finds a box in 85 % of hard screenshots and in 2 % of plain references
+(docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -88,12 +83,3 @@ def enlarge(pixels: NDArray[np.uint8], side: int) -> NDArray[np.uint8]:
     scale = side / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     return cv2.resize(pixels, size, interpolation=cv2.INTER_LINEAR)
-
-
-BOX = "box"
-
-
-def box_view(name: str) -> str:
-    """The name under which the catalog stores feature `name` of an image's content box:
-    hash "pdq" -> "pdq@box", vector "cnn" -> "cnn@box"."""
-    return f"{name}@{BOX}"

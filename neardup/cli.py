@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -10,6 +11,10 @@ from pathlib import Path
 import click
 
 from neardup.indexer.autoencoder import AutoencoderConfig
+from neardup.indexer.embedders import VECTOR_FEATURES
+from neardup.indexer.hashes import HASHES
+from neardup.search.features import check_feature
+from neardup.storage.errors import NeardupError
 
 from . import api
 from .config import DEFAULT_DB, DEFAULT_K
@@ -22,27 +27,26 @@ class CliError(click.ClickException):
         click.echo(f"error: {self.format_message()}", err=True)
 
 
-# the library errors a user can cause, printed as `error: …`
-def _user_errors() -> tuple[type[Exception], ...]:
-    from neardup.indexer.decode import UnreadableImageError
-    from neardup.indexer.autoencoder import ModelFileError, TooFewImagesError
-    from neardup.indexer.training import NotTrainedError
-    from neardup.search.query import UnknownFeatureError
-    from neardup.storage.settings import CatalogMismatchError
-
-    return (FileNotFoundError, FileExistsError, UnreadableImageError, UnknownFeatureError, CatalogMismatchError,
-            NotTrainedError, ModelFileError, TooFewImagesError, ValueError)
+def _message(error: NeardupError) -> str:
+    return f"{error}; {error.hint}" if error.hint else str(error)
 
 
 class _Group(click.Group):
+    """Errors a user can cause and act on (`NeardupError`) print as one `error: …` line;
+    anything else is a bug and shows its traceback."""
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except _user_errors() as e:
-            raise CliError(str(e)) from e
+        except NeardupError as e:
+            raise CliError(_message(e)) from e
 
 
 AE_DEFAULTS = AutoencoderConfig()
+SHIPPED = [name for name, f in VECTOR_FEATURES.items() if not f.trained]
+TRAINED = [name for name, f in VECTOR_FEATURES.items() if f.trained]
+BY_HELP = (f"auto, or one feature: {' '.join(HASHES)}, and {' or '.join(VECTOR_FEATURES)} when the catalog has "
+           "them (`neardup stats` lists them).")
 
 db_option = click.option(
     "--db", default=DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False),
@@ -87,10 +91,11 @@ class _Bar:
 @click.argument("paths", nargs=-1, required=True)
 @db_option
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Decoding processes [default: all cores].")
-@click.option("--embedder", type=click.Choice(["cnn", "none", "autoencoder"]), default=None,
-              help="Learned embedding to compute besides the hashes: cnn or none is fixed when the catalog is "
-                   "created [default: cnn if installed, else none]; autoencoder embeds with the model trained by "
-                   "`neardup train autoencoder` (done by every index run once one is trained).")
+@click.option("--embedder", type=click.Choice([*SHIPPED, "none", *TRAINED]), default=None,
+              help=f"Learned embedding to compute besides the hashes: {' or '.join(SHIPPED)} or none is fixed when the "
+                   "catalog is created [default: cnn if installed, else none]; "
+                   f"{' or '.join(TRAINED)} embeds with the model trained by `neardup train` (done by every index run "
+                   "once one is trained).")
 @click.option("--reembed", is_flag=True, help="Switch an existing catalog to another --embedder, recomputing its vectors.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def index(paths: tuple[str, ...], db: str, workers: int | None, embedder: str | None, reembed: bool, quiet: bool) -> None:
@@ -106,13 +111,15 @@ def index(paths: tuple[str, ...], db: str, workers: int | None, embedder: str | 
       neardup index ~/Pictures --embedder autoencoder   # after neardup train autoencoder
     """
     for p in paths:
-        if not Path(p).expanduser().exists():
+        if not os.path.lexists(Path(p).expanduser()):
             raise CliError(f"no such file or folder: {p}")
-    autoencoder = embedder == "autoencoder"
-    with api.open(db, create=True, embedder=None if autoencoder else embedder, reembed=reembed) as cat:
-        _announce_compile(cat.embedder)
+    trained = embedder in TRAINED
+    with api.open(db, create=True, embedder=None if trained else embedder, reembed=reembed) as cat:
+        if trained:
+            check_feature(cat.catalog, embedder)
+        _announce_compile(cat)
         # this process has run no FAISS/OpenCV/TensorFlow code yet, so workers may be forked
-        report = cat.index(paths, workers=workers, progress=_Bar(quiet), fork=True, autoencoder=autoencoder)
+        report = cat.index(paths, workers=workers, progress=_Bar(quiet), fork=True)
     rate = report.decoded / report.seconds if report.seconds else 0.0
     if report.interrupted:
         click.echo("interrupted: what was indexed is saved; run the same command again to finish", err=True)
@@ -130,21 +137,21 @@ def index(paths: tuple[str, ...], db: str, workers: int | None, embedder: str | 
         click.echo(f"{report.failed} files could not be read; `neardup stats --db {db}` lists why", err=True)
 
 
-def _announce_compile(embedder: object) -> None:
+def _announce_compile(cat: api.Collection) -> None:
     """Say why the first CNN use on a machine pauses (compiling the network for LiteRT)."""
-    if getattr(embedder, "compiles_on_first_use", False):
+    if "cnn" in cat.features() and getattr(cat.embedder("cnn"), "compiles_on_first_use", False):
         click.echo("preparing the CNN for this machine (once, about 10 s) ...", err=True)
 
 
 def _queries(items: tuple[str, ...]) -> list[str]:
-    from neardup.indexer.pipeline import walk
+    from neardup.indexer.walk import walk
 
     out = []
     for q in items:
         p = Path(q).expanduser()
         if not p.exists():
             raise CliError(f"no such file or folder: {q}")
-        out += [q] if p.is_file() else [e.path for e in walk([p])]
+        out += [q] if p.is_file() else list(walk([p]).files)
     return out
 
 
@@ -152,9 +159,7 @@ def _queries(items: tuple[str, ...]) -> list[str]:
 @click.argument("queries", nargs=-1, required=True)
 @db_option
 @click.option("-k", type=click.IntRange(min=1), default=DEFAULT_K, show_default=True, help="Results per query.")
-@click.option("--by", default="auto", show_default=True,
-              help="auto, or one feature: ahash dhash phash phash256 whash colorhash pdq, and cnn or autoencoder "
-                   "when the catalog has them (`neardup stats` lists them).")
+@click.option("--by", default="auto", show_default=True, help=BY_HELP)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per query per line.")
 def search_cmd(queries: tuple[str, ...], db: str, k: int, by: str, as_json: bool) -> None:
     """Find the images most like each QUERY (an image file, or a folder of them).
@@ -168,13 +173,12 @@ def search_cmd(queries: tuple[str, ...], db: str, k: int, by: str, as_json: bool
       neardup search new_photos/ --by phash256 --json
     """
     from neardup.indexer.decode import UnreadableImageError
-    from neardup.search.query import check_feature
 
     paths = _queries(queries)
     with api.open(db) as cat:
         check_feature(cat.catalog, by)
-        if by in ("auto", cat.catalog.settings.embedder):
-            _announce_compile(cat.embedder)
+        if by in ("auto", "cnn"):
+            _announce_compile(cat)
         failed = 0
         for q in paths:
             try:
@@ -196,9 +200,7 @@ def search_cmd(queries: tuple[str, ...], db: str, k: int, by: str, as_json: bool
 
 @main.command()
 @db_option
-@click.option("--by", default="auto", show_default=True,
-              help="auto, or one feature: ahash dhash phash phash256 whash colorhash pdq, and cnn or autoencoder "
-                   "when the catalog has them (`neardup stats` lists them).")
+@click.option("--by", default="auto", show_default=True, help=BY_HELP)
 @click.option("--threshold", type=float, default=None,
               help="For a hash: max Hamming distance in bits (inclusive). For cnn or autoencoder: min cosine. "
                    "For auto: min score in [0, 1]. [default: per feature]")
@@ -324,33 +326,41 @@ def stats(db: str, as_json: bool) -> None:
     Example:
       neardup stats --db photos.db
     """
-    with api.open(db) as cat:
+    with api.open(db, readonly=True) as cat:
         s = cat.stats()
     if as_json:
-        d = asdict(s)
-        for ix, st in zip(d["indexes"], s.indexes):
-            ix["stale"] = st.stale
-        click.echo(json.dumps(d, indent=2, default=str))
+        click.echo(json.dumps(asdict(s), indent=2, default=str))
         return
     click.echo(f"catalog  {s.path}")
     for key, value in s.counts.items():
         click.echo(f"  {key:<20} {value}")
-    click.echo(f"  hashes: {', '.join(s.settings.hashes)}; embedder: {s.settings.embedder}")
+    click.echo(f"  hashes: {', '.join(s.settings.hashes)}")
     click.echo(f"  keypoints: {s.settings.local_features}" if s.settings.local_features else
                "  keypoints: none (catalog made before neardup stored them: no geometric verification; "
                "index into a new catalog to get it)")
-    if s.autoencoder:
-        a = s.autoencoder
-        click.echo(f"  autoencoder: v{a['version']}, dim {a['config']['dim']}, trained {a['trained_at']} on "
-                   f"{a['images']} images, validation loss {a['val_loss']:.4f}")
+    for model in s.models.values():
+        click.echo(f"  {_describe_model(model)}")
+    if not s.models:
+        click.echo("  vector features: none")
     for ix in s.indexes:
-        state = "fresh" if not ix.stale else "not built yet" if ix.built_generation is None else "stale"
-        state += "" if state == "fresh" else " (built on next use)"
+        state = "fresh" if ix.fresh else "stale (rebuilt on next use)" if ix.exists else "not built yet (built on next use)"
         click.echo(f"  index {ix.feature:<10} {ix.entries:>8} entries  {state}")
+    if s.roots:
+        click.echo(f"  indexed: {', '.join(s.roots)}")
     if s.failures:
         click.echo(f"failed files ({len(s.failures)}):")
         for path, reason in s.failures:
             click.echo(f"  {path}: {reason}")
+
+
+def _describe_model(model) -> str:
+    """One line on a vector feature's model: what it is and, when trained here, how."""
+    line = f"{model.name}: {model.model_id} v{model.version}, {model.dim}-d"
+    if model.training:
+        t = model.training
+        line += (f", trained {t['trained_at']} on {t['images']} images, "
+                 f"validation loss {t['val_loss']:.4f}")
+    return line
 
 
 if __name__ == "__main__":

@@ -12,17 +12,14 @@ match an image's stored mirrored keypoints instead.
 
 The inliers must also spread over a fifth of either image (their convex hull over the extent
 of its keypoints): two different photos carrying the same watermark, logo or caption share
-many keypoints in one small patch, which alone is not a copy. Among the benchmark's
-duplicate candidate pairs scoring >= 0.5 this removed 207 of 617 wrong pairs and 177 of
-10,497 right ones.
+many keypoints in one small patch, which alone is not a copy.
 
 Inliers map onto the confidence scale of `fusion`: fewer than VERIFY_THRESHOLD -> no
 evidence (the global score stands), VERIFY_THRESHOLD -> 0.5 (a match), VERIFY_FULL or more
--> VERIFY_CEILING (0.95; with 1.0 μAP moved by 0.003). Measured on the project benchmark
-(600 references, 2,400 positive and 1,600 negative queries, the top 5 auto candidates of each): 87.9 % of true candidates reach 16 inliers;
-99 % of wrong candidates stay below 19 (the rest are mostly real partial copies: variants of
-one clip-art stamp, astrophotos sharing a star field). Re-scoring with thresholds 12–24
-changed μAP by at most 0.002, so the value is not tuned to one set.
+-> VERIFY_CEILING. Calibration on the project benchmark's top-5 auto candidates (600
+references, 4,000 queries): 87.9 % of true candidates reach 16 inliers, 99 % of wrong ones
+stay below 19 (most of the rest are real partial copies: variants of one clip-art stamp,
+astrophotos sharing a star field); thresholds from 12 to 24 move μAP by at most 0.002.
 """
 
 from __future__ import annotations
@@ -38,22 +35,18 @@ from neardup.indexer.features import LocalFeatures
 VERIFY_THRESHOLD = 16  # RANSAC inliers that make a match (confidence 0.5)
 VERIFY_FULL = 128  # inliers at the highest verified confidence, VERIFY_CEILING
 VERIFY_CEILING = 0.95  # geometry alone never says "identical": an exact hash match still ranks first
-VERIFY_TOP = 5  # candidates verified per query
 _RATIO = 0.8
 _REPROJECTION_PX = 6.0  # RANSAC tolerance, in pixels of the decoded (384-pixel) images
 # Fewer ratio-test matches than VERIFY_THRESHOLD cannot make VERIFY_THRESHOLD inliers, so no
-# homography is fitted for them (their confidence is 0 either way). Most candidate pairs of
-# unrelated images stop here: on the benchmark's duplicate candidates RANSAC was a quarter of
-# the verification time, two thirds of it spent on pairs with 6-15 matches.
+# homography is fitted for them (their confidence is 0 either way): most candidate pairs of
+# unrelated images stop here, before the costliest step.
 _MIN_MATCHES = VERIFY_THRESHOLD
 MIN_COVERAGE = 0.2  # inliers' hull / keypoints' extent, in the query or the candidate
 # Images are decoded to one size (longest side 384), so a copy's scale is moderate: a crop of
 # 1/64 of the area is enlarged 8 times. A homography scaling area beyond this range (or
 # mirroring: mirrored copies are matched through mirrored keypoints) squeezes many points
-# into a few: the fit of a degenerate match, not a copy. Seen: a blurred galaxy with 26
-# keypoints "matched" 82 of another galaxy's 438 (area scale 0.003), joining two astrophotos'
-# duplicate groups; making matches one-to-one instead also cost true pairs (benchmark
-# duplicates recall 0.849 -> 0.826), this check none (0.849).
+# into a few: the fit of a degenerate match (a blurred galaxy's few keypoints "matching"
+# another galaxy's many), not a copy.
 _MAX_AREA_SCALE = 64.0
 
 _matcher = cv2.BFMatcher(cv2.NORM_HAMMING)

@@ -1,4 +1,4 @@
-"""SQLAlchemy models of the catalog: images, their hashes and vectors, and catalog settings."""
+"""SQLAlchemy models of the catalog: images, their features per view, models, roots, settings."""
 
 from __future__ import annotations
 
@@ -6,6 +6,13 @@ from datetime import datetime, timezone
 
 from sqlalchemy import ForeignKey, Index, LargeBinary, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# An image's features are stored per *view*: the whole image, and its content box (the
+# picture inside a screenshot or a frame, found by `indexer.regions.content_box`) when it has
+# one. Duplicates compare two images over their views; searches query the whole-image indexes.
+IMAGE = "image"
+BOX = "box"
+VIEWS = (IMAGE, BOX)
 
 
 def utcnow() -> datetime:
@@ -50,7 +57,7 @@ class Image(Base):
 
 
 class Hash(Base):
-    """A perceptual hash of an image: `bits` holds the packed bits (np.packbits order)."""
+    """A perceptual hash of one view of an image: `bits` holds the packed bits (np.packbits order)."""
 
     __tablename__ = "hashes"
 
@@ -58,13 +65,14 @@ class Hash(Base):
         ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
     )
     algo: Mapped[str] = mapped_column(String(16), primary_key=True)
+    view: Mapped[str] = mapped_column(String(8), primary_key=True, default=IMAGE)
     bits: Mapped[bytes] = mapped_column(LargeBinary)
 
     image: Mapped[Image] = relationship(back_populates="hashes")
 
 
 class Vector(Base):
-    """A learned embedding of an image: `data` holds float16 values, little-endian."""
+    """A learned embedding of one view of an image: `data` holds float16 values, little-endian."""
 
     __tablename__ = "vectors"
 
@@ -72,6 +80,7 @@ class Vector(Base):
         ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
     )
     model: Mapped[str] = mapped_column(String(32), primary_key=True)
+    view: Mapped[str] = mapped_column(String(8), primary_key=True, default=IMAGE)
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
     image: Mapped[Image] = relationship(back_populates="vectors")
@@ -106,8 +115,35 @@ class MirroredKeypoints(_LocalFeatureColumns, Base):
     image: Mapped[Image] = relationship(back_populates="mirrored_keypoints")
 
 
+class Model(Base):
+    """The model behind one vector feature (`indexer.embedders`): its identity, which decides
+    whether stored vectors are still valid, and for a model trained on the catalog its file."""
+
+    __tablename__ = "models"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model_id: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int]
+    dim: Mapped[int]
+    input_size: Mapped[int]
+    options: Mapped[str] = mapped_column(default="{}")  # JSON: what else shapes the vectors
+    file: Mapped[str | None]  # a trained model's file, beside the catalog
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    training: Mapped[str | None]  # JSON: how and when it was trained
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Root(Base):
+    """A folder (or file) given to `index`: what `move` actions keep paths relative to."""
+
+    __tablename__ = "roots"
+
+    path: Mapped[str] = mapped_column(String, primary_key=True)
+    indexed_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class Setting(Base):
-    """Key/value settings of the catalog; values are JSON text."""
+    """Catalog-wide values, JSON text; read and written only through `Catalog`'s accessors."""
 
     __tablename__ = "settings"
 
@@ -115,5 +151,5 @@ class Setting(Base):
     value: Mapped[str]
 
 
-Index("ix_hashes_algo", Hash.algo)
-Index("ix_vectors_model", Vector.model)
+Index("ix_hashes_algo", Hash.algo, Hash.view)
+Index("ix_vectors_model", Vector.model, Vector.view)

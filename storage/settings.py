@@ -3,37 +3,29 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 
-SCHEMA_VERSION = 1
-ALL_HASHES = ("ahash", "dhash", "phash", "phash256", "whash", "colorhash", "pdq")
+from .errors import NeardupError
 
 
-class CatalogMismatchError(ValueError):
-    """The catalog on disk was created with other settings than the ones asked for."""
+class CatalogMismatchError(NeardupError, ValueError):
+    """The catalog on disk was made with other settings (or models) than the ones asked for."""
 
 
 @dataclass(frozen=True)
 class CatalogSettings:
-    """What every stored hash and vector of one catalog was computed with.
+    """What every stored hash and keypoint of one catalog was computed with.
 
-    Changing any field changes what is stored, so a catalog keeps the settings it was
-    created with; asking for others is a `CatalogMismatchError` unless the caller re-indexes.
+    Changing any field changes what is stored, so a catalog keeps the settings it was created
+    with; opening it with code that computes them differently is a `CatalogMismatchError`.
+    The models behind vector features are recorded separately (`ModelRecord`): they can be
+    added, retrained or dropped without touching the hashes.
     """
 
-    schema_version: int = SCHEMA_VERSION
-    hashes: tuple[str, ...] = ALL_HASHES
-    hash_version: int = 1
+    hashes: tuple[str, ...]
+    hash_version: int
     decode_side: int = 384
-    local_features: str | None = "orb-500-v1"  # = indexer.features.FEATURES_ID; None: none stored
-    embedder: str = "none"
-    model_id: str | None = None
-    model_version: int | None = None
-    model_dim: int | None = None
-    model_input: int | None = None
-    model_pooling: str | None = None
-    binary_index: str = "IndexBinaryIDMap(IndexBinaryFlat)"
-    float_index: str = "IndexIDMap(IndexFlatIP)"
+    local_features: str | None = None  # indexer.features.FEATURES_ID, or None: none stored
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -42,14 +34,12 @@ class CatalogSettings:
     def from_json(cls, text: str) -> CatalogSettings:
         raw = json.loads(text)
         known = {f.name for f in fields(cls)}
-        unknown = set(raw) - known
-        if unknown:
+        if unknown := set(raw) - known:
             raise CatalogMismatchError(
-                f"catalog settings have fields this neardup does not know: {sorted(unknown)}; "
-                "upgrade neardup"
+                f"catalog settings have fields this neardup does not know: {sorted(unknown)}",
+                hint="upgrade neardup",
             )
-        raw["hashes"] = tuple(raw.get("hashes", ALL_HASHES))
-        raw.setdefault("local_features", None)  # catalogs made before keypoints were stored
+        raw["hashes"] = tuple(raw["hashes"])
         return cls(**raw)
 
     def differences(self, other: CatalogSettings) -> dict[str, tuple[object, object]]:
@@ -59,6 +49,3 @@ class CatalogSettings:
             for f in fields(self)
             if getattr(self, f.name) != getattr(other, f.name)
         }
-
-    def with_embedder(self, **model: object) -> CatalogSettings:
-        return replace(self, **model)

@@ -1,21 +1,29 @@
 """FAISS indexes: caches of the catalog's hashes (binary, Hamming) and vectors (float, cosine).
 
-Ids are catalog image ids. Every index can be rebuilt from the catalog at any time; a file
-beside the catalog (photos.db -> photos.<feature>.faiss) saves the rebuild, and the catalog
-records the generation each file was built at, so a stale file is never used.
-FAISS's (D, I) arrays never leave this module.
+A `FeatureIndex` per feature is all callers see: its length, k-nearest search, range search,
+and each image's nearest neighbours. Ids are catalog image ids. An index is rebuilt from the
+catalog whenever the catalog's generation changed; a file beside the catalog
+(photos.db -> photos.<feature>.faiss) saves the rebuild. The file is bound to its catalog by
+a sidecar (photos.<feature>.faiss.json: the catalog's identity and generation, and the
+file's SHA-256), so an index file restored from a backup, copied from another catalog, or
+damaged is rebuilt, never used. FAISS's (D, I) arrays never leave this module.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
 from numpy.typing import NDArray
 
-from .catalog import Catalog
+if TYPE_CHECKING:
+    from .catalog import Catalog
 
 
 @dataclass(frozen=True)
@@ -32,18 +40,125 @@ class Edges:
     dst: NDArray[np.int64]
     value: NDArray[np.float32]
 
+    @classmethod
+    def empty(cls) -> Edges:
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+    def where(self, keep: NDArray[np.bool_]) -> Edges:
+        return Edges(self.src[keep], self.dst[keep], self.value[keep])
+
+    @staticmethod
+    def concat(parts: list[Edges]) -> Edges:
+        if not parts:
+            return Edges.empty()
+        return Edges(*(np.concatenate(p) for p in zip(*((e.src, e.dst, e.value) for e in parts))))
+
 
 @dataclass(frozen=True)
 class IndexState:
+    """Whether a feature's index file can be used as it is (`fresh`) or will be rebuilt."""
+
     feature: str
     path: str
     entries: int
-    built_generation: int | None
-    catalog_generation: int
+    fresh: bool
+    exists: bool
 
-    @property
-    def stale(self) -> bool:
-        return self.built_generation != self.catalog_generation
+
+class FeatureIndex:
+    """The exact nearest-neighbour index of one feature's whole-image hashes or vectors."""
+
+    def __init__(self, catalog: Catalog, feature: str, *, binary: bool) -> None:
+        self.catalog, self.feature, self.binary = catalog, feature, binary
+        self.path = catalog.sibling(f"{feature}.faiss")
+        self._sidecar = self.path.with_name(self.path.name + ".json")
+        self._built: tuple[str, object] | None = None  # (catalog generation, FAISS index)
+
+    def __len__(self) -> int:
+        return int(self._current().ntotal)
+
+    def knn(self, queries: NDArray, k: int) -> list[list[Neighbor]]:
+        """The k nearest entries of each query row, nearest first (fewer when the index is small)."""
+        return knn(self._current(), queries, k)
+
+    def within(self, queries: NDArray, query_ids: NDArray[np.int64], limit: float, *, batch: int = 4096) -> Edges:
+        """Every (query, entry) pair within `limit` (see `within`)."""
+        return within(self._current(), queries, query_ids, limit, batch=batch)
+
+    def nearest(self, queries: NDArray, query_ids: NDArray[np.int64], k: int, *, rank: bool = False) -> Edges:
+        """Each query's k nearest entries as pairs (see `nearest`)."""
+        return nearest(self._current(), queries, query_ids, k, rank=rank)
+
+    def state(self) -> IndexState:
+        """The index file's state, read without building anything."""
+        index = self._read()
+        entries = 0 if index is None else int(index.ntotal)
+        return IndexState(self.feature, str(self.path), entries, index is not None, self.path.exists())
+
+    def _current(self):
+        generation = self.catalog.generation()
+        if self._built is None or self._built[0] != generation:
+            index = self._read(generation) or self._build(generation)
+            self._built = (generation, index)
+        return self._built[1]
+
+    def _read(self, generation: str | None = None):
+        """The index saved beside the catalog when its sidecar binds it to this catalog at
+        `generation` (default: the current one) and its bytes are intact; else None."""
+        generation = generation or self.catalog.generation()
+        try:
+            meta = json.loads(self._sidecar.read_text())
+            data = self.path.read_bytes()
+        except (OSError, ValueError):
+            return None
+        expected = {"catalog": self.catalog.identity, "generation": generation,
+                    "sha256": hashlib.sha256(data).hexdigest()}
+        if any(meta.get(k) != v for k, v in expected.items()):
+            return None
+        try:
+            buffer = np.frombuffer(data, np.uint8)
+            index = faiss.deserialize_index_binary(buffer) if self.binary else faiss.deserialize_index(buffer)
+        except RuntimeError:
+            return None
+        self._built = (generation, index)
+        return index
+
+    def _build(self, generation: str):
+        if self.binary:
+            ids, codes = self.catalog.hashes(self.feature)
+            index = build_binary(ids, codes if len(ids) else np.zeros((0, 1), np.uint8))
+        else:
+            ids, vectors = self.catalog.vectors(self.feature)
+            index = build_float(ids, vectors if len(ids) else np.zeros((0, 1), np.float32))
+        self._save(index, generation)
+        return index
+
+    def _save(self, index, generation: str) -> None:
+        """Write the index and its sidecar atomically (temporary names, then renames); a
+        catalog folder that cannot be written (read-only, full) just keeps it in memory."""
+        data = (faiss.serialize_index_binary(index) if self.binary else faiss.serialize_index(index)).tobytes()
+        meta = {"catalog": self.catalog.identity, "generation": generation,
+                "sha256": hashlib.sha256(data).hexdigest(), "entries": int(index.ntotal)}
+        try:
+            _write_atomic(self.path, data)
+            _write_atomic(self._sidecar, json.dumps(meta).encode())
+        except OSError:
+            pass  # the index is a cache: without its file it is rebuilt by the next process
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def build_binary(ids: NDArray[np.int64], codes: NDArray[np.uint8]) -> faiss.IndexBinaryIDMap:
@@ -60,10 +175,6 @@ def build_float(ids: NDArray[np.int64], vectors: NDArray[np.float32]) -> faiss.I
     if len(ids):
         index.add_with_ids(np.ascontiguousarray(vectors, np.float32), np.ascontiguousarray(ids, np.int64))
     return index
-
-
-def is_binary(index) -> bool:
-    return isinstance(index, faiss.IndexBinary)
 
 
 def knn(index, queries: NDArray, k: int) -> list[list[Neighbor]]:
@@ -83,26 +194,20 @@ def within(index, queries: NDArray, query_ids: NDArray[np.int64], limit: float, 
     Binary indexes: Hamming distance <= limit (an integer). Float indexes: inner product
     >= limit. Self pairs are dropped; each unordered pair appears once (src < dst).
     """
-    binary = is_binary(index)
+    binary = isinstance(index, faiss.IndexBinary)
     # FAISS keeps d < radius for Hamming and similarity > radius for inner product.
     radius = int(limit) + 1 if binary else float(np.nextafter(np.float32(limit), np.float32(-1)))
-    parts: list[tuple[NDArray, NDArray, NDArray]] = []
+    parts: list[Edges] = []
     for lo in range(0, len(queries), batch):
-        q = np.ascontiguousarray(queries[lo : lo + batch])
-        lims, dist, ids = index.range_search(q, radius)
+        lims, dist, ids = index.range_search(np.ascontiguousarray(queries[lo : lo + batch]), radius)
         src = np.repeat(query_ids[lo : lo + batch], np.diff(lims).astype(np.int64))
         keep = src < ids
-        parts.append((src[keep], ids[keep], dist[keep]))
-    if not parts:
-        empty = np.zeros(0, np.int64)
-        return Edges(empty, empty, np.zeros(0, np.float32))
-    src, dst, val = (np.concatenate(p) for p in zip(*parts))
-    return Edges(src.astype(np.int64), dst.astype(np.int64), val.astype(np.float32))
+        parts.append(Edges(src[keep].astype(np.int64), ids[keep].astype(np.int64), dist[keep].astype(np.float32)))
+    return Edges.concat(parts)
 
 
-def nearest(
-    index, queries: NDArray, query_ids: NDArray[np.int64], k: int, *, batch: int = 4096, rank: bool = False
-) -> Edges:
+def nearest(index, queries: NDArray, query_ids: NDArray[np.int64], k: int, *, batch: int = 4096,
+            rank: bool = False) -> Edges:
     """Each query's k nearest entries as pairs (src < dst, deduplicated; self pairs dropped).
 
     Values are distances (as `Edges`), or with ``rank`` each pair's rank in its query's list
@@ -121,59 +226,10 @@ def nearest(
         a, b = np.minimum(src[keep], ids[keep]), np.maximum(src[keep], ids[keep])
         parts.append((a, b, (order if rank else dist)[keep]))
     if not parts:
-        empty = np.zeros(0, np.int64)
-        return Edges(empty, empty, np.zeros(0, np.float32))
+        return Edges.empty()
     src, dst, val = (np.concatenate(p) for p in zip(*parts))
     if rank:  # each pair found twice keeps its better rank: the first after sorting by rank
         order = np.argsort(val, kind="stable")
         src, dst, val = src[order], dst[order], val[order]
     pairs, first = np.unique(np.stack([src, dst], axis=1), axis=0, return_index=True)
     return Edges(pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64), val[first].astype(np.float32))
-
-
-def index_path(catalog: Catalog, feature: str) -> str:
-    return str(catalog.sibling(f"{feature}.faiss"))
-
-
-def load_index(catalog: Catalog, feature: str, *, binary: bool):
-    """The up-to-date index of `feature`: kept in memory while the catalog is unchanged, else
-    read from its file when fresh, else rebuilt from the catalog and saved."""
-    generation = catalog.generation()
-    cached = catalog.cache.get(("index", feature))
-    if cached is not None and cached[0] == generation:
-        return cached[1]
-    index = _read_or_build(catalog, feature, binary, generation)
-    catalog.cache[("index", feature)] = (generation, index)
-    return index
-
-
-def _read_or_build(catalog: Catalog, feature: str, binary: bool, generation: int):
-    path = index_path(catalog, feature)
-    if catalog.get_setting(f"index.{feature}") == generation:
-        try:
-            return faiss.read_index_binary(path) if binary else faiss.read_index(path)
-        except RuntimeError:
-            pass  # missing or unreadable file: rebuild below
-    if binary:
-        ids, codes = catalog.hashes(feature)
-        index = build_binary(ids, codes if len(ids) else np.zeros((0, 1), np.uint8))
-        faiss.write_index_binary(index, path)
-    else:
-        ids, vectors = catalog.vectors(feature)
-        index = build_float(ids, vectors if len(ids) else np.zeros((0, 1), np.float32))
-        faiss.write_index(index, path)
-    catalog.set_setting(f"index.{feature}", generation)
-    return index
-
-
-def index_states(catalog: Catalog, features: dict[str, bool]) -> Iterator[IndexState]:
-    """Whether each feature's index file is fresh; `features` maps name -> is binary."""
-    generation = catalog.generation()
-    for feature, binary in features.items():
-        path = index_path(catalog, feature)
-        built = catalog.get_setting(f"index.{feature}")
-        try:
-            entries = (faiss.read_index_binary(path) if binary else faiss.read_index(path)).ntotal
-        except RuntimeError:
-            entries, built = 0, None
-        yield IndexState(feature, path, entries, built if isinstance(built, int) else None, generation)

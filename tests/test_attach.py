@@ -9,7 +9,7 @@ import numpy as np
 
 import neardup
 from neardup.indexer.features import orb_features
-from neardup.search.duplicates import ATTACH_LINKS, _attachments
+from neardup.search.auto import POLICY, attachments
 from neardup.search.verify import VERIFY_FULL, VERIFY_THRESHOLD, inliers
 
 from conftest import PHOTOS, photo, save, scene
@@ -17,6 +17,10 @@ from images import jpeg, scaled
 from test_verify import fit384, rotated_crop
 
 THRESHOLD = 0.5
+
+
+def _attachments(pairs, kept, verified, threshold):
+    return attachments(pairs, kept, verified, threshold, POLICY.attach_links)
 
 
 def _pairs(*edges: tuple[int, int]) -> np.ndarray:
@@ -85,7 +89,6 @@ def _groups(tmp_path: Path, **kw) -> set[frozenset[str]]:
 
 
 def test_hard_copy_joins_a_group_it_verifies_against_twice(tmp_path) -> None:
-    assert ATTACH_LINKS == 2
     assert _groups(tmp_path, with_copies=True) == {frozenset({"coffee", "coffee_q40", "coffee_small", "coffee_hard"})}
 
 

@@ -31,7 +31,8 @@ from neardup.indexer.autoencoder import (  # noqa: E402
     source_size,
     train_autoencoder,
 )
-from neardup.indexer.embed import ImageShapeError, resize_square  # noqa: E402
+from neardup.indexer.embed import resize_square  # noqa: E402
+from neardup.indexer.pixels import InvalidImageError  # noqa: E402
 
 CONFIG = AutoencoderConfig(dim=16, image_size=32, epochs=3, batch_size=8)
 SIDE = source_size(CONFIG)
@@ -96,7 +97,7 @@ def test_training_needs_enough_images(collection):
     ids=["wrong-side", "float", "grey"],
 )
 def test_training_rejects_wrong_shape(images):
-    with pytest.raises(ImageShapeError, match=f"expected \\(N, {SIDE}, {SIDE}, 3\\) uint8"):
+    with pytest.raises(InvalidImageError, match=f"expected \\(N, {SIDE}, {SIDE}, 3\\) uint8"):
         train_autoencoder(images, CONFIG)
 
 
@@ -143,7 +144,7 @@ def test_embed_takes_any_size_through_resize_square(trained):
 )
 def test_embed_rejects_what_is_not_rgb_uint8(trained, image):
     embedder, _, _ = trained
-    with pytest.raises(ImageShapeError, match="image 1"):
+    with pytest.raises(InvalidImageError, match="image 1"):
         embedder.embed([shapes(32, 32, seed=0), image])
 
 

@@ -80,7 +80,7 @@ def test_stats_json_reports_counts_and_fresh_indexes(db, collection) -> None:
     run("search", collection["coffee"], "--db", db)  # builds the auto indexes
     stats = json.loads(run("stats", "--db", db, "--json").stdout)
     assert stats["counts"]["ok"] == len(collection)
-    assert {ix["feature"]: ix["stale"] for ix in stats["indexes"]}["pdq"] is False
+    assert {ix["feature"]: ix["fresh"] for ix in stats["indexes"]}["pdq"] is True
 
 
 def test_stats_lists_failed_files(tmp_path) -> None:
@@ -100,8 +100,8 @@ def test_stats_lists_failed_files(tmp_path) -> None:
         (["index", "/no/such/folder"], "error: no such file or folder: /no/such/folder"),
         (["search", "/no/such.jpg"], "error: no such file or folder: /no/such.jpg"),
         (["search", str(DATA / "README.md")], "error:"),
-        (["search", str(DATA / "coffee.jpg"), "--by", "sift"], "error: unknown --by 'sift'"),
-        (["duplicates", "--by", "nope"], "error: unknown --by 'nope'"),
+        (["search", str(DATA / "coffee.jpg"), "--by", "sift"], "error: unknown feature 'sift'"),
+        (["duplicates", "--by", "nope"], "error: unknown feature 'nope'"),
     ],
 )
 def test_bad_input_gives_an_error_line_and_nonzero_exit(db, args, message) -> None:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 import neardup
 from neardup.indexer.hashes import HASHES
-from neardup.search.duplicates import _complete_linkage, _single_linkage, keeper_key
 from neardup.search.fusion import hamming_rows
-from neardup.storage.catalog import ImageInfo
+from neardup.search.keeper import keeper_key
+from neardup.search.linkage import complete_linkage, single_linkage
+from neardup.storage.records import ImageInfo
 
-from conftest import save
+from conftest import photo, save
 
 
 @pytest.fixture
@@ -59,8 +61,24 @@ def test_threshold_is_inclusive_at_the_boundary(indexed) -> None:
 
 def test_exact_copies_are_grouped_whatever_the_threshold(indexed) -> None:
     cat, _ = indexed
-    assert _groups(cat, by="phash256", threshold=-1) == {frozenset({"rocket.jpg", "rocket_copy.jpg"})}
-    assert frozenset({"rocket.jpg", "rocket_copy.jpg"}) in _groups(cat, by="auto", threshold=1.01)
+    assert frozenset({"rocket.jpg", "rocket_copy.jpg"}) in _groups(cat, by="phash256", threshold=0)
+    assert frozenset({"rocket.jpg", "rocket_copy.jpg"}) in _groups(cat, by="auto", threshold=1.0)
+
+
+@pytest.mark.parametrize(("by", "threshold"), [
+    ("auto", -1), ("auto", 1.01), ("auto", float("nan")), ("auto", float("inf")), ("auto", 1e12),
+    ("phash256", -1), ("phash256", 12.7), ("phash256", 129), ("pdq", 300), ("pdq", float("inf")), ("ahash", 33),
+])
+def test_a_threshold_outside_its_range_is_an_error_not_a_clamp(indexed, by, threshold) -> None:
+    cat, _ = indexed
+    with pytest.raises(neardup.ThresholdError, match=by):
+        cat.duplicates(by=by, threshold=threshold)
+
+
+@pytest.mark.parametrize(("by", "threshold"), [("auto", 0.0), ("auto", 1.0), ("phash256", 128), ("ahash", 0)])
+def test_thresholds_at_the_ends_of_their_range_are_accepted(indexed, by, threshold) -> None:
+    cat, _ = indexed
+    assert isinstance(cat.duplicates(by=by, threshold=threshold), list)
 
 
 def test_flat_images_never_match_by_hash(tmp_path) -> None:
@@ -91,13 +109,27 @@ def test_keeper_comes_first_in_the_group(indexed) -> None:
 
 def test_complete_linkage_breaks_chains_that_single_linkage_merges() -> None:
     chain = [(1, 2, 1.0), (2, 3, 1.0)]  # 1~2, 2~3, but 1 and 3 are not a match
-    assert sorted(map(sorted, _single_linkage(chain))) == [[1, 2, 3]]
-    strict = sorted(map(sorted, _complete_linkage(chain)))
+    assert sorted(map(sorted, single_linkage(chain))) == [[1, 2, 3]]
+    strict = sorted(map(sorted, complete_linkage(chain)))
     assert strict in ([[1, 2]], [[2, 3]])
     triangle = chain + [(1, 3, 2.0)]
-    assert sorted(map(sorted, _complete_linkage(triangle))) == [[1, 2, 3]]
+    assert sorted(map(sorted, complete_linkage(triangle))) == [[1, 2, 3]]
 
 
-def test_strict_grouping_through_the_api(indexed) -> None:
-    cat, _ = indexed
-    assert _groups(cat, strict=True) == _groups(cat)
+def test_strict_grouping_through_the_api_breaks_a_real_chain(tmp_path) -> None:
+    """A photo morphing into another in two steps: at a pdq threshold that links neighbours in
+    the chain but not its ends, single linkage makes one group, strict does not."""
+    coffee = photo("coffee").astype(np.float64)
+    other = cv2.resize(photo("chelsea"), coffee.shape[1::-1]).astype(np.float64)
+    chain = [np.round((1 - t) * coffee + t * other).astype(np.uint8) for t in (0.0, 0.3, 0.6)]
+    for i, rgb in enumerate(chain):
+        save(rgb, tmp_path / "chain" / f"c{i}.png")
+    cat = neardup.open(tmp_path / "chain.db", create=True, embedder="none")
+    cat.index([tmp_path / "chain"], workers=1)
+    ids, codes = cat.catalog.hashes("pdq")
+    by_name = {Path(im.path).stem: codes[list(ids).index(i)] for i, im in cat.catalog.images(ids).items()}
+    near = max(int(hamming_rows(by_name["c0"], by_name["c1"])), int(hamming_rows(by_name["c1"], by_name["c2"])))
+    assert int(hamming_rows(by_name["c0"], by_name["c2"])) > near  # the chain's ends are further apart
+    assert _groups(cat, by="pdq", threshold=near) == {frozenset({"c0.png", "c1.png", "c2.png"})}
+    strict = _groups(cat, by="pdq", threshold=near, strict=True)
+    assert len(strict) == 1 and len(next(iter(strict))) == 2

@@ -22,13 +22,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import neardup
 from neardup.indexer.embed import (
     CnnEmbedder,
-    ImageShapeError,
-    UnknownEmbedderError,
-    create_embedder,
     resize_square,
 )
+from neardup.indexer.pixels import InvalidImageError
+from neardup.indexer.embedders import UnknownVectorFeatureError, load_embedder
 from neardup.indexer.mobilenet import (
     WEIGHTS_RESOURCE,
     build_mobilenet_v2,
@@ -368,21 +368,19 @@ def test_no_images_gives_an_empty_matrix():
     ids=["gray", "rgba", "float"],
 )
 def test_rejects_images_that_are_not_rgb_uint8(embedder: CnnEmbedder, image: np.ndarray):
-    with pytest.raises(ImageShapeError, match="image 1"):
+    with pytest.raises(InvalidImageError, match="image 1"):
         embedder.embed([photo("coffee"), image])
 
 
-def test_create_embedder():
-    embedder = create_embedder("cnn")
-
-    assert isinstance(embedder, CnnEmbedder)
-    assert (embedder.model_id, embedder.dim, embedder.input_size) == (
-        "mobilenet_v2-torchvision-imagenet1k_v1",
-        1280,
-        224,
-    )
-    with pytest.raises(UnknownEmbedderError, match="'nope'"):
-        create_embedder("nope")
+def test_the_registry_describes_and_loads_the_cnn(tmp_path):
+    catalog = neardup.open(tmp_path / "c.db", create=True, embedder="cnn").catalog
+    record = catalog.model("cnn")
+    assert (record.model_id, record.dim, record.input_size, record.options) == (
+        "mobilenet_v2-torchvision-imagenet1k_v1", 1280, 224, {"pooling": "gem"})
+    embedder = load_embedder(catalog, "cnn")
+    assert isinstance(embedder, CnnEmbedder) and embedder.pooling == "gem"
+    with pytest.raises(UnknownVectorFeatureError, match="'nope'"):
+        load_embedder(catalog, "nope")
 
 
 def test_keras_runtime_imports_tensorflow_lazily_and_quietly():

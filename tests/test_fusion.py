@@ -1,4 +1,4 @@
-"""The auto score's calibration: anchors, inverse, and the max of the two kinds of evidence."""
+"""The auto score's calibration: anchors, inverse, and the strongest of the kinds of evidence."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from neardup.search.fusion import auto_confidence, confidence, similarity_at
+from neardup.search.auto import Evidence, search_scores
+from neardup.search.fusion import confidence, hash_anchor, similarity_at
+from neardup.indexer.hashes import HASHES
 
 
 def test_confidence_maps_background_threshold_and_identity_to_0_half_and_1() -> None:
@@ -20,9 +22,13 @@ def test_similarity_at_inverts_confidence(score: float) -> None:
     assert abs(float(confidence(np.array([x]), 0.5, 0.8)[0]) - score) < 1e-9
 
 
-def test_auto_takes_the_stronger_evidence() -> None:
-    hashes = np.array([1.0, 0.5, 0.5])
-    cosine = np.array([0.3, 0.95, 0.5])
-    got = auto_confidence(hashes, cosine, hash_anchor=0.8)
-    np.testing.assert_allclose(got, [1.0, 0.5, 0.0])
-    np.testing.assert_allclose(auto_confidence(hashes, None, hash_anchor=0.8), [1.0, 0.0, 0.0])
+def test_a_search_score_is_the_strongest_evidence_and_votes_count_kinds_at_the_threshold() -> None:
+    evidence = Evidence({"hashes": np.array([1.0, 0.5, 0.0]), "cnn": np.array([0.0, 0.5, 0.4])})
+    np.testing.assert_allclose(search_scores(evidence), [1.0, 0.5, 0.4])
+    assert evidence.votes(0.5).tolist() == [1, 2, 0]
+
+
+def test_the_hash_anchor_is_the_fused_similarity_of_a_pair_at_every_hash_threshold() -> None:
+    weights = {"pdq": 0.5, "ahash": 0.5}
+    expected = 0.5 * (1 - HASHES["pdq"].threshold / 256) + 0.5 * (1 - HASHES["ahash"].threshold / 64)
+    assert hash_anchor(weights) == expected

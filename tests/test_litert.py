@@ -31,9 +31,9 @@ EMBED_COFFEE = f"""if True:
     import sys
     import numpy as np
     from PIL import Image
-    from neardup.indexer.embed import create_embedder
+    from neardup.indexer.embed import CnnEmbedder
     image = np.asarray(Image.open({str(DATA / "coffee.jpg")!r}).convert("RGB"))
-    np.save(sys.argv[1], create_embedder("cnn").embed([image])[0])
+    np.save(sys.argv[1], CnnEmbedder().embed([image])[0])
     with open(sys.argv[2], "w") as file:
         file.write(" ".join(sorted({{"tensorflow", "keras"}} & set(sys.modules))))
 """

@@ -56,7 +56,7 @@ def test_k_larger_than_the_catalog_returns_every_image_once(indexed) -> None:
 
 def test_unknown_feature_and_unreadable_query_are_clear_errors(indexed, tmp_path) -> None:
     cat, _ = indexed
-    with pytest.raises(neardup.UnknownFeatureError, match="unknown --by 'sift'"):
+    with pytest.raises(neardup.UnknownFeatureError, match="unknown feature 'sift'"):
         cat.search(DATA / "coffee.jpg", by="sift")
     text = tmp_path / "notes.txt"
     text.write_text("hello")

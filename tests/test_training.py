@@ -14,8 +14,9 @@ pytest.importorskip("tensorflow")
 import neardup  # noqa: E402
 from neardup.cli import main  # noqa: E402
 from neardup.indexer.autoencoder import AutoencoderConfig, ModelFileError  # noqa: E402
-from neardup.indexer.training import NotTrainedError  # noqa: E402
-from neardup.search.query import MissingVectorsError, UnknownFeatureError  # noqa: E402
+from neardup.indexer.training import NotTrainedError, load_autoencoder  # noqa: E402
+from neardup.search.features import UnknownFeatureError  # noqa: E402
+from neardup.search.query import MissingVectorsError  # noqa: E402
 
 from conftest import save, scene  # noqa: E402
 
@@ -37,10 +38,13 @@ def cat(tmp_path, folder):
 
 
 def test_before_training_autoencoder_is_a_clear_error(cat, folder) -> None:
-    with pytest.raises(NotTrainedError, match="neardup train autoencoder"):
-        cat.index([folder], workers=1, autoencoder=True)
+    with pytest.raises(UnknownFeatureError, match="no autoencoder yet") as raised:
+        cat.embed_missing("autoencoder", workers=1)
+    assert "neardup train autoencoder" in raised.value.hint
     with pytest.raises(UnknownFeatureError, match="no autoencoder yet"):
         cat.search(folder / "scene00.png", by="autoencoder")
+    with pytest.raises(NotTrainedError, match="no autoencoder yet"):
+        load_autoencoder(cat.catalog)
     assert "autoencoder" not in cat.features()
 
 
@@ -51,20 +55,21 @@ def test_train_writes_model_and_plots_and_records_them(cat) -> None:
     for path in (report.model, report.loss_plot, report.reconstructions):
         assert path.is_file() and path.parent == cat.path.parent
     assert cv2.imread(str(report.loss_plot)) is not None and cv2.imread(str(report.reconstructions)) is not None
-    record = cat.stats().autoencoder
-    assert record["version"] == 1 and record["config"]["dim"] == 16 and record["images"] == 12
+    record = cat.stats().models["autoencoder"]
+    assert record.version == 1 and record.dim == 16 and record.training["config"]["dim"] == 16
+    assert record.training["images"] == 12 and record.file == report.model.name
     assert "autoencoder" in cat.features()
 
 
 def test_index_embeds_then_search_and_duplicates_work(cat, folder) -> None:
     cat.train_autoencoder(TINY, workers=1)
-    report = cat.index([folder], workers=1, autoencoder=True)
+    report = cat.index([folder], workers=1)
     assert report.embedded == 12 and cat.catalog.counts()["vectors.autoencoder"] == 12
     top = cat.search(folder / "scene05.png", k=3, by="autoencoder")
     assert top[0].path == str(folder / "scene05.png") and top[0].score == pytest.approx(1.0, abs=1e-3)
     assert top[0].by == "autoencoder" and top[1].score < top[0].score
-    assert cat.duplicates(by="autoencoder", threshold=1.01) == []  # cosine never exceeds 1
-    groups = cat.duplicates(by="autoencoder", threshold=-1.0)  # everything matches everything
+    assert cat.duplicates(by="autoencoder", threshold=1.0) == []  # distinct scenes are never identical
+    groups = cat.duplicates(by="autoencoder", threshold=0.0)  # the autoencoder's vectors crowd together
     assert len(groups) == 1 and len(groups[0].members) == 12
 
 
@@ -80,13 +85,14 @@ def test_new_files_get_autoencoder_vectors_on_a_plain_index(cat, folder) -> None
 def test_retraining_drops_the_stale_vectors_until_the_next_index(cat, folder) -> None:
     cat.train_autoencoder(TINY, workers=1)
     cat.index([folder], workers=1)
-    first = cat.autoencoder().embed([scene(0)])
+    first = cat.embedder("autoencoder").embed([scene(0)])
     again = cat.train_autoencoder(AutoencoderConfig(dim=16, image_size=32, epochs=2, seed=4), workers=1)
     assert (again.version, again.stale) == (2, 12)
     assert "vectors.autoencoder" not in cat.catalog.counts()
-    with pytest.raises(MissingVectorsError, match="--embedder autoencoder"):
+    with pytest.raises(MissingVectorsError, match="no autoencoder vectors yet") as raised:
         cat.search(folder / "scene00.png", by="autoencoder")
-    assert not np.allclose(cat.autoencoder().embed([scene(0)]), first)  # the new model is used
+    assert "neardup index" in raised.value.hint
+    assert not np.allclose(cat.embedder("autoencoder").embed([scene(0)]), first)  # the new model is used
     assert cat.index([folder], workers=1).embedded == 12
     assert cat.search(folder / "scene00.png", k=1, by="autoencoder")[0].path == str(folder / "scene00.png")
 
@@ -95,7 +101,7 @@ def test_a_changed_model_file_is_refused(cat) -> None:
     report = cat.train_autoencoder(TINY, workers=1)
     report.model.write_bytes(report.model.read_bytes() + b"x")
     with pytest.raises(ModelFileError, match="changed since training"):
-        neardup.open(cat.path).autoencoder()
+        neardup.open(cat.path).embedder("autoencoder")
 
 
 def test_cli_train_index_search(tmp_path, folder) -> None:
@@ -103,7 +109,7 @@ def test_cli_train_index_search(tmp_path, folder) -> None:
     runner = CliRunner()
     assert runner.invoke(main, ["index", str(folder), "--db", db, "--embedder", "none", "-q"]).exit_code == 0
     early = runner.invoke(main, ["index", str(folder), "--db", db, "--embedder", "autoencoder", "-q"])
-    assert early.exit_code == 1 and "train one first" in early.output
+    assert early.exit_code == 1 and "no autoencoder yet; train one: neardup train autoencoder" in early.output
     trained = runner.invoke(main, ["train", "autoencoder", "--db", db, "--epochs", "2", "--dim", "16",
                                    "--image-size", "32", "-q"])
     assert trained.exit_code == 0, trained.output

@@ -1,11 +1,16 @@
-"""FAISS wrappers checked against NumPy brute force: k-NN, range search at the boundary."""
+"""FAISS wrappers checked against NumPy brute force (k-NN, range search at the boundary), and
+index files bound to their catalog."""
 
 from __future__ import annotations
+
+import shutil
+import sqlite3
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import neardup
 from neardup.search.fusion import hamming_rows
 from neardup.storage.vectors import build_binary, build_float, knn, nearest, within
 
@@ -79,15 +84,21 @@ def test_float_range_search_is_inclusive_cosine_and_knn_is_exact() -> None:
 
 
 def test_nearest_pairs_are_each_querys_k_best() -> None:
+    """Every pair found is among one of its two images' 3 nearest (ties at the 3rd included),
+    and every strictly-nearer-than-the-3rd pair is found: both directions of the oracle."""
     ids, codes = _codes(40, 8, 7)
     edges = nearest(build_binary(ids, codes), codes, ids, 3)
     got = set(zip(edges.src.tolist(), edges.dst.tolist()))
+    d = np.stack([hamming_rows(codes, np.broadcast_to(c, codes.shape)) for c in codes]).astype(float)
+    np.fill_diagonal(d, np.inf)
+    kth = np.sort(d, axis=1)[:, 2]
+    position = {int(x): i for i, x in enumerate(ids)}
     for i in range(40):
-        d = hamming_rows(codes, np.broadcast_to(codes[i], codes.shape)).astype(float)
-        d[i] = np.inf
-        kth = np.sort(d)[2]
-        mine = {tuple(sorted((int(ids[i]), int(ids[j])))) for j in range(40) if d[j] < kth}
-        assert mine <= got
+        must = {tuple(sorted((int(ids[i]), int(ids[j])))) for j in range(40) if d[i, j] < kth[i]}
+        assert must <= got
+    for a, b in got:
+        i, j = position[a], position[b]
+        assert d[i, j] <= kth[i] or d[i, j] <= kth[j]
 
 
 def test_nearest_ranks_are_each_pairs_better_position() -> None:
@@ -105,3 +116,50 @@ def test_nearest_ranks_are_each_pairs_better_position() -> None:
             want[key] = min(want.get(key, r), r)
     got = dict(zip(zip(edges.src.tolist(), edges.dst.tolist()), edges.value.astype(int).tolist()))
     assert got == want and 0 in got.values() and 3 in got.values()
+
+
+def _indexed(tmp_path, name: str, folder) -> neardup.Collection:
+    cat = neardup.open(tmp_path / f"{name}.db", create=True, embedder="none")
+    cat.index([folder], workers=1)
+    return cat
+
+
+def _neighbours(cat) -> list[list[int]]:
+    ids, codes = cat.catalog.hashes("pdq")
+    return [[n.image_id for n in found] for found in cat.catalog.index("pdq").knn(codes, 5)]
+
+
+def test_index_files_are_bound_to_their_catalog_and_generation(tmp_path, collection) -> None:
+    """An index file restored from a backup, or copied from another catalog, is never used:
+    answers equal a fresh rebuild (the catalog is the source of truth)."""
+    cat = _indexed(tmp_path, "a", tmp_path / "photos")
+    fresh = _neighbours(cat)
+    index_file = cat.catalog.index("pdq").path
+    backup = tmp_path / "backup.db"
+    live, copy = sqlite3.connect(cat.path), sqlite3.connect(backup)
+    live.backup(copy)
+    live.close(), copy.close()
+    (collection["scene0"]).unlink()
+    cat.index([tmp_path / "photos"], workers=1)  # the catalog moves on; its index file is rebuilt
+    assert len(cat.catalog.index("pdq")) == len(collection) - 1
+    cat.close()  # the last connection checkpoints the write-ahead log into the file
+    shutil.copyfile(backup, cat.path)  # the old catalog comes back beside the newer index file
+    restored = neardup.open(cat.path)
+    assert len(restored.catalog.index("pdq")) == len(collection) and _neighbours(restored) == fresh
+    other = _indexed(tmp_path, "b", tmp_path / "photos")
+    shutil.copyfile(index_file, other.catalog.index("pdq").path)  # a stranger's file, same name
+    shutil.copyfile(str(index_file) + ".json", str(other.catalog.index("pdq").path) + ".json")
+    assert other.catalog.index("pdq").state().fresh is False
+    assert len(other.catalog.index("pdq")) == len(collection) - 1
+
+
+def test_a_damaged_or_empty_index_file_is_rebuilt(tmp_path, collection) -> None:
+    cat = _indexed(tmp_path, "a", tmp_path / "photos")
+    fresh = _neighbours(cat)
+    path = cat.catalog.index("pdq").path
+    for damage in (b"", path.read_bytes()[:100], b"x" * 5000):
+        path.write_bytes(damage)
+        again = neardup.open(cat.path)
+        assert again.catalog.index("pdq").state().fresh is False
+        assert _neighbours(again) == fresh
+        assert again.catalog.index("pdq").state().fresh is True  # and saved again

@@ -18,6 +18,8 @@ from neardup.indexer.pipeline import index_paths
 from neardup.search.duplicates import find_duplicates
 from neardup.search.verify import VERIFY_CEILING, VERIFY_FULL, VERIFY_THRESHOLD, best_inliers, inliers, verified_confidence
 from neardup.storage.catalog import Catalog
+from neardup.api import new_settings
+from neardup.indexer.hashes import HASH_VERSION, HASHES
 from neardup.storage.settings import CatalogSettings
 
 from conftest import PHOTOS, photo, save, scene
@@ -94,14 +96,15 @@ def test_verified_confidence_anchors() -> None:
 
 
 def test_catalog_settings_name_the_features_the_indexer_computes() -> None:
-    assert CatalogSettings().local_features == FEATURES_ID
-    old = CatalogSettings().to_json().replace(f'"local_features": "{FEATURES_ID}", ', "")
-    assert "local_features" not in old
+    settings = new_settings()
+    assert (settings.hashes, settings.hash_version, settings.local_features) == (tuple(HASHES), HASH_VERSION, FEATURES_ID)
+    assert CatalogSettings.from_json(settings.to_json()) == settings
+    old = settings.to_json().replace(f'"local_features": "{FEATURES_ID}"', '"local_features": null')
     assert CatalogSettings.from_json(old).local_features is None  # made before keypoints existed
 
 
 def _catalog(path: Path, folder: Path, *, local_features: str | None = FEATURES_ID) -> Catalog:
-    catalog = Catalog.create(path, replace(CatalogSettings(), local_features=local_features))
+    catalog = Catalog.create(path, replace(new_settings(), local_features=local_features))
     index_paths([folder], catalog=catalog, workers=1)
     return catalog
 

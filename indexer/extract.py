@@ -1,0 +1,114 @@
+"""Everything neardup stores about one file, computed from its bytes (in a worker process).
+
+One read per file: its SHA-256 (a known file that moved is recognised by it and not decoded
+again), then one decode to the catalog's decode side, from which come the hashes, the PDQ
+quality, the content box and its hashes (`regions`), the ORB keypoints of the image and of
+its mirror, and the pixels the embedders need, resized in the worker so that only small
+arrays travel back. Those pixels are pipeline-only values: they are never stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from neardup.storage.models import BOX, IMAGE
+from neardup.storage.records import Bits, ImageRecord
+from neardup.storage.settings import CatalogSettings
+
+from .decode import UnreadableImageError, decode
+from .embed import resize_square
+from .features import FEATURES_ID, mirrored, orb_features
+from .hashes import compute_hashes, pdq
+from .regions import content_box
+from .walk import FileEntry
+
+Pixels = NDArray[np.uint8]
+Inputs = dict[str, dict[int, Pixels]]  # view -> input side -> (side, side, 3) uint8 RGB
+
+
+@dataclass(frozen=True)
+class Moved:
+    """A new path whose bytes equal those of a catalogued file that disappeared."""
+
+    entry: FileEntry
+    image_id: int
+
+
+@dataclass
+class Extracted:
+    """A processed file: the `record` to store and its embedders' `inputs` (not stored)."""
+
+    record: ImageRecord
+    inputs: Inputs = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EmbedInputs:
+    """A catalogued image's embedder inputs, or `error`: why they cannot be made now."""
+
+    inputs: Inputs
+    error: str | None = None
+
+
+def extract(
+    entry: FileEntry, settings: CatalogSettings, orphans: Mapping[str, int], sizes: Sequence[int]
+) -> Extracted | Moved:
+    """Read, hash and decode one file; `orphans` maps the SHA-256 of vanished catalogued
+    files to their ids; `sizes` are the input sides of the catalog's embedders."""
+    record = ImageRecord(path=entry.path, size=entry.size, mtime_ns=entry.mtime_ns)
+    try:
+        data = Path(entry.path).read_bytes()
+    except OSError as e:
+        record.error = f"cannot read: {e.strerror or e}"
+        return Extracted(record)
+    record.sha256 = hashlib.sha256(data).hexdigest()
+    if record.sha256 in orphans:
+        return Moved(entry, orphans[record.sha256])
+    try:
+        image = decode(data, max_side=settings.decode_side)
+    except UnreadableImageError as e:
+        record.error = str(e)
+        return Extracted(record)
+    record.width, record.height, record.format = image.width, image.height, image.format
+    record.hashes[IMAGE], record.quality = image_hashes(image.pixels, settings.hashes)
+    views = {IMAGE: image.pixels}
+    box = content_box(image.pixels)
+    if box is not None:
+        record.hashes[BOX] = image_hashes(box, settings.hashes)[0]
+        views[BOX] = box
+    if settings.local_features == FEATURES_ID:
+        record.keypoints = tuple(orb_features(image.pixels))
+        record.mirrored_keypoints = tuple(orb_features(mirrored(image.pixels)))
+    return Extracted(record, _resized(views, sizes))
+
+
+def image_hashes(pixels: Pixels, names: Sequence[str]) -> tuple[dict[str, Bits], int]:
+    """The hashes `names` of an (H, W, 3) uint8 image, and its PDQ quality score."""
+    hashes = compute_hashes(pixels, [n for n in names if n != "pdq"])
+    pdq_bits, quality = pdq(pixels)  # PDQ gives the image's quality score too
+    if "pdq" in names:
+        hashes["pdq"] = pdq_bits
+    return hashes, quality
+
+
+def embed_inputs(path: str, decode_side: int, sizes: Sequence[int], views: Sequence[str] = (IMAGE, BOX)) -> EmbedInputs:
+    """A catalogued file's embedder inputs for `views` (the box only when it has one), decoded
+    as the indexer decodes, or why that failed now."""
+    try:
+        pixels = decode(path, max_side=decode_side).pixels
+    except UnreadableImageError as e:
+        return EmbedInputs({}, str(e))
+    found = {IMAGE: pixels}
+    if BOX in views and (box := content_box(pixels)) is not None:
+        found[BOX] = box
+    return EmbedInputs(_resized(found, sizes))
+
+
+def _resized(views: Mapping[str, Pixels], sizes: Sequence[int]) -> Inputs:
+    return {view: {size: resize_square(pixels, size) for size in sizes} for view, pixels in views.items()}

@@ -1,0 +1,66 @@
+"""Worker processes: `fn(item, *args)` over many items, in input order, with flat memory.
+
+The pool starts once per call and keeps at most a few chunks per worker in flight, so memory
+stays flat however many items there are. Each worker runs OpenCV single-threaded: there is
+already one process per core, and OpenCV's own threads would contend with them.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+
+import cv2
+
+CHUNK = 8  # items per task: amortises the inter-process round trip
+IN_FLIGHT = 3  # tasks queued per worker
+
+def parallel_map(
+    fn: Callable, items: Sequence, args: tuple = (), *, workers: int = 1,
+    started: Callable[[], None] | None = None, fork: bool = False,
+) -> Iterator:
+    """fn(item, *args) for each item, in input order, by `workers` processes (in this process
+    when `workers` is 1 or there is one item). `started()` is called once the workers exist.
+
+    `fork=True` forks the workers (instant start) and is only for a process that has not run
+    FAISS, OpenCV or TensorFlow code yet, such as the CLI: a forked child can deadlock on the
+    locks of thread pools (OpenMP, TensorFlow) its parent ran. Otherwise a forkserver that
+    imports neardup once starts them.
+    """
+    if workers <= 1 or len(items) < 2:
+        if started:
+            started()
+        for item in items:
+            yield fn(item, *args)
+        return
+    if fork and "tensorflow" not in sys.modules:
+        context = multiprocessing.get_context("fork")
+    else:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+    chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
+    with ProcessPoolExecutor(workers, context, initializer=_start) as pool:
+        pending: deque[Future] = deque()
+        try:
+            for chunk in chunks:
+                pending.append(pool.submit(_run, fn, chunk, args))
+                if started and len(pending) == 1:
+                    started()
+                if len(pending) >= IN_FLIGHT * workers:
+                    yield from pending.popleft().result()
+            while pending:
+                yield from pending.popleft().result()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def _start() -> None:
+    cv2.setNumThreads(1)
+
+
+def _run(fn: Callable, items: list, args: tuple) -> list:
+    return [fn(item, *args) for item in items]

@@ -1,0 +1,138 @@
+"""`--by auto`: the policy that fuses every kind of evidence into one decision.
+
+Search and duplicates take the same three steps: candidates (`candidates`: from the hash and
+vector indexes, for each view) -> evidence (`evidence`: the fused hashes, each vector
+feature's cosine and geometric verification, each on the confidence scale of `fusion`) ->
+decision (here). Every constant of the policy is a field of `AutoPolicy`, with its reason;
+the figures behind them are in docs/BENCHMARKS.md.
+
+The decisions differ because the questions do. A search ranks a handful of candidates for
+one query: a candidate's score is its strongest evidence. Duplicates judge all N²/2 pairs of
+a collection, where one vote at the threshold (a false-positive rate of ~1e-4 per pair) is
+chained by single linkage into large wrong groups: a pair needs two kinds of evidence at the
+threshold, or one halfway from it to certainty, and a group then attaches to the group it
+has repeated one-vote geometric links to (`attachments`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from neardup.storage.errors import NeardupError
+
+from .linkage import components
+
+HASHES = "hashes"  # the kind of evidence of the fused hashes
+GEOMETRY = "geometry"  # the kind of evidence of geometric verification
+
+
+class NoAutoFeaturesError(NeardupError, ValueError):
+    """The catalog stores none of the hashes auto fuses."""
+
+
+@dataclass(frozen=True)
+class AutoPolicy:
+    # structure (pdq, dhash), texture (phash256, whash) and colour hashes, so that no single
+    # family decides alone; colour only confirms (alone it cannot tell grey images apart)
+    hash_weights: Mapping[str, float] = field(default_factory=lambda: {
+        "pdq": 0.25, "dhash": 0.15, "phash256": 0.25, "whash": 0.15, "colorhash": 0.2})
+    hash_background: float = 0.5  # hash similarity of unrelated images: random bits agree half the time
+    vector_features: tuple[str, ...] = ("cnn",)  # fused vector features (the autoencoder is too weak)
+    threshold: float = 0.5  # a kind of evidence exactly at its own measured threshold
+    search_seeds: tuple[str, ...] = ("pdq", "phash256", "dhash", "whash")  # hash indexes a search draws from
+    search_pool: int = 64  # candidates per index and query variant, re-scored by every kind of evidence
+    verify_top: int = 5  # best candidates verified per query, and each image's nearest by a vector feature
+    pair_seeds: tuple[str, ...] = ("pdq", "phash256")  # hash indexes duplicates draw candidate pairs from
+    pair_k: int = 16  # each image's nearest per seed index: candidate pairs
+    verify_hash_top: int = 4  # of which each image's nearest few are verified too (finds weak links)
+    agreement: int = 2  # kinds of evidence at the threshold that make a duplicate pair
+    attach_links: int = 2  # one-vote geometric links to one group that attach a group to it
+
+    def weights(self, available: tuple[str, ...]) -> dict[str, float]:
+        """The hash weights restricted to the hashes a catalog stores, renormalised to sum 1."""
+        weights = {k: w for k, w in self.hash_weights.items() if k in available}
+        if not weights:
+            raise NoAutoFeaturesError(f"auto needs one of {sorted(self.hash_weights)}; the catalog has {available}")
+        total = sum(weights.values())
+        return {k: w / total for k, w in weights.items()}
+
+    def strong(self, threshold: float) -> float:
+        """One kind of evidence this far (halfway from the threshold to certainty) is a
+        duplicate pair on its own."""
+        return (1.0 + threshold) / 2.0
+
+
+POLICY = AutoPolicy()
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The confidence of each kind of evidence for M candidates: kind -> (M,) float64 in
+    [0, 1] (0 where that kind said nothing). Kinds: HASHES, vector feature names, GEOMETRY."""
+
+    kinds: dict[str, NDArray[np.float64]]
+
+    def best(self) -> NDArray[np.float64]:
+        return np.max(np.stack(list(self.kinds.values())), axis=0)
+
+    def votes(self, threshold: float) -> NDArray[np.int64]:
+        return (np.stack(list(self.kinds.values())) >= threshold).sum(axis=0)
+
+
+def search_scores(evidence: Evidence) -> NDArray[np.float64]:
+    """A search candidate's score: its strongest evidence."""
+    return evidence.best()
+
+
+def duplicate_pairs(
+    pairs: NDArray[np.int64], evidence: Evidence, threshold: float, policy: AutoPolicy = POLICY
+) -> NDArray[np.bool_]:
+    """Which candidate pairs (M, 2) are duplicates: two kinds of evidence at `threshold`, or
+    one strong; then each group's attachment (`attachments`)."""
+    best = evidence.best()
+    keep = (best >= policy.strong(threshold)) | (evidence.votes(threshold) >= policy.agreement)
+    if GEOMETRY in evidence.kinds:
+        keep |= attachments(pairs, keep, evidence.kinds[GEOMETRY], threshold, policy.attach_links)
+    return keep
+
+
+def attachments(
+    pairs: NDArray[np.int64], kept: NDArray[np.bool_], verified: NDArray[np.float64], threshold: float, links: int
+) -> NDArray[np.bool_]:
+    """One pair for each group (of the `kept` pairs; a lone image is a group of one) that
+    attaches it to the group, at least as large, that it has the most *weak links* to, when
+    it has `links` or more: a weak link is a pair not kept whose geometric verification alone
+    reaches `threshold`. (Ties: the larger summed verification.)
+
+    A hard copy (a crop with an overlay, a perspective screenshot) often verifies with only
+    one vote against several members of its own group; a lone false geometric match rarely
+    repeats against two members of one group, and when an image verifies against two groups
+    only the better one is taken. A group never reaches down to a smaller one, so a group
+    cannot pull in an image that belongs elsewhere.
+    """
+    out = np.zeros(len(pairs), dtype=bool)
+    weak = np.flatnonzero(~kept & (verified >= threshold))
+    if not len(weak):
+        return out
+    group = components(pairs[kept])
+    size = Counter(group.values())
+    between: dict[tuple[int, int], list[int]] = {}
+    for i in weak.tolist():
+        a, b = (group.get(int(x), int(x)) for x in pairs[i])
+        if a != b:
+            between.setdefault((min(a, b), max(a, b)), []).append(i)
+    best: dict[int, tuple[tuple[int, float], list[int]]] = {}
+    for (a, b), rows in between.items():
+        strength = (len(rows), float(verified[rows].sum()))
+        for g, other in ((a, b), (b, a)):
+            if max(size[g], 1) <= max(size[other], 1) and (g not in best or strength > best[g][0]):
+                best[g] = (strength, rows)
+    for (count, _), rows in best.values():
+        if count >= links:
+            out[rows[0]] = True
+    return out

@@ -1,0 +1,149 @@
+"""Auto's second step: every kind of evidence for the candidates, on one confidence scale.
+
+The fused hashes (`fusion`), each fused vector feature's cosine (with the feature's own
+anchors, `indexer.embedders`) and geometric verification (`verify`). A query is compared
+through each of its variants and a pair through each of its two images' views (whole image,
+content box), keeping the best; two framed images are compared by their boxes only, never by
+their frames (two screenshots of one app window showing different photos share the window).
+Hash evidence is ignored for pairs of two low-quality images (flat, near-blank: their hashes
+are mostly noise), not when only one is (a blurred copy of a sharp photo).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from neardup.indexer.embedders import VECTOR_FEATURES
+from neardup.indexer.features import LocalFeatures, orb_features
+from neardup.indexer.hashes import LOW_QUALITY
+from neardup.indexer.regions import enlarge
+from neardup.storage.catalog import Catalog
+from neardup.storage.models import BOX, IMAGE
+
+from .auto import GEOMETRY, HASHES, POLICY, AutoPolicy, Evidence
+from .candidates import PairCandidates, Query
+from .fusion import confidence, fused_similarity, hash_anchor
+from .verify import VERIFY_CEILING, best_inliers, verified_confidence
+
+PAIR_CHUNK = 65536  # pairs whose cosines are computed at once (2 x 335 MB at D = 1280)
+VERIFY_BATCH = 2048  # pairs verified per batch: only their images' keypoints are in memory
+
+
+def search_evidence(query: Query, ids: list[int], catalog: Catalog, weights: dict[str, float],
+                    policy: AutoPolicy = POLICY) -> Evidence:
+    """Hash and vector evidence for candidates `ids` (each its best over the query's variants)."""
+    stored = catalog.hashes_of(ids, list(weights))
+    candidates = {name: np.stack([stored[name][i] for i in ids]) for name in weights}
+    similarity = np.max([fused_similarity(h, candidates, weights) for h in query.hashes], axis=0)
+    kinds = {HASHES: confidence(similarity, policy.hash_background, hash_anchor(weights))}
+    for name, query_vectors in query.vectors.items():
+        feature, vectors = VECTOR_FEATURES[name], catalog.vectors_of(ids, name)
+        matrix = np.stack([vectors.get(i, np.zeros(query_vectors.shape[1], np.float32)) for i in ids])
+        kinds[name] = confidence((matrix @ query_vectors.T).max(axis=1), feature.background, feature.threshold)
+    return Evidence(kinds)
+
+
+def with_search_geometry(query: Query, ids: list[int], evidence: Evidence, catalog: Catalog, decode_side: int,
+                         policy: AutoPolicy = POLICY) -> Evidence:
+    """`evidence` plus the geometric verification of the `verify_top` best candidates (those
+    already at VERIFY_CEILING or above cannot gain and are skipped)."""
+    best = evidence.best()
+    top = [i for i in np.argsort(-best, kind="stable")[: policy.verify_top] if best[i] < VERIFY_CEILING]
+    stored = catalog.keypoints_of([ids[i] for i in top]) if top else {}
+    geometry = np.zeros(len(ids))
+    if stored:
+        features = [orb_features(enlarge(v, decode_side)) for v in query.variants]
+        for i in (i for i in top if ids[i] in stored):
+            geometry[i] = float(verified_confidence(best_inliers(features, LocalFeatures(*stored[ids[i]]))))
+    return Evidence({**evidence.kinds, GEOMETRY: geometry})
+
+
+def pair_evidence(catalog: Catalog, candidates: PairCandidates, threshold: float, weights: dict[str, float],
+                  vector_features: Sequence[str], *, verifying: bool, policy: AutoPolicy = POLICY) -> Evidence:
+    """Every kind of evidence for the candidate pairs. Geometry (when `verifying`) is computed
+    for the marked nearest neighbours and for pairs with one vote that need a second, unless
+    another kind is already strong."""
+    pairs = candidates.pairs
+    ids = np.unique(pairs).tolist()
+    kinds = {HASHES: _pair_hash_evidence(catalog, pairs, ids, weights, policy)}
+    for name in vector_features:
+        kinds[name] = _pair_vector_evidence(catalog, pairs, ids, name)
+    if verifying:
+        best = np.max(np.stack(list(kinds.values())), axis=0)
+        need = (best < policy.strong(threshold)) & (candidates.verify | (best >= threshold))
+        kinds[GEOMETRY] = _verified(catalog, pairs, np.flatnonzero(need))
+    return Evidence(kinds)
+
+
+def _pair_hash_evidence(catalog: Catalog, pairs: NDArray[np.int64], ids: list[int], weights: dict[str, float],
+                        policy: AutoPolicy) -> NDArray[np.float64]:
+    names = list(weights)
+    stored = {IMAGE: catalog.hashes_of(ids, names), BOX: catalog.hashes_of(ids, names, BOX)}
+
+    def similarity(rows: NDArray[np.int64], left: str, right: str) -> NDArray[np.float64]:
+        return fused_similarity({n: _rows(stored[left][n], rows[:, 0]) for n in names},
+                                {n: _rows(stored[right][n], rows[:, 1]) for n in names}, weights)
+
+    best = _over_views(pairs, set(stored[BOX][names[0]]), similarity)
+    score = confidence(best, policy.hash_background, hash_anchor(weights))
+    return np.where(_both_low_quality(catalog, pairs, ids), 0.0, score)
+
+
+def _pair_vector_evidence(catalog: Catalog, pairs: NDArray[np.int64], ids: list[int], name: str) -> NDArray[np.float64]:
+    feature = VECTOR_FEATURES[name]
+    vectors = {IMAGE: catalog.vectors_of(ids, name), BOX: catalog.vectors_of(ids, name, BOX)}
+
+    def cosines(rows: NDArray[np.int64], left: str, right: str) -> NDArray[np.float64]:
+        return np.concatenate([  # in chunks: M pairs x D floats at once would not fit
+            np.einsum("ij,ij->i", _rows(vectors[left], chunk[:, 0]), _rows(vectors[right], chunk[:, 1]))
+            for chunk in np.array_split(rows, max(1, -(-len(rows) // PAIR_CHUNK)))
+        ])
+
+    return confidence(_over_views(pairs, set(vectors[BOX]), cosines), feature.background, feature.threshold)
+
+
+def _over_views(pairs: NDArray[np.int64], boxed: set[int],
+                score: Callable[[NDArray[np.int64], str, str], NDArray[np.float64]]) -> NDArray[np.float64]:
+    """Each pair's best `score(rows, left view, right view)` over the two images' views: the
+    whole image and, for the ids in `boxed`, its content box; two boxed images are compared
+    by their boxes only."""
+    left = np.array([a in boxed for a in pairs[:, 0].tolist()], dtype=bool)
+    right = np.array([b in boxed for b in pairs[:, 1].tolist()], dtype=bool)
+    both = left & right
+    best = np.full(len(pairs), -np.inf)
+    if (~both).any():
+        best[~both] = score(pairs[~both], IMAGE, IMAGE)
+    for left_view, right_view, rows in ((BOX, IMAGE, left), (IMAGE, BOX, right), (BOX, BOX, both)):
+        if rows.any():
+            best[rows] = np.maximum(best[rows], score(pairs[rows], left_view, right_view))
+    return best
+
+
+def _verified(catalog: Catalog, pairs: NDArray[np.int64], todo: NDArray[np.int64]) -> NDArray[np.float64]:
+    """Geometric-verification confidence of pairs[todo] (0 for the other pairs): the first
+    image's keypoints as stored and mirrored against the second's."""
+    out = np.zeros(len(pairs))
+    for start in range(0, len(todo), VERIFY_BATCH):
+        batch = todo[start : start + VERIFY_BATCH]
+        batch_ids = np.unique(pairs[batch]).tolist()
+        stored, flipped = catalog.keypoints_of(batch_ids), catalog.keypoints_of(batch_ids, mirrored=True)
+        for i in batch:
+            a, b = int(pairs[i, 0]), int(pairs[i, 1])
+            if a in stored and b in stored:
+                views = [LocalFeatures(*stored[a])] + ([LocalFeatures(*flipped[a])] if a in flipped else [])
+                out[i] = float(verified_confidence(best_inliers(views, LocalFeatures(*stored[b]))))
+    return out
+
+
+def _rows(values: Mapping[int, NDArray], ids: NDArray[np.int64]) -> NDArray:
+    """Stack per-image arrays in the order of `ids`: (M,) ids -> (M, ...)."""
+    return np.stack([values[int(i)] for i in ids])
+
+
+def _both_low_quality(catalog: Catalog, pairs: NDArray[np.int64], ids: list[int]) -> NDArray[np.bool_]:
+    """Pairs of two low-quality images, whose hashes are mostly noise."""
+    low = {i for i, im in catalog.images(ids).items() if im.quality is not None and im.quality < LOW_QUALITY}
+    return np.array([a in low and b in low for a, b in pairs.tolist()], dtype=bool)

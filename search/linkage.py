@@ -1,0 +1,57 @@
+"""Grouping matched pairs into clusters: single linkage (union-find) or complete linkage.
+
+Single linkage guarantees that every image in a group is linked to another member through a
+chain of matched pairs. Complete linkage guarantees that every pair inside a group matched:
+a chain A~B~C with A and C far apart is not merged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from numpy.typing import NDArray
+
+Pair = tuple[int, int, float]  # (a, b, cost): lower cost = stronger match
+
+
+def single_linkage(pairs: Iterable[Pair]) -> list[list[int]]:
+    """Connected components of the pairs' graph (each component has >= 2 ids)."""
+    parent: dict[int, int] = {}
+
+    def root(x: int) -> int:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b, _ in pairs:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    clusters: dict[int, list[int]] = {}
+    for x in parent:
+        clusters.setdefault(root(x), []).append(x)
+    return list(clusters.values())
+
+
+def complete_linkage(pairs: Iterable[Pair]) -> list[list[int]]:
+    """Merge strongest pairs first; two clusters join only if all their cross pairs match."""
+    pairs = list(pairs)
+    linked = {(min(a, b), max(a, b)) for a, b, _ in pairs}
+    cluster_of: dict[int, list[int]] = {}
+    for a, b, _ in sorted(pairs, key=lambda p: (p[2], p[0], p[1])):
+        ca, cb = cluster_of.setdefault(a, [a]), cluster_of.setdefault(b, [b])
+        if ca is cb or not all((min(x, y), max(x, y)) in linked for x in ca for y in cb):
+            continue
+        ca.extend(cb)
+        for y in cb:
+            cluster_of[y] = ca
+    unique = {id(c): c for c in cluster_of.values()}
+    return [c for c in unique.values() if len(c) > 1]
+
+
+def components(pairs: NDArray[np.int64]) -> dict[int, int]:
+    """Image id -> the id naming its connected component, for every image in (M, 2) `pairs`."""
+    return {x: cluster[0] for cluster in single_linkage((a, b, 0.0) for a, b in pairs.tolist()) for x in cluster}
