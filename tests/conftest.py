@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 
-DATA = Path(__file__).parent / "data"
-PHOTOS = ["coffee", "chelsea", "astronaut", "rocket", "hubble"]
+from images import DATA, PHOTOS, photo  # noqa: F401  (shared with the tests through conftest)
 
 
 def scene(seed: int, size: tuple[int, int] = (320, 240)) -> np.ndarray:
@@ -34,10 +33,6 @@ def save(rgb: np.ndarray, path: Path, **kw) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(rgb).save(path, **kw)
     return path
-
-
-def photo(name: str) -> np.ndarray:
-    return np.asarray(Image.open(DATA / f"{name}.jpg").convert("RGB"))
 
 
 @pytest.fixture(scope="session", autouse=True)

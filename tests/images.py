@@ -13,11 +13,12 @@ from numpy.typing import NDArray
 from PIL import Image
 
 DATA = Path(__file__).parent / "data"
-REAL_IMAGES = ("coffee", "chelsea", "astronaut", "rocket", "hubble")
+PHOTOS = ("coffee", "chelsea", "astronaut", "rocket", "hubble")
 
 
-def load(name: str) -> NDArray[np.uint8]:
-    """A real test image from ``tests/data/<name>.jpg`` as ``(H, W, 3) uint8``."""
+def photo(name: str) -> NDArray[np.uint8]:
+    """A real test photo from ``tests/data/<name>.jpg`` as ``(H, W, 3) uint8`` RGB: the one
+    way every test loads one."""
     with Image.open(DATA / f"{name}.jpg") as image:
         return np.asarray(image.convert("RGB"))
 

@@ -43,7 +43,7 @@ from neardup.indexer.torch_weights import (
     read_state_dict,
 )
 
-DATA = Path(__file__).parent / "data"
+from images import DATA, photo  # noqa: E402
 # First 8 values of coffee.jpg's CnnEmbedder() (GeM) vector, measured with tensorflow-cpu 2.21.
 COFFEE_GOLDEN = [0.0206, 0.0, 0.0638, 0.0102, 0.0272, 0.0070, 0.0145, 0.0288]
 # Cosines measured with GeM pooling: coffee vs its JPEG q50 0.986, half size 0.995, mirror
@@ -63,11 +63,6 @@ def embedder() -> CnnEmbedder:
 @pytest.fixture(scope="module")
 def classifier():
     return build_mobilenet_v2()
-
-
-def photo(name: str) -> np.ndarray:
-    """A test photo (tests/data/NAME.jpg) as (H, W, 3) uint8 RGB."""
-    return np.asarray(Image.open(DATA / f"{name}.jpg").convert("RGB"))
 
 
 def cosine(embedder: CnnEmbedder, a: np.ndarray, b: np.ndarray) -> float:

@@ -81,10 +81,10 @@ def sample(name: str) -> np.ndarray:
     """The contract's images: the real test photos and three synthetic scenes."""
     if name.startswith("shapes"):
         return images.shapes(240, 320, seed=int(name.removeprefix("shapes")))
-    return images.load(name)
+    return images.photo(name)
 
 
-SAMPLES = (*images.REAL_IMAGES, "shapes1", "shapes2", "shapes3")
+SAMPLES = (*images.PHOTOS, "shapes1", "shapes2", "shapes3")
 
 
 @pytest.mark.parametrize("image_name", GOLDEN)
@@ -180,7 +180,7 @@ def test_any_size_hashes_to_the_spec_shape(shape):
 
 
 def test_grey_looking_image_has_no_colour_and_hashes_like_its_luma():
-    grey = images.load("chelsea").mean(axis=2).round().astype(np.uint8)
+    grey = images.photo("chelsea").mean(axis=2).round().astype(np.uint8)
     as_rgb = np.repeat(grey[..., None], 3, axis=2)
     assert HASHES["colorhash"].compute(as_rgb)[2:].tobytes() == bytes(6)  # hue bins empty
     expected = cv2.resize(grey.astype(np.float32), (32, 32), interpolation=cv2.INTER_AREA)
