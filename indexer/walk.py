@@ -17,9 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from neardup.storage.errors import NeardupError
+from neardup.storage.models import IMAGE_STATUS
 from neardup.storage.records import FileState
 
 from .decode import IMAGE_SUFFIXES
+
+
+CLEANED = frozenset(IMAGE_STATUS.values())  # statuses of files a clean-up acted on
+LINKED = IMAGE_STATUS["hardlink"]
 
 
 class NoSuchPathError(NeardupError, FileNotFoundError):
@@ -114,20 +119,25 @@ def _add_file(path: str, result: Walk) -> None:
 def classify(found: Walk, known: Mapping[str, FileState]) -> Changes:
     """Compare the walk with the catalog's files: new and changed files are processed,
     unchanged ones (same size and mtime) are not read; catalogued files under the walked
-    roots that were not found are gone, unless they lie under a folder that could not be read."""
+    roots that were not found are gone, unless they lie under a folder that could not be read
+    or a clean-up moved them away (its journal keeps them, for undo). A cleaned-up file that
+    is back on disk is indexed again; one replaced by a link stays as it is."""
     new, changed, unchanged = [], [], 0
     for path, entry in found.files.items():
         state = known.get(path)
         if state is None:
             new.append(entry)
-        elif (state.size, state.mtime_ns) != (entry.size, entry.mtime_ns):
-            changed.append(entry)
+        elif state.status == LINKED:
+            unchanged += 1  # the clean-up replaced it by a link to its keeper: not a new copy
+        elif state.status in CLEANED or (state.size, state.mtime_ns) != (entry.size, entry.mtime_ns):
+            changed.append(entry)  # changed, or a cleaned-up file that came back
         else:
             unchanged += 1
     problems = {p for p, _ in found.problems}
     gone = [
         s for p, s in known.items()
-        if p not in found.files and _under(p, found.roots) and not _under(p, found.unreadable) and p not in problems
+        if p not in found.files and _under(p, found.roots) and not _under(p, found.unreadable)
+        and p not in problems and s.status not in CLEANED
     ]
     return Changes(new, changed, unchanged, gone)
 

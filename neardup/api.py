@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from neardup.clean import ApplyReport, Plan, RunSummary, UndoReport, apply, history, plan_clean, undo
 from neardup.indexer.autoencoder import AutoencoderConfig, EpochReport
 from neardup.indexer.embed import Embedder
 from neardup.indexer.embedders import VECTOR_FEATURES, catalog_vector_features, load_embedder
@@ -30,6 +31,7 @@ from neardup.search.duplicates import Group, find_duplicates
 from neardup.search.features import AUTO, check_feature, features_of
 from neardup.search.query import Match, search
 from neardup.storage.catalog import Catalog
+from neardup.storage.journal import Journal
 from neardup.storage.records import ModelRecord
 from neardup.storage.settings import CatalogMismatchError, CatalogSettings
 from neardup.storage.vectors import IndexState
@@ -191,6 +193,34 @@ class Collection:
     def duplicates(self, *, by: str = AUTO, threshold: float | None = None, strict: bool = False) -> list[Group]:
         """Groups of near-duplicate images, each with a suggested keeper; nothing is touched."""
         return find_duplicates(catalog=self.catalog, by=by, threshold=threshold, strict=strict)
+
+    def plan_clean(
+        self, *, by: str = AUTO, threshold: float | None = None, strict: bool = False, action: str = "trash",
+        to: str | Path | None = None, protect: Sequence[str | Path] = (), include_near: bool = False,
+    ) -> Plan:
+        """What a clean-up of the duplicate groups would do (`clean.plan_clean`); touches nothing.
+        `protect` folders are never acted on and win the keeper; `move` keeps each file's path
+        relative to its indexed folder under `to`; links replace exact copies only unless
+        `include_near`."""
+        groups = self.duplicates(by=by, threshold=threshold, strict=strict)
+        return plan_clean(groups, action=action, to=to, protect=protect, include_near=include_near,
+                          roots=self.catalog.roots(), catalog_id=self.catalog.identity)
+
+    def read_plan(self, text: str | bytes) -> Plan:
+        """A plan file's plan, refused if it was made for another catalog."""
+        return Plan.from_json(text, catalog_id=self.catalog.identity)
+
+    def apply(self, plan: Plan, *, yes: bool = False, progress: Progress | None = None) -> ApplyReport:
+        """Carry out `plan` (or finish it after an interruption), journaled; `delete` needs `yes`."""
+        return apply(plan, journal=Journal(self.catalog), yes=yes, progress=progress, catalog_id=self.catalog.identity)
+
+    def undo(self, run_id: int | None = None) -> UndoReport:
+        """Put back what a clean-up run (default: the last one not undone) acted on."""
+        return undo(journal=Journal(self.catalog), run_id=run_id)
+
+    def history(self) -> list[RunSummary]:
+        """Every clean-up run, newest first."""
+        return history(Journal(self.catalog))
 
     def features(self) -> tuple[str, ...]:
         return features_of(self.catalog)

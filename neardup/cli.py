@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from neardup.clean import ACTIONS
 from neardup.indexer.autoencoder import AutoencoderConfig
 from neardup.indexer.embedders import VECTOR_FEATURES
 from neardup.indexer.hashes import HASHES
@@ -63,6 +64,7 @@ def main() -> None:
       neardup index ~/Pictures            # build or update ./neardup.db
       neardup search photo.jpg            # the 10 most similar images
       neardup duplicates --format html --output dupes.html
+      neardup clean --action move --to ~/dupes --apply   # then: neardup undo
       neardup stats
       neardup train autoencoder           # then search --by autoencoder
     """
@@ -223,12 +225,134 @@ def duplicates(db: str, by: str, threshold: float | None, strict: bool, fmt: str
 
     with api.open(db) as cat:
         groups = cat.duplicates(by=by, threshold=threshold, strict=strict)
-    text = render(groups, fmt)
-    if output:
-        Path(output).write_text(text, encoding="utf-8")
-        click.echo(f"{len(groups)} groups written to {output}", err=True)
-    else:
-        click.echo(text, nl=False)
+        text = render(groups, fmt)
+        if output:
+            _write_output(cat, output, text)
+            click.echo(f"{len(groups)} groups written to {output}", err=True)
+        else:
+            click.echo(text, nl=False)
+
+
+@main.command()
+@db_option
+@click.option("--by", default="auto", show_default=True, help=BY_HELP)
+@click.option("--threshold", type=float, default=None, help="As for `neardup duplicates`. [default: per feature]")
+@click.option("--strict", is_flag=True, help="Complete linkage: every pair in a group must match.")
+@click.option("--action", type=click.Choice(ACTIONS), default="trash", show_default=True,
+              help="trash: the desktop trash; move: into --to; hardlink/symlink: replace an exact copy by a link "
+                   "to its keeper; delete: permanently (needs --yes).")
+@click.option("--to", type=click.Path(file_okay=False), default=None,
+              help="With --action move: the folder copies go to, each keeping its path relative to its indexed "
+                   "folder. Must not lie inside an indexed folder.")
+@click.option("--protect", multiple=True, type=click.Path(file_okay=False),
+              help="A folder whose files are never acted on and win the keeper (repeatable).")
+@click.option("--include-near", is_flag=True, help="Let hardlink/symlink replace near copies too (changes their bytes).")
+@click.option("--plan", "plan_file", type=click.Path(dir_okay=False), default=None,
+              help="Write the plan as JSON to FILE (edit it: change a keeper, drop a group) instead of printing it.")
+@click.option("--apply", "apply_plan", is_flag=False, flag_value="", default=None, metavar="[PLAN]",
+              help="Carry out the plan: the one in PLAN (a file from --plan), or, alone, a fresh one.")
+@click.option("--yes", is_flag=True, help="Confirm --action delete, which cannot be undone.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def clean(db: str, by: str, threshold: float | None, strict: bool, action: str, to: str | None,
+          protect: tuple[str, ...], include_near: bool, plan_file: str | None, apply_plan: str | None, yes: bool,
+          as_json: bool, quiet: bool) -> None:
+    """Act on duplicate groups: keep each group's keeper, trash (or move, link, delete) the rest.
+
+    Without --apply nothing changes: the plan is printed (or written with --plan FILE).
+    Every action is journaled in the catalog; `neardup undo` puts files back. Files that
+    changed since planning are skipped, and no group ever loses its last member.
+
+    \b
+    Examples:
+      neardup clean                                   # dry run: what would go, how much space
+      neardup clean --action move --to ~/dupes --apply
+      neardup clean --plan plan.json                  # review or edit, then:
+      neardup clean --apply plan.json
+      neardup clean --protect ~/Pictures/originals --apply
+    """
+    from neardup.clean.report import render_applied, render_plan
+
+    with api.open(db) as cat:
+        if apply_plan:
+            plan = cat.read_plan(_read_file(apply_plan))
+        else:
+            plan = cat.plan_clean(by=by, threshold=threshold, strict=strict, action=action, to=to,
+                                  protect=protect, include_near=include_near)
+        if plan_file:
+            _write_output(cat, plan_file, plan.to_json())
+            click.echo(f"plan written to {plan_file}: {len(plan.groups)} groups, {len(list(plan.actions()))} files; "
+                       f"apply it with: neardup clean --db {db} --apply {plan_file}", err=True)
+            return
+        if apply_plan is None:
+            click.echo(plan.to_json() if as_json else render_plan(plan), nl=not as_json)
+            if not as_json:
+                click.echo("nothing was changed: add --apply to carry this out", err=True)
+            return
+        report = cat.apply(plan, yes=yes, progress=_Bar(quiet or as_json))
+    click.echo(json.dumps(report.to_dict()) if as_json else render_applied(report), nl=as_json)
+    if not as_json:
+        click.echo(f"undo with: neardup undo --db {db} --run {report.run_id}", err=True)
+
+
+@main.command()
+@db_option
+@click.option("--run", "run_id", type=int, default=None, help="The run to undo (`neardup history`). [default: the last]")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def undo(db: str, run_id: int | None, as_json: bool) -> None:
+    """Put back the files a clean-up run acted on, byte for byte, and turn links back into files.
+
+    A file whose original path is taken again is left where it is, with the reason; run the
+    same command again once the path is free.
+
+    \b
+    Examples:
+      neardup undo
+      neardup undo --run 3
+    """
+    from neardup.clean.report import render_undone
+
+    with api.open(db) as cat:
+        report = cat.undo(run_id)
+    click.echo(json.dumps(report.to_dict()) if as_json else render_undone(report), nl=as_json)
+    if not report.complete:
+        sys.exit(1)
+
+
+@main.command()
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def history(db: str, as_json: bool) -> None:
+    """List the clean-up runs of the catalog, newest first.
+
+    \b
+    Example:
+      neardup history --db photos.db
+    """
+    from neardup.clean.report import render_history
+
+    with api.open(db, readonly=True) as cat:
+        runs = cat.history()
+    click.echo(json.dumps([r.to_dict() for r in runs]) if as_json else render_history(runs), nl=as_json)
+
+
+def _read_file(path: str) -> bytes:
+    try:
+        return Path(path).expanduser().read_bytes()
+    except OSError as e:
+        raise CliError(f"cannot read {path}: {e.strerror or e}") from e
+
+
+def _write_output(cat: api.Collection, path: str, text: str) -> None:
+    """Write an output file the user named, but never over the catalog or an indexed image."""
+    target = os.path.realpath(Path(path).expanduser())
+    protected = {os.path.realpath(cat.path), *(os.path.realpath(p) for p in cat.catalog.file_states())}
+    if target in protected:
+        raise CliError(f"refusing to overwrite {path}: it is the catalog or an indexed image")
+    try:
+        Path(target).write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise CliError(f"cannot write {path}: {e.strerror or e}") from e
 
 
 @main.group()

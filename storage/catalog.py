@@ -99,41 +99,41 @@ class Catalog:
         return self._meta("generation")
 
     def replace_settings(self, settings: CatalogSettings) -> None:
-        with self._writing() as s:
+        with self.transaction() as s:
             s.merge(Setting(key="settings", value=settings.to_json()))
         self.settings = settings
 
     def models(self) -> dict[str, ModelRecord]:
         """The models behind the catalog's vector features, by feature name."""
-        with self._reading() as s:
+        with self.session() as s:
             return {m.name: _model_record(m) for m in s.scalars(select(Model))}
 
     def model(self, name: str) -> ModelRecord | None:
-        with self._reading() as s:
+        with self.session() as s:
             row = s.get(Model, name)
             return None if row is None else _model_record(row)
 
     def replace_model(self, record: ModelRecord) -> int:
         """Record `record` as the model of its feature and, in the same transaction, drop the
         feature's vectors: they came from another model (or none). Returns how many."""
-        with self._writing() as s:
+        with self.transaction() as s:
             s.merge(_model_row(record))
             dropped = s.execute(delete(Vector).where(Vector.model == record.name)).rowcount
         return int(dropped or 0)
 
     def remove_model(self, name: str) -> None:
         """Forget the model of feature `name` and every vector it made."""
-        with self._writing() as s:
+        with self.transaction() as s:
             s.execute(delete(Vector).where(Vector.model == name))
             s.execute(delete(Model).where(Model.name == name))
 
     def roots(self) -> list[str]:
         """The folders and files given to `index`, absolute."""
-        with self._reading() as s:
+        with self.session() as s:
             return list(s.scalars(select(Root.path).order_by(Root.path)))
 
     def add_roots(self, paths: Iterable[str]) -> None:
-        with self._writing() as s:
+        with self.transaction() as s:
             for path in paths:
                 s.merge(Root(path=path))
 
@@ -141,22 +141,24 @@ class Catalog:
     def file_states(self) -> dict[str, FileState]:
         """Every file the catalog knows, by absolute path."""
         q = select(Image.id, Image.path, Image.size, Image.mtime_ns, Image.sha256, Image.status)
-        with self._reading() as s:
+        with self.session() as s:
             return {r.path: FileState(*r) for r in s.execute(q)}
 
     def images(self, ids: Iterable[int]) -> dict[int, ImageInfo]:
         columns = (Image.id, Image.path, Image.size, Image.mtime_ns, Image.sha256,
                    Image.width, Image.height, Image.format, Image.quality)
         out: dict[int, ImageInfo] = {}
-        with self._reading() as s:
+        with self.session() as s:
             for chunk in _chunks([int(i) for i in ids]):
                 out.update({r.id: ImageInfo(*r) for r in s.execute(select(*columns).where(Image.id.in_(chunk)))})
         return out
 
     def hashes(self, algo: str, view: str = IMAGE) -> tuple[NDArray[np.int64], NDArray[np.uint8]]:
-        """All stored hashes of one algorithm and view: ids (N,) int64, codes (N, bytes) uint8."""
-        q = select(Hash.image_id, Hash.bits).where(Hash.algo == algo, Hash.view == view).order_by(Hash.image_id)
-        with self._reading() as s:
+        """The hashes of one algorithm and view of every image on disk (not trashed, moved or
+        linked by a clean-up): ids (N,) int64, codes (N, bytes) uint8."""
+        q = (select(Hash.image_id, Hash.bits).join(Image).where(Hash.algo == algo, Hash.view == view, _present())
+             .order_by(Hash.image_id))
+        with self.session() as s:
             rows = s.execute(q).all()
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         if not rows:
@@ -166,7 +168,7 @@ class Catalog:
     def hashes_of(self, ids: Sequence[int], algos: Sequence[str], view: str = IMAGE) -> dict[str, dict[int, Bits]]:
         """Stored hashes of one view of the given image ids, {algo: {id: packed bits}}."""
         out: dict[str, dict[int, Bits]] = {a: {} for a in algos}
-        with self._reading() as s:
+        with self.session() as s:
             for chunk in _chunks([int(i) for i in ids]):
                 q = select(Hash.algo, Hash.image_id, Hash.bits).where(
                     Hash.algo.in_(list(algos)), Hash.view == view, Hash.image_id.in_(chunk))
@@ -175,9 +177,9 @@ class Catalog:
         return out
 
     def vectors(self, model: str, view: str = IMAGE) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
-        """All stored vectors of one model and view: ids (N,) int64, vectors (N, D) float32."""
-        q = select(Vector.image_id, Vector.data).where(Vector.model == model, Vector.view == view)
-        with self._reading() as s:
+        """The vectors of one model and view of every image on disk: ids (N,) int64, (N, D) float32."""
+        q = select(Vector.image_id, Vector.data).join(Image).where(Vector.model == model, Vector.view == view, _present())
+        with self.session() as s:
             rows = s.execute(q.order_by(Vector.image_id)).all()
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         if not rows:
@@ -188,7 +190,7 @@ class Catalog:
     def vectors_of(self, ids: Sequence[int], model: str, view: str = IMAGE) -> dict[int, NDArray[np.float32]]:
         """Stored (D,) float32 vectors of one model and view for the given ids that have one."""
         out: dict[int, NDArray[np.float32]] = {}
-        with self._reading() as s:
+        with self.session() as s:
             for chunk in _chunks([int(i) for i in ids]):
                 q = select(Vector.image_id, Vector.data).where(
                     Vector.model == model, Vector.view == view, Vector.image_id.in_(chunk))
@@ -200,7 +202,7 @@ class Catalog:
         ids, or of their mirror images; ids without them are left out."""
         table = MirroredKeypoints if mirrored else Keypoints
         out: dict[int, KeypointArrays] = {}
-        with self._reading() as s:
+        with self.session() as s:
             for chunk in _chunks([int(i) for i in ids]):
                 q = select(table.image_id, table.points, table.descriptors).where(table.image_id.in_(chunk))
                 out.update({r[0]: _keypoints(r[1], r[2]) for r in s.execute(q)})
@@ -214,14 +216,14 @@ class Catalog:
         )
         q = select(Image.sha256, Image.id).where(Image.sha256.in_(dup)).order_by(Image.sha256, Image.id)
         groups: dict[str, list[int]] = {}
-        with self._reading() as s:
+        with self.session() as s:
             for sha, image_id in s.execute(q):
                 groups.setdefault(sha, []).append(image_id)
         return list(groups.values())
 
     def counts(self) -> dict[str, int]:
         """Images by status, and stored features by name (box views as "<name>@box")."""
-        with self._reading() as s:
+        with self.session() as s:
             by_status = dict(s.execute(select(Image.status, func.count()).group_by(Image.status)).all())
             hashes = s.execute(select(Hash.algo, Hash.view, func.count()).group_by(Hash.algo, Hash.view)).all()
             vectors = s.execute(select(Vector.model, Vector.view, func.count()).group_by(Vector.model, Vector.view)).all()
@@ -231,6 +233,7 @@ class Catalog:
             "images": sum(by_status.values()),
             "ok": by_status.get("ok", 0),
             "failed": by_status.get("failed", 0),
+            **{status: n for status, n in sorted(by_status.items()) if status not in ("ok", "failed")},
             **{f"hashes.{_label(a, v)}": n for a, v, n in hashes},
             **{f"vectors.{_label(m, v)}": n for m, v, n in vectors},
             **({"keypoints": keypoints} if keypoints else {}),
@@ -239,14 +242,14 @@ class Catalog:
 
     def failures(self) -> list[tuple[str, str]]:
         q = select(Image.path, Image.error).where(Image.status == "failed").order_by(Image.path)
-        with self._reading() as s:
+        with self.session() as s:
             return [(p, e or "") for p, e in s.execute(q)]
 
     def missing_vectors(self, model: str) -> list[tuple[int, str]]:
         """(id, path) of indexed images that have no whole-image vector of `model` yet."""
         has = select(Vector.image_id).where(Vector.model == model, Vector.view == IMAGE)
         q = select(Image.id, Image.path).where(Image.status == "ok", Image.id.not_in(has)).order_by(Image.id)
-        with self._reading() as s:
+        with self.session() as s:
             return [(i, p) for i, p in s.execute(q)]
 
     # -- writing -------------------------------------------------------------------------------
@@ -254,7 +257,7 @@ class Catalog:
         """Insert or replace the given files with their features, all or nothing."""
         if not records:
             return
-        with self._writing() as s:
+        with self.transaction() as s:
             existing = dict(s.execute(select(Image.path, Image.id).where(Image.path.in_([r.path for r in records]))).all())
             if existing:
                 s.execute(delete(Image).where(Image.id.in_(list(existing.values()))))
@@ -263,7 +266,7 @@ class Catalog:
 
     def move(self, image_id: int, path: str, size: int, mtime_ns: int) -> None:
         """Record that a known image now lives at `path` (renamed or moved, same bytes)."""
-        with self._writing() as s:
+        with self.transaction() as s:
             s.execute(update(Image).where(Image.id == image_id)
                       .values(path=path, size=size, mtime_ns=mtime_ns, updated_at=func.now()))
 
@@ -271,7 +274,7 @@ class Catalog:
         """Store vectors {(model, view): (ids, (N, D) float32)} replacing older ones, in one
         transaction, so that an interrupted run never stores an image's vector without its
         content box's (the images without a vector are the ones embedded again)."""
-        with self._writing() as s:
+        with self.transaction() as s:
             for (model, view), (ids, vectors) in sets.items():
                 ids = [int(i) for i in ids]
                 for chunk in _chunks(ids):
@@ -281,7 +284,7 @@ class Catalog:
 
     def mark_failed(self, failures: Mapping[int, str]) -> None:
         """Record images that can no longer be processed (image id -> why), dropping their features."""
-        with self._writing() as s:
+        with self.transaction() as s:
             for image_id, reason in failures.items():
                 for table in (Hash, Vector, Keypoints, MirroredKeypoints):
                     s.execute(delete(table).where(table.image_id == image_id))
@@ -291,18 +294,19 @@ class Catalog:
         ids = [int(i) for i in ids]
         if not ids:
             return
-        with self._writing() as s:
+        with self.transaction() as s:
             for chunk in _chunks(ids):
                 s.execute(delete(Image).where(Image.id.in_(chunk)))
 
-    # -- sessions ------------------------------------------------------------------------------
+    # -- sessions (for the data-access modules of this package, such as `journal`) --------------
     @contextmanager
-    def _reading(self) -> Iterator[Session]:
+    def session(self) -> Iterator[Session]:
+        """A read-only view of the catalog (one snapshot per session)."""
         with Session(self._engine) as s:
             yield s
 
     @contextmanager
-    def _writing(self) -> Iterator[Session]:
+    def transaction(self) -> Iterator[Session]:
         """One write transaction under SQLite's write lock; it also replaces the generation."""
         with self._engine.connect().execution_options(immediate=True) as conn, conn.begin():
             with Session(bind=conn) as s:
@@ -312,11 +316,16 @@ class Catalog:
                 s.flush()
 
     def _meta(self, key: str, *, raw: bool = False):
-        with self._reading() as s:
+        with self.session() as s:
             row = s.get(Setting, key)
         if row is None:
             raise NotACatalogError(f"{self.path} is not a neardup catalog (no {key})")
         return row.value if raw else json.loads(row.value)
+
+
+def _present():
+    """Images whose file is in the collection: indexed, not trashed, moved or linked away."""
+    return Image.status == "ok"
 
 
 def _image_row(r: ImageRecord, image_id: int | None) -> Image:

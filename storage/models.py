@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # An image's features are stored per *view*: the whole image, and its content box (the
@@ -140,6 +140,59 @@ class Root(Base):
 
     path: Mapped[str] = mapped_column(String, primary_key=True)
     indexed_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# What an image row's `status` becomes once the clean-up has acted on its file (at most 8
+# characters: `Image.status` is String(8)); undo sets it back to "ok".
+IMAGE_STATUS = {"trash": "trashed", "move": "moved", "delete": "deleted", "hardlink": "linked", "symlink": "linked"}
+# Run states: "applying" is also what an interrupted apply leaves; "partly undone" means an
+# undo refused some entries (their reason is on the entry) and may be retried.
+APPLYING, APPLIED, UNDOING, PARTLY_UNDONE, UNDONE = "applying", "applied", "undoing", "partly undone", "undone"
+PLANNED, DONE, SKIPPED, ENTRY_UNDONE = "planned", "done", "skipped", "undone"
+
+
+class CleanRun(Base):
+    """One `apply` of one plan (identified by its digest)."""
+
+    __tablename__ = "clean_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    action: Mapped[str] = mapped_column(String(16))
+    plan_digest: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16), default=APPLYING)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    undone_at: Mapped[datetime | None]
+
+
+class CleanEntry(Base):
+    """One file action of a run. `seq` is the action's place in the plan, stable across
+    re-applies of the same plan; `destination` is where the file went (move target, trashed
+    file, or link target); `recovery` keeps the bytes a link replaced when they cannot be
+    re-created from the keeper."""
+
+    __tablename__ = "clean_entries"
+    __table_args__ = (UniqueConstraint("run_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("clean_runs.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int]
+    group_no: Mapped[int]
+    action: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String, index=True)
+    destination: Mapped[str | None]
+    keeper: Mapped[str]
+    recovery: Mapped[str | None]
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int]
+    mtime_ns: Mapped[int | None]
+    mode: Mapped[int | None]
+    keeper_sha256: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(8), default=PLANNED)
+    reason: Mapped[str | None]
+    planned_at: Mapped[datetime] = mapped_column(default=utcnow)
+    done_at: Mapped[datetime | None]
+    undone_at: Mapped[datetime | None]
 
 
 class Setting(Base):
