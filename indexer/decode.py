@@ -26,6 +26,8 @@ IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif"}
 )
 DEFAULT_MAX_MEGAPIXELS = 150.0
+LARGE_PIXELS = 16_000_000  # decoded images larger than this are shrunk at once (`_reduced`)
+_STRIP_BOXES = 16  # rows of reduce() boxes per strip
 _ROTATED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 
 
@@ -58,18 +60,27 @@ def decode(
     Raises `UnreadableImageError` for anything that is not a decodable image, and for images
     over `max_megapixels` (decompression bombs).
     """
-    _register_heif()
+    _setup_pillow()
+    if not isinstance(source, bytes):
+        try:
+            source = Path(source).read_bytes()
+        except OSError as e:
+            raise UnreadableImageError(f"cannot read: {e.strerror or e}") from e
+    if not source:
+        raise UnreadableImageError("empty file")
     try:
         with warnings.catch_warnings():
+            # our own megapixel limit applies (below); a NaN in a float image is checked for
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+            warnings.simplefilter("ignore", RuntimeWarning)
+            with Image.open(io.BytesIO(source)) as im:
                 return _decode_open(im, max_side, max_megapixels)
     except UnreadableImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError) as e:
-        raise UnreadableImageError(f"not a readable image: {e}") from e
+    except UnidentifiedImageError as e:
+        raise UnreadableImageError("not an image neardup can read (unknown format, or a damaged header)") from e
     except (OSError, ValueError, SyntaxError, EOFError) as e:
-        raise UnreadableImageError(f"cannot decode: {type(e).__name__}: {e}") from e
+        raise UnreadableImageError(f"damaged image data ({e})") from e
 
 
 def _decode_open(im: Image.Image, max_side: int, max_megapixels: float) -> DecodedImage:
@@ -85,15 +96,46 @@ def _decode_open(im: Image.Image, max_side: int, max_megapixels: float) -> Decod
         scale = max_side / max(w, h)
         im.draft("RGB", (max(1, round(w * scale)), max(1, round(h * scale))))
     im.seek(0)
-    im = ImageOps.exif_transpose(im)
+    small = _reduced(im, max_side)
+    im = ImageOps.exif_transpose(im) if small is im else _oriented(small, orientation)
     rgb = _to_rgb(im)
     return DecodedImage(pixels=fit(rgb, max_side), width=full_w, height=full_h, format=fmt)
+
+
+def _reduced(im: Image.Image, max_side: int) -> Image.Image:
+    """A very large image (over LARGE_PIXELS, not JPEG: those are decoded small already)
+    shrunk by an integer factor right after decoding, before any copy or conversion: a
+    144 MP RGBA PNG is 576 MB decoded, and every further full-size step would add as much."""
+    w, h = im.size
+    factor = max(w, h) // max_side
+    if w * h <= LARGE_PIXELS or factor < 2:
+        return im
+    im.load()
+    if im.mode == "P":  # reduce() works on true-colour modes only
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    # in strips: reduce() converts an RGBA image to premultiplied alpha first, a second
+    # full-size copy; a strip's copy is small
+    step = factor * _STRIP_BOXES
+    small = Image.new(im.mode, (-(-w // factor), -(-h // factor)))
+    for top in range(0, h, step):
+        small.paste(im.crop((0, top, w, min(h, top + step))).reduce(factor), (0, top // factor))
+    return small
+
+
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+              4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270,
+              7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
+
+
+def _oriented(im: Image.Image, orientation: int) -> Image.Image:
+    """`im` turned upright by its EXIF orientation (a reduced image no longer carries EXIF)."""
+    return im.transpose(_TRANSPOSE[orientation]) if orientation in _TRANSPOSE else im
 
 
 def _to_rgb(im: Image.Image) -> NDArray[np.uint8]:
     """Any Pillow mode -> (h, w, 3) uint8 RGB; transparency flattened on white."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        a = np.asarray(im, dtype=np.float64)
+        a = np.nan_to_num(np.asarray(im, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
         top = 65535.0 if im.mode.startswith("I;16") or a.max(initial=0) > 255 else 255.0
         g = np.clip(a * (255.0 / top) + 0.5, 0, 255).astype(np.uint8)
         return np.repeat(g[:, :, None], 3, axis=2)
@@ -119,14 +161,17 @@ def fit(rgb: NDArray[np.uint8], max_side: int) -> NDArray[np.uint8]:
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
-_heif_registered = False
+_pillow_ready = False
 
 
-def _register_heif() -> None:
-    """Teach Pillow HEIC/HEIF (pillow-heif), once, on first use rather than at import."""
-    global _heif_registered
-    if not _heif_registered:
+def _setup_pillow() -> None:
+    """On first use rather than at import: teach Pillow HEIC/HEIF (pillow-heif), and leave
+    the size limit to `decode`'s own megapixel limit (Pillow's would refuse bigger images with
+    its own figure before ours is checked)."""
+    global _pillow_ready
+    if not _pillow_ready:
         from pillow_heif import register_heif_opener
 
         register_heif_opener()
-        _heif_registered = True
+        Image.MAX_IMAGE_PIXELS = None
+        _pillow_ready = True

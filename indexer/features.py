@@ -30,6 +30,9 @@ __all__ = ["FEATURES_ID", "LocalFeatures", "mirrored", "orb_features"]
 MAX_KEYPOINTS = 500
 FEATURES_ID = f"orb-{MAX_KEYPOINTS}-v1"  # saved in the catalog settings; changes invalidate stored rows
 _FAST_THRESHOLD = 10  # lower than OpenCV's 20: keeps enough corners on soft or small images
+# ORB describes a 31-pixel patch around each keypoint and ignores a 31-pixel border, so a
+# thinner image has none; OpenCV's image pyramid also fails on one a few pixels thin.
+_MIN_SIDE = 32
 
 
 class LocalFeatures(NamedTuple):
@@ -44,6 +47,8 @@ def orb_features(pixels: NDArray[np.uint8], *, max_keypoints: int = MAX_KEYPOINT
     gray = pixels if getattr(pixels, "ndim", 0) == 2 and pixels.dtype == np.uint8 else None
     if gray is None:
         gray = cv2.cvtColor(checked_rgb(pixels), cv2.COLOR_RGB2GRAY)
+    if min(gray.shape) < _MIN_SIDE:
+        return LocalFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
     orb = cv2.ORB_create(nfeatures=max_keypoints, fastThreshold=_FAST_THRESHOLD)
     keypoints, descriptors = orb.detectAndCompute(np.ascontiguousarray(gray), None)
     if descriptors is None:

@@ -17,13 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from neardup.storage.catalog import Catalog
+from neardup.storage.records import ImageRecord
 
 from .embed import Embedder
 from .embedders import vector_feature
 from .extract import EmbedInputs, Extracted, Inputs, Moved, embed_inputs, extract
 from .progress import Progress
 from .walk import classify, walk
-from .workers import parallel_map
+from .workers import WorkerDiedError, parallel_map
 
 WRITE_BATCH = 64  # files per catalog transaction
 
@@ -68,10 +69,15 @@ def index_paths(
     started = time.perf_counter()
     progress = progress or Progress()
     found = walk(paths)
-    changes = classify(found, catalog.file_states())
+    known = catalog.file_states()
+    changes = classify(found, known)
     report = IndexReport(new=len(changes.new), changed=len(changes.changed), unchanged=changes.unchanged,
                          links=found.links, failures=list(found.problems), failed=len(found.problems))
     catalog.add_roots(found.roots)
+    # what could not be looked at is recorded, so `stats` says why; a catalogued image whose
+    # file is unreadable right now keeps its row and features (unreadable is not gone)
+    catalog.write([ImageRecord(path=p, size=0, mtime_ns=0, error=why) for p, why in found.problems
+                   if p not in known or known[p].status == "failed"])
     orphans = {s.sha256: s.image_id for s in changes.gone if s.sha256}
     todo = changes.new + changes.changed
     writer = _Writer(catalog, embedders, report)
@@ -93,6 +99,9 @@ def index_paths(
     except KeyboardInterrupt:
         report.interrupted = True
         writer.flush()
+    except WorkerDiedError:
+        writer.flush()  # keep what was extracted before the worker died
+        raise
     finally:
         progress.close()
     if not report.interrupted:

@@ -10,6 +10,7 @@ images under an unreadable folder are kept: unreadable is not gone.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterable, Mapping
@@ -98,12 +99,25 @@ def _walk_folder(root: str, result: Walk) -> None:
             if entry.name.startswith("."):
                 continue
             if entry.is_symlink():
-                result.links += 1
+                _add_link(entry.path, result)
             elif entry.is_dir(follow_symlinks=False):
                 subfolders.append(entry.path)
             elif is_image_name(entry.name):
                 _add_file(entry.path, result)
         stack.extend(reversed(subfolders))  # depth first, in name order
+
+
+def _add_link(path: str, result: Walk) -> None:
+    """A symbolic link is not followed; one named like an image that leads nowhere (broken,
+    or a loop) is reported, so that the user learns of it."""
+    result.links += 1
+    if not is_image_name(os.path.basename(path)):
+        return
+    try:
+        os.stat(path)
+    except OSError as error:
+        kind = "symbolic link loop" if error.errno == errno.ELOOP else "broken symbolic link"
+        result.problems.append((path, f"{kind}: {error.strerror or error}"))
 
 
 def _add_file(path: str, result: Walk) -> None:

@@ -2,20 +2,32 @@
 
 The pool starts once per call and keeps at most a few chunks per worker in flight, so memory
 stays flat however many items there are. Each worker runs OpenCV single-threaded: there is
-already one process per core, and OpenCV's own threads would contend with them.
+already one process per core, and OpenCV's own threads would contend with them. On Linux a
+worker is killed when the process that started it dies (by any signal, even SIGKILL), so no
+worker outlives a run holding the catalog or the caller's pipe open.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import signal
 import sys
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import cv2
 
+from neardup.storage.errors import NeardupError
+
 CHUNK = 8  # items per task: amortises the inter-process round trip
+_PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
+
+
+class WorkerDiedError(NeardupError):
+    """A worker process died mid-task: killed from outside, or by the system (out of memory)."""
 IN_FLIGHT = 3  # tasks queued per worker
 
 def parallel_map(
@@ -53,6 +65,10 @@ def parallel_map(
                     yield from pending.popleft().result()
             while pending:
                 yield from pending.popleft().result()
+        except BrokenProcessPool as error:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise WorkerDiedError("a worker process died (killed, or out of memory); what was done is saved",
+                                  hint="run the same command again to continue") from error
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
@@ -60,6 +76,12 @@ def parallel_map(
 
 def _start() -> None:
     cv2.setNumThreads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle, once
+    for name in ("SIGTERM", "SIGHUP"):  # a forked worker inherits its parent's handlers
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _run(fn: Callable, items: list, args: tuple) -> list:

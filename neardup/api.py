@@ -52,7 +52,7 @@ class Stats:
 
 def open(
     path: str | Path = DEFAULT_DB, *, create: bool = False, embedder: str | None = None, reembed: bool = False,
-    readonly: bool = False,
+    readonly: bool | None = False,
 ) -> Collection:
     """Open the catalog at `path`; with `create`, make it first if it does not exist.
 
@@ -60,7 +60,8 @@ def open(
     when its model is installed, else "none". Asking an existing catalog for another embedder
     raises `CatalogMismatchError`, unless `reembed` is set: then its vectors are dropped and
     the next `index` computes them with the new one. `readonly` opens without write access
-    (search, duplicates and stats work; nothing is written, not even index files).
+    (search, duplicates and stats work; nothing is written to it); None: with write access when
+    the file and its folder allow it, else read-only.
     """
     path = Path(path).expanduser()
     if create and not path.exists():

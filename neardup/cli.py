@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -37,6 +38,10 @@ class _Group(click.Group):
     anything else is a bug and shows its traceback."""
 
     def invoke(self, ctx: click.Context):
+        # a file name that is not valid UTF-8 is printed as its own bytes on stdout (scripts
+        # get the exact path) and escaped on stderr (people get a readable message)
+        sys.stdout.reconfigure(errors="surrogateescape")
+        sys.stderr.reconfigure(errors="backslashreplace")
         try:
             return super().invoke(ctx)
         except NeardupError as e:
@@ -115,7 +120,9 @@ def index(paths: tuple[str, ...], db: str, workers: int | None, embedder: str | 
     for p in paths:
         if not os.path.lexists(Path(p).expanduser()):
             raise CliError(f"no such file or folder: {p}")
+    workers = _workers(workers)
     trained = embedder in TRAINED
+    _stop_on_signals()
     with api.open(db, create=True, embedder=None if trained else embedder, reembed=reembed) as cat:
         if trained:
             check_feature(cat.catalog, embedder)
@@ -139,6 +146,26 @@ def index(paths: tuple[str, ...], db: str, workers: int | None, embedder: str | 
         click.echo(f"{report.failed} files could not be read; `neardup stats --db {db}` lists why", err=True)
 
 
+def _workers(asked: int | None) -> int:
+    """Worker processes: one per core available to us by default; more would only contend
+    for the cores (and each holds its own memory), so a larger --workers is capped, with a word."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if asked is not None and asked > cores:
+        click.echo(f"--workers {asked} is more than the {cores} cores available; using {cores}", err=True)
+    return min(asked or cores, cores)
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM and SIGHUP end an index run as Ctrl-C does: the batch in hand is written and the
+    workers stop, so the next run finishes the job."""
+    def interrupt(signum, frame) -> None:
+        raise KeyboardInterrupt
+
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), interrupt)
+
+
 def _announce_compile(cat: api.Collection) -> None:
     """Say why the first CNN use on a machine pauses (compiling the network for LiteRT)."""
     if "cnn" in cat.features() and getattr(cat.embedder("cnn"), "compiles_on_first_use", False):
@@ -153,7 +180,10 @@ def _queries(items: tuple[str, ...]) -> list[str]:
         p = Path(q).expanduser()
         if not p.exists():
             raise CliError(f"no such file or folder: {q}")
-        out += [q] if p.is_file() else list(walk([p]).files)
+        found = [q] if p.is_file() else list(walk([p]).files)
+        if not found:
+            raise CliError(f"no images in {q}")
+        out += found
     return out
 
 
@@ -177,7 +207,7 @@ def search_cmd(queries: tuple[str, ...], db: str, k: int, by: str, as_json: bool
     from neardup.indexer.decode import UnreadableImageError
 
     paths = _queries(queries)
-    with api.open(db) as cat:
+    with api.open(db, readonly=None) as cat:
         check_feature(cat.catalog, by)
         if by in ("auto", "cnn"):
             _announce_compile(cat)
@@ -223,7 +253,7 @@ def duplicates(db: str, by: str, threshold: float | None, strict: bool, fmt: str
     """
     from neardup.search.report import render
 
-    with api.open(db) as cat:
+    with api.open(db, readonly=None) as cat:
         groups = cat.duplicates(by=by, threshold=threshold, strict=strict)
         text = render(groups, fmt)
         if output:
@@ -331,7 +361,7 @@ def history(db: str, as_json: bool) -> None:
     """
     from neardup.clean.report import render_history
 
-    with api.open(db, readonly=True) as cat:
+    with api.open(db, readonly=None) as cat:
         runs = cat.history()
     click.echo(json.dumps([r.to_dict() for r in runs]) if as_json else render_history(runs), nl=as_json)
 
@@ -450,7 +480,7 @@ def stats(db: str, as_json: bool) -> None:
     Example:
       neardup stats --db photos.db
     """
-    with api.open(db, readonly=True) as cat:
+    with api.open(db, readonly=None) as cat:
         s = cat.stats()
     if as_json:
         click.echo(json.dumps(asdict(s), indent=2, default=str))

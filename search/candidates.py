@@ -10,7 +10,7 @@ by each vector feature (by the first seed hash without one) and by every seed ha
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,8 +60,9 @@ def search_candidates(query: Query, catalog: Catalog, k: int, weights: dict[str,
 
 
 def pair_candidates(catalog: Catalog, threshold: float, weights: dict[str, float], vector_features: Sequence[str],
-                    *, verifying: bool, policy: AutoPolicy = POLICY) -> PairCandidates:
-    """The candidate pairs of the whole catalog; `verifying`: it stores keypoints."""
+                    *, verifying: bool, merge: Mapping[int, int], policy: AutoPolicy = POLICY) -> PairCandidates:
+    """The candidate pairs of the whole catalog; an id in `merge` (an exact copy) stands for
+    the id it maps to (its content's first image); `verifying`: the catalog stores keypoints."""
     found, near = [], []
     for algo in (a for a in policy.pair_seeds if a in weights):
         index = catalog.index(algo)
@@ -83,8 +84,9 @@ def pair_candidates(catalog: Catalog, threshold: float, weights: dict[str, float
             ids, vectors = catalog.vectors(name, view)
             if len(ids):
                 near.append(index.nearest(vectors, ids, policy.verify_top))
-    verify = Edges.concat(near) if verifying else Edges.empty()
-    edges = Edges.concat([*found, verify])
+    verify = Edges.concat(near).merged(merge) if verifying else Edges.empty()
+    edges = Edges.concat([*found, verify]).merged(merge)
     pairs = np.unique(np.stack([edges.src, edges.dst], axis=1), axis=0).reshape(-1, 2)
     wanted = {(int(a), int(b)) for a, b in zip(verify.src, verify.dst)}
     return PairCandidates(pairs, np.array([(int(a), int(b)) in wanted for a, b in pairs], dtype=bool))
+

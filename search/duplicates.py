@@ -10,9 +10,11 @@ single hash, except as exact copies. Nothing here deletes or moves a file.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 from neardup.indexer.features import FEATURES_ID
 from neardup.indexer.hashes import HASHES, LOW_QUALITY
@@ -50,28 +52,47 @@ def find_duplicates(
     """
     check_feature(catalog, by)
     threshold = default_threshold(by) if threshold is None else check_threshold(by, threshold)
+    exact = catalog.same_content_groups()
+    first = {i: g[0] for g in exact for i in g[1:]}  # an exact copy -> its content's first image
+    copies = np.fromiter(first.keys(), np.int64, len(first))
     if by == AUTO:
-        edges = auto_edges(catalog, threshold)
+        edges = auto_edges(catalog, threshold, merge=first)
     elif by in HASHES:
-        ids, codes = catalog.hashes(by)
-        edges = _drop_low_quality(catalog, catalog.index(by).within(codes, ids, int(threshold)))
+        ids, codes = _without(copies, *catalog.hashes(by))
+        edges = _drop_low_quality(catalog, catalog.index(by).within(codes, ids, int(threshold)).merged(first))
     else:
-        ids, vectors = catalog.vectors(by)
+        ids, vectors = _without(copies, *catalog.vectors(by))
         edges = catalog.index(by).within(vectors, ids, threshold, batch=1024) if len(ids) else Edges.empty()
-    # lower cost = stronger match; exact copies cost -inf so they join first and always
-    cost = edges.value if by in HASHES else -edges.value
-    pairs = list(zip(edges.src.tolist(), edges.dst.tolist(), cost.tolist()))
-    pairs += [(a, b, -np.inf) for g in catalog.same_content_groups() for a in g for b in g if a < b]
-    clusters = complete_linkage(pairs) if strict else single_linkage(pairs)
-    return _groups(catalog, clusters)
+        edges = edges.merged(first)
+    cost = edges.value if by in HASHES else -edges.value  # lower cost = stronger match
+    clusters = (complete_linkage if strict else single_linkage)(zip(edges.src.tolist(), edges.dst.tolist(),
+                                                                    cost.tolist()))
+    return _groups(catalog, _with_exact_copies(clusters, exact))
 
 
-def auto_edges(catalog: Catalog, threshold: float) -> Edges:
-    """The pairs auto calls duplicates at `threshold`, valued by their strongest evidence."""
+def _without(skip: NDArray[np.int64], ids: NDArray[np.int64], rows: NDArray) -> tuple[NDArray[np.int64], NDArray]:
+    """The queries of a range search: one image per content (the index still holds them all)."""
+    keep = ~np.isin(ids, skip)
+    return ids[keep], rows[keep]
+
+
+def _with_exact_copies(clusters: list[list[int]], exact: list[list[int]]) -> list[list[int]]:
+    """Clusters of one image per content (each exact-copy group's first id) with every exact
+    copy added back: exact copies are always grouped, in O(N) however many there are (the
+    pairwise search never sees more than one of them)."""
+    copies_of = {g[0]: g[1:] for g in exact}
+    out = [[i for x in cluster for i in (x, *copies_of.pop(x, ()))] for cluster in clusters]
+    return out + [[first, *rest] for first, rest in copies_of.items()]
+
+
+def auto_edges(catalog: Catalog, threshold: float, *, merge: Mapping[int, int] | None = None) -> Edges:
+    """The pairs auto calls duplicates at `threshold`, valued by their strongest evidence; an
+    exact copy in `merge` is judged through the image it maps to (same bytes, same evidence)."""
     weights = POLICY.weights(catalog.settings.hashes)
     vector_features = [n for n in POLICY.vector_features if n in features_of(catalog)]
     verifying = catalog.settings.local_features == FEATURES_ID
-    candidates = pair_candidates(catalog, threshold, weights, vector_features, verifying=verifying)
+    candidates = pair_candidates(catalog, threshold, weights, vector_features, verifying=verifying,
+                                 merge=merge or {})
     if not len(candidates.pairs):
         return Edges.empty()
     evidence = pair_evidence(catalog, candidates, threshold, weights, vector_features, verifying=verifying)

@@ -7,6 +7,7 @@ catalog's *generation* (a random token), so anything derived can tell it is stal
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import uuid
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from . import schema
@@ -37,8 +39,12 @@ class Catalog:
         self.path = path
         self.readonly = readonly
         self._engine = schema.connect(path, readonly=readonly)
-        self.settings = CatalogSettings.from_json(self._meta("settings", raw=True))
-        self.identity: str = self._meta("catalog_id")
+        try:
+            self.settings = CatalogSettings.from_json(self._meta("settings", raw=True))
+            self.identity: str = self._meta("catalog_id")
+        except BaseException:
+            self._engine.dispose()
+            raise
         self._indexes: dict[str, FeatureIndex] = {}
 
     # -- opening -----------------------------------------------------------------------------
@@ -52,6 +58,7 @@ class Catalog:
         if path.exists():
             raise FileExistsError(f"catalog already exists: {path}")
         path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned(path)
         building = path.with_name(f".{path.name}.{os.getpid()}.new")
         building.unlink(missing_ok=True)
         building.touch()
@@ -69,16 +76,25 @@ class Catalog:
         return cls(path)
 
     @classmethod
-    def open(cls, path: str | Path, *, readonly: bool = False) -> Catalog:
+    def open(cls, path: str | Path, *, readonly: bool | None = False) -> Catalog:
         """Open an existing catalog, upgrading one made by an older neardup (not when
-        `readonly`: then it must be current). A file that is not a catalog is left untouched."""
+        `readonly`: then it must be current). A file that is not a catalog is left untouched.
+        `readonly=None`: for writing when the file and its folder allow it, else read-only."""
         path = Path(path).expanduser().absolute()
         revision = schema.probe(path)
-        if schema.check_revision(path, revision, readonly=readonly):
-            engine = schema.connect(path)
-            schema.upgrade(engine)
-            engine.dispose()
-        return cls(path, readonly=readonly)
+        if readonly is None:
+            try:
+                return cls.open(path, readonly=False)
+            except schema.CatalogReadOnlyError:
+                return cls.open(path, readonly=True)
+        with _translated(path):
+            if schema.check_revision(path, revision, readonly=readonly):
+                engine = schema.connect(path)
+                try:
+                    schema.upgrade(engine)
+                finally:
+                    engine.dispose()
+            return cls(path, readonly=readonly)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -302,13 +318,16 @@ class Catalog:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A read-only view of the catalog (one snapshot per session)."""
-        with Session(self._engine) as s:
+        with _translated(self.path), Session(self._engine) as s:
             yield s
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """One write transaction under SQLite's write lock; it also replaces the generation."""
-        with self._engine.connect().execution_options(immediate=True) as conn, conn.begin():
+        """One write transaction under SQLite's write lock; it also replaces the generation.
+        A busy, read-only or full catalog is a `NeardupError` saying so; the write is rolled back."""
+        if self.readonly:
+            raise schema.CatalogReadOnlyError(f"catalog {self.path} was opened read-only; this needs write access")
+        with _translated(self.path), self._engine.connect().execution_options(immediate=True) as conn, conn.begin():
             with Session(bind=conn) as s:
                 yield s
                 s.execute(update(Setting).where(Setting.key == "generation")
@@ -321,6 +340,38 @@ class Catalog:
         if row is None:
             raise NotACatalogError(f"{self.path} is not a neardup catalog (no {key})")
         return row.value if raw else json.loads(row.value)
+
+
+def _remove_abandoned(path: Path) -> None:
+    """Remove half-built catalogs (".NAME.PID.new") left by a process killed while creating
+    one at `path`; one whose process still runs is being built and is left alone."""
+    for building in path.parent.glob(f".{glob.escape(path.name)}.*.new"):
+        pid = building.name[len(path.name) + 2 : -len(".new")]
+        if pid.isdigit() and not _running(int(pid)):
+            building.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def _translated(path: Path) -> Iterator[None]:
+    """SQLite's errors that a user can act on (busy, read-only, disk full) as `NeardupError`s;
+    anything else (a bug) as it is."""
+    try:
+        yield
+    except (DBAPIError, OSError) as error:
+        meaning = schema.translate(getattr(error, "orig", None) or error, path)
+        if meaning is None:
+            raise
+        raise meaning from error
 
 
 def _present():

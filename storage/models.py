@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
+from urllib.parse import quote, unquote_to_bytes
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # An image's features are stored per *view*: the whole image, and its content box (the
@@ -13,6 +15,30 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 IMAGE = "image"
 BOX = "box"
 VIEWS = (IMAGE, BOX)
+
+
+class PathText(TypeDecorator):
+    """A file path as text. File names are bytes on Linux; one that is not valid UTF-8 (held
+    by Python as surrogate escapes, PEP 383) cannot be stored as text as it is, so it is
+    percent-encoded behind a "%", which no absolute path starts with: every path round-trips
+    exactly, and valid UTF-8 paths are stored as they are."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect) -> str | None:
+        if value is None:
+            return None
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return "%" + quote(os.fsencode(value), safe="/")
+
+    def process_result_value(self, value: str | None, dialect) -> str | None:
+        if value is None or not value.startswith("%"):
+            return value
+        return os.fsdecode(unquote_to_bytes(value[1:]))
 
 
 def utcnow() -> datetime:
@@ -29,7 +55,7 @@ class Image(Base):
     __tablename__ = "images"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    path: Mapped[str] = mapped_column(String, unique=True)
+    path: Mapped[str] = mapped_column(PathText, unique=True)
     size: Mapped[int]
     mtime_ns: Mapped[int]
     sha256: Mapped[str | None] = mapped_column(String(64), index=True)
@@ -138,7 +164,7 @@ class Root(Base):
 
     __tablename__ = "roots"
 
-    path: Mapped[str] = mapped_column(String, primary_key=True)
+    path: Mapped[str] = mapped_column(PathText, primary_key=True)
     indexed_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -179,10 +205,10 @@ class CleanEntry(Base):
     seq: Mapped[int]
     group_no: Mapped[int]
     action: Mapped[str] = mapped_column(String(16))
-    source: Mapped[str] = mapped_column(String, index=True)
-    destination: Mapped[str | None]
-    keeper: Mapped[str]
-    recovery: Mapped[str | None]
+    source: Mapped[str] = mapped_column(PathText, index=True)
+    destination: Mapped[str | None] = mapped_column(PathText)
+    keeper: Mapped[str] = mapped_column(PathText)
+    recovery: Mapped[str | None] = mapped_column(PathText)
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int]
     mtime_ns: Mapped[int | None]

@@ -9,6 +9,7 @@ first read through a read-only connection, and only then opened for writing.
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -26,7 +27,9 @@ from .errors import NeardupError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 FIRST_REVISION = "0001"  # catalogs made before revisions were recorded have this schema
-BUSY_TIMEOUT_MS = 10_000  # how long a writer waits for another one before giving up
+# How long a writer waits for another one before saying the catalog is busy: every neardup
+# transaction is short (a batch of 64 files), so a longer wait means another long job.
+BUSY_TIMEOUT_MS = 5_000
 
 
 class CatalogNotFoundError(NeardupError, FileNotFoundError):
@@ -41,29 +44,81 @@ class CatalogVersionError(NeardupError):
     """The catalog's schema is not the one this neardup writes, and cannot be upgraded now."""
 
 
+class CatalogBusyError(NeardupError):
+    """Another process holds the catalog's write lock longer than a writer waits."""
+
+
+class CatalogReadOnlyError(NeardupError, PermissionError):
+    """The catalog (or its folder) cannot be written: read-only mount, permissions, immutable."""
+
+
+class DiskFullError(NeardupError, OSError):
+    """The disk holding the catalog is full; the write was rolled back."""
+
+
+def translate(error: sqlite3.Error | OSError, path: Path) -> NeardupError | None:
+    """The `NeardupError` an SQLite (or file) error means for the user, or None for a bug."""
+    text = str(error).lower()
+    if "locked" in text or "busy" in text:
+        return CatalogBusyError(f"catalog {path} is busy: another neardup process is writing to it",
+                                hint="try again when it has finished")
+    if "readonly" in text or "read-only" in text or "unable to open database file" in text:
+        return CatalogReadOnlyError(f"catalog {path} is read-only here ({error}); this needs write access",
+                                    hint="search, duplicates and stats still work")
+    if "disk is full" in text or "disk i/o error" in text or getattr(error, "errno", None) == errno.ENOSPC:
+        return DiskFullError(f"no space left for catalog {path} ({error}); nothing was half-written",
+                             hint="free some space and run the same command again")
+    return None
+
+
 def head_revision() -> str:
     return ScriptDirectory.from_config(_alembic_config()).get_current_head()
 
 
 def probe(path: Path) -> str:
-    """The schema revision of the catalog at `path`, read without changing the file.
+    """The schema revision of the catalog at `path`, read without changing the file (the
+    -wal and -shm files SQLite makes to read a WAL database are removed again when the file
+    turns out not to be a catalog).
 
     Raises `CatalogNotFoundError` when there is no file, `NotACatalogError` when it is not a
     neardup catalog (not SQLite, or no catalog settings in it).
     """
     if not path.is_file():
         raise CatalogNotFoundError(f"no catalog at {path}", hint="create one by indexing a folder")
+    leftovers = [p for p in (_sibling(path, "-wal"), _sibling(path, "-shm")) if not p.exists()]
     try:
-        with _closing(sqlite3.connect(_uri(path, "ro"), uri=True)) as con:
-            tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if "settings" not in tables or not con.execute("SELECT 1 FROM settings WHERE key = 'settings'").fetchone():
-                raise NotACatalogError(f"{path} is not a neardup catalog (an SQLite file without catalog settings)")
-            if "alembic_version" not in tables:
-                return FIRST_REVISION
-            row = con.execute("SELECT version_num FROM alembic_version").fetchone()
-            return row[0] if row else FIRST_REVISION
-    except sqlite3.DatabaseError as error:
+        with _closing(_read_only(path)) as con:
+            return _revision(con, path)
+    except (sqlite3.DatabaseError, NotACatalogError) as error:
+        for created in leftovers:
+            created.unlink(missing_ok=True)
+        if isinstance(error, NotACatalogError):
+            raise
         raise NotACatalogError(f"{path} is not a neardup catalog ({error})") from error
+
+
+def _revision(con: sqlite3.Connection, path: Path) -> str:
+    tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "settings" not in tables or not con.execute("SELECT 1 FROM settings WHERE key = 'settings'").fetchone():
+        raise NotACatalogError(f"{path} is not a neardup catalog (an SQLite file without catalog settings)")
+    if "alembic_version" not in tables:
+        return FIRST_REVISION
+    row = con.execute("SELECT version_num FROM alembic_version").fetchone()
+    return row[0] if row else FIRST_REVISION
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection; where SQLite cannot make or write the -shm file a WAL database
+    needs (a read-only mount, folder or file), an immutable one: nobody can change it there."""
+    try:
+        con = sqlite3.connect(_uri(path, "ro"), uri=True, check_same_thread=False, isolation_level=None)
+        con.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+        return con
+    except sqlite3.OperationalError as error:
+        if "unable to open" not in str(error) and "readonly" not in str(error):
+            raise
+        return sqlite3.connect(_uri(path, "ro") + "&immutable=1", uri=True, check_same_thread=False,
+                               isolation_level=None)
 
 
 def connect(path: Path, *, readonly: bool = False) -> Engine:
@@ -74,10 +129,10 @@ def connect(path: Path, *, readonly: bool = False) -> Engine:
     writer takes the write lock before it reads, so two writers queue instead of failing when
     one tries to turn its read into a write. WAL lets readers go on while one process writes.
     """
-    mode = "ro" if readonly else "rw"
-
     def open_connection() -> sqlite3.Connection:
-        return sqlite3.connect(_uri(path, mode), uri=True, check_same_thread=False, isolation_level=None)
+        if readonly:
+            return _read_only(path)
+        return sqlite3.connect(_uri(path, "rw"), uri=True, check_same_thread=False, isolation_level=None)
 
     engine = create_engine("sqlite://", creator=open_connection, poolclass=QueuePool)
     event.listen(engine, "connect", _pragmas(readonly))
@@ -126,6 +181,10 @@ def _alembic_config(conn: Connection | None = None) -> Config:
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = conn
     return config
+
+
+def _sibling(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
 
 
 def _uri(path: Path, mode: str) -> str:

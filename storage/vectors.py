@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,6 +50,24 @@ class Edges:
 
     def where(self, keep: NDArray[np.bool_]) -> Edges:
         return Edges(self.src[keep], self.dst[keep], self.value[keep])
+
+    def merged(self, into: Mapping[int, int]) -> Edges:
+        """The pairs with each id in `into` replaced by the id it maps to, pairs of one id
+        dropped, and src < dst again (a pair may then appear twice, with its two values)."""
+        if not into or not len(self):
+            return self
+        keys = np.fromiter(into.keys(), np.int64, len(into))
+        values = np.fromiter(into.values(), np.int64, len(into))
+        order = np.argsort(keys)
+        keys, values = keys[order], values[order]
+
+        def mapped(ids: NDArray[np.int64]) -> NDArray[np.int64]:
+            at = np.clip(np.searchsorted(keys, ids), 0, len(keys) - 1)
+            return np.where(keys[at] == ids, values[at], ids)
+
+        src, dst = mapped(self.src), mapped(self.dst)
+        keep = src != dst
+        return Edges(np.minimum(src, dst)[keep], np.maximum(src, dst)[keep], self.value[keep])
 
     @staticmethod
     def concat(parts: list[Edges]) -> Edges:
