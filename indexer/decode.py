@@ -47,6 +47,8 @@ class DecodedImage:
     width: int
     height: int
     format: str
+    detail: float = 0.0  # 90th percentile of the gradient magnitude near full resolution (`_measure`)
+    noise: float = 0.0  # grey-level deviation in its flattest patches near full resolution
 
 
 def decode(
@@ -99,7 +101,25 @@ def _decode_open(im: Image.Image, max_side: int, max_megapixels: float) -> Decod
     small = _reduced(im, max_side)
     im = ImageOps.exif_transpose(im) if small is im else _oriented(small, orientation)
     rgb = _to_rgb(im)
-    return DecodedImage(pixels=fit(rgb, max_side), width=full_w, height=full_h, format=fmt)
+    detail, noise = _measure(rgb, max_side)
+    return DecodedImage(pixels=fit(rgb, max_side), width=full_w, height=full_h, format=fmt, detail=detail,
+                        noise=noise)
+
+
+def _measure(rgb: NDArray[np.uint8], max_side: int) -> tuple[float, float]:
+    """Detail and noise of the image as decoded, before it is fitted to `max_side` (a JPEG is
+    decoded at most twice that size; anything larger is first shrunk to it): the 90th
+    percentile of the Sobel gradient magnitude, and the mean grey-level deviation of its
+    flattest tenth of 8 x 8 patches. An upscaled or blurred copy has less detail than its
+    original, a grainy one more noise (`search.keeper`)."""
+    gray = cv2.cvtColor(fit(rgb, 2 * max_side), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    height, width = (gray.shape[0] // 8) * 8, (gray.shape[1] // 8) * 8
+    if height < 16 or width < 16:
+        return 0.0, 0.0
+    gradient = np.hypot(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
+    patches = gray[:height, :width].reshape(height // 8, 8, width // 8, 8).std(axis=(1, 3)).ravel()
+    flattest = np.sort(patches)[: max(1, len(patches) // 10)]
+    return round(float(np.percentile(gradient, 90)), 2), round(float(flattest.mean()), 3)
 
 
 def _reduced(im: Image.Image, max_side: int) -> Image.Image:

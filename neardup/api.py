@@ -29,14 +29,20 @@ from neardup.indexer.training import AUTOENCODER, NotTrainedError, TrainReport, 
 from neardup.search.auto import POLICY
 from neardup.search.duplicates import Group, find_duplicates
 from neardup.search.features import AUTO, check_feature, features_of
+from neardup.search.keeper import DEFAULT_ORDER, check_order
 from neardup.search.query import Match, search
 from neardup.storage.catalog import Catalog
+from neardup.storage.errors import NeardupError
 from neardup.storage.journal import Journal
 from neardup.storage.records import ModelRecord
 from neardup.storage.settings import CatalogMismatchError, CatalogSettings
 from neardup.storage.vectors import IndexState
 
 from .config import DEFAULT_DB
+
+
+class NotIndexedError(NeardupError, ValueError):
+    """A path that is not an indexed image of the catalog."""
 
 
 @dataclass(frozen=True)
@@ -191,9 +197,29 @@ class Collection:
             names = [n for n in POLICY.vector_features if n in catalog_vector_features(self.catalog)]
         return search(image, catalog=self.catalog, by=by, k=k, embedders={n: self.embedder(n) for n in names})
 
-    def duplicates(self, *, by: str = AUTO, threshold: float | None = None, strict: bool = False) -> list[Group]:
-        """Groups of near-duplicate images, each with a suggested keeper; nothing is touched."""
-        return find_duplicates(catalog=self.catalog, by=by, threshold=threshold, strict=strict)
+    def duplicates(self, *, by: str = AUTO, threshold: float | None = None, strict: bool = False,
+                   prefer: Sequence[str | Path] = ()) -> list[Group]:
+        """Groups of near-duplicate images, each with a suggested keeper and the reason (files
+        under `prefer` folders win), then the composites (`Group.contains`); nothing is touched."""
+        return find_duplicates(catalog=self.catalog, by=by, threshold=threshold, strict=strict,
+                               prefer=[str(p) for p in prefer])
+
+    def not_duplicate(self, first: str | Path, second: str | Path) -> None:
+        """Record that two indexed images are not duplicates: they are never grouped again, and
+        the word holds through re-indexing and moves (it is kept by content)."""
+        paths = [os.path.realpath(Path(p).expanduser()) for p in (first, second)]
+        states = self.catalog.file_states()
+        missing = [p for p in paths if p not in states or not states[p].sha256]
+        if missing:
+            raise NotIndexedError(f"not an indexed image: {', '.join(missing)}", hint="index it first")
+        self.catalog.mark_not_duplicate(states[paths[0]].sha256, states[paths[1]].sha256)
+
+    def keeper_order(self, order: Sequence[str] | None = None) -> tuple[str, ...]:
+        """The order of the keeper's rules (`search.keeper.RULES`); with `order`, store it
+        first (rules left out follow in the default order)."""
+        if order is not None:
+            self.catalog.set_keeper_order(check_order(order))
+        return check_order(self.catalog.keeper_order() or DEFAULT_ORDER)
 
     def plan_clean(
         self, *, by: str = AUTO, threshold: float | None = None, strict: bool = False, action: str = "trash",
