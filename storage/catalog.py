@@ -169,6 +169,13 @@ class Catalog:
                 out.update({r.id: ImageInfo(*r) for r in s.execute(select(*columns).where(Image.id.in_(chunk)))})
         return out
 
+    def status_of(self, image_id: int) -> tuple[str, str | None] | None:
+        """An image's status ("ok", "failed", or what a clean-up did: "trashed", "moved", …)
+        and its error, or None when the catalog has no image `image_id`."""
+        with self.session() as s:
+            row = s.execute(select(Image.status, Image.error).where(Image.id == int(image_id))).first()
+        return None if row is None else (row.status, row.error)
+
     def hashes(self, algo: str, view: str = IMAGE) -> tuple[NDArray[np.int64], NDArray[np.uint8]]:
         """The hashes of one algorithm and view of every image on disk (not trashed, moved or
         linked by a clean-up): ids (N,) int64, codes (N, bytes) uint8."""
