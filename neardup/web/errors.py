@@ -8,8 +8,6 @@ server's log gets the traceback.
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -23,9 +21,6 @@ from neardup.search.features import ThresholdError, UnknownFeatureError
 from neardup.storage.errors import NeardupError
 from neardup.storage.journal import UnknownRunError
 from neardup.storage.schema import CatalogBusyError, CatalogReadOnlyError, DiskFullError
-
-log = logging.getLogger("neardup.web")
-
 
 class WebError(NeardupError):
     """A request the web app refuses; `status` is its HTTP status code."""
@@ -122,7 +117,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def bug(request: Request, error: Exception) -> JSONResponse:
-        log.error("internal error on %s %s", request.method, request.url.path, exc_info=error)
+        # Starlette raises the error on after this answer, so the server logs its traceback
         return error_response(500, "internal_error", "internal error: a bug in neardup; the server's log has the details")
 
 

@@ -84,10 +84,19 @@ def choose_keeper(group: Group, image_id: int) -> Group:
         return group
     rest = sorted((im for im in group.images if im is not keeper), key=lambda im: im.path)
     images = (keeper, *rest)
-    changes: dict[str, Any] = {"keeper": keeper.path, "members": tuple(im.path for im in images), "images": images}
+    changes: dict[str, Any] = {"keeper": keeper.path, "members": tuple(im.path for im in images), "images": images,
+                               "reason": CHOSEN}
     if "reason" in {f.name for f in dataclasses.fields(group)}:
-        changes["reason"] = CHOSEN
-    return dataclasses.replace(group, **changes)
+        return dataclasses.replace(group, **changes)
+    return _Chosen(**{**{f.name: getattr(group, f.name) for f in dataclasses.fields(group)}, **changes})
+
+
+@dataclass(frozen=True)
+class _Chosen(Group):
+    """A group with a keeper chosen by hand, for a `Group` that does not carry its keeper's
+    reason itself (the planner reads `reason` where a group has one)."""
+
+    reason: str = CHOSEN
 
 
 def reason_of(group: Group) -> str:

@@ -38,4 +38,5 @@ def page(page: str, request: Request, st: ServerState = Depends(state)) -> HTMLR
 
 
 def _context(st: ServerState, page: str) -> dict:
-    return {"page": page, "pages": PAGES, "catalog": str(st.collection.path), "version": neardup.__version__}
+    path = st.collection.path
+    return {"page": page, "pages": PAGES, "catalog": str(path), "catalog_name": path.name, "version": neardup.__version__}

@@ -49,6 +49,12 @@ const ND = {
 
   name(path) { return path.split("/").pop(); },
 
+  // The end of a long path, which is what tells files apart: "…/photos/edits/a.jpg".
+  tail(path, parts = 3) {
+    const names = path.split("/");
+    return names.length > parts + 1 ? `…/${names.slice(-parts).join("/")}` : path;
+  },
+
   toast(message, kind = "info") {
     const box = document.getElementById("toast");
     box.textContent = message;

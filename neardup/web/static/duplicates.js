@@ -86,9 +86,9 @@
       ["format", m.format || "?"],
       ["date", meta ? meta.taken || "—" : "…"],
       ["camera", meta ? meta.camera || "—" : "…"],
-      ["path", m.path],
+      ["path", ND.tail(m.path)],
     ];
-    return rows.flatMap(([k, v]) => [ND.el("dt", { text: k }), ND.el("dd", { text: v, title: v })]);
+    return rows.flatMap(([k, v]) => [ND.el("dt", { text: k }), ND.el("dd", { text: v, title: k === "path" ? m.path : v })]);
   }
 
   async function describe(id) {

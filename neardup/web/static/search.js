@@ -60,7 +60,7 @@
         ND.el("div", {}, ND.el("span", { class: "score", text: `${rank}. ${(r.score * 100).toFixed(1)}%` }),
           ND.el("span", { class: "muted", text: ` by ${r.by}` })),
         ND.el("div", { class: "chips" }, evidence),
-        ND.el("div", { class: "path mono", title: r.path, text: r.path }),
+        ND.el("div", { class: "path mono", title: r.path, text: ND.tail(r.path, 2) }),
         ND.el("a", { href: "#", class: "small", text: "find similar", onclick: (e) => { e.preventDefault(); similar(r.id, r.path); } })));
   }
 
