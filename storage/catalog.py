@@ -263,6 +263,11 @@ class Catalog:
             **({"keypoints.mirrored": mirrored} if mirrored else {}),
         }
 
+    def present(self) -> int:
+        """How many images are in the collection now (status "ok"); cheaper than `counts`."""
+        with self.session() as s:
+            return int(s.scalar(select(func.count()).select_from(Image).where(_present())) or 0)
+
     def failures(self) -> list[tuple[str, str]]:
         q = select(Image.path, Image.error).where(Image.status == "failed").order_by(Image.path)
         with self.session() as s:
