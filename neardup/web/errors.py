@@ -64,8 +64,7 @@ class ForbiddenError(WebError):
     status = 403
 
 
-STATUS: tuple[tuple[type[NeardupError], int], ...] = (
-    (WebError, 0),  # its own `status`
+STATUS: tuple[tuple[type[NeardupError], int], ...] = (  # the library's errors; a WebError has its own
     (UnknownImageError, 404),
     (UnknownRunError, 404),
     (ImageNotPresentError, 404),
@@ -83,11 +82,11 @@ STATUS: tuple[tuple[type[NeardupError], int], ...] = (
 
 
 def status_of(error: NeardupError) -> int:
-    """The HTTP status of a project error: the first matching class of STATUS, else 400."""
-    for kind, status in STATUS:
-        if isinstance(error, kind):
-            return status or getattr(error, "status", 400)
-    return 400
+    """The HTTP status of a project error: a WebError's own, else the first matching class of
+    STATUS, else 400."""
+    if isinstance(error, WebError):
+        return error.status
+    return next((status for kind, status in STATUS if isinstance(error, kind)), 400)
 
 
 def error_body(kind: str, detail: str, hint: str | None = None) -> dict:
