@@ -528,6 +528,14 @@ def test_a_post_without_the_csrf_token_is_refused(shared, method, path, body) ->
     assert_error(c.post(path, json=body, headers={"X-CSRF-Token": "guess"}), 403, "csrf")
 
 
+def test_search_changes_nothing_so_a_script_needs_no_csrf_token_but_another_site_is_refused(shared) -> None:
+    _, files, c = shared
+    c.cookies.clear()
+    upload = {"file": ("c.jpg", files["coffee"].read_bytes())}
+    assert c.post("/api/search?k=1", files=upload).json()["results"][0]["path"] == str(files["coffee"])
+    assert_error(c.post("/api/search", files=upload, headers={"Origin": "http://evil.example"}), 403, "cross_site")
+
+
 def test_a_post_from_another_origin_is_refused_even_with_the_csrf_token(shared) -> None:
     _, _, c = shared
     headers = csrf(c)
