@@ -195,3 +195,48 @@ def _setup_pillow() -> None:
         register_heif_opener()
         Image.MAX_IMAGE_PIXELS = None
         _pillow_ready = True
+
+
+_EXIF_IFD = 0x8769  # the Exif sub-IFD, where cameras write DateTimeOriginal
+_DATE_TIME_ORIGINAL, _DATE_TIME, _MAKE, _MODEL = 0x9003, 0x0132, 0x010F, 0x0110
+
+
+@dataclass(frozen=True)
+class Exif:
+    """What a person reviewing copies asks of a photo's header: when it was taken (EXIF
+    DateTimeOriginal, else DateTime, as written: "2023:07:14 18:02:11") and with what camera
+    (Make and Model). None where the file does not say."""
+
+    taken: str | None
+    camera: str | None
+
+
+def read_exif(path: str | Path) -> Exif:
+    """The date and camera recorded in an image file's EXIF header; the pixels are not decoded.
+
+    Raises `UnreadableImageError` when the file cannot be read or is not an image.
+    """
+    _setup_pillow()
+    try:
+        with Image.open(Path(path)) as im:
+            exif = im.getexif()
+            sub = exif.get_ifd(_EXIF_IFD)
+    except UnidentifiedImageError as e:
+        raise UnreadableImageError("not an image neardup can read (unknown format, or a damaged header)") from e
+    except (OSError, ValueError, SyntaxError, EOFError) as e:
+        raise UnreadableImageError(f"cannot read: {getattr(e, 'strerror', None) or e}") from e
+    taken = _text(sub.get(_DATE_TIME_ORIGINAL)) or _text(exif.get(_DATE_TIME))
+    make, model = _text(exif.get(_MAKE)), _text(exif.get(_MODEL))
+    if make and model and model.lower().startswith(make.lower()):
+        make = None  # "Canon" + "Canon EOS 5D" reads as the model alone
+    camera = " ".join(p for p in (make, model) if p) or None
+    return Exif(taken=taken, camera=camera)
+
+
+def _text(value: object) -> str | None:
+    """An EXIF ASCII value as clean text (cameras pad with NULs and spaces), or None."""
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    if not isinstance(value, str):
+        return None
+    return value.replace("\x00", "").strip() or None

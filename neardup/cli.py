@@ -71,6 +71,7 @@ def main() -> None:
       neardup duplicates --format html --output dupes.html
       neardup clean --action move --to ~/dupes --apply   # then: neardup undo
       neardup stats
+      neardup serve                       # the web app on http://127.0.0.1:8765/
       neardup train autoencoder           # then search --by autoencoder
     """
 
@@ -541,6 +542,46 @@ def stats(db: str, as_json: bool) -> None:
         click.echo(f"failed files ({len(s.failures)}):")
         for path, reason in s.failures:
             click.echo(f"  {path}: {reason}")
+
+
+@main.command()
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but loopback (e.g. 0.0.0.0: every interface) requires a token.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="Port (0: any free one).")
+@click.option("--token", default=None,
+              help="Require this token with every request [default: none on loopback; elsewhere a new one, printed].")
+@click.option("--max-upload-mb", type=click.FloatRange(min=0.001), default=50, show_default=True,
+              help="Largest request body (an image to search with) in MB.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Decoding processes of index jobs started from the web app [default: all cores].")
+def serve(db: str, host: str, port: int, token: str | None, max_upload_mb: float, workers: int | None) -> None:
+    """Serve the catalog as a local web app and a REST API.
+
+    Pages: Search (drop an image), Duplicates (review groups side by side, choose keepers,
+    clean up with undo), Collection (counts, failed files, index a folder). The REST API is
+    documented at /docs. Runs until Ctrl-C.
+
+    \b
+    Examples:
+      neardup serve --db photos.db                 # then open http://127.0.0.1:8765/
+      neardup serve --port 9000
+      neardup serve --host 0.0.0.0 --token s3cret  # reachable from the network, token required
+      curl -F file=@holiday.jpg 'http://127.0.0.1:8765/api/search?k=5'
+    """
+    try:
+        from neardup.web.server import bind, run
+    except ImportError as e:
+        raise CliError(f"the web app needs its dependencies ({e.name} is missing): pip install 'neardup[web]'") from e
+
+    with api.open(db, readonly=None) as cat:
+        bound = bind(host, port, token=token, max_upload=round(max_upload_mb * 2**20))
+        click.echo(f"neardup serving {cat.path} at {bound.url}")
+        if bound.generated_token:
+            click.echo(f"token (required beyond loopback): {bound.security.token}; API clients send it as "
+                       f"'Authorization: Bearer <token>'", err=True)
+        click.echo("REST API documented at /docs; Ctrl-C stops the server", err=True)
+        run(cat, bound, workers=workers)
 
 
 def _describe_model(model) -> str:

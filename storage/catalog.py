@@ -200,6 +200,13 @@ class Catalog:
         with self.transaction() as s:
             s.merge(NotDuplicate(first=a, second=b))
 
+    def status_of(self, image_id: int) -> tuple[str, str | None] | None:
+        """An image's status ("ok", "failed", or what a clean-up did: "trashed", "moved", …)
+        and its error, or None when the catalog has no image `image_id`."""
+        with self.session() as s:
+            row = s.execute(select(Image.status, Image.error).where(Image.id == int(image_id))).first()
+        return None if row is None else (row.status, row.error)
+
     def hashes(self, algo: str, view: str = IMAGE) -> tuple[NDArray[np.int64], NDArray[np.uint8]]:
         """The hashes of one algorithm and view of every image on disk (not trashed, moved or
         linked by a clean-up): ids (N,) int64, codes (N, bytes) uint8."""
@@ -286,6 +293,11 @@ class Catalog:
             **({"keypoints": keypoints} if keypoints else {}),
             **({"keypoints.mirrored": mirrored} if mirrored else {}),
         }
+
+    def present(self) -> int:
+        """How many images are in the collection now (status "ok"); cheaper than `counts`."""
+        with self.session() as s:
+            return int(s.scalar(select(func.count()).select_from(Image).where(_present())) or 0)
 
     def failures(self) -> list[tuple[str, str]]:
         q = select(Image.path, Image.error).where(Image.status == "failed").order_by(Image.path)
