@@ -336,7 +336,12 @@ def build(corpus: Path, work: Path, plan: Plan, *, workers: int = 2) -> list[Ite
     stamp, truth = work / "dataset.json", work / "truth.csv"
     if stamp.is_file() and truth.is_file() and json.loads(stamp.read_text()) == json.loads(json.dumps(asdict(plan))):
         print(f"[bench] reusing the data set in {work}", file=sys.stderr)
-        return read_truth(truth)
+        items = read_truth(truth)
+        # a copy or a restore of the folder dates every file anew: without the fixed mtime,
+        # the keeper's `oldest` rule would read the write order as a hint
+        for item in items:
+            os.utime(work / "images" / item.image, (FIXED_MTIME, FIXED_MTIME))
+        return items
     jobs = plan_jobs(read_manifest(corpus / "manifest.csv"), plan)
     folder = work / "images"
     shutil.rmtree(folder, ignore_errors=True)
