@@ -49,6 +49,7 @@ class DecodedImage:
     format: str
     detail: float = 0.0  # 90th percentile of the gradient magnitude near full resolution (`_measure`)
     noise: float = 0.0  # grey-level deviation in its flattest patches near full resolution
+    jpeg_quality: int | None = None  # the quality a JPEG was saved at, estimated from its tables
 
 
 def decode(
@@ -87,6 +88,7 @@ def decode(
 
 def _decode_open(im: Image.Image, max_side: int, max_megapixels: float) -> DecodedImage:
     fmt = (im.format or "unknown").upper()
+    quality = jpeg_quality(im) if fmt == "JPEG" else None
     w, h = im.size
     if w * h > max_megapixels * 1e6:
         raise UnreadableImageError(
@@ -103,7 +105,24 @@ def _decode_open(im: Image.Image, max_side: int, max_megapixels: float) -> Decod
     rgb = _to_rgb(im)
     detail, noise = _measure(rgb, max_side)
     return DecodedImage(pixels=fit(rgb, max_side), width=full_w, height=full_h, format=fmt, detail=detail,
-                        noise=noise)
+                        noise=noise, jpeg_quality=quality)
+
+
+# The luminance quantization table of the JPEG standard (Annex K), which libjpeg scales by
+# quality: 5000 / q percent below 50, 200 - 2 q above.
+_STANDARD_LUMA = np.array([
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+    14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], np.float64)
+
+
+def jpeg_quality(im: Image.Image) -> int | None:
+    """The libjpeg quality (1-100) a JPEG's luminance table corresponds to, or None."""
+    tables = getattr(im, "quantization", None)
+    if not tables or 0 not in tables:
+        return None
+    scale = 100.0 * float(np.mean(tables[0])) / float(_STANDARD_LUMA.mean())
+    return int(round((200.0 - scale) / 2.0 if scale <= 100.0 else 5000.0 / scale))
 
 
 def _measure(rgb: NDArray[np.uint8], max_side: int) -> tuple[float, float]:

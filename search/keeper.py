@@ -24,6 +24,7 @@ from neardup.storage.records import ImageInfo
 Similarity = Callable[[ImageInfo, ImageInfo], float]
 _LOSSLESS = frozenset({"PNG", "BMP", "TIFF", "WEBP"})
 _PHOTO_ASPECTS = (1.0, 5 / 4, 4 / 3, 3 / 2, 16 / 10, 16 / 9, 2.0)  # and their inverses
+_BLURRED = 0.6  # detail below this share of the group's most detailed member marks a blurred copy
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Context:
     group: Sequence[ImageInfo]
     prefer: Sequence[str] = ()
     similarity: Similarity | None = None
+    identical: Callable[[ImageInfo, ImageInfo], bool] | None = None  # the same pixels (every hash equal)
 
 
 @dataclass(frozen=True)
@@ -61,21 +63,53 @@ def _central(im: ImageInfo, ctx: Context) -> float | None:
     way, so the original is the one closest to all (only meaningful from three members)."""
     if ctx.similarity is None or len(ctx.group) < 3:
         return None
-    return -sum(ctx.similarity(im, other) for other in ctx.group if other is not im) / (len(ctx.group) - 1)
+    # one comparison per distinct content, weighted by its copies: a group of 1,000 byte-equal
+    # files costs 1,000 comparisons, not a million
+    def content(i: ImageInfo) -> str:
+        return i.sha256 or f"#{i.image_id}"
+
+    contents: dict[str, list] = {}
+    for other in ctx.group:
+        contents.setdefault(content(other), [other, 0])[1] += 1
+    total = 0.0
+    for key, (first, copies) in contents.items():
+        others = copies - 1 if key == content(im) else copies
+        if others:
+            total += others * ctx.similarity(im, first)
+    return -total / (len(ctx.group) - 1)
 
 
 def _noise(im: ImageInfo, ctx: Context) -> float | None:
-    return im.noise
+    """Grain on a log scale: only a member at least about twice as noisy as another (added
+    grain) loses; compression smooths a photo's own sensor noise away, and that must not
+    make a re-encoded copy look like the original."""
+    return None if im.noise is None else math.log2(1.0 + im.noise)
 
 
 def _detail(im: ImageInfo, ctx: Context) -> float | None:
-    return None if im.detail is None else -im.detail
+    """1 for a member with well under the most detailed member's detail (blurred, or
+    upscaled a lot), else 0. One-sided: a downscaled copy measures sharper per pixel than its
+    original, so more detail is no sign of the original; much less is a sign of a copy."""
+    if im.detail is None:
+        return None
+    most = max((o.detail for o in ctx.group if o.detail is not None), default=0.0)
+    return 1.0 if im.detail < _BLURRED * most else 0.0
 
 
 def _resaved(im: ImageInfo, ctx: Context) -> float:
-    """A lossless file the size of a JPEG member is a re-save of it: the same picture, larger."""
-    same_size = any(o.format == "JPEG" and (o.width, o.height) == (im.width, im.height) for o in ctx.group)
-    return 1.0 if (im.format or "") in _LOSSLESS and same_size else 0.0
+    """A lossless file holding exactly a JPEG member's pixels is a re-save of it: the same
+    picture in a larger file. (A JPEG copy of a lossless original has other pixels.)"""
+    if (im.format or "") not in _LOSSLESS or ctx.identical is None:
+        return 0.0
+    return 1.0 if any(o.format == "JPEG" and ctx.identical(im, o) for o in ctx.group if o is not im) else 0.0
+
+
+def _lossy(im: ImageInfo, ctx: Context) -> float | None:
+    """How much a JPEG lost when saved (100 minus its quality; 0 for a lossless file): a
+    copy re-encoded at a low quality has thrown detail away for good."""
+    if im.jpeg_quality is not None:
+        return 100.0 - im.jpeg_quality
+    return 0.0 if (im.format or "") in _LOSSLESS else None
 
 
 def _odd_aspect(im: ImageInfo, ctx: Context) -> float | None:
@@ -111,16 +145,18 @@ RULES: dict[str, Rule] = {rule.name: rule for rule in (
     Rule("preferred", "in a preferred folder", _preferred),
     Rule("full-frame", "no frame, border or window around the picture", _framed),
     Rule("central", "closest to every other member (the copies derive from it)", _central, 0.02),
-    Rule("low-noise", "less grain or compression noise", _noise, 1.0),
-    Rule("detail", "more detail (the others are blurred or upscaled)", _detail, 25.0),
     Rule("not-resaved", "not a lossless re-save of a JPEG", _resaved),
+    Rule("least-lossy", "saved at a higher quality (the others are re-encoded lossier)", _lossy, 10.0),
+    Rule("low-noise", "less grain (the others are at least twice as noisy)", _noise, 1.0),
+    Rule("detail", "not blurred (far less detail than another member)", _detail),
     Rule("native-aspect", "the aspect ratio most members share (not stretched)", _odd_aspect),
     Rule("usual-aspect", "a usual photo aspect ratio (not stretched)", _unusual_aspect, 0.01),
     Rule("camera", "a camera's EXIF record", _no_camera),
     Rule("earliest", "captured earliest", _later),
     Rule("resolution", "largest resolution", _smaller),
     Rule("size", "largest file", lambda im, ctx: -float(im.size)),
-    Rule("oldest", "oldest file", lambda im, ctx: float(im.mtime_ns)),
+    # last: a library copied without its dates has every mtime "now" in write order
+    Rule("oldest", "the oldest file (copies are made later)", lambda im, ctx: float(im.mtime_ns)),
 )}
 DEFAULT_ORDER = tuple(RULES)
 
@@ -134,9 +170,10 @@ def check_order(names: Sequence[str]) -> tuple[str, ...]:
 
 
 def choose_keeper(images: Sequence[ImageInfo], *, prefer: Sequence[str] = (), order: Sequence[str] = DEFAULT_ORDER,
-                  similarity: Similarity | None = None) -> tuple[ImageInfo, str]:
+                  similarity: Similarity | None = None,
+                  identical: Callable[[ImageInfo, ImageInfo], bool] | None = None) -> tuple[ImageInfo, str]:
     """The member to keep and the reason. `prefer` folders win first, whatever `order` says."""
-    ctx = Context(images, prefer, similarity)
+    ctx = Context(images, prefer, similarity, identical)
     running, reasons = list(images), []
     names = ["preferred", *(n for n in check_order(order) if n != "preferred")] if prefer else check_order(order)
     for name in names:

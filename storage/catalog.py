@@ -174,7 +174,8 @@ class Catalog:
         """What the catalog knows of the given images (`has_box`: it has a content box view)."""
         boxed = select(Hash.image_id).where(Hash.image_id == Image.id, Hash.view == BOX).exists()
         columns = (Image.id, Image.path, Image.size, Image.mtime_ns, Image.sha256, Image.width, Image.height,
-                   Image.format, Image.quality, Image.detail, Image.noise, Image.taken_at, Image.camera, boxed)
+                   Image.format, Image.quality, Image.detail, Image.noise, Image.taken_at, Image.camera,
+                   Image.jpeg_quality, boxed)
         out: dict[int, ImageInfo] = {}
         with self.session() as s:
             for chunk in _chunks([int(i) for i in ids]):
@@ -426,7 +427,7 @@ def _image_row(r: ImageRecord, image_id: int | None) -> Image:
     img = Image(
         id=image_id, path=r.path, size=r.size, mtime_ns=r.mtime_ns, sha256=r.sha256, width=r.width,
         height=r.height, format=r.format, quality=r.quality, status="failed" if r.error else "ok", error=r.error,
-        detail=r.detail, noise=r.noise, taken_at=r.taken_at, camera=r.camera,
+        detail=r.detail, noise=r.noise, taken_at=r.taken_at, camera=r.camera, jpeg_quality=r.jpeg_quality,
     )
     img.hashes = [Hash(algo=a, view=view, bits=np.ascontiguousarray(b, np.uint8).tobytes())
                   for view, named in r.hashes.items() for a, b in named.items()]

@@ -41,6 +41,7 @@ class ImageInfo:
     noise: float | None = None
     taken_at: str | None = None
     camera: str | None = None
+    jpeg_quality: int | None = None
     has_box: bool = False
 
 
@@ -89,6 +90,7 @@ class ImageRecord:
     noise: float | None = None
     taken_at: str | None = None
     camera: str | None = None
+    jpeg_quality: int | None = None
     hashes: dict[str, dict[str, Bits]] = field(default_factory=dict)
     vectors: dict[str, dict[str, NDArray[np.float32]]] = field(default_factory=dict)
     keypoints: Keypoints | None = None

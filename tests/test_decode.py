@@ -115,3 +115,13 @@ def test_path_and_bytes_decode_identically(tmp_path: Path) -> None:
 def test_missing_file_is_unreadable(tmp_path: Path) -> None:
     with pytest.raises(UnreadableImageError):
         decode(tmp_path / "nope.jpg")
+
+
+@pytest.mark.parametrize("quality", [20, 50, 75, 90, 98])
+def test_a_jpeg_tells_the_quality_it_was_saved_at(quality: int) -> None:
+    out = decode(_encode(Image.fromarray(scene(2, (160, 120))), "JPEG", quality=quality))
+    assert out.jpeg_quality is not None and abs(out.jpeg_quality - quality) <= 1
+
+
+def test_a_lossless_file_has_no_jpeg_quality() -> None:
+    assert decode(_encode(Image.fromarray(scene(2, (160, 120))), "PNG")).jpeg_quality is None

@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from PIL import Image as PILImage
 
 import neardup
 
@@ -145,3 +146,40 @@ def test_not_a_duplicate_is_never_grouped_again_even_after_reindexing(tmp_path) 
     assert all(not {"coffee", "renamed"} <= g for g in again)
     with pytest.raises(neardup.NeardupError, match="not an indexed image"):
         cat.not_duplicate(folder / "coffee.png", folder / "nowhere.png")
+
+
+def test_a_copy_re_encoded_at_a_lower_quality_never_wins_the_keeper(tmp_path) -> None:
+    # The low-quality copy is often the noisier-looking or the larger file by other measures;
+    # what it lost in its quantisation tables is the tell.
+    folder = tmp_path / "photos"
+    for name in ("coffee", "chelsea", "rocket"):
+        save(photo(name), folder / f"{name}.jpg", quality=95)
+        save(photo(name), folder / f"{name}_copy.jpg", quality=35)
+    groups = _catalog(tmp_path, folder, embedder="none").duplicates()
+    assert {_names(g.members) for g in groups} == {frozenset({n, f"{n}_copy"}) for n in ("coffee", "chelsea", "rocket")}
+    for g in groups:
+        assert Path(g.keeper).stem in ("coffee", "chelsea", "rocket"), (g.keeper, g.reason)
+
+
+def test_a_lossless_original_beats_its_jpeg_copy_of_the_same_size(tmp_path) -> None:
+    # Only a lossless file holding exactly a JPEG's pixels is a re-save; a PNG whose JPEG copy
+    # has other pixels is the original.
+    folder = tmp_path / "photos"
+    for name in ("coffee", "chelsea"):
+        save(photo(name), folder / f"{name}.png")
+        save(photo(name), folder / f"{name}_copy.jpg", quality=80)
+    groups = _catalog(tmp_path, folder, embedder="none").duplicates()
+    assert {Path(g.keeper).name for g in groups} == {"coffee.png", "chelsea.png"}, [(g.keeper, g.reason) for g in groups]
+
+
+@pytest.mark.parametrize("scale", [1, 4])
+def test_a_lossless_re_save_of_a_jpeg_loses_to_the_jpeg(tmp_path, scale) -> None:
+    # scale 4: large enough for the JPEG to be decoded at reduced size
+    folder = tmp_path / "photos"
+    for name in ("coffee", "chelsea"):
+        rgb = cv2.resize(photo(name), None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+        save(rgb, folder / f"{name}.jpg", quality=90)
+        with PILImage.open(folder / f"{name}.jpg") as original:
+            original.save(folder / f"{name}_resaved.png")
+    groups = _catalog(tmp_path, folder, embedder="none").duplicates()
+    assert {Path(g.keeper).name for g in groups} == {"coffee.jpg", "chelsea.jpg"}, [(g.keeper, g.reason) for g in groups]
