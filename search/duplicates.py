@@ -209,16 +209,16 @@ def _groups(catalog: Catalog, clusters: list[list[int]], prefer: Sequence[str], 
 def _likeness(catalog: Catalog, ids: list[int]):
     """For the keeper, from stored features: how alike two members are (the fused hash
     similarity plus, when the catalog has it, the CNN cosine), and whether they hold the same
-    pixels (every stored hash equal)."""
+    pixels (as far as stored features can tell)."""
     if not ids:
         return None, None
     hashes = catalog.hashes_of(ids, list(catalog.settings.hashes))
     weights = POLICY.weights(catalog.settings.hashes)
     vectors = catalog.vectors_of(ids, "cnn") if "cnn" in features_of(catalog) else {}
-    # Below this side a JPEG is decoded at full size, so its lossless re-save measures exactly
-    # the same; above it libjpeg's reduced decode shifts detail and noise by 10-30 %, and equal
-    # hashes at equal size must do (a same-size JPEG copy of a large lossless original then
-    # passes for the original: a known gap).
+    # Below this side a JPEG is decoded at full size, so its lossless re-save has exactly its
+    # hashes, detail and noise; above it libjpeg's reduced decode shifts detail and noise by
+    # 10-30 % and flips hash bits, so equal size in one group must do (a same-size JPEG copy of
+    # a large lossless original then passes for the original: a known gap).
     exact_below = 2 * catalog.settings.decode_side
 
     def known(i: int) -> bool:
@@ -233,9 +233,12 @@ def _likeness(catalog: Catalog, ids: list[int]):
 
     def identical(a: ImageInfo, b: ImageInfo) -> bool:
         i, j = a.image_id, b.image_id
-        return (a.width, a.height) == (b.width, b.height) and known(i) and known(j) and all(
-            np.array_equal(hashes[n][i], hashes[n][j]) for n in hashes) and (
-            max(a.width, a.height) >= exact_below or _same_traits(a, b))
+        if (a.width, a.height) != (b.width, b.height):
+            return False
+        if max(a.width, a.height) >= exact_below:
+            return True
+        return known(i) and known(j) and all(np.array_equal(hashes[n][i], hashes[n][j]) for n in hashes) and (
+            _same_traits(a, b))
 
     return similarity, identical
 
