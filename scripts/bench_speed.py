@@ -21,7 +21,9 @@ page cache warm), all with --workers processes (threads for czkawka, which uses 
 
 Ratios are to the decode-only loop of the same run; with --repeat, every method runs that
 many times round-robin and the fastest run counts ("spread" is slowest / fastest - 1, a
-measure of the machine's noise). Peak RSS is the whole process tree's, sampled every 20 ms.
+measure of the machine's noise). CPU ms per image is the whole process tree's user + system
+time (the least of the runs), steadier than wall time on a shared machine. Peak RSS is the
+whole process tree's, sampled every 20 ms.
 Peers (imagehash, czkawka) come from scripts/bench_setup.sh, not from neardup's dependencies.
 """
 
@@ -31,6 +33,7 @@ import argparse
 import csv
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -72,7 +75,13 @@ finder.find_similar()
 class Row:
     method: str
     seconds: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
     rss: int = 0
+
+    def add(self, seconds: float, cpu: float, rss: int) -> None:
+        self.seconds.append(seconds)
+        self.cpu.append(cpu)
+        self.rss = max(self.rss, rss)
 
     @property
     def best(self) -> float:
@@ -106,8 +115,10 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
-    """Wall seconds and peak tree RSS (sampled every 20 ms) of one command."""
+def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (user + system, the whole process tree) and peak tree RSS
+    (sampled every 20 ms) of one command."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     peak = 0
@@ -125,7 +136,9 @@ def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[flo
     sampler.join()
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[:4]} failed:\n{err[-2000:]}")
-    return seconds, peak
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return seconds, cpu, peak
 
 
 def linked_folder(files: list[str], folder: Path) -> Path:
@@ -186,23 +199,29 @@ def build_10k(small: Path, out: Path, count: int = 10_000, workers: int = 2) -> 
     return out
 
 
-def methods(folder: Path, listing: Path, workers: int, embedders: list[str], tmp: Path) -> dict[str, list[str]]:
-    """Each method's command line."""
+def methods(folder: Path, listing: Path, workers: int, embedders: list[str], tmp: Path,
+            baseline: Path | None = None, peers: bool = True) -> dict[str, list[str]]:
+    """Each method's command line; `baseline`: also neardup as installed in that checkout's .venv."""
     out = {
         f"{DECODE_LOOP} ({workers} processes)": [PY, "-c", POOL_LOOP.format(body=DECODE_BODY, workers=workers), str(listing)],
         "czkawka ImageSimilarity (Rust, all cores)": [PY, "-c", CZKAWKA, str(folder)],
         f"imagehash.phash loop ({workers} processes)": [PY, "-c", POOL_LOOP.format(body=IMAGEHASH_BODY, workers=workers),
                                                        str(listing)],
     }
+    if not peers:
+        out = dict(list(out.items())[:1])
     for embedder in embedders:
         label = "default (CNN)" if embedder == "default" else f"--embedder {embedder}"
         flags = [] if embedder == "default" else ["--embedder", embedder]
-        out[f"neardup index {label} ({workers} workers)"] = [
-            NEARDUP, "index", str(folder), "--db", str(tmp / f"{embedder}.db"), "-q", "--workers", str(workers), *flags]
+        for tag, program in ([("baseline ", str(baseline / ".venv" / "bin" / "neardup"))] if baseline else []) + [("", NEARDUP)]:
+            out[f"neardup {tag}index {label} ({workers} workers)"] = [
+                program, "index", str(folder), "--db", str(tmp / f"{tag.strip()}{embedder}.db"), "-q",
+                "--workers", str(workers), *flags]
     return out
 
 
-def run_table(files: list[str], workers: int, embedders: list[str], repeat: int, reindex: bool) -> list[Row]:
+def run_table(files: list[str], workers: int, embedders: list[str], repeat: int, reindex: bool,
+              baseline: Path | None = None, peers: bool = True) -> list[Row]:
     with tempfile.TemporaryDirectory(dir=ROOT / "bench-out") as tmp:
         tmp = Path(tmp)
         listing = tmp / "files.txt"
@@ -210,7 +229,7 @@ def run_table(files: list[str], workers: int, embedders: list[str], repeat: int,
         folder = linked_folder(files, tmp / "images")
         for f in files:  # warm the page cache so every method reads from memory
             Path(f).read_bytes()
-        commands = methods(folder, listing, workers, embedders, tmp)
+        commands = methods(folder, listing, workers, embedders, tmp, baseline, peers)
         rows = {name: Row(name) for name in commands}
         if reindex:
             rows["neardup re-index, unchanged (default catalog)"] = Row("neardup re-index, unchanged (default catalog)")
@@ -219,28 +238,24 @@ def run_table(files: list[str], workers: int, embedders: list[str], repeat: int,
             for name, cmd in commands.items():
                 for db in tmp.glob("*.db*"):
                     db.unlink()
-                seconds, rss = run_measured(cmd, env=peer_env if name.startswith("czkawka") else None)
-                rows[name].seconds.append(seconds)
-                rows[name].rss = max(rows[name].rss, rss)
+                rows[name].add(*run_measured(cmd, env=peer_env if name.startswith("czkawka") else None))
             if reindex:
-                default = next(cmd for name, cmd in commands.items() if "default" in name)
-                seconds, rss = run_measured(default)
-                row = rows["neardup re-index, unchanged (default catalog)"]
-                row.seconds.append(seconds)
-                row.rss = max(row.rss, rss)
+                default = commands[f"neardup index default (CNN) ({workers} workers)"]
+                rows["neardup re-index, unchanged (default catalog)"].add(*run_measured(default))
         return list(rows.values())
 
 
 def print_table(title: str, rows: list[Row], count: int) -> None:
     base = count / next(r.best for r in rows if r.method.startswith(DECODE_LOOP))
     print(f"\n{title}\n")
-    print("| method | seconds | images/s | × decode-only loop | spread | peak RSS (MB) |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| method | seconds | images/s | × decode-only loop | spread | CPU ms per image | peak RSS (MB) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         rate = count / r.best
         ratio = f"{rate / base:.2f}" if "re-index" not in r.method else "–"
         shown = f"{rate:.1f}" if "re-index" not in r.method else "–"
-        print(f"| {r.method} | {r.best:.2f} | {shown} | {ratio} | {r.spread:.0%} | {r.rss / 2**20:.0f} |")
+        print(f"| {r.method} | {r.best:.2f} | {shown} | {ratio} | {r.spread:.0%} | {1000 * min(r.cpu) / count:.1f} "
+              f"| {r.rss / 2**20:.0f} |")
 
 
 def chart(rows: list[Row], count: int, title: str, path: Path) -> None:
@@ -277,6 +292,8 @@ def main() -> None:
     ap.add_argument("--embedders", default="none,default", help="neardup rows: comma list of --embedder values")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--chart-dir", type=Path, help="write one bar chart per table (PNG) into this folder")
+    ap.add_argument("--baseline", type=Path, help="a neardup checkout with its own .venv: its rows too, for A/B")
+    ap.add_argument("--no-peers", action="store_true", help="only the decode-only loop and neardup")
     args = ap.parse_args()
     (ROOT / "bench-out").mkdir(exist_ok=True)
     embedders = args.embedders.split(",")
@@ -290,7 +307,7 @@ def main() -> None:
     for name in args.tables.split(","):
         pick, what, png = tables[name]
         files = pick()
-        rows = run_table(files, args.workers, embedders, args.repeat, reindex=name == "10k")
+        rows = run_table(files, args.workers, embedders, args.repeat, name == "10k", args.baseline, not args.no_peers)
         title = f"{len(files)} {what}, {args.workers} cores"
         print_table(f"{title} (best of {args.repeat}; load average {load:.1f} at start)", rows, len(files))
         sys.stdout.flush()
