@@ -283,6 +283,14 @@ def chart(rows: list[Row], count: int, title: str, path: Path) -> None:
     plt.close(fig)
 
 
+def compile_sources(root: Path) -> None:
+    """Byte-compile a checkout's packages, as installing a wheel does: an editable install in
+    an environment with PYTHONDONTWRITEBYTECODE=1 would otherwise compile every module of
+    neardup from source at each start (~0.3 s of every command)."""
+    folders = [str(root / name) for name in ("neardup", "indexer", "search", "storage", "clean") if (root / name).is_dir()]
+    subprocess.run([PY, "-m", "compileall", "-q", *folders], check=True, stdout=subprocess.DEVNULL)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--large", type=Path, default=Path("/work/corpus/large"))
@@ -297,6 +305,9 @@ def main() -> None:
     args = ap.parse_args()
     (ROOT / "bench-out").mkdir(exist_ok=True)
     embedders = args.embedders.split(",")
+    for checkout in (ROOT, args.baseline):
+        if checkout:
+            compile_sources(checkout)
     tables = {
         "large": (lambda: select_files(args.large, 4.0), "JPEGs of >= 4 MP", "throughput.png"),
         "small": (lambda: select_files(args.small, 0.0), "small JPEGs (long side <= 1024)", "throughput-normal.png"),
