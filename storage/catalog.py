@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from . import schema
-from .models import IMAGE, Hash, Image, Keypoints, MirroredKeypoints, Model, Root, Setting, Vector
+from .models import BOX, IMAGE, Hash, Image, Keypoints, MirroredKeypoints, Model, NotDuplicate, Root, Setting, Vector
 from .records import Bits, FileState, ImageInfo, ImageRecord, ModelRecord
 from .records import Keypoints as KeypointArrays
 from .schema import CatalogNotFoundError, NotACatalogError  # noqa: F401  (raised by `open`)
@@ -145,6 +145,16 @@ class Catalog:
             s.execute(delete(Vector).where(Vector.model == name))
             s.execute(delete(Model).where(Model.name == name))
 
+    def keeper_order(self) -> list[str] | None:
+        """The order of the keeper's rules this catalog's user chose (`search.keeper`), if any."""
+        with self.session() as s:
+            row = s.get(Setting, "keeper_rules")
+        return None if row is None else json.loads(row.value)
+
+    def set_keeper_order(self, names: Sequence[str]) -> None:
+        with self.transaction() as s:
+            s.merge(Setting(key="keeper_rules", value=json.dumps(list(names))))
+
     def roots(self) -> list[str]:
         """The folders and files given to `index`, absolute."""
         with self.session() as s:
@@ -163,13 +173,41 @@ class Catalog:
             return {r.path: FileState(*r) for r in s.execute(q)}
 
     def images(self, ids: Iterable[int]) -> dict[int, ImageInfo]:
-        columns = (Image.id, Image.path, Image.size, Image.mtime_ns, Image.sha256,
-                   Image.width, Image.height, Image.format, Image.quality)
+        """What the catalog knows of the given images (`has_box`: it has a content box view)."""
+        boxed = select(Hash.image_id).where(Hash.image_id == Image.id, Hash.view == BOX).exists()
+        columns = (Image.id, Image.path, Image.size, Image.mtime_ns, Image.sha256, Image.width, Image.height,
+                   Image.format, Image.quality, Image.detail, Image.noise, Image.taken_at, Image.camera, boxed)
         out: dict[int, ImageInfo] = {}
         with self.session() as s:
             for chunk in _chunks([int(i) for i in ids]):
-                out.update({r.id: ImageInfo(*r) for r in s.execute(select(*columns).where(Image.id.in_(chunk)))})
+                out.update({r[0]: ImageInfo(*r) for r in s.execute(select(*columns).where(Image.id.in_(chunk)))})
         return out
+
+    def image_ids(self, paths: Iterable[str]) -> dict[str, int]:
+        """Catalog ids of the given paths that it knows."""
+        out: dict[str, int] = {}
+        with self.session() as s:
+            for chunk in _chunks(list(paths)):
+                out.update(dict(s.execute(select(Image.path, Image.id).where(Image.path.in_(chunk))).all()))
+        return out
+
+    def not_duplicates(self) -> set[frozenset[str]]:
+        """The pairs of contents (SHA-256) a user said are not duplicates."""
+        with self.session() as s:
+            return {frozenset(pair) for pair in s.execute(select(NotDuplicate.first, NotDuplicate.second))}
+
+    def mark_not_duplicate(self, first: str, second: str) -> None:
+        """Record that the images with these contents (SHA-256) are not duplicates."""
+        a, b = sorted((first, second))
+        with self.transaction() as s:
+            s.merge(NotDuplicate(first=a, second=b))
+
+    def status_of(self, image_id: int) -> tuple[str, str | None] | None:
+        """An image's status ("ok", "failed", or what a clean-up did: "trashed", "moved", …)
+        and its error, or None when the catalog has no image `image_id`."""
+        with self.session() as s:
+            row = s.execute(select(Image.status, Image.error).where(Image.id == int(image_id))).first()
+        return None if row is None else (row.status, row.error)
 
     def hashes(self, algo: str, view: str = IMAGE) -> tuple[NDArray[np.int64], NDArray[np.uint8]]:
         """The hashes of one algorithm and view of every image on disk (not trashed, moved or
@@ -257,6 +295,11 @@ class Catalog:
             **({"keypoints": keypoints} if keypoints else {}),
             **({"keypoints.mirrored": mirrored} if mirrored else {}),
         }
+
+    def present(self) -> int:
+        """How many images are in the collection now (status "ok"); cheaper than `counts`."""
+        with self.session() as s:
+            return int(s.scalar(select(func.count()).select_from(Image).where(_present())) or 0)
 
     def failures(self) -> list[tuple[str, str]]:
         q = select(Image.path, Image.error).where(Image.status == "failed").order_by(Image.path)
