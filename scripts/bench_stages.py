@@ -33,10 +33,12 @@ from neardup.indexer.extract import Extracted, extract, image_hashes  # noqa: E4
 from neardup.indexer.features import FEATURES_ID, mirrored, orb_features  # noqa: E402
 from neardup.indexer.hashes import HASH_VERSION, HASHES  # noqa: E402
 from neardup.indexer.regions import content_box  # noqa: E402
+from neardup.indexer.traits import exif_record  # noqa: E402
 from neardup.indexer.walk import FileEntry  # noqa: E402
 from neardup.storage.catalog import Catalog  # noqa: E402
 from neardup.storage.settings import CatalogSettings  # noqa: E402
 
+TRAITS = "detail + noise (keeper, in decode)"
 SETTINGS = CatalogSettings(hashes=tuple(HASHES), hash_version=HASH_VERSION, local_features=FEATURES_ID)
 
 
@@ -50,10 +52,13 @@ def timed(times: dict[str, float], stage: str, fn, *args):
 def stages(files: list[str], cnn: CnnEmbedder | None) -> tuple[dict[str, float], list]:
     """Run each stage of `extract` separately over `files`: seconds per stage, and the records."""
     times: dict[str, float] = defaultdict(float)
+    measure = decode_module._measure  # detail and noise, measured inside decode: a row of its own
+    decode_module._measure = lambda *a: timed(times, TRAITS, measure, *a)
     for path in files:
         data = timed(times, "read file", Path(path).read_bytes)
         timed(times, "SHA-256", lambda: hashlib.sha256(data).hexdigest())
         image = timed(times, "decode (reduced)", decode_module.decode, data)
+        timed(times, "EXIF date and camera (keeper)", exif_record, data)
         pixels = image.pixels
         timed(times, "7 hashes + PDQ quality", image_hashes, pixels, SETTINGS.hashes)
         box = timed(times, "content box", content_box, pixels)
@@ -65,6 +70,8 @@ def stages(files: list[str], cnn: CnnEmbedder | None) -> tuple[dict[str, float],
         small = timed(times, "resize to 224 (CNN input)", lambda: [resize_square(v, 224) for v in views])
         if cnn is not None:
             timed(times, "CNN (LiteRT, 1 thread)", cnn.embed_batch, np.stack(small))
+    decode_module._measure = measure
+    times["decode (reduced)"] -= times[TRAITS]
     return times
 
 
