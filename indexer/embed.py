@@ -35,6 +35,7 @@ __all__ = [
     "check_image",
     "l2_normalise",
     "resize_square",
+    "worker_copy",
 ]
 
 
@@ -55,6 +56,15 @@ class Embedder(Protocol):
     def embed(self, images: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
         """N images, each (H, W, 3) uint8 RGB of any size -> (N, dim) float32, unit L2 norm."""
         ...
+
+
+def worker_copy(embedder: Embedder) -> Embedder | None:
+    """A picklable copy of `embedder` that the indexer's worker processes run beside decoding
+    (one thread each: the workers already use every core), so that only vectors travel back;
+    None when it must run in the calling process. Embedders offer one through an optional
+    ``in_worker()`` method; without it they run in the calling process."""
+    method = getattr(embedder, "in_worker", None)
+    return method() if method is not None else None
 
 
 
@@ -89,7 +99,8 @@ class CnnEmbedder:
     (`MissingWeightsError` otherwise) and a requested ``"litert"`` are installed.
 
     ``batch_size`` (images per network call) defaults to 1 for LiteRT and 32 for Keras, the
-    fastest of each in `scripts/bench_cnn.py` (docs/BENCHMARKS.md).
+    fastest of each in `scripts/bench_cnn.py` (docs/BENCHMARKS.md). ``threads`` is LiteRT's
+    thread count (default: every CPU this process may use).
     """
 
     name = "cnn"
@@ -104,6 +115,7 @@ class CnnEmbedder:
         pooling: Literal["gem", "mean"] = "gem",
         batch_size: int | None = None,
         runtime: Literal["auto", "litert", "keras"] = "auto",
+        threads: int | None = None,
     ) -> None:
         if pooling not in ("gem", "mean"):
             raise ValueError(f"pooling must be 'gem' or 'mean', got {pooling!r}")
@@ -117,7 +129,25 @@ class CnnEmbedder:
         self.pooling: str = pooling
         self.batch_size = batch_size
         self.runtime = runtime
+        self.threads = threads
         self._forward: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the loaded network: a copy in another process loads its own."""
+        return {**self.__dict__, "_forward": None}
+
+    def in_worker(self) -> CnnEmbedder | None:
+        """A copy run by LiteRT on one thread, for the indexer's worker processes (`worker_copy`);
+        the network is compiled now if this machine has not cached it yet. None when Keras
+        runs the network: TensorFlow in every worker would cost seconds and ~1 GB each."""
+        spec = self._litert_spec()
+        if spec is None:
+            return None
+        try:
+            litert.ensure_compiled(spec)
+        except OSError:  # the compiled network cannot be cached: Keras, in this process
+            return None
+        return CnnEmbedder(pooling=self.pooling, batch_size=1, runtime="litert", threads=1)
 
     def embed(self, images: Sequence[NDArray[np.uint8]]) -> NDArray[np.float32]:
         """N images, each (H, W, 3) uint8 RGB of any size -> (N, 1280) float32, unit L2 norm."""
@@ -161,7 +191,7 @@ class CnnEmbedder:
         spec = self._litert_spec()
         if spec is not None:
             try:
-                return litert.load_network(spec)
+                return litert.load_network(spec, threads=self.threads)
             except OSError as error:  # the compiled network cannot be cached
                 if self.runtime == "litert":
                     raise

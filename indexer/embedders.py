@@ -11,9 +11,11 @@ elsewhere. A catalog has a vector feature when it records that feature's model.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from neardup.storage.models import BOX, IMAGE
 from neardup.storage.records import ModelRecord
@@ -23,6 +25,8 @@ from .embed import CnnEmbedder, Embedder
 
 if TYPE_CHECKING:
     from neardup.storage.catalog import Catalog
+
+    from .extract import Inputs
 
 
 @dataclass(frozen=True)
@@ -106,3 +110,17 @@ def load_embedder(catalog: Catalog, name: str) -> Embedder:
     if record is None:
         raise UnknownVectorFeatureError(f"catalog {catalog.path} has no {name} model")
     return feature.load(catalog, record)
+
+
+def embed_views(embedder: Embedder, inputs: Sequence[Inputs]) -> dict[str, tuple[list[int], np.ndarray]]:
+    """Embed, in one call, the views `embedder` stores of several images: view -> (the
+    positions of the images that have that view, their (n, D) float32 vectors)."""
+    size, views = embedder.input_size, vector_feature(embedder.name).views
+    rows = {view: [i for i, found in enumerate(inputs) if view in found] for view in views}
+    pixels = [inputs[i][view][size] for view in views for i in rows[view]]
+    vectors = embedder.embed(pixels) if pixels else np.zeros((0, embedder.dim), np.float32)
+    out, start = {}, 0
+    for view in views:
+        out[view] = (rows[view], vectors[start : start + len(rows[view])])
+        start += len(rows[view])
+    return out

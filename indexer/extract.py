@@ -22,7 +22,8 @@ from neardup.storage.records import Bits, ImageRecord
 from neardup.storage.settings import CatalogSettings
 
 from .decode import UnreadableImageError, decode
-from .embed import resize_square
+from .embed import Embedder, resize_square
+from .embedders import embed_views
 from .features import FEATURES_ID, mirrored, orb_features
 from .hashes import compute_hashes, pdq
 from .regions import content_box
@@ -89,6 +90,24 @@ def extract(
         record.keypoints = tuple(orb_features(image.pixels))
         record.mirrored_keypoints = tuple(orb_features(mirrored(image.pixels)))
     return Extracted(record, _resized(views, sizes))
+
+
+def extract_embedded(
+    entry: FileEntry, settings: CatalogSettings, orphans: Mapping[str, int], sizes: Sequence[int],
+    embedders: Sequence[Embedder],
+) -> Extracted | Moved:
+    """`extract`, then the vectors of `embedders` (`embed.worker_copy`s), computed here in the
+    worker that decoded the file so that vectors travel back instead of pixels; the inputs
+    kept are those of `sizes` (the embedders that run in the calling process)."""
+    found = extract(entry, settings, orphans, sorted({*sizes, *(e.input_size for e in embedders)}))
+    if isinstance(found, Moved) or found.record.error:
+        return found
+    for embedder in embedders:
+        for view, (rows, vectors) in embed_views(embedder, [found.inputs]).items():
+            if rows:
+                found.record.vectors.setdefault(view, {})[embedder.name] = vectors[0]
+    found.inputs = {view: {size: found.inputs[view][size] for size in sizes} for view in found.inputs}
+    return found
 
 
 def image_hashes(pixels: Pixels, names: Sequence[str]) -> tuple[dict[str, Bits], int]:

@@ -19,9 +19,9 @@ import numpy as np
 from neardup.storage.catalog import Catalog
 from neardup.storage.records import ImageRecord
 
-from .embed import Embedder
-from .embedders import vector_feature
-from .extract import EmbedInputs, Extracted, Inputs, Moved, embed_inputs, extract
+from .embed import Embedder, worker_copy
+from .embedders import embed_views, vector_feature
+from .extract import EmbedInputs, Extracted, Moved, embed_inputs, extract_embedded
 from .progress import Progress
 from .walk import classify, walk
 from .workers import WorkerDiedError, parallel_map
@@ -80,13 +80,17 @@ def index_paths(
                    if p not in known or known[p].status == "failed"])
     orphans = {s.sha256: s.image_id for s in changes.gone if s.sha256}
     todo = changes.new + changes.changed
-    writer = _Writer(catalog, embedders, report)
+    # embedders that can run in the workers do (vectors travel back, not pixels); the rest here
+    copies = [worker_copy(e) for e in embedders] if todo else []
+    in_workers = [copy for copy in copies if copy is not None]
+    here = [e for e, copy in zip(embedders, copies) if copy is None]
+    writer = _Writer(catalog, here, report, embedding=bool(embedders))
     moved: set[int] = set()
     progress.start(len(todo))
     try:
-        args = (catalog.settings, orphans, sorted({e.input_size for e in embedders}))
-        warm = writer.warm_up if embedders and todo else None
-        for result in parallel_map(extract, todo, args, workers=workers, started=warm, fork=fork):
+        args = (catalog.settings, orphans, sorted({e.input_size for e in here}), in_workers)
+        warm = writer.warm_up if here and todo else None
+        for result in parallel_map(extract_embedded, todo, args, workers=workers, started=warm, fork=fork):
             if isinstance(result, Moved):
                 catalog.move(result.image_id, result.entry.path, result.entry.size, result.entry.mtime_ns)
                 moved.add(result.image_id)
@@ -156,25 +160,14 @@ def _store_vectors(catalog: Catalog, embedder: Embedder, batch: list[tuple[int, 
     return len(batch)
 
 
-def embed_views(embedder: Embedder, inputs: Sequence[Inputs]) -> dict[str, tuple[list[int], np.ndarray]]:
-    """Embed, in one call, the views `embedder` stores of several images: view -> (the
-    positions of the images that have that view, their (n, D) float32 vectors)."""
-    size, views = embedder.input_size, vector_feature(embedder.name).views
-    rows = {view: [i for i, found in enumerate(inputs) if view in found] for view in views}
-    pixels = [inputs[i][view][size] for view in views for i in rows[view]]
-    vectors = embedder.embed(pixels) if pixels else np.zeros((0, embedder.dim), np.float32)
-    out, start = {}, 0
-    for view in views:
-        out[view] = (rows[view], vectors[start : start + len(rows[view])])
-        start += len(rows[view])
-    return out
-
-
 class _Writer:
-    """Buffers extracted files, embeds them in batches, writes each batch in one transaction."""
+    """Buffers extracted files, embeds them in batches with `embedders` (those that do not run
+    in the workers), writes each batch in one transaction. `embedding`: whether the files are
+    embedded at all (here or in the workers), for the report."""
 
-    def __init__(self, catalog: Catalog, embedders: Sequence[Embedder], report: IndexReport) -> None:
-        self.catalog, self.embedders, self.report = catalog, embedders, report
+    def __init__(self, catalog: Catalog, embedders: Sequence[Embedder], report: IndexReport, *,
+                 embedding: bool) -> None:
+        self.catalog, self.embedders, self.report, self.embedding = catalog, embedders, report, embedding
         self.buffer: list[Extracted] = []
         self._warming: threading.Thread | None = None
 
@@ -206,6 +199,6 @@ class _Writer:
             for view, (rows, vectors) in embed_views(embedder, [x.inputs for x in ok]).items():
                 for row, vector in zip(rows, vectors):
                     ok[row].record.vectors.setdefault(view, {})[embedder.name] = vector
-        self.report.embedded += len(ok) if self.embedders else 0
+        self.report.embedded += len(ok) if self.embedding else 0
         self.catalog.write([x.record for x in self.buffer])
         self.buffer = []

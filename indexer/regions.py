@@ -31,39 +31,72 @@ _MIN_SIDE = 0.15  # and spans at least this fraction of the query's width and he
 def content_box(pixels: NDArray[np.uint8]) -> NDArray[np.uint8] | None:
     """The picture pasted into an (H, W, 3) uint8 image (a screenshot, a frame), cropped; None
     when there is none or it is (nearly) the whole image."""
-    gray = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    mean = cv2.blur(gray, (5, 5))
-    variance = cv2.blur(gray * gray, (5, 5)) - mean * mean
-    far = _far_from_background(pixels).astype(np.uint8)
-    standing_out = cv2.morphologyEx((variance > _MIN_STD**2).astype(np.uint8) | far, cv2.MORPH_CLOSE,
-                                    np.ones((9, 9), np.uint8))  # fill smooth patches between texture
-    height, width = gray.shape
-    best = None
-    # the colour mask alone too: closing can bridge a picture to a title bar just above it
-    for mask in (standing_out, far):
-        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((15, 15), np.uint8))  # drop text lines, bars
-        count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=4)
-        for x, y, w, h, area in stats[1:count]:
-            if (area >= _MIN_AREA * height * width and area >= _MIN_FILL * w * h
-                    and w >= _MIN_SIDE * width and h >= _MIN_SIDE * height):
-                if best is None or area > best[4]:
-                    best = (x, y, w, h, area)
+    height, width = pixels.shape[:2]
+    far = _far_from_background(pixels)
+    standing_out = _opened(cv2.morphologyEx(_textured(pixels) | far, cv2.MORPH_CLOSE,
+                                            np.ones((9, 9), np.uint8)))  # fill smooth patches between texture
+    best = _dominant(standing_out)
+    if best is None:
+        # the colour mask alone too: closing can bridge a picture to a title bar just above it
+        found = _boxes(standing_out) + _boxes(_opened(far))
+        best = max(found, key=lambda box: box[4], default=None)  # the first of the largest
     if best is None or best[2] * best[3] > _MAX_BOX * height * width:
         return None
     x, y, w, h, _ = best
     return np.ascontiguousarray(pixels[y : y + h, x : x + w])
 
 
-def _far_from_background(pixels: NDArray[np.uint8]) -> NDArray[np.bool_]:
-    """Pixels whose colour differs by more than _BACKGROUND_DIFF from the image's most common
-    colour (16 levels per channel; the mean of that bin's pixels)."""
-    bins = (pixels >> 4).astype(np.uint16)
-    code = (bins[..., 0] << 8) | (bins[..., 1] << 4) | bins[..., 2]
-    common = code == np.bincount(code.ravel(), minlength=4096).argmax()
-    background = np.full_like(pixels, 0)
-    background[:] = np.round(cv2.mean(pixels, mask=common.view(np.uint8))[:3]).astype(np.uint8)
-    r, g, b = cv2.split(cv2.absdiff(pixels, background))
-    return cv2.max(cv2.max(r, g), b) > _BACKGROUND_DIFF
+def _textured(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """1 where the grey-level standard deviation of the 5x5 window exceeds _MIN_STD, else 0."""
+    gray = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    mean = cv2.blur(gray, (5, 5))
+    variance = cv2.blur(gray * gray, (5, 5)) - mean * mean
+    return (variance > _MIN_STD**2).astype(np.uint8)
+
+
+def _opened(mask: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    return cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((15, 15), np.uint8))  # drop text lines, bars
+
+
+def _is_box(x: int, y: int, w: int, h: int, area: int, height: int, width: int) -> bool:
+    """Whether a region of `area` pixels in the bounding box (x, y, w, h) is a pasted picture."""
+    return (area >= _MIN_AREA * height * width and area >= _MIN_FILL * w * h
+            and w >= _MIN_SIDE * width and h >= _MIN_SIDE * height)
+
+
+def _boxes(mask: NDArray[np.uint8]) -> list[tuple[int, int, int, int, int]]:
+    """(x, y, w, h, area) of the mask's 4-connected regions that are pasted pictures."""
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=4)
+    return [(x, y, w, h, area) for x, y, w, h, area in stats[1:count].tolist() if _is_box(x, y, w, h, area, *mask.shape)]
+
+
+def _dominant(mask: NDArray[np.uint8]) -> tuple[int, int, int, int, int] | None:
+    """The region of the standing-out mask holding the image's centre when it covers more than
+    half the image and is a pasted picture, else None. Such a region is the largest region of
+    every mask `content_box` searches (the colour mask's regions lie inside the standing-out
+    mask's), so it decides the answer, found by one flood fill (~0.2 ms) instead of labelling
+    every region of both masks (~1.2 ms each); it is the common case, a photo's one textured
+    region, in two images out of three of the project corpus."""
+    height, width = mask.shape
+    centre = (width // 2, height // 2)
+    if not mask[centre[1], centre[0]]:
+        return None
+    filled = np.zeros((height + 2, width + 2), np.uint8)
+    area, _, _, (x, y, w, h) = cv2.floodFill(mask, filled, centre, 1, flags=4 | cv2.FLOODFILL_MASK_ONLY | (1 << 8))
+    if 2 * area <= height * width or not _is_box(x, y, w, h, area, height, width):
+        return None
+    return x, y, w, h, int(area)
+
+
+def _far_from_background(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """1 where a pixel's colour differs by more than _BACKGROUND_DIFF (in any channel) from the
+    image's most common colour (16 levels per channel; the mean of that bin's pixels), else 0."""
+    histogram = cv2.calcHist([pixels], [0, 1, 2], None, [16, 16, 16], [0, 256] * 3)
+    common = np.array(np.unravel_index(int(histogram.argmax()), histogram.shape)) * 16
+    in_bin = cv2.inRange(pixels, common, common + 15)
+    background = np.round(cv2.mean(pixels, mask=in_bin)[:3])
+    near = cv2.inRange(pixels, np.maximum(background - _BACKGROUND_DIFF, 0), np.minimum(background + _BACKGROUND_DIFF, 255))
+    return (near == 0).view(np.uint8)
 
 
 def query_variants(pixels: NDArray[np.uint8]) -> list[NDArray[np.uint8]]:

@@ -4,7 +4,8 @@
 #   usage: scripts/bench_setup.sh
 #
 # Idempotent: packages already importable are left alone. Creates .venv with neardup[cnn,dev]
-# if it does not exist. Peers: imagehash (pHash, dHash), pdqhash (Meta's PDQ), matplotlib (charts).
+# if it does not exist. Peers: imagehash (pHash, dHash), pdqhash (Meta's PDQ), czkawka (the Rust
+# tool's Python bindings, for bench_speed.py), py-spy (profiling), matplotlib (charts).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,6 +23,7 @@ declare -A PEERS=(
   [imagehash]="imagehash>=4.3"
   [pdqhash]="pdqhash>=0.2"
   [matplotlib]="matplotlib>=3.8"
+  [czkawka]="czkawka>=0.1.2"
 )
 missing=()
 for mod in "${!PEERS[@]}"; do
@@ -31,8 +33,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   log "pip install ${missing[*]}"
   "$PY" -m pip install -q "${missing[@]}"
 fi
+[ -x "$ROOT/.venv/bin/py-spy" ] || { log "pip install py-spy"; "$PY" -m pip install -q py-spy; }
 "$PY" - <<'PY'
-import imagehash, matplotlib, pdqhash  # noqa: F401  (fails loudly if a peer is still missing)
+import czkawka, imagehash, matplotlib, pdqhash  # noqa: F401  (fails loudly if a peer is still missing)
 print("[bench_setup] ok: imagehash", imagehash.__version__, "| matplotlib", matplotlib.__version__,
       "| pdqhash importable")
 PY

@@ -13,11 +13,13 @@ import os
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -321,8 +323,12 @@ class Catalog:
             existing = dict(s.execute(select(Image.path, Image.id).where(Image.path.in_([r.path for r in records]))).all())
             if existing:
                 s.execute(delete(Image).where(Image.id.in_(list(existing.values()))))
-                s.flush()
-            s.add_all(_image_row(r, existing.get(r.path)) for r in records)
+            # Core inserts, one statement per table: ORM objects cost more than the SQL itself
+            rows = [_image_values(r, existing.get(r.path)) for r in records]
+            ids = s.execute(insert(Image).returning(Image.id, sort_by_parameter_order=True), rows).scalars().all()
+            for table, values in _feature_rows(records, ids).items():
+                if values:
+                    s.execute(insert(table), values)
 
     def move(self, image_id: int, path: str, size: int, mtime_ns: int) -> None:
         """Record that a known image now lives at `path` (renamed or moved, same bytes)."""
@@ -339,8 +345,9 @@ class Catalog:
                 ids = [int(i) for i in ids]
                 for chunk in _chunks(ids):
                     s.execute(delete(Vector).where(Vector.model == model, Vector.view == view, Vector.image_id.in_(chunk)))
-                s.add_all(Vector(image_id=i, model=model, view=view, data=np.asarray(v, "<f2").tobytes())
-                          for i, v in zip(ids, vectors))
+                if ids:
+                    s.execute(insert(Vector), [{"image_id": i, "model": model, "view": view,
+                                                "data": np.asarray(v, "<f2").tobytes()} for i, v in zip(ids, vectors)])
 
     def mark_failed(self, failures: Mapping[int, str]) -> None:
         """Record images that can no longer be processed (image id -> why), dropping their features."""
@@ -423,21 +430,29 @@ def _present():
     return Image.status == "ok"
 
 
-def _image_row(r: ImageRecord, image_id: int | None) -> Image:
-    img = Image(
-        id=image_id, path=r.path, size=r.size, mtime_ns=r.mtime_ns, sha256=r.sha256, width=r.width,
-        height=r.height, format=r.format, quality=r.quality, status="failed" if r.error else "ok", error=r.error,
-        detail=r.detail, noise=r.noise, taken_at=r.taken_at, camera=r.camera, jpeg_quality=r.jpeg_quality,
-    )
-    img.hashes = [Hash(algo=a, view=view, bits=np.ascontiguousarray(b, np.uint8).tobytes())
-                  for view, named in r.hashes.items() for a, b in named.items()]
-    img.vectors = [Vector(model=m, view=view, data=np.asarray(v, "<f2").tobytes())
-                   for view, named in r.vectors.items() for m, v in named.items()]
-    if r.keypoints is not None:
-        img.keypoints = Keypoints(**_keypoint_blobs(r.keypoints))
-    if r.mirrored_keypoints is not None:
-        img.mirrored_keypoints = MirroredKeypoints(**_keypoint_blobs(r.mirrored_keypoints))
-    return img
+# ImageRecord fields stored as they are in the images table (every other column is derived)
+_IMAGE_FIELDS = tuple(f.name for f in fields(ImageRecord) if f.name in Image.__table__.columns)
+
+
+def _image_values(r: ImageRecord, image_id: int | None) -> dict[str, Any]:
+    """The images row of a record, as column values (`image_id` None: a new row)."""
+    return {**{name: getattr(r, name) for name in _IMAGE_FIELDS}, "id": image_id,
+            "status": "failed" if r.error else "ok"}
+
+
+def _feature_rows(records: Sequence[ImageRecord], ids: Sequence[int]) -> dict[type, list[dict[str, Any]]]:
+    """The hashes, vectors and keypoint rows of records stored under `ids`, per table."""
+    out: dict[type, list[dict[str, Any]]] = {Hash: [], Vector: [], Keypoints: [], MirroredKeypoints: []}
+    for r, image_id in zip(records, ids):
+        out[Hash] += [{"image_id": image_id, "algo": a, "view": view, "bits": np.ascontiguousarray(b, np.uint8).tobytes()}
+                      for view, named in r.hashes.items() for a, b in named.items()]
+        out[Vector] += [{"image_id": image_id, "model": m, "view": view, "data": np.asarray(v, "<f2").tobytes()}
+                        for view, named in r.vectors.items() for m, v in named.items()]
+        if r.keypoints is not None:
+            out[Keypoints].append({"image_id": image_id, **_keypoint_blobs(r.keypoints)})
+        if r.mirrored_keypoints is not None:
+            out[MirroredKeypoints].append({"image_id": image_id, **_keypoint_blobs(r.mirrored_keypoints)})
+    return out
 
 
 def _model_row(record: ModelRecord) -> Model:

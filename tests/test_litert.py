@@ -198,3 +198,17 @@ def test_an_unwritable_cache_falls_back_to_keras_with_a_warning(
     np.testing.assert_allclose(vectors, l2_normalise(keras_features), rtol=0, atol=1e-4)
     with pytest.raises(OSError):  # asked for LiteRT explicitly: no silent change of runtime
         CnnEmbedder(runtime="litert").embed([photo("coffee")])
+
+
+def test_a_process_loads_a_network_once_per_thread_count(warm_cache):
+    spec = CnnEmbedder()._litert_spec()
+    one = load_network(spec, threads=1)
+    assert load_network(spec, threads=1) is one  # a worker's embedder, unpickled per task
+    assert load_network(spec, threads=2) is not one
+
+
+def test_no_worker_copy_when_the_compiled_network_cannot_be_cached(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("NEARDUP_CACHE_DIR", str(blocker / "neardup"))
+    assert CnnEmbedder(runtime="auto").in_worker() is None  # Keras, in the indexing process

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+
+import cv2
 import numpy as np
 import pytest
 from PIL import ImageOps, Image
 
+from neardup.indexer.decode import fit
 from neardup.indexer.regions import content_box, query_variants
 
 from conftest import PHOTOS, photo
@@ -37,3 +41,66 @@ def test_the_box_of_a_framed_photo_is_the_photo() -> None:
     box = content_box(framed)
     assert box is not None
     assert abs(box.shape[0] - photo("coffee").shape[0]) <= 12 and abs(box.shape[1] - photo("coffee").shape[1]) <= 12
+
+
+def _every_region_box(pixels: np.ndarray) -> np.ndarray | None:
+    """Oracle: the detector as first written, labelling every region of both masks (no
+    shortcut); `content_box` must give exactly its answer."""
+    gray = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    mean = cv2.blur(gray, (5, 5))
+    textured = (cv2.blur(gray * gray, (5, 5)) - mean * mean > 16).astype(np.uint8)
+    bins = (pixels >> 4).astype(np.uint16)
+    code = (bins[..., 0] << 8) | (bins[..., 1] << 4) | bins[..., 2]
+    common = code == np.bincount(code.ravel(), minlength=4096).argmax()
+    background = np.round(cv2.mean(pixels, mask=common.view(np.uint8))[:3]).astype(np.int16)
+    far = (np.abs(pixels.astype(np.int16) - background).max(axis=2) > 24).astype(np.uint8)
+    standing_out = cv2.morphologyEx(textured | far, cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
+    height, width = gray.shape
+    best = None
+    for mask in (standing_out, far):
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((15, 15), np.uint8))
+        count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=4)
+        for x, y, w, h, area in stats[1:count]:
+            if (area >= 0.04 * height * width and area >= 0.9 * w * h and w >= 0.15 * width
+                    and h >= 0.15 * height and (best is None or area > best[4])):
+                best = (x, y, w, h, area)
+    if best is None or best[2] * best[3] > 0.9 * height * width:
+        return None
+    x, y, w, h, _ = best
+    return pixels[y : y + h, x : x + w]
+
+
+@functools.cache
+def _region_cases() -> list[np.ndarray]:
+    """Photos, screenshots and frames of them, two pictures side by side, flat and noise images."""
+    rng = np.random.default_rng(3)
+    cases = []
+    for name in PHOTOS:
+        rgb = fit(photo(name), 384)
+        cases += [rgb, fit(screenshot(rgb, fill=0.3), 384), fit(screenshot(rgb, fill=0.7), 384),
+                  np.asarray(ImageOps.expand(Image.fromarray(rgb), border=30, fill=(20, 120, 200))),
+                  np.ascontiguousarray(rgb[::2, ::-1])]
+    halves = np.full((200, 400, 3), 240, np.uint8)
+    halves[20:180, 10:190] = cv2.resize(photo("coffee"), (180, 160), interpolation=cv2.INTER_AREA)
+    halves[20:180, 210:390] = cv2.resize(photo("chelsea"), (180, 160), interpolation=cv2.INTER_AREA)
+    cases += [halves, np.full((100, 150, 3), 90, np.uint8), rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)]
+    for _ in range(_COLLAGES):  # one to three photo crops pasted at random on a flat canvas
+        canvas = np.full((int(rng.integers(150, 384)), int(rng.integers(150, 384)), 3), rng.integers(0, 256, 3), np.uint8)
+        for _ in range(int(rng.integers(1, 4))):
+            h, w = (int(rng.integers(20, side)) for side in canvas.shape[:2])
+            y, x = int(rng.integers(0, canvas.shape[0] - h)), int(rng.integers(0, canvas.shape[1] - w))
+            canvas[y : y + h, x : x + w] = cv2.resize(photo(PHOTOS[int(rng.integers(len(PHOTOS)))]), (w, h))
+        cases.append(canvas)
+    return cases
+
+
+_COLLAGES = 40
+
+
+@pytest.mark.parametrize("case", range(len(PHOTOS) * 5 + 3 + _COLLAGES))
+def test_content_box_equals_labelling_every_region(case: int) -> None:
+    pixels = _region_cases()[case]
+    found, expected = content_box(pixels), _every_region_box(pixels)
+    assert (found is None) == (expected is None)
+    if expected is not None:
+        assert np.array_equal(found, expected)

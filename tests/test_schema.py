@@ -124,3 +124,9 @@ def test_a_file_that_is_not_a_catalog_is_refused_and_left_untouched(tmp_path, co
         neardup.open(path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]  # no -wal, no -shm
+
+
+def test_the_head_revision_constant_is_alembics_head() -> None:
+    """Opening a current catalog compares with `HEAD_REVISION` instead of asking Alembic: a new
+    migration must move it, or catalogs at the old head would never be upgraded."""
+    assert schema.HEAD_REVISION == schema.head_revision()
