@@ -2,7 +2,8 @@
 
 walk -> classify against the catalog (`walk`) -> extract features in worker processes
 (`extract`, `workers`) -> embed in batches with every embedder of the catalog -> write to the
-catalog in small transactions. Each transaction is complete, so an interrupted run leaves a
+catalog in small transactions. Given a Dask `cluster`, its workers extract and embed instead
+(`cluster`); the rest of the run is the same. Each transaction is complete, so an interrupted run leaves a
 valid catalog and the next run finishes the job: files already written count as unchanged.
 """
 
@@ -13,6 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +27,9 @@ from .extract import EmbedInputs, Extracted, Inputs, Moved, embed_inputs, extrac
 from .progress import Progress
 from .walk import classify, walk
 from .workers import WorkerDiedError, parallel_map
+
+if TYPE_CHECKING:
+    from .cluster import Cluster
 
 WRITE_BATCH = 64  # files per catalog transaction
 
@@ -58,11 +63,13 @@ def index_paths(
     embedders: Sequence[Embedder] = (),
     progress: Progress | None = None,
     fork: bool = False,
+    cluster: Cluster | None = None,
 ) -> IndexReport:
     """Bring the catalog up to date with the image files under `paths`.
 
     Unchanged files (same size and mtime) are not read; changed and new files are extracted
-    by `workers` processes (`fork`: see `workers.parallel_map`) and embedded by `embedders`;
+    by `workers` processes (`fork`: see `workers.parallel_map`), or by the workers of a Dask
+    `cluster`, and embedded by `embedders`;
     catalogued files that vanished from under `paths` are removed, unless their bytes
     reappear at a new path (a move: the row is kept, nothing recomputed).
     """
@@ -80,13 +87,17 @@ def index_paths(
                    if p not in known or known[p].status == "failed"])
     orphans = {s.sha256: s.image_id for s in changes.gone if s.sha256}
     todo = changes.new + changes.changed
-    writer = _Writer(catalog, embedders, report)
+    writer = _Writer(catalog, embedders, report, embed=cluster is None)
     moved: set[int] = set()
     progress.start(len(todo))
     try:
         args = (catalog.settings, orphans, sorted({e.input_size for e in embedders}))
-        warm = writer.warm_up if embedders and todo else None
-        for result in parallel_map(extract, todo, args, workers=workers, started=warm, fork=fork):
+        if cluster is not None:
+            results = cluster.extract(todo, args, embedders)
+        else:
+            warm = writer.warm_up if embedders and todo else None
+            results = parallel_map(extract, todo, args, workers=workers, started=warm, fork=fork)
+        for result in results:
             if isinstance(result, Moved):
                 catalog.move(result.image_id, result.entry.path, result.entry.size, result.entry.mtime_ns)
                 moved.add(result.image_id)
@@ -170,11 +181,22 @@ def embed_views(embedder: Embedder, inputs: Sequence[Inputs]) -> dict[str, tuple
     return out
 
 
-class _Writer:
-    """Buffers extracted files, embeds them in batches, writes each batch in one transaction."""
+def attach_vectors(embedders: Sequence[Embedder], extracted: Sequence[Extracted]) -> None:
+    """Embed extracted files (none failed) with each embedder, in one call per embedder, and
+    put the vectors in their records."""
+    for embedder in embedders if extracted else ():
+        for view, (rows, vectors) in embed_views(embedder, [x.inputs for x in extracted]).items():
+            for row, vector in zip(rows, vectors):
+                extracted[row].record.vectors.setdefault(view, {})[embedder.name] = vector
 
-    def __init__(self, catalog: Catalog, embedders: Sequence[Embedder], report: IndexReport) -> None:
-        self.catalog, self.embedders, self.report = catalog, embedders, report
+
+class _Writer:
+    """Buffers extracted files, embeds them in batches (unless `embed` is off: a cluster's
+    workers did), writes each batch in one transaction."""
+
+    def __init__(self, catalog: Catalog, embedders: Sequence[Embedder], report: IndexReport, *,
+                 embed: bool = True) -> None:
+        self.catalog, self.embedders, self.report, self.embed = catalog, embedders, report, embed
         self.buffer: list[Extracted] = []
         self._warming: threading.Thread | None = None
 
@@ -202,10 +224,8 @@ class _Writer:
         if not self.buffer:
             return
         ok = [x for x in self.buffer if not x.record.error]
-        for embedder in self.embedders if ok else ():
-            for view, (rows, vectors) in embed_views(embedder, [x.inputs for x in ok]).items():
-                for row, vector in zip(rows, vectors):
-                    ok[row].record.vectors.setdefault(view, {})[embedder.name] = vector
+        if self.embed:
+            attach_vectors(self.embedders, ok)
         self.report.embedded += len(ok) if self.embedders else 0
         self.catalog.write([x.record for x in self.buffer])
         self.buffer = []

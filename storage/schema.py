@@ -20,7 +20,7 @@ from urllib.parse import quote
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.pool import QueuePool
 
 from .errors import NeardupError
@@ -38,6 +38,10 @@ class CatalogNotFoundError(NeardupError, FileNotFoundError):
 
 class NotACatalogError(NeardupError, ValueError):
     """The file exists but is not a neardup catalog (another SQLite database, or not SQLite)."""
+
+
+class CatalogExistsError(NeardupError, FileExistsError):
+    """A catalog was to be created where one already exists."""
 
 
 class CatalogVersionError(NeardupError):
@@ -140,28 +144,31 @@ def connect(path: Path, *, readonly: bool = False) -> Engine:
     return engine
 
 
-def create_schema(engine: Engine) -> None:
-    """Create every table of a new catalog at the newest revision."""
+def create_schema(conn: Connection) -> None:
+    """Create every table of a new catalog at the newest revision, in `conn`'s transaction."""
     from .models import Base
 
-    with engine.begin() as conn:
-        Base.metadata.create_all(conn)
-        config = _alembic_config(conn)
-        command.stamp(config, "head")
+    Base.metadata.create_all(conn)
+    command.stamp(_alembic_config(conn), "head")
 
 
 def upgrade(engine: Engine) -> None:
-    """Bring the catalog to the newest revision in one transaction (under the write lock, so
-    two processes opening one old catalog upgrade it once)."""
+    """Bring the catalog file to the newest revision in one transaction (under the write lock,
+    so two processes opening one old catalog upgrade it once)."""
     with engine.connect().execution_options(immediate=True) as conn, conn.begin():
-        config = _alembic_config(conn)
-        tables = set(conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'table'").scalars())
-        if "alembic_version" not in tables:
-            command.stamp(config, FIRST_REVISION)
-        command.upgrade(config, "head")
+        migrate(conn)
 
 
-def check_revision(path: Path, revision: str, *, readonly: bool) -> bool:
+def migrate(conn: Connection) -> None:
+    """Run the migrations from the catalog's revision to the newest, in `conn`'s transaction
+    (a catalog of the first release, which recorded no revision, is stamped 0001 first)."""
+    config = _alembic_config(conn)
+    if "alembic_version" not in inspect(conn).get_table_names():
+        command.stamp(config, FIRST_REVISION)
+    command.upgrade(config, "head")
+
+
+def check_revision(path: Path | str, revision: str, *, readonly: bool) -> bool:
     """Whether the catalog needs upgrading; raises `CatalogVersionError` when it cannot be."""
     head = head_revision()
     if revision == head:
