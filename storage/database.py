@@ -56,7 +56,7 @@ def parse(location: str) -> URL | Path:
     ``sqlite:///file`` URL, the file."""
     try:
         url = make_url(location)
-    except ArgumentError as error:
+    except (ArgumentError, ValueError) as error:  # ValueError: a port that is not a number
         raise UnsupportedDatabaseError(f"cannot read catalog URL {location!r} ({error})",
                                        hint="expected postgresql+psycopg://user@host/dbname, or a file path") from error
     if url.get_backend_name() == "sqlite" and url.database:
@@ -141,6 +141,8 @@ _LOGIN = {"28000", "28P01"}  # invalid authorisation, invalid password
 def translate(error: BaseException, name: str) -> NeardupError | None:
     """The `NeardupError` a database server error means for the user, or None for a bug."""
     state = getattr(error, "sqlstate", None)
+    if state is None and "database" in str(error) and "does not exist" in str(error):
+        state = "3D000"  # said by the server while connecting, before any SQLSTATE is set
     if state in _BUSY:
         return CatalogBusyError(f"catalog {name} is busy: another neardup process holds a lock on it ({state})",
                                 hint="try again when it has finished")
