@@ -24,6 +24,7 @@ import logging
 import re
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import suppress
 
 from neardup.storage.errors import NeardupError
 
@@ -48,8 +49,9 @@ class Cluster:
         self.client, self._local, self.batch = client, local, batch
 
     @classmethod
-    def connect(cls, spec: str, *, batch: int = BATCH) -> Cluster:
-        """"local:N" (N worker processes here) or a scheduler's address ("tcp://host:8786")."""
+    def connect(cls, spec: str, *, batch: int = BATCH, timeout: float = 20.0) -> Cluster:
+        """"local:N" (N worker processes here) or a scheduler's address ("tcp://host:8786"),
+        given `timeout` seconds to answer."""
         if importlib.util.find_spec("distributed") is None:
             raise ClusterError("indexing on a Dask cluster needs dask.distributed, which is not installed",
                                hint="pip install 'neardup[cluster]'")
@@ -65,7 +67,7 @@ class Cluster:
             raise ClusterError(f"--cluster {spec!r} is neither local:N nor a scheduler address",
                                hint="e.g. --cluster tcp://scheduler:8786 or --cluster local:4")
         try:
-            return cls(Client(spec, timeout="20s"), batch=batch)
+            return cls(Client(spec, timeout=timeout), batch=batch)
         except OSError as error:  # includes timeouts
             raise ClusterError(f"cannot reach the Dask scheduler at {spec} ({error})",
                                hint="start one with: dask scheduler; and workers with: dask worker " + spec) from error
@@ -79,37 +81,34 @@ class Cluster:
         if not entries:
             return
         from distributed import as_completed
-        from distributed.scheduler import KilledWorker
 
         from .dask_tasks import Embedders
 
         plugin = f"neardup-embedders-{uuid.uuid4().hex}"
         self.client.register_plugin(Embedders(list(embedders)), name=plugin)
-        shared = self.client.scatter([args], broadcast=True)[0]
         batches = iter([list(entries[i : i + self.batch]) for i in range(0, len(entries), self.batch)])
         window = max(1, self.workers()) * IN_FLIGHT
-        running = as_completed([self._submit(b, shared, plugin) for b in _take(batches, window)])
+        # args travel with each task, not scattered: scattered data dies with the workers
+        # holding it, while a task's own arguments stay with the scheduler until it is done
+        running = as_completed([self._submit(b, args, plugin) for b in _take(batches, window)])
         try:
             for future in running:
-                try:
-                    results = future.result()
-                except KilledWorker as error:
-                    raise WorkerDiedError("a batch killed every Dask worker that ran it; what was done is saved",
-                                          hint="look at the workers' logs (out of memory?), then run again") from error
+                results = _result(future)
                 future.release()
                 for batch in _take(batches, 1):
-                    running.add(self._submit(batch, shared, plugin))
+                    running.add(self._submit(batch, args, plugin))
                 yield from results
         except BaseException:
             self.client.cancel(list(running.futures))
             raise
         finally:
-            self.client.unregister_worker_plugin(plugin)
+            with suppress(OSError):  # the scheduler may be gone: nothing to unregister then
+                self.client.unregister_worker_plugin(plugin)
 
-    def _submit(self, batch: list[FileEntry], shared, plugin: str):
+    def _submit(self, batch: list[FileEntry], args: tuple, plugin: str):
         from .dask_tasks import extract_batch
 
-        return self.client.submit(extract_batch, batch, shared, plugin, pure=False)
+        return self.client.submit(extract_batch, batch, args, plugin, pure=False)
 
     def close(self) -> None:
         self.client.close()
@@ -121,6 +120,22 @@ class Cluster:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _result(future) -> list[Extracted | Moved]:
+    """A finished batch's records; a cluster that failed it says so as `WorkerDiedError`
+    (the pipeline writes what it had, and the next run continues)."""
+    from distributed.client import FutureCancelledError
+    from distributed.scheduler import KilledWorker
+
+    try:
+        return future.result()
+    except KilledWorker as error:
+        raise WorkerDiedError("a batch killed every Dask worker that ran it; what was done is saved",
+                              hint="look at the workers' logs (out of memory?), then run again") from error
+    except FutureCancelledError as error:
+        raise WorkerDiedError("the Dask cluster dropped a batch (its scheduler went away?); what was done is saved",
+                              hint="run the same command again when the cluster is back") from error
 
 
 def _take(items: Iterator, n: int) -> list:

@@ -410,11 +410,12 @@ class Catalog:
 
 
 def _remove_abandoned(path: Path) -> None:
-    """Remove half-built catalogs (".NAME.PID.new") left by a process killed while creating
-    one at `path`; one whose process still runs is being built and is left alone."""
-    for building in path.parent.glob(f".{glob.escape(path.name)}.*.new"):
-        pid = building.name[len(path.name) + 2 : -len(".new")]
-        if pid.isdigit() and not _running(int(pid)):
+    """Remove half-built catalogs (".NAME.PID.new", and the -journal, -wal and -shm files
+    SQLite keeps beside one mid-transaction) left by a process killed while creating one at
+    `path`; one whose process still runs is being built and is left alone."""
+    for building in path.parent.glob(f".{glob.escape(path.name)}.*.new*"):
+        pid, _, rest = building.name[len(path.name) + 2 :].partition(".new")
+        if pid.isdigit() and rest in ("", "-journal", "-wal", "-shm") and not _running(int(pid)):
             building.unlink(missing_ok=True)
 
 

@@ -130,7 +130,7 @@ def test_a_bad_cluster_address_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(ClusterError, match="neither local:N nor a scheduler address"):
         cat.index([tmp_path], cluster="somewhere")
     with pytest.raises(ClusterError, match="cannot reach the Dask scheduler"):
-        Cluster.connect("tcp://127.0.0.1:1")
+        Cluster.connect("tcp://127.0.0.1:1", timeout=2)
 
 
 def test_concurrent_indexers_of_overlapping_folders_store_every_file_once(tmp_path, postgres_url) -> None:
