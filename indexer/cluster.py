@@ -22,9 +22,11 @@ from __future__ import annotations
 import importlib.util
 import logging
 import re
+import signal
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 
 from neardup.storage.errors import NeardupError
 
@@ -60,8 +62,9 @@ class Cluster:
         if local := _LOCAL.fullmatch(spec):
             if int(local[1]) < 1:
                 raise ClusterError(f"--cluster {spec}: a local cluster needs at least 1 worker")
-            cluster = LocalCluster(n_workers=int(local[1]), threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=logging.ERROR)
+            with _sigint_ignored():
+                cluster = LocalCluster(n_workers=int(local[1]), threads_per_worker=1, processes=True,
+                                       dashboard_address=None, silence_logs=logging.ERROR)
             return cls(Client(cluster), cluster, batch=batch)
         if "://" not in spec:
             raise ClusterError(f"--cluster {spec!r} is neither local:N nor a scheduler address",
@@ -136,6 +139,21 @@ def _result(future) -> list[Extracted | Moved]:
     except FutureCancelledError as error:
         raise WorkerDiedError("the Dask cluster dropped a batch (its scheduler went away?); what was done is saved",
                               hint="run the same command again when the cluster is back") from error
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Start a local cluster's processes with Ctrl-C ignored (they inherit it, and keep it
+    across exec): Ctrl-C is the client's to handle, which cancels the batches and closes the
+    cluster, rather than every worker's to die of with a traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _take(items: Iterator, n: int) -> list:

@@ -4,6 +4,7 @@ real PostgreSQL server, `neardup` commands in their own processes."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -11,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +24,7 @@ from neardup.indexer.cluster import Cluster, ClusterError
 from neardup.indexer.progress import Progress
 from neardup.storage.models import VIEWS
 
-from conftest import DATA, save, scene
+from conftest import DATA, image_rows, save, scene
 
 NEARDUP = [sys.executable, "-m", "neardup.cli"]
 
@@ -123,6 +125,42 @@ def test_a_worker_killed_mid_run_loses_nothing(tmp_path) -> None:
     assert killer.killed is not None, "a worker should have been killed mid-run"
     assert (report.new, report.failed, report.interrupted) == (48, 0, False)
     assert_same_catalog(clean, cat)
+
+
+def test_ctrl_c_cancels_a_cluster_run_cleanly_and_the_next_run_finishes(tmp_path) -> None:
+    """Ctrl-C (SIGINT to the whole foreground group, as a terminal sends it) during `neardup
+    index --cluster local:2`: exit 130 with the usual word, no traceback from any worker, no
+    process left behind, what was written kept; the same command then finishes the job."""
+    folder = _scenes(tmp_path / "many", 240, (480, 360))
+    db = str(tmp_path / "c.db")
+    command = [*NEARDUP, "index", str(folder), "--db", db, "--cluster", "local:2", "--embedder", "none", "-q"]
+    run = subprocess.Popen(command, start_new_session=True, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and image_rows(db) < 64 and run.poll() is None:
+            time.sleep(0.1)
+        os.killpg(run.pid, signal.SIGINT)
+        stderr = run.communicate(timeout=120)[1]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)
+    done = image_rows(db)
+    assert run.returncode == 130 and 0 < done < 240, (run.returncode, done, stderr[-2000:])
+    assert "interrupted: what was indexed is saved" in stderr and "Traceback" not in stderr, stderr[-2000:]
+    left = _session(run.pid)
+    for _ in range(50):
+        if not left:
+            break
+        time.sleep(0.1)
+        left = _session(run.pid)
+    assert left == [], f"processes left in the run's session: {left}"
+    report = neardup.open(db).index([folder], cluster="local:2")
+    assert (report.unchanged, report.new) == (done, 240 - done)
+
+
+def _session(sid: int) -> list[str]:
+    found = subprocess.run(["ps", "-o", "pid=,stat=,args=", "-s", str(sid)], capture_output=True, text=True)
+    return [line.strip() for line in found.stdout.splitlines() if line.strip()]
 
 
 def test_a_bad_cluster_address_is_a_clear_error(tmp_path) -> None:
