@@ -47,6 +47,8 @@ class DecodedImage:
     width: int
     height: int
     format: str
+    detail: float = 0.0  # 90th percentile of the gradient magnitude near full resolution (`_measure`)
+    noise: float = 0.0  # grey-level deviation in its flattest patches near full resolution
 
 
 def decode(
@@ -99,7 +101,25 @@ def _decode_open(im: Image.Image, max_side: int, max_megapixels: float) -> Decod
     small = _reduced(im, max_side)
     im = ImageOps.exif_transpose(im) if small is im else _oriented(small, orientation)
     rgb = _to_rgb(im)
-    return DecodedImage(pixels=fit(rgb, max_side), width=full_w, height=full_h, format=fmt)
+    detail, noise = _measure(rgb, max_side)
+    return DecodedImage(pixels=fit(rgb, max_side), width=full_w, height=full_h, format=fmt, detail=detail,
+                        noise=noise)
+
+
+def _measure(rgb: NDArray[np.uint8], max_side: int) -> tuple[float, float]:
+    """Detail and noise of the image as decoded, before it is fitted to `max_side` (a JPEG is
+    decoded at most twice that size; anything larger is first shrunk to it): the 90th
+    percentile of the Sobel gradient magnitude, and the mean grey-level deviation of its
+    flattest tenth of 8 x 8 patches. An upscaled or blurred copy has less detail than its
+    original, a grainy one more noise (`search.keeper`)."""
+    gray = cv2.cvtColor(fit(rgb, 2 * max_side), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    height, width = (gray.shape[0] // 8) * 8, (gray.shape[1] // 8) * 8
+    if height < 16 or width < 16:
+        return 0.0, 0.0
+    gradient = np.hypot(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
+    patches = gray[:height, :width].reshape(height // 8, 8, width // 8, 8).std(axis=(1, 3)).ravel()
+    flattest = np.sort(patches)[: max(1, len(patches) // 10)]
+    return round(float(np.percentile(gradient, 90)), 2), round(float(flattest.mean()), 3)
 
 
 def _reduced(im: Image.Image, max_side: int) -> Image.Image:
@@ -175,3 +195,48 @@ def _setup_pillow() -> None:
         register_heif_opener()
         Image.MAX_IMAGE_PIXELS = None
         _pillow_ready = True
+
+
+_EXIF_IFD = 0x8769  # the Exif sub-IFD, where cameras write DateTimeOriginal
+_DATE_TIME_ORIGINAL, _DATE_TIME, _MAKE, _MODEL = 0x9003, 0x0132, 0x010F, 0x0110
+
+
+@dataclass(frozen=True)
+class Exif:
+    """What a person reviewing copies asks of a photo's header: when it was taken (EXIF
+    DateTimeOriginal, else DateTime, as written: "2023:07:14 18:02:11") and with what camera
+    (Make and Model). None where the file does not say."""
+
+    taken: str | None
+    camera: str | None
+
+
+def read_exif(path: str | Path) -> Exif:
+    """The date and camera recorded in an image file's EXIF header; the pixels are not decoded.
+
+    Raises `UnreadableImageError` when the file cannot be read or is not an image.
+    """
+    _setup_pillow()
+    try:
+        with Image.open(Path(path)) as im:
+            exif = im.getexif()
+            sub = exif.get_ifd(_EXIF_IFD)
+    except UnidentifiedImageError as e:
+        raise UnreadableImageError("not an image neardup can read (unknown format, or a damaged header)") from e
+    except (OSError, ValueError, SyntaxError, EOFError) as e:
+        raise UnreadableImageError(f"cannot read: {getattr(e, 'strerror', None) or e}") from e
+    taken = _text(sub.get(_DATE_TIME_ORIGINAL)) or _text(exif.get(_DATE_TIME))
+    make, model = _text(exif.get(_MAKE)), _text(exif.get(_MODEL))
+    if make and model and model.lower().startswith(make.lower()):
+        make = None  # "Canon" + "Canon EOS 5D" reads as the model alone
+    camera = " ".join(p for p in (make, model) if p) or None
+    return Exif(taken=taken, camera=camera)
+
+
+def _text(value: object) -> str | None:
+    """An EXIF ASCII value as clean text (cameras pad with NULs and spaces), or None."""
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    if not isinstance(value, str):
+        return None
+    return value.replace("\x00", "").strip() or None

@@ -26,6 +26,7 @@ from .embed import resize_square
 from .features import FEATURES_ID, mirrored, orb_features
 from .hashes import compute_hashes, pdq
 from .regions import content_box
+from .traits import exif_record
 from .walk import FileEntry
 
 Pixels = NDArray[np.uint8]
@@ -77,6 +78,8 @@ def extract(
         return Extracted(record)
     record.width, record.height, record.format = image.width, image.height, image.format
     record.hashes[IMAGE], record.quality = image_hashes(image.pixels, settings.hashes)
+    record.detail, record.noise = image.detail, image.noise
+    record.taken_at, record.camera = exif_record(data)
     views = {IMAGE: image.pixels}
     box = content_box(image.pixels)
     if box is not None:

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from neardup.clean import ApplyReport, Plan, RunSummary, UndoReport, apply, history, plan_clean, undo
 from neardup.indexer.autoencoder import AutoencoderConfig, EpochReport
 from neardup.indexer.cluster import Cluster
+from neardup.indexer.decode import UnreadableImageError, decode, read_exif
 from neardup.indexer.embed import Embedder
 from neardup.indexer.embedders import VECTOR_FEATURES, catalog_vector_features, load_embedder
 from neardup.indexer.features import FEATURES_ID
@@ -30,15 +31,53 @@ from neardup.indexer.training import AUTOENCODER, NotTrainedError, TrainReport, 
 from neardup.search.auto import POLICY
 from neardup.search.duplicates import Group, find_duplicates
 from neardup.search.features import AUTO, check_feature, features_of
+from neardup.search.keeper import DEFAULT_ORDER, check_order
 from neardup.search.query import Match, search
 from neardup.storage.catalog import Catalog, CatalogExistsError
 from neardup.storage.database import is_url
+from neardup.storage.errors import NeardupError
 from neardup.storage.journal import Journal
-from neardup.storage.records import ModelRecord
+from neardup.storage.records import ImageInfo, ModelRecord
 from neardup.storage.settings import CatalogMismatchError, CatalogSettings
 from neardup.storage.vectors import IndexState
 
 from .config import DEFAULT_DB
+from .thumbnails import ThumbnailCache, thumbnail_side
+
+
+class UnknownImageError(NeardupError, LookupError):
+    """No image with the given id is in the catalog."""
+
+
+class ImageNotPresentError(NeardupError, FileNotFoundError):
+    """An image the catalog knows whose file is not in the collection now (failed to index,
+    trashed or moved by a clean-up, or gone from the disk)."""
+
+
+@dataclass(frozen=True)
+class ImageDetails:
+    """One catalogued image as a person reviewing it sees it: the catalog's record (size in
+    bytes, pixels, format, status, the error of a failed file) and, read from the file's EXIF
+    header, when it was taken and with what camera (`exif_error` says why they are missing
+    when the header could not be read)."""
+
+    image_id: int
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str | None
+    width: int | None
+    height: int | None
+    format: str | None
+    status: str
+    error: str | None
+    taken: str | None = None
+    camera: str | None = None
+    exif_error: str | None = None
+
+
+class NotIndexedError(NeardupError, ValueError):
+    """A path that is not an indexed image of the catalog."""
 
 
 @dataclass(frozen=True)
@@ -200,27 +239,56 @@ class Collection:
             progress=progress, on_epoch=on_epoch,
         )
 
-    def search(self, image: str | Path | NDArray[np.uint8], *, k: int = 10, by: str = AUTO) -> list[Match]:
-        """The k images most like `image` (a file path or (h, w, 3) uint8 RGB), best first."""
+    def search(self, image: str | Path | bytes | NDArray[np.uint8], *, k: int = 10, by: str = AUTO) -> list[Match]:
+        """The k images most like `image` (a file path, a file's bytes such as an upload, or
+        (h, w, 3) uint8 RGB), best first. Bytes are decoded as a file is, megapixel guard included."""
         check_feature(self.catalog, by)
+        if isinstance(image, bytes):
+            image = decode(image, max_side=self.catalog.settings.decode_side).pixels
         names = [by] if by in VECTOR_FEATURES else []
         if by == AUTO:
             names = [n for n in POLICY.vector_features if n in catalog_vector_features(self.catalog)]
         return search(image, catalog=self.catalog, by=by, k=k, embedders={n: self.embedder(n) for n in names})
 
-    def duplicates(self, *, by: str = AUTO, threshold: float | None = None, strict: bool = False) -> list[Group]:
-        """Groups of near-duplicate images, each with a suggested keeper; nothing is touched."""
-        return find_duplicates(catalog=self.catalog, by=by, threshold=threshold, strict=strict)
+    def duplicates(self, *, by: str = AUTO, threshold: float | None = None, strict: bool = False,
+                   prefer: Sequence[str | Path] = ()) -> list[Group]:
+        """Groups of near-duplicate images, each with a suggested keeper and the reason (files
+        under `prefer` folders win), then the composites (`Group.contains`); nothing is touched."""
+        return find_duplicates(catalog=self.catalog, by=by, threshold=threshold, strict=strict,
+                               prefer=[str(p) for p in prefer])
+
+    def not_duplicate(self, first: int | str | Path, second: int | str | Path) -> None:
+        """Record that two indexed images (catalog ids or paths) are not duplicates: they are
+        never grouped again, and the word holds through re-indexing and moves (it is kept
+        by content)."""
+        known = self.catalog.images([i for i in (first, second) if isinstance(i, int)])
+        paths = [known[i].path if isinstance(i, int) and i in known else os.path.realpath(Path(str(i)).expanduser())
+                 for i in (first, second)]
+        states = self.catalog.file_states()
+        missing = [p for p in paths if p not in states or not states[p].sha256]
+        if missing:
+            raise NotIndexedError(f"not an indexed image: {', '.join(missing)}", hint="index it first")
+        self.catalog.mark_not_duplicate(states[paths[0]].sha256, states[paths[1]].sha256)
+
+    def keeper_order(self, order: Sequence[str] | None = None) -> tuple[str, ...]:
+        """The order of the keeper's rules (`search.keeper.RULES`); with `order`, store it
+        first (rules left out follow in the default order)."""
+        if order is not None:
+            self.catalog.set_keeper_order(check_order(order))
+        return check_order(self.catalog.keeper_order() or DEFAULT_ORDER)
 
     def plan_clean(
         self, *, by: str = AUTO, threshold: float | None = None, strict: bool = False, action: str = "trash",
         to: str | Path | None = None, protect: Sequence[str | Path] = (), include_near: bool = False,
+        groups: Sequence[Group] | None = None,
     ) -> Plan:
         """What a clean-up of the duplicate groups would do (`clean.plan_clean`); touches nothing.
         `protect` folders are never acted on and win the keeper; `move` keeps each file's path
         relative to its indexed folder under `to`; links replace exact copies only unless
-        `include_near`."""
-        groups = self.duplicates(by=by, threshold=threshold, strict=strict)
+        `include_near`. `groups` plans those groups (found before, some perhaps with a keeper a
+        person chose: the first image) instead of finding them with `by`, `threshold`, `strict`."""
+        if groups is None:
+            groups = self.duplicates(by=by, threshold=threshold, strict=strict)
         return plan_clean(groups, action=action, to=to, protect=protect, include_near=include_near,
                           roots=self.catalog.roots(), catalog_id=self.catalog.identity)
 
@@ -239,6 +307,54 @@ class Collection:
     def history(self) -> list[RunSummary]:
         """Every clean-up run, newest first."""
         return history(Journal(self.catalog))
+
+    def image(self, image_id: int, *, exif: bool = True) -> ImageDetails:
+        """The record of image `image_id` with, when `exif`, the date and camera of its EXIF
+        header (read from the file when it is in the collection)."""
+        info, (status, error) = self._info(image_id), self.catalog.status_of(image_id) or ("", None)
+        taken = camera = exif_error = None
+        if exif and status == "ok":
+            try:
+                exif = read_exif(info.path)
+                taken, camera = exif.taken, exif.camera
+            except UnreadableImageError as e:
+                exif_error = str(e)
+        return ImageDetails(info.image_id, info.path, info.size, info.mtime_ns, info.sha256, info.width, info.height,
+                            info.format, status, error, taken, camera, exif_error)
+
+    def image_file(self, image_id: int) -> Path:
+        """The file of image `image_id`, only while it is in the collection: the way to reach
+        an image's bytes by its catalog id, never by a path a client names."""
+        info = self._info(image_id)
+        status = (self.catalog.status_of(image_id) or ("", None))[0]
+        if status != "ok":
+            raise ImageNotPresentError(f"image {image_id} ({info.path}) is not in the collection: status {status}")
+        if not os.path.isfile(info.path):
+            raise ImageNotPresentError(f"image {image_id}: {info.path} is no longer on disk",
+                                       hint="index its folder again to update the catalog")
+        return Path(info.path)
+
+    def thumbnail(self, image_id: int, side: int = 256) -> bytes:
+        """A JPEG of image `image_id` no larger than `side` (rounded up to a cached size),
+        cached beside the catalog in `<catalog stem>.thumbs/`."""
+        info = self._info(image_id)
+        cache = ThumbnailCache(self.catalog.cache_file("thumbs"))
+        side = thumbnail_side(side)
+        if not cache.cached(info, side).exists():
+            self.image_file(image_id)  # a thumbnail is made only of a file in the collection
+        return cache.get(info, side)
+
+    def similar(self, image_id: int, *, k: int = 10, by: str = AUTO) -> list[Match]:
+        """The k images most like catalogued image `image_id`, itself left out: its file is
+        the query, exactly as `search` would take it."""
+        path = self.image_file(image_id)
+        return [m for m in self.search(path, k=k + 1, by=by) if m.image_id != image_id][:k]
+
+    def _info(self, image_id: int) -> ImageInfo:
+        info = self.catalog.images([image_id]).get(image_id)
+        if info is None:
+            raise UnknownImageError(f"no image with id {image_id} in catalog {self.catalog.path}")
+        return info
 
     def features(self) -> tuple[str, ...]:
         return features_of(self.catalog)
@@ -265,4 +381,5 @@ class Collection:
         self.close()
 
 
-__all__ = ["AUTOENCODER", "Collection", "NotTrainedError", "Stats", "default_embedder", "new_settings", "open"]
+__all__ = ["AUTOENCODER", "Collection", "ImageDetails", "ImageNotPresentError", "NotTrainedError", "Stats",
+           "UnknownImageError", "default_embedder", "new_settings", "open"]

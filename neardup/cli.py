@@ -72,6 +72,7 @@ def main() -> None:
       neardup duplicates --format html --output dupes.html
       neardup clean --action move --to ~/dupes --apply   # then: neardup undo
       neardup stats
+      neardup serve                       # the web app on http://127.0.0.1:8765/
       neardup train autoencoder           # then search --by autoencoder
     """
 
@@ -245,22 +246,35 @@ def search_cmd(queries: tuple[str, ...], db: str, k: int, by: str, as_json: bool
 @click.option("--strict", is_flag=True, help="Complete linkage: every pair in a group must match (no A~B~C chains).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]), default="table", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None, help="Write to FILE instead of stdout.")
-def duplicates(db: str, by: str, threshold: float | None, strict: bool, fmt: str, output: str | None) -> None:
-    """List groups of near-duplicate images, each with a suggested keeper.
+@click.option("--prefer", multiple=True, type=click.Path(file_okay=False),
+              help="A folder whose files win the keeper (repeatable).")
+@click.option("--not-duplicate", "not_duplicate", nargs=2, type=click.Path(dir_okay=False), default=None,
+              metavar="A B", help="Record that images A and B are not duplicates (never grouped again), then list.")
+def duplicates(db: str, by: str, threshold: float | None, strict: bool, fmt: str, output: str | None,
+               prefer: tuple[str, ...], not_duplicate: tuple[str, str] | None) -> None:
+    """List groups of near-duplicate images, each with a suggested keeper and why.
 
-    The keeper is the largest resolution, then the largest file, then the oldest. Exact
-    copies are always grouped. Nothing is deleted or moved.
+    The keeper is the likeliest original: no frame or window around the picture, closest to
+    the other members, least noise, most detail, not a lossless re-save or a stretch, camera
+    EXIF and earliest capture, then resolution and size (`neardup keeper` shows and orders
+    the rules). Exact copies are always grouped. An image that contains pictures of several
+    groups (a collage) is listed as containing them and joins none. Nothing is deleted or moved.
 
     \b
     Examples:
       neardup duplicates
       neardup duplicates --by pdq --threshold 20 --format csv -o dupes.csv
       neardup duplicates --format html -o dupes.html
+      neardup duplicates --prefer ~/Pictures/camera
+      neardup duplicates --not-duplicate a.jpg b.jpg
     """
     from neardup.search.report import render
 
-    with api.open(db, readonly=None) as cat:
-        groups = cat.duplicates(by=by, threshold=threshold, strict=strict)
+    with api.open(db, readonly=None if not not_duplicate else False) as cat:
+        if not_duplicate:
+            cat.not_duplicate(*not_duplicate)
+            click.echo(f"recorded: {not_duplicate[0]} and {not_duplicate[1]} are not duplicates", err=True)
+        groups = cat.duplicates(by=by, threshold=threshold, strict=strict, prefer=prefer)
         text = render(groups, fmt)
         if output:
             _write_output(cat, output, text)
@@ -391,6 +405,29 @@ def _write_output(cat: api.Collection, path: str, text: str) -> None:
         raise CliError(f"cannot write {path}: {e.strerror or e}") from e
 
 
+@main.command()
+@db_option
+@click.option("--order", default=None, metavar="RULES",
+              help="Comma-separated rule names to try first, in order (the rest follow in the default order).")
+def keeper(db: str, order: str | None) -> None:
+    """Show (or reorder) the rules that choose each group's keeper, the likeliest original.
+
+    The first rule that tells the members apart decides; `--prefer DIR` folders always come
+    first. The order is stored in the catalog.
+
+    \b
+    Examples:
+      neardup keeper
+      neardup keeper --order camera,earliest
+    """
+    from neardup.search.keeper import RULES
+
+    with api.open(db, readonly=None if order is None else False) as cat:
+        rules = cat.keeper_order([r.strip() for r in order.split(",") if r.strip()] if order else None)
+    for n, name in enumerate(rules, 1):
+        click.echo(f"{n:>2}. {name:<14} {RULES[name].reason}")
+
+
 @main.group()
 def train() -> None:
     """Train a model on the catalog's own images.
@@ -511,6 +548,46 @@ def stats(db: str, as_json: bool) -> None:
         click.echo(f"failed files ({len(s.failures)}):")
         for path, reason in s.failures:
             click.echo(f"  {path}: {reason}")
+
+
+@main.command()
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but loopback (e.g. 0.0.0.0: every interface) requires a token.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="Port (0: any free one).")
+@click.option("--token", default=None,
+              help="Require this token with every request [default: none on loopback; elsewhere a new one, printed].")
+@click.option("--max-upload-mb", type=click.FloatRange(min=0.001), default=50, show_default=True,
+              help="Largest request body (an image to search with) in MB.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Decoding processes of index jobs started from the web app [default: all cores].")
+def serve(db: str, host: str, port: int, token: str | None, max_upload_mb: float, workers: int | None) -> None:
+    """Serve the catalog as a local web app and a REST API.
+
+    Pages: Search (drop an image), Duplicates (review groups side by side, choose keepers,
+    clean up with undo), Collection (counts, failed files, index a folder). The REST API is
+    documented at /docs. Runs until Ctrl-C.
+
+    \b
+    Examples:
+      neardup serve --db photos.db                 # then open http://127.0.0.1:8765/
+      neardup serve --port 9000
+      neardup serve --host 0.0.0.0 --token s3cret  # reachable from the network, token required
+      curl -F file=@holiday.jpg 'http://127.0.0.1:8765/api/search?k=5'
+    """
+    try:
+        from neardup.web.server import bind, run
+    except ImportError as e:
+        raise CliError(f"the web app needs its dependencies ({e.name} is missing): pip install 'neardup[web]'") from e
+
+    with api.open(db, readonly=None) as cat:
+        bound = bind(host, port, token=token, max_upload=round(max_upload_mb * 2**20))
+        click.echo(f"neardup serving {cat.path} at {bound.url}")
+        if bound.generated_token:
+            click.echo(f"token (required beyond loopback): {bound.security.token}; API clients send it as "
+                       f"'Authorization: Bearer <token>'", err=True)
+        click.echo("REST API documented at /docs; Ctrl-C stops the server", err=True)
+        run(cat, bound, workers=workers)
 
 
 def _describe_model(model) -> str:

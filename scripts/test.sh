@@ -17,4 +17,11 @@ if ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
     echo "[test] PostgreSQL is not installed and this is not root: its tests will be skipped" >&2
   fi
 fi
+# The browser tests (tests/test_web_browser.py) drive Debian's Chromium: install it on a fresh
+# machine (CI runs as root); elsewhere they skip and say why.
+if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "[test] installing chromium for the browser tests" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ||
+    echo "[test] could not install chromium: the browser tests will skip" >&2
+fi
 exec .venv/bin/python -m pytest "$@"

@@ -10,7 +10,8 @@ single hash, except as exact copies. Nothing here deletes or moves a file.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,39 +25,61 @@ from neardup.storage.vectors import Edges
 
 from .auto import POLICY, duplicate_pairs
 from .candidates import pair_candidates
-from .evidence import pair_evidence
+from .composites import composites
+from .evidence import pair_evidence, verify_pairs
 from .features import AUTO, check_feature, check_threshold, default_threshold, features_of
-from .keeper import choose_keeper
+from .fusion import fused_similarity
+from .keeper import DEFAULT_ORDER, choose_keeper
 from .linkage import complete_linkage, single_linkage
 
 
 @dataclass(frozen=True)
 class Group:
-    """Images that are copies of one another; `keeper` is the suggested one to keep.
+    """Images that are copies of one another; `keeper` is the suggested one to keep, and
+    `reason` why. `members` are absolute paths, keeper first, then by path; `images` follow
+    the same order.
 
-    `members` are absolute paths, keeper first, then by path; `images` follow the same order.
+    A composite (an image that contains several others: a collage, a picture-in-picture) is
+    reported as a `Group` of its one image whose `contains` lists the keepers (or lone
+    images) of what it contains; it is no copy of any of them, so nothing in it could go.
     """
 
     keeper: str
     members: tuple[str, ...]
     images: tuple[ImageInfo, ...]
+    reason: str = ""
+    contains: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AutoPairs:
+    """Auto's decision over a catalog: the duplicate pairs, and composite image id -> one
+    image id of each group it contains."""
+
+    edges: Edges
+    composites: dict[int, list[int]]
 
 
 def find_duplicates(
-    *, catalog: Catalog, by: str = AUTO, threshold: float | None = None, strict: bool = False
+    *, catalog: Catalog, by: str = AUTO, threshold: float | None = None, strict: bool = False,
+    prefer: Sequence[str] = (),
 ) -> list[Group]:
-    """All duplicate groups of the catalog, largest first.
+    """All duplicate groups of the catalog, largest first, then the composites.
 
     For a hash, images at Hamming distance <= `threshold` bits match; for a vector feature,
-    cosine >= `threshold`; for auto, pairs whose evidence decides so at `threshold`.
+    cosine >= `threshold`; for auto, pairs whose evidence decides so at `threshold`. Pairs a
+    user marked as not duplicates are never in one group. Each group's keeper is chosen by
+    `keeper.choose_keeper`, files under `prefer` folders first.
     """
     check_feature(catalog, by)
     threshold = default_threshold(by) if threshold is None else check_threshold(by, threshold)
     exact = catalog.same_content_groups()
     first = {i: g[0] for g in exact for i in g[1:]}  # an exact copy -> its content's first image
     copies = np.fromiter(first.keys(), np.int64, len(first))
+    contained: dict[int, list[int]] = {}
     if by == AUTO:
-        edges = auto_edges(catalog, threshold, merge=first)
+        found = auto_edges(catalog, threshold, merge=first)
+        edges, contained = found.edges, found.composites
     elif by in HASHES:
         ids, codes = _without(copies, *catalog.hashes(by))
         edges = _drop_low_quality(catalog, catalog.index(by).within(codes, ids, int(threshold)).merged(first))
@@ -65,9 +88,40 @@ def find_duplicates(
         edges = catalog.index(by).within(vectors, ids, threshold, batch=1024) if len(ids) else Edges.empty()
         edges = edges.merged(first)
     cost = edges.value if by in HASHES else -edges.value  # lower cost = stronger match
-    clusters = (complete_linkage if strict else single_linkage)(zip(edges.src.tolist(), edges.dst.tolist(),
-                                                                    cost.tolist()))
-    return _groups(catalog, _with_exact_copies(clusters, exact))
+    pairs = list(zip(edges.src.tolist(), edges.dst.tolist(), cost.tolist()))
+    apart = _kept_apart(catalog, first)
+    clusters = complete_linkage(pairs) if strict else single_linkage(pairs, apart=apart)
+    clusters = _with_exact_copies(clusters, exact)
+    if apart and strict:
+        clusters = [c for cluster in clusters for c in _split_apart(cluster, apart)]
+    prefer = [os.path.realpath(os.path.expanduser(p)) for p in prefer]
+    groups = _groups(catalog, clusters, prefer, catalog.keeper_order() or DEFAULT_ORDER)
+    return groups + _composite_groups(catalog, contained, groups)
+
+
+def _kept_apart(catalog: Catalog, first: Mapping[int, int]) -> set[frozenset[int]]:
+    """The pairs of images (one per content) a user said are not duplicates."""
+    said = catalog.not_duplicates()
+    if not said:
+        return set()
+    by_sha: dict[str, int] = {}
+    for image_id, state in ((s.image_id, s) for s in catalog.file_states().values() if s.status == "ok"):
+        if state.sha256:
+            by_sha.setdefault(state.sha256, first.get(image_id, image_id))
+    pairs = [tuple(p) for p in said if len(p) == 2]
+    return {frozenset((by_sha[a], by_sha[b])) for a, b in pairs if a in by_sha and b in by_sha}
+
+
+def _split_apart(cluster: list[int], apart: set[frozenset[int]]) -> list[list[int]]:
+    """A cluster split greedily so that no part holds a pair kept apart."""
+    parts: list[list[int]] = []
+    for image in cluster:
+        home = next((p for p in parts if not any(frozenset((image, o)) in apart for o in p)), None)
+        if home is None:
+            parts.append([image])
+        else:
+            home.append(image)
+    return [p for p in parts if len(p) > 1]
 
 
 def _without(skip: NDArray[np.int64], ids: NDArray[np.int64], rows: NDArray) -> tuple[NDArray[np.int64], NDArray]:
@@ -85,20 +139,33 @@ def _with_exact_copies(clusters: list[list[int]], exact: list[list[int]]) -> lis
     return out + [[first, *rest] for first, rest in copies_of.items()]
 
 
-def auto_edges(catalog: Catalog, threshold: float, *, merge: Mapping[int, int] | None = None) -> Edges:
+def auto_edges(catalog: Catalog, threshold: float, *, merge: Mapping[int, int] | None = None) -> AutoPairs:
     """The pairs auto calls duplicates at `threshold`, valued by their strongest evidence; an
-    exact copy in `merge` is judged through the image it maps to (same bytes, same evidence)."""
+    exact copy in `merge` is judged through the image it maps to (same bytes, same evidence).
+
+    Every kept pair is verified geometrically (when the catalog stores keypoints), so that
+    two variants of one template, or a picture and another pasted into it, alike everywhere
+    but in one region, are told apart (`Verification.content_differs`), and composites are
+    found (`composites`)."""
     weights = POLICY.weights(catalog.settings.hashes)
     vector_features = [n for n in POLICY.vector_features if n in features_of(catalog)]
     verifying = catalog.settings.local_features == FEATURES_ID
     candidates = pair_candidates(catalog, threshold, weights, vector_features, verifying=verifying,
                                  merge=merge or {})
-    if not len(candidates.pairs):
-        return Edges.empty()
-    evidence = pair_evidence(catalog, candidates, threshold, weights, vector_features, verifying=verifying)
-    keep = duplicate_pairs(candidates.pairs, evidence, threshold)
-    pairs = candidates.pairs[keep]
-    return Edges(pairs[:, 0], pairs[:, 1], evidence.best()[keep].astype(np.float32))
+    pairs = candidates.pairs
+    if not len(pairs):
+        return AutoPairs(Edges.empty(), {})
+    found = pair_evidence(catalog, candidates, threshold, weights, vector_features, verifying=verifying)
+    keep = duplicate_pairs(pairs, found.evidence, threshold)
+    contained: dict[int, list[int]] = {}
+    if verifying:
+        unverified = np.array([row for row in np.flatnonzero(keep).tolist() if row not in found.verified], np.int64)
+        verified = {**found.verified, **verify_pairs(catalog, pairs, unverified)}
+        keep &= ~np.array([verified[row].content_differs if row in verified else False for row in range(len(pairs))])
+        contained = composites(pairs, keep, verified)
+        keep &= ~(np.isin(pairs[:, 0], list(contained)) | np.isin(pairs[:, 1], list(contained)))
+    kept = pairs[keep]
+    return AutoPairs(Edges(kept[:, 0], kept[:, 1], found.evidence.best()[keep].astype(np.float32)), contained)
 
 
 def _drop_low_quality(catalog: Catalog, edges: Edges) -> Edges:
@@ -109,15 +176,49 @@ def _drop_low_quality(catalog: Catalog, edges: Edges) -> Edges:
     return edges.where(np.array([a not in low and b not in low for a, b in zip(edges.src, edges.dst)], dtype=bool))
 
 
-def _groups(catalog: Catalog, clusters: list[list[int]]) -> list[Group]:
+def _composite_groups(catalog: Catalog, contained: Mapping[int, list[int]], groups: list[Group]) -> list[Group]:
+    """One `Group` per composite, naming the keeper of each group it contains."""
+    if not contained:
+        return []
+    info = catalog.images([*contained, *(i for inside in contained.values() for i in inside)])
+    keeper_of = {im.path: g.keeper for g in groups for im in g.images}
+    out = []
+    for image, inside in sorted(contained.items()):
+        names = tuple(sorted({keeper_of.get(info[i].path, info[i].path) for i in inside if i in info}))
+        out.append(Group(info[image].path, (info[image].path,), (info[image],),
+                         f"contains {len(names)} other images", names))
+    return out
+
+
+def _groups(catalog: Catalog, clusters: list[list[int]], prefer: Sequence[str], order: Sequence[str]) -> list[Group]:
     info = catalog.images(i for c in clusters for i in c)
+    similarity = _similarity(catalog, [i for c in clusters if len(c) > 2 for i in c])
     groups = []
     for cluster in clusters:
         images = [info[i] for i in cluster if i in info]
         if len(images) < 2:
             continue
-        keeper = choose_keeper(images)
+        keeper, reason = choose_keeper(images, prefer=prefer, order=order, similarity=similarity)
         rest = sorted((im for im in images if im is not keeper), key=lambda im: im.path)
         ordered = (keeper, *rest)
-        groups.append(Group(keeper.path, tuple(im.path for im in ordered), ordered))
+        groups.append(Group(keeper.path, tuple(im.path for im in ordered), ordered, reason))
     return sorted(groups, key=lambda g: (-len(g.members), g.keeper))
+
+
+def _similarity(catalog: Catalog, ids: list[int]):
+    """How alike two members are, for the keeper's `central` rule: the fused hash similarity
+    plus, when the catalog has it, the CNN cosine (both from stored features)."""
+    if not ids:
+        return None
+    weights = POLICY.weights(catalog.settings.hashes)
+    hashes = catalog.hashes_of(ids, list(weights))
+    vectors = catalog.vectors_of(ids, "cnn") if "cnn" in features_of(catalog) else {}
+
+    def similarity(a: ImageInfo, b: ImageInfo) -> float:
+        i, j = a.image_id, b.image_id
+        if not all(i in hashes[n] and j in hashes[n] for n in weights):
+            return 0.0
+        fused = float(fused_similarity({n: hashes[n][i] for n in weights}, {n: hashes[n][j] for n in weights}, weights))
+        return fused + (float(vectors[i] @ vectors[j]) if i in vectors and j in vectors else 0.0)
+
+    return similarity

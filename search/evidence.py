@@ -12,6 +12,7 @@ are mostly noise), not when only one is (a blurred copy of a sharp photo).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,7 +27,7 @@ from neardup.storage.models import BOX, IMAGE
 from .auto import GEOMETRY, HASHES, POLICY, AutoPolicy, Evidence
 from .candidates import PairCandidates, Query
 from .fusion import confidence, fused_similarity, hash_anchor
-from .verify import VERIFY_CEILING, best_inliers, verified_confidence
+from .verify import VERIFY_CEILING, Verification, best_inliers, best_match, verified_confidence
 
 PAIR_CHUNK = 65536  # pairs whose cosines are computed at once (2 x 335 MB at D = 1280)
 VERIFY_BATCH = 2048  # pairs verified per batch: only their images' keypoints are in memory
@@ -61,8 +62,17 @@ def with_search_geometry(query: Query, ids: list[int], evidence: Evidence, catal
     return Evidence({**evidence.kinds, GEOMETRY: geometry})
 
 
+@dataclass(frozen=True)
+class PairEvidence:
+    """Every kind of evidence for M candidate pairs, and the geometric verifications done
+    (pair row -> `Verification`), which the decision also reads."""
+
+    evidence: Evidence
+    verified: dict[int, Verification]
+
+
 def pair_evidence(catalog: Catalog, candidates: PairCandidates, threshold: float, weights: dict[str, float],
-                  vector_features: Sequence[str], *, verifying: bool, policy: AutoPolicy = POLICY) -> Evidence:
+                  vector_features: Sequence[str], *, verifying: bool, policy: AutoPolicy = POLICY) -> PairEvidence:
     """Every kind of evidence for the candidate pairs. Geometry (when `verifying`) is computed
     for the marked nearest neighbours and for pairs with one vote that need a second, unless
     another kind is already strong."""
@@ -71,11 +81,16 @@ def pair_evidence(catalog: Catalog, candidates: PairCandidates, threshold: float
     kinds = {HASHES: _pair_hash_evidence(catalog, pairs, ids, weights, policy)}
     for name in vector_features:
         kinds[name] = _pair_vector_evidence(catalog, pairs, ids, name)
+    verified: dict[int, Verification] = {}
     if verifying:
         best = np.max(np.stack(list(kinds.values())), axis=0)
         need = (best < policy.strong(threshold)) & (candidates.verify | (best >= threshold))
-        kinds[GEOMETRY] = _verified(catalog, pairs, np.flatnonzero(need))
-    return Evidence(kinds)
+        verified = verify_pairs(catalog, pairs, np.flatnonzero(need))
+        geometry = np.zeros(len(pairs))
+        for row, found in verified.items():
+            geometry[row] = float(verified_confidence(found.count))
+        kinds[GEOMETRY] = geometry
+    return PairEvidence(Evidence(kinds), verified)
 
 
 def _pair_hash_evidence(catalog: Catalog, pairs: NDArray[np.int64], ids: list[int], weights: dict[str, float],
@@ -122,19 +137,19 @@ def _over_views(pairs: NDArray[np.int64], boxed: set[int],
     return best
 
 
-def _verified(catalog: Catalog, pairs: NDArray[np.int64], todo: NDArray[np.int64]) -> NDArray[np.float64]:
-    """Geometric-verification confidence of pairs[todo] (0 for the other pairs): the first
-    image's keypoints as stored and mirrored against the second's."""
-    out = np.zeros(len(pairs))
-    for start in range(0, len(todo), VERIFY_BATCH):
-        batch = todo[start : start + VERIFY_BATCH]
+def verify_pairs(catalog: Catalog, pairs: NDArray[np.int64], rows: NDArray[np.int64]) -> dict[int, Verification]:
+    """Geometric verification of pairs[rows]: the first image's keypoints as stored and
+    mirrored against the second's (pairs whose images have no keypoints are left out)."""
+    out: dict[int, Verification] = {}
+    for start in range(0, len(rows), VERIFY_BATCH):
+        batch = rows[start : start + VERIFY_BATCH]
         batch_ids = np.unique(pairs[batch]).tolist()
         stored, flipped = catalog.keypoints_of(batch_ids), catalog.keypoints_of(batch_ids, mirrored=True)
-        for i in batch:
+        for i in batch.tolist():
             a, b = int(pairs[i, 0]), int(pairs[i, 1])
             if a in stored and b in stored:
                 views = [LocalFeatures(*stored[a])] + ([LocalFeatures(*flipped[a])] if a in flipped else [])
-                out[i] = float(verified_confidence(best_inliers(views, LocalFeatures(*stored[b]))))
+                out[i] = best_match(views, LocalFeatures(*stored[b]), mirrored=(False, True))
     return out
 
 

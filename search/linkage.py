@@ -15,9 +15,12 @@ from numpy.typing import NDArray
 Pair = tuple[int, int, float]  # (a, b, cost): lower cost = stronger match
 
 
-def single_linkage(pairs: Iterable[Pair]) -> list[list[int]]:
-    """Connected components of the pairs' graph (each component has >= 2 ids)."""
+def single_linkage(pairs: Iterable[Pair], *, apart: set[frozenset[int]] | None = None) -> list[list[int]]:
+    """Connected components of the pairs' graph (each component has >= 2 ids). With `apart`
+    (pairs that must never share a component), the strongest pairs join first and a pair that
+    would bring an apart pair together is skipped."""
     parent: dict[int, int] = {}
+    members: dict[int, set[int]] = {}
 
     def root(x: int) -> int:
         parent.setdefault(x, x)
@@ -26,10 +29,17 @@ def single_linkage(pairs: Iterable[Pair]) -> list[list[int]]:
             x = parent[x]
         return x
 
-    for a, b, _ in pairs:
+    ordered = sorted(pairs, key=lambda p: p[2]) if apart else pairs
+    for a, b, _ in ordered:
         ra, rb = root(a), root(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
+        if ra == rb:
+            continue
+        if apart:
+            ma, mb = members.setdefault(ra, {ra}), members.setdefault(rb, {rb})
+            if any(frozenset((x, y)) in apart for x in ma for y in mb):
+                continue
+            members[min(ra, rb)] = ma | mb
+        parent[max(ra, rb)] = min(ra, rb)
     clusters: dict[int, list[int]] = {}
     for x in parent:
         clusters.setdefault(root(x), []).append(x)

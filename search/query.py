@@ -43,6 +43,10 @@ class Match:
     score: float
     distance: float
     by: str
+    # what made the score: for auto, each kind of evidence's confidence ("hashes", a vector
+    # feature such as "cnn", "geometry" for verified keypoints), strongest first; for one
+    # feature, that feature's score
+    evidence: tuple[tuple[str, float], ...] = ()
 
 
 def query_pixels(image: str | Path | NDArray[np.uint8], catalog: Catalog) -> NDArray[np.uint8]:
@@ -101,9 +105,17 @@ def _search_auto(pixels: NDArray[np.uint8], catalog: Catalog, k: int, embedders:
         evidence = with_search_geometry(query, ids, evidence, catalog, catalog.settings.decode_side)
     scores = search_scores(evidence)
     order = np.argsort(-scores, kind="stable")[:k]
-    return _matches(catalog, [(ids[i], float(scores[i]), float(1.0 - scores[i])) for i in order], AUTO)
+    kinds = [_strongest_first({kind: float(c[i]) for kind, c in evidence.kinds.items()}) for i in order]
+    return _matches(catalog, [(ids[i], float(scores[i]), float(1.0 - scores[i])) for i in order], AUTO, kinds)
 
 
-def _matches(catalog: Catalog, found: list[tuple[int, float, float]], by: str) -> list[Match]:
+def _strongest_first(kinds: dict[str, float]) -> tuple[tuple[str, float], ...]:
+    return tuple(sorted(kinds.items(), key=lambda item: -item[1]))
+
+
+def _matches(catalog: Catalog, found: list[tuple[int, float, float]], by: str,
+             evidence: list[tuple[tuple[str, float], ...]] | None = None) -> list[Match]:
     info = catalog.images(image_id for image_id, _, _ in found)
-    return [Match(i, info[i].path, score, distance, by) for i, score, distance in found if i in info]
+    evidence = evidence or [((by, score),) for _, score, _ in found]
+    return [Match(i, info[i].path, score, distance, by, kinds)
+            for (i, score, distance), kinds in zip(found, evidence) if i in info]

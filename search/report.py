@@ -20,9 +20,14 @@ THUMB_SIDE = 160
 
 
 def render(groups: Sequence[Group], fmt: str) -> str:
+    """Groups (and composites: `Group.contains`) in one of FORMATS, each keeper with its reason."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     return {"table": _table, "json": _json, "csv": _csv, "html": _html}[fmt](groups)
+
+
+def _split(groups: Sequence[Group]) -> tuple[list[Group], list[Group]]:
+    return [g for g in groups if not g.contains], [g for g in groups if g.contains]
 
 
 def _rows(groups: Sequence[Group]):
@@ -32,16 +37,19 @@ def _rows(groups: Sequence[Group]):
 
 
 def _table(groups: Sequence[Group]) -> str:
-    if not groups:
+    groups, composites = _split(groups)
+    if not groups and not composites:
         return "no duplicate groups\n"
     out = []
     for n, g in enumerate(groups, 1):
-        out.append(f"group {n} ({len(g.members)} images)")
+        out.append(f"group {n} ({len(g.members)} images); keep: {g.reason}")
         for im in g.images:
             mark = "keep" if im.path == g.keeper else "    "
             out.append(f"  {mark}  {im.width}x{im.height}  {im.size:>10,} B  {im.path}")
     total = sum(len(g.members) for g in groups)
     out.append(f"{len(groups)} groups, {total} images, {total - len(groups)} could go")
+    for c in composites:
+        out.append(f"composite: {c.keeper} contains {', '.join(c.contains)} (a copy of none of them: kept)")
     return "\n".join(out) + "\n"
 
 
@@ -50,6 +58,8 @@ def _json(groups: Sequence[Group]) -> str:
         [
             {
                 "keeper": g.keeper,
+                "reason": g.reason,
+                "contains": list(g.contains),
                 "members": [
                     {"path": im.path, "width": im.width, "height": im.height, "size": im.size, "sha256": im.sha256}
                     for im in g.images
@@ -64,9 +74,12 @@ def _json(groups: Sequence[Group]) -> str:
 def _csv(groups: Sequence[Group]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["group", "keeper", "path", "width", "height", "size", "sha256"])
-    for n, keep, im in _rows(groups):
-        w.writerow([n, int(keep), im.path, im.width, im.height, im.size, im.sha256])
+    w.writerow(["group", "keeper", "path", "width", "height", "size", "sha256", "reason", "contains"])
+    for n, g in enumerate(groups, 1):
+        for im in g.images:
+            keep = im.path == g.keeper
+            w.writerow([n, int(keep), im.path, im.width, im.height, im.size, im.sha256, g.reason if keep else "",
+                        ";".join(g.contains)])
     return buf.getvalue()
 
 
@@ -89,12 +102,14 @@ figure.keep img{border-color:#2a2}.keep figcaption b{color:#2a2}"""
 
 
 def _html(groups: Sequence[Group]) -> str:
+    groups, composites = _split(groups)
     parts = [f"<!doctype html><meta charset=utf-8><title>neardup: duplicate groups</title><style>{_STYLE}</style>",
              f"<h1>{len(groups)} duplicate groups</h1>",
-             "<p>The suggested keeper (largest resolution, then largest file, then oldest) is framed in green. "
+             "<p>The suggested keeper of each group, the likeliest original, is framed in green, with the reason. "
              "Nothing has been deleted or moved.</p>"]
     for n, g in enumerate(groups, 1):
-        parts.append(f"<div class=group><h2>Group {n} ({len(g.members)} images)</h2><div class=items>")
+        parts.append(f"<div class=group><h2>Group {n} ({len(g.members)} images)</h2>"
+                     f"<p>keep: {html.escape(g.reason)}</p><div class=items>")
         for im in g.images:
             keep = im.path == g.keeper
             label = "<b>keep</b> " if keep else ""
@@ -103,4 +118,8 @@ def _html(groups: Sequence[Group]) -> str:
                 f"<figcaption>{label}{im.width}×{im.height}, {im.size:,} B<br>{html.escape(im.path)}</figcaption></figure>"
             )
         parts.append("</div></div>")
+    if composites:
+        parts.append("<h2>Composites</h2><p>Each contains pictures of several groups and is a copy of none.</p><ul>")
+        parts += [f"<li>{html.escape(c.keeper)} contains {html.escape(', '.join(c.contains))}</li>" for c in composites]
+        parts.append("</ul>")
     return "\n".join(parts) + "\n"

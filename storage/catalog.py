@@ -29,7 +29,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from . import database, places, schema
-from .models import IMAGE, Hash, Image, Keypoints, MirroredKeypoints, Model, Root, Setting, Vector, utcnow
+from .models import (
+    BOX, IMAGE, Hash, Image, Keypoints, MirroredKeypoints, Model, NotDuplicate, Root, Setting, Vector, utcnow,
+)
 from .records import Bits, FileState, ImageInfo, ImageRecord, ModelRecord
 from .records import Keypoints as KeypointArrays
 from .schema import CatalogExistsError, CatalogNotFoundError, NotACatalogError  # noqa: F401  (raised by `open`)
@@ -203,6 +205,16 @@ class Catalog:
             s.execute(delete(Vector).where(Vector.model == name))
             s.execute(delete(Model).where(Model.name == name))
 
+    def keeper_order(self) -> list[str] | None:
+        """The order of the keeper's rules this catalog's user chose (`search.keeper`), if any."""
+        with self.session() as s:
+            row = s.get(Setting, "keeper_rules")
+        return None if row is None else json.loads(row.value)
+
+    def set_keeper_order(self, names: Sequence[str]) -> None:
+        with self.transaction() as s:
+            s.merge(Setting(key="keeper_rules", value=json.dumps(list(names))))
+
     def roots(self) -> list[str]:
         """The folders and files given to `index`, absolute."""
         with self.session() as s:
@@ -221,13 +233,41 @@ class Catalog:
             return {r.path: FileState(*r) for r in s.execute(q)}
 
     def images(self, ids: Iterable[int]) -> dict[int, ImageInfo]:
-        columns = (Image.id, Image.path, Image.size, Image.mtime_ns, Image.sha256,
-                   Image.width, Image.height, Image.format, Image.quality)
+        """What the catalog knows of the given images (`has_box`: it has a content box view)."""
+        boxed = select(Hash.image_id).where(Hash.image_id == Image.id, Hash.view == BOX).exists()
+        columns = (Image.id, Image.path, Image.size, Image.mtime_ns, Image.sha256, Image.width, Image.height,
+                   Image.format, Image.quality, Image.detail, Image.noise, Image.taken_at, Image.camera, boxed)
         out: dict[int, ImageInfo] = {}
         with self.session() as s:
             for chunk in _chunks([int(i) for i in ids]):
-                out.update({r.id: ImageInfo(*r) for r in s.execute(select(*columns).where(Image.id.in_(chunk)))})
+                out.update({r[0]: ImageInfo(*r) for r in s.execute(select(*columns).where(Image.id.in_(chunk)))})
         return out
+
+    def image_ids(self, paths: Iterable[str]) -> dict[str, int]:
+        """Catalog ids of the given paths that it knows."""
+        out: dict[str, int] = {}
+        with self.session() as s:
+            for chunk in _chunks(list(paths)):
+                out.update(dict(s.execute(select(Image.path, Image.id).where(Image.path.in_(chunk))).all()))
+        return out
+
+    def not_duplicates(self) -> set[frozenset[str]]:
+        """The pairs of contents (SHA-256) a user said are not duplicates."""
+        with self.session() as s:
+            return {frozenset(pair) for pair in s.execute(select(NotDuplicate.first, NotDuplicate.second))}
+
+    def mark_not_duplicate(self, first: str, second: str) -> None:
+        """Record that the images with these contents (SHA-256) are not duplicates."""
+        a, b = sorted((first, second))
+        with self.transaction() as s:
+            s.merge(NotDuplicate(first=a, second=b))
+
+    def status_of(self, image_id: int) -> tuple[str, str | None] | None:
+        """An image's status ("ok", "failed", or what a clean-up did: "trashed", "moved", …)
+        and its error, or None when the catalog has no image `image_id`."""
+        with self.session() as s:
+            row = s.execute(select(Image.status, Image.error).where(Image.id == int(image_id))).first()
+        return None if row is None else (row.status, row.error)
 
     def hashes(self, algo: str, view: str = IMAGE) -> tuple[NDArray[np.int64], NDArray[np.uint8]]:
         """The hashes of one algorithm and view of every image on disk (not trashed, moved or
@@ -315,6 +355,11 @@ class Catalog:
             **({"keypoints": keypoints} if keypoints else {}),
             **({"keypoints.mirrored": mirrored} if mirrored else {}),
         }
+
+    def present(self) -> int:
+        """How many images are in the collection now (status "ok"); cheaper than `counts`."""
+        with self.session() as s:
+            return int(s.scalar(select(func.count()).select_from(Image).where(_present())) or 0)
 
     def failures(self) -> list[tuple[str, str]]:
         q = select(Image.path, Image.error).where(Image.status == "failed").order_by(Image.path)
@@ -496,7 +541,8 @@ def _image_values(r: ImageRecord) -> dict[str, object]:
     now = utcnow()
     return {"path": r.path, "size": r.size, "mtime_ns": r.mtime_ns, "sha256": r.sha256, "width": r.width,
             "height": r.height, "format": r.format, "quality": r.quality, "status": "failed" if r.error else "ok",
-            "error": r.error, "created_at": now, "updated_at": now}
+            "error": r.error, "detail": r.detail, "noise": r.noise, "taken_at": r.taken_at, "camera": r.camera,
+            "created_at": now, "updated_at": now}
 
 
 def _feature_rows(r: ImageRecord, image_id: int) -> list[Hash | Vector | Keypoints | MirroredKeypoints]:

@@ -6,7 +6,7 @@ import os
 from datetime import datetime, timezone
 from urllib.parse import quote, unquote_to_bytes
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, TypeDecorator, UniqueConstraint
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, LargeBinary, String, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # An image's features are stored per *view*: the whole image, and its content box (the
@@ -70,6 +70,11 @@ class Image(Base):
     quality: Mapped[int | None]
     status: Mapped[str] = mapped_column(String(8), default="ok")
     error: Mapped[str | None]
+    # what the keeper weighs (`search.keeper`); None in rows indexed before they were measured
+    detail: Mapped[float | None] = mapped_column(Float)
+    noise: Mapped[float | None] = mapped_column(Float)
+    taken_at: Mapped[str | None] = mapped_column(String(32))
+    camera: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -224,6 +229,17 @@ class CleanEntry(Base):
     planned_at: Mapped[datetime] = mapped_column(default=utcnow)
     done_at: Mapped[datetime | None]
     undone_at: Mapped[datetime | None]
+
+
+class NotDuplicate(Base):
+    """A user's word that two images are not duplicates of each other, by content (SHA-256,
+    `first` < `second`), so that it holds through re-indexing, moves and renames."""
+
+    __tablename__ = "not_duplicates"
+
+    first: Mapped[str] = mapped_column(String(64), primary_key=True)
+    second: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Setting(Base):

@@ -37,6 +37,11 @@ class ImageInfo:
     height: int | None
     format: str | None
     quality: int | None
+    detail: float | None = None
+    noise: float | None = None
+    taken_at: str | None = None
+    camera: str | None = None
+    has_box: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,10 @@ class ImageRecord:
     format: str | None = None
     quality: int | None = None
     error: str | None = None
+    detail: float | None = None
+    noise: float | None = None
+    taken_at: str | None = None
+    camera: str | None = None
     hashes: dict[str, dict[str, Bits]] = field(default_factory=dict)
     vectors: dict[str, dict[str, NDArray[np.float32]]] = field(default_factory=dict)
     keypoints: Keypoints | None = None

@@ -176,7 +176,7 @@ def test_planning_and_writing_the_plan_touch_nothing(indexed, tmp_path) -> None:
     assert snapshot(tmp_path / "photos") == before and statuses(cat) == rows
     assert not (tmp_path / "moved").exists() and history(journal_of(cat)) == []
     assert {Path(m.path).name for _, _, m in plan.actions()} == {
-        "coffee.jpg", "coffee_half.jpg", "chelsea_q40.jpg", "rocket_copy.jpg"}
+        "coffee_bright.png", "coffee_half.jpg", "chelsea_q40.jpg", "rocket_copy.jpg"}
     assert plan.bytes_to_reclaim() == sum(os.path.getsize(m.path) for _, _, m in plan.actions())
 
 
@@ -203,7 +203,7 @@ def test_links_replace_exact_copies_only_unless_near_copies_are_asked_for(indexe
     exact = {Path(m.path).name for _, _, m in plan_for(cat, root, action="hardlink").actions()}
     near = {Path(m.path).name for _, _, m in plan_for(cat, root, action="hardlink", include_near=True).actions()}
     assert exact == {"rocket_copy.jpg"}
-    assert near == {"coffee.jpg", "coffee_half.jpg", "chelsea_q40.jpg", "rocket_copy.jpg"}
+    assert near == {"coffee_bright.png", "coffee_half.jpg", "chelsea_q40.jpg", "rocket_copy.jpg"}
 
 
 def test_move_keeps_the_path_relative_to_the_deepest_indexed_root(tmp_path) -> None:
@@ -278,10 +278,10 @@ def test_move_leaves_one_member_per_group_and_undo_restores_the_tree(indexed, tm
     for g in plan.groups:
         assert [m for m in (g.keeper, *g.members) if os.path.exists(m.path)] == [g.keeper]
     assert sorted(str(p.relative_to(tmp_path / "moved")) for p in (tmp_path / "moved").rglob("*.*")) == [
-        "coffee.jpg", "edits/chelsea_q40.jpg", "edits/coffee_half.jpg", "edits/rocket_copy.jpg"]
+        "edits/chelsea_q40.jpg", "edits/coffee_bright.png", "edits/coffee_half.jpg", "edits/rocket_copy.jpg"]
     assert report.bytes_reclaimed == sum(os.path.getsize(p) for p in (tmp_path / "moved").rglob("*.*"))
     assert {n for n, s in statuses(cat).items() if s != "ok"} == {
-        "coffee.jpg", "coffee_half.jpg", "chelsea_q40.jpg", "rocket_copy.jpg"}
+        "coffee_bright.png", "coffee_half.jpg", "chelsea_q40.jpg", "rocket_copy.jpg"}
     assert set(statuses(cat).values()) == {"ok", "moved"}
     assert undo(journal=journal).complete
     assert snapshot(tmp_path / "photos") == before and statuses(cat) == rows
@@ -414,8 +414,9 @@ def test_an_edited_plan_is_carried_out_exactly(indexed, tmp_path) -> None:
     report = apply(Plan.from_json(json.dumps(data), catalog_id=CATALOG_ID), journal=journal_of(cat))
     assert report.acted == 3
     gone = {p.name for p in [root / "chelsea.jpg", root / "edits" / "chelsea_q40.jpg", root / "rocket.jpg",
-                             root / "edits" / "rocket_copy.jpg", root / "coffee.jpg"] if not p.exists()}
-    assert gone == {"chelsea.jpg", "coffee.jpg"}
+                             root / "edits" / "rocket_copy.jpg", root / "coffee.jpg",
+                             root / "edits" / "coffee_bright.png"] if not p.exists()}
+    assert gone == {"chelsea.jpg", "coffee_bright.png"}
 
 
 def test_applying_a_finished_plan_again_does_nothing_more(tmp_path, catalog) -> None:

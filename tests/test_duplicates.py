@@ -12,7 +12,7 @@ import pytest
 import neardup
 from neardup.indexer.hashes import HASHES
 from neardup.search.fusion import hamming_rows
-from neardup.search.keeper import keeper_key
+from neardup.search.keeper import UnknownRuleError, check_order, choose_keeper
 from neardup.search.linkage import complete_linkage, single_linkage
 from neardup.storage.records import ImageInfo
 
@@ -91,21 +91,36 @@ def test_flat_images_never_match_by_hash(tmp_path, catalog_location) -> None:
         assert cat.duplicates(by=by, threshold=None) == []
 
 
-def test_keeper_is_largest_then_biggest_file_then_oldest_then_path() -> None:
-    def info(i, w, h, size, mtime, path):
-        return ImageInfo(i, path, size, mtime, None, w, h, "JPEG", 90)
-
-    images = [info(1, 100, 100, 5000, 1, "/a"), info(2, 200, 100, 10, 5, "/b"), info(3, 200, 100, 10, 2, "/c"),
-              info(4, 200, 100, 10, 2, "/0")]
-    assert min(images, key=keeper_key).path == "/0"
-    assert min(images[:3], key=keeper_key).path == "/c"
-    assert min([images[0], info(5, 100, 100, 6000, 9, "/z")], key=keeper_key).path == "/z"
+def _info(i, w, h, size, mtime, path, **traits):
+    return ImageInfo(i, path, size, mtime, None, w, h, traits.pop("format", "JPEG"), 90, **traits)
 
 
-def test_keeper_comes_first_in_the_group(indexed) -> None:
+def test_keeper_rules_decide_in_order_and_name_their_reason() -> None:
+    plain = _info(1, 100, 100, 5000, 1, "/a", noise=1.0, detail=100.0)
+    framed = _info(2, 200, 200, 9000, 1, "/b", noise=1.0, detail=100.0, has_box=True)
+    grainy = _info(3, 100, 100, 9000, 1, "/c", noise=4.0, detail=100.0)
+    keeper, reason = choose_keeper([framed, grainy, plain])
+    assert keeper is plain and "no frame" in reason and "less grain" in reason
+    bigger = _info(4, 200, 100, 10, 5, "/d", noise=1.0, detail=100.0)
+    assert choose_keeper([plain, bigger])[0] is bigger  # then resolution
+    assert choose_keeper([plain, bigger], order=["size"])[0] is plain  # the catalog's order first
+    assert choose_keeper([plain, bigger], prefer=["/a"]) == (plain, "in a preferred folder")
+    with pytest.raises(UnknownRuleError, match="colour"):
+        check_order(["colour"])
+
+
+def test_a_lossless_resave_of_a_jpeg_loses_the_keeper() -> None:
+    jpeg = _info(1, 300, 200, 20_000, 1, "/photo.jpg", noise=0.5, detail=90.0)
+    png = _info(2, 300, 200, 90_000, 1, "/photo.png", noise=0.5, detail=90.0, format="PNG")
+    keeper, reason = choose_keeper([png, jpeg])
+    assert keeper is jpeg and "re-save" in reason
+
+
+def test_keeper_comes_first_in_the_group_with_its_reason(indexed) -> None:
     cat, files = indexed
     group = next(g for g in cat.duplicates() if str(files["coffee"]) in g.members)
-    assert group.keeper == group.members[0] == str(files["coffee_bright"])  # full size, biggest file (PNG)
+    assert group.keeper == group.members[0] and group.reason
+    assert group.keeper != str(files["coffee_half"])  # a half-size copy never wins over its full-size original
 
 
 def test_complete_linkage_breaks_chains_that_single_linkage_merges() -> None:

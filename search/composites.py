@@ -1,0 +1,77 @@
+"""Images that contain other images: a collage, a picture-in-picture, a sticker made of
+another photo. Such an image shares content with each picture it contains, so single linkage
+would chain the groups of those pictures into one; a group means "copies of one original".
+
+An image is taken for a composite when it links two or more groups (the connected components
+that remain without it) through *different regions of itself*: the cells of it that hold the
+inliers verified against one group and against the other barely overlap. A true copy that
+bridges two groups (say, an original between two sets of crops) matches both in the same
+place, and two crops of one original usually overlap and link directly. A composite keeps its
+links to none of the groups and is reported as containing them instead.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .verify import REGION_GRID, Verification
+
+MAX_OVERLAP = 0.2  # Jaccard overlap of two matched regions below which they are different parts
+MAX_COMPONENT = 500  # a larger component is not searched for composites (bounded cost)
+_EVERYWHERE = (1 << (REGION_GRID * REGION_GRID)) - 1  # a link without geometry: its region is unknown
+
+
+def composites(pairs: NDArray[np.int64], kept: NDArray[np.bool_], verified: Mapping[int, Verification]) -> dict[int, list[int]]:
+    """Composite image id -> one image id of each group it contains, from the (M, 2) `pairs`,
+    which of them are `kept` as duplicates, and their verifications by row."""
+    links: dict[int, list[tuple[int, int]]] = defaultdict(list)  # image -> (neighbour, its region in the image)
+    for row in np.flatnonzero(kept).tolist():
+        a, b = int(pairs[row, 0]), int(pairs[row, 1])
+        found = verified.get(row)
+        known = found is not None and found.inliers > 0
+        links[a].append((b, found.query.cells if known else _EVERYWHERE))
+        links[b].append((a, found.candidate.cells if known else _EVERYWHERE))
+    out = {}
+    for image, around in links.items():
+        if len(around) < 2:
+            continue
+        parts = _parts_without(image, [n for n, _ in around], links)
+        if len(set(parts.values())) < 2:
+            continue
+        regions: dict[int, int] = defaultdict(int)
+        for neighbour, cells in around:
+            regions[parts[neighbour]] |= cells
+        first, second = sorted(regions.values(), key=_size, reverse=True)[:2]
+        if _size(first & second) <= MAX_OVERLAP * _size(first | second):
+            out[image] = sorted({min(n for n, _ in around if parts[n] == part) for part in regions})
+    return out
+
+
+def _parts_without(image: int, neighbours: list[int], links: Mapping[int, list[tuple[int, int]]]) -> dict[int, int]:
+    """Which part (a label) each neighbour falls in once `image` is taken out of the graph of
+    kept links; all one part when the component is too large to search."""
+    part: dict[int, int] = {}
+    for start in neighbours:
+        if start in part:
+            continue
+        seen, frontier = {start}, [start]
+        while frontier:
+            node = frontier.pop()
+            for other, _ in links[node]:
+                if other != image and other not in seen:
+                    seen.add(other)
+                    frontier.append(other)
+            if len(seen) > MAX_COMPONENT:
+                return {n: 0 for n in neighbours}
+        for n in neighbours:
+            if n in seen:
+                part[n] = start
+    return part
+
+
+def _size(cells: int) -> int:
+    return bin(cells).count("1")

@@ -1,0 +1,147 @@
+"""Duplicate groups one can act on: each failure class of an untuned collection, with small
+real photos. What many images share (a caption) makes no group; a collage joins neither of
+the groups it contains and is reported as containing them; variants of one template (a
+different letter on the same picture) are not copies; the keeper is the original, not a
+noisy or bordered copy; and a user's "not a duplicate" holds. (A copy with a caption band
+added above it still wins the keeper over its original: no rule tells an added band from a
+cropped-off one yet.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import neardup
+
+from conftest import PHOTOS, photo, save, scene
+from images import jpeg
+
+
+def _names(paths) -> frozenset[str]:
+    return frozenset(Path(p).stem for p in paths)
+
+
+def _catalog(tmp_path: Path, folder: Path, embedder: str = "cnn") -> neardup.Collection:
+    cat = neardup.open(tmp_path / "c.db", create=True, embedder=embedder)
+    cat.index([folder], workers=1)
+    return cat
+
+
+def _caption(rgb: np.ndarray, text: str, *, band: bool) -> np.ndarray:
+    """A meme caption: white text with a black outline over the top and bottom of the picture,
+    or (`band`) on a white band added above it."""
+    height, width = rgb.shape[:2]
+    out = np.vstack([np.full((height // 5, width, 3), 255, np.uint8), rgb]) if band else rgb.copy()
+    scale = width / 400
+    for y, line in ((int(height * 0.12), text), (out.shape[0] - int(height * 0.05), text[::-1])):
+        for colour, thick in (((0, 0, 0), 7), ((255, 255, 255) if not band else (0, 0, 0), 2)):
+            cv2.putText(out, line, (int(width * 0.05), y), cv2.FONT_HERSHEY_DUPLEX, 1.2 * scale, colour,
+                        max(1, int(thick * scale)), cv2.LINE_AA)
+    return out
+
+
+def test_a_caption_shared_by_three_distinct_photos_makes_no_group(tmp_path) -> None:
+    folder = tmp_path / "photos"
+    for name in PHOTOS[:3]:
+        save(_caption(photo(name), "WHEN THE CODE FINALLY WORKS", band=False), folder / f"meme_{name}.png")
+    for seed in range(3):
+        save(scene(seed), folder / f"scene{seed}.png")
+    assert _catalog(tmp_path, folder).duplicates() == []
+
+
+def _collage(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    height = 400
+    parts = [cv2.resize(p, (round(p.shape[1] * height / p.shape[0]), height), interpolation=cv2.INTER_AREA)
+             for p in (left, right)]
+    return np.hstack(parts)
+
+
+def test_a_collage_of_two_photos_joins_neither_group_and_contains_both(tmp_path) -> None:
+    folder = tmp_path / "photos"
+    for name in ("coffee", "chelsea"):
+        save(photo(name), folder / f"{name}.png")
+        save(jpeg(photo(name), 40), folder / f"{name}_q40.png")
+    save(_collage(photo("coffee"), photo("chelsea")), folder / "collage.png")
+    for name in ("astronaut", "rocket"):
+        save(photo(name), folder / f"{name}.png")
+    found = _catalog(tmp_path, folder).duplicates()
+    groups = {_names(g.members) for g in found if not g.contains}
+    assert groups == {frozenset({"coffee", "coffee_q40"}), frozenset({"chelsea", "chelsea_q40"})}
+    (composite,) = [g for g in found if g.contains]
+    assert Path(composite.keeper).stem == "collage" and composite.members == (composite.keeper,)
+    assert _names(composite.contains) <= {"coffee", "coffee_q40", "chelsea", "chelsea_q40"}
+    assert len(composite.contains) == 2
+
+
+def _tile(rgb: np.ndarray, letter: str, colour: tuple[int, int, int]) -> np.ndarray:
+    """A template: the same picture behind a large letter filling a tile in its middle (the
+    letter is the variant's subject, a third of the picture's width and half its height)."""
+    out = rgb.copy()
+    height, width = out.shape[:2]
+    top, left = height // 4, width // 3
+    cv2.rectangle(out, (left, top), (width - left, height - top), colour, -1)
+    (w, h), _ = cv2.getTextSize(letter, cv2.FONT_HERSHEY_SIMPLEX, 1.0, 3)
+    scale = 0.8 * min((width - 2 * left) / w, (height - 2 * top) / h)
+    origin = (left + int((width - 2 * left - w * scale) / 2), height - top - int((height - 2 * top - h * scale) / 2))
+    cv2.putText(out, letter, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), max(2, int(scale * 4)),
+                cv2.LINE_AA)
+    return out
+
+
+def test_variants_of_one_template_with_different_letters_are_not_grouped(tmp_path) -> None:
+    """Letters whose strokes differ over a large part of the tile (O, T, L); two sharing most
+    of their strokes (A and H) can still be taken for one picture with a small change."""
+    folder = tmp_path / "photos"
+    background = photo("astronaut")
+    for letter in "OTL":
+        save(_tile(background, letter, (140, 40, 160)), folder / f"tile_{letter}.png")
+    save(jpeg(_tile(background, "O", (140, 40, 160)), 50), folder / "tile_O_q50.png")  # a real copy
+    for seed in range(3):
+        save(scene(seed), folder / f"scene{seed}.png")
+    groups = {_names(g.members) for g in _catalog(tmp_path, folder).duplicates()}
+    assert groups == {frozenset({"tile_O", "tile_O_q50"})}
+
+
+def _noisy(rgb: np.ndarray) -> np.ndarray:
+    noise = np.random.default_rng(0).normal(0, 12, rgb.shape)
+    return np.clip(rgb + noise, 0, 255).astype(np.uint8)
+
+
+def _bordered(rgb: np.ndarray) -> np.ndarray:
+    return cv2.copyMakeBorder(rgb, 40, 40, 40, 40, cv2.BORDER_CONSTANT, value=(250, 250, 250))
+
+
+@pytest.mark.parametrize("copy", ["noisy", "bordered"])
+def test_a_noisy_or_bordered_copy_never_wins_the_keeper(tmp_path, copy) -> None:
+    folder = tmp_path / "photos"
+    for name in ("coffee", "chelsea", "rocket"):
+        original = photo(name)
+        save(original, folder / f"{name}.jpg", quality=92)
+        edited = {"noisy": _noisy, "bordered": _bordered}[copy](original)
+        save(edited, folder / f"{name}_{copy}.png")  # a larger file than the original, often larger pixels
+    groups = [g for g in _catalog(tmp_path, folder).duplicates() if not g.contains]
+    assert {_names(g.members) for g in groups} == {frozenset({n, f"{n}_{copy}"}) for n in ("coffee", "chelsea", "rocket")}
+    for g in groups:
+        assert Path(g.keeper).suffix == ".jpg", (g.keeper, g.reason)
+
+
+def test_not_a_duplicate_is_never_grouped_again_even_after_reindexing(tmp_path) -> None:
+    folder = tmp_path / "photos"
+    save(photo("coffee"), folder / "coffee.png")
+    save(jpeg(photo("coffee"), 40), folder / "coffee_q40.png")
+    save(cv2.resize(photo("coffee"), (300, 200)), folder / "coffee_small.png")
+    save(photo("rocket"), folder / "rocket.png")
+    cat = _catalog(tmp_path, folder, embedder="none")
+    assert {_names(g.members) for g in cat.duplicates()} == {frozenset({"coffee", "coffee_q40", "coffee_small"})}
+    cat.not_duplicate(folder / "coffee.png", folder / "coffee_q40.png")
+    apart = {_names(g.members) for g in cat.duplicates()}
+    assert all(not {"coffee", "coffee_q40"} <= g for g in apart) and any("coffee_small" in g for g in apart)
+    (folder / "coffee_q40.png").rename(folder / "renamed.png")  # moved: the word is kept by content
+    cat.index([folder], workers=1)
+    again = {_names(g.members) for g in neardup.open(cat.path).duplicates()}
+    assert all(not {"coffee", "renamed"} <= g for g in again)
+    with pytest.raises(neardup.NeardupError, match="not an indexed image"):
+        cat.not_duplicate(folder / "coffee.png", folder / "nowhere.png")
