@@ -1,9 +1,10 @@
 """Catalog files: checking that a file is a neardup catalog before touching it, the SQLite
-connection every catalog uses, and upgrading catalogs made by older neardup in place.
+connection every catalog file uses, and upgrading catalogs made by older neardup in place.
 
 The schema is versioned with Alembic (`storage/migrations`): a new catalog is created at the
 newest revision; an older one is upgraded in one transaction when it is opened for writing, so
-a kill leaves it as it was. A file that is not a neardup catalog is never modified: it is
+a kill leaves it as it was. Creating the tables and migrating (`create_schema`, `migrate`) work
+on any connection: a catalog on a database server (`database`) is versioned the same way. A file that is not a neardup catalog is never modified: it is
 first read through a read-only connection, and only then opened for writing.
 """
 
