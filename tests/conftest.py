@@ -87,7 +87,8 @@ def neardup_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[postgres.Server]:
     """A PostgreSQL server for the session (started on first use); the tests that need one
-    are skipped, saying why, only when none can be started here."""
+    are skipped, saying why, only when PostgreSQL is not installed (`scripts/test.sh`
+    installs it); one that is installed but does not start is an error."""
     try:
         server = postgres.start()
     except postgres.Unavailable as why:

@@ -24,7 +24,7 @@ INSTALL_HINT = "scripts/test.sh installs it (apt-get install -y postgresql)"
 
 
 class Unavailable(Exception):
-    """No PostgreSQL server can be started here; the message says why."""
+    """PostgreSQL is not installed here (and `NEARDUP_TEST_POSTGRES` names no server)."""
 
 
 class Server:
@@ -57,20 +57,20 @@ def start() -> Server:
     """A running server: the one `NEARDUP_TEST_POSTGRES` names, else a private one."""
     if admin := os.environ.get(ADMIN_ENV):
         return Server(admin)
+    initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")  # Unavailable: not installed
     folder = Path(tempfile.mkdtemp(prefix="neardup-pg-"))
     data, port = folder / "data", _free_port()
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres", "postgres")
     try:
-        _as_owner([_binary("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
-                   "--locale=C", "--no-sync"])
-        _as_owner([_binary("pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w", "-t", "60", "-o",
+        _as_owner([initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"])
+        _as_owner([pg_ctl, "-D", str(data), "-l", str(folder / "log"), "-w", "-t", "60", "-o",
                    f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off "
                    "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200", "start"])
-    except (subprocess.CalledProcessError, Unavailable) as error:
+    except subprocess.CalledProcessError as error:  # installed but failing: a real problem, not a skip
         log = (folder / "log").read_text(errors="replace")[-2000:] if (folder / "log").exists() else ""
         shutil.rmtree(folder, ignore_errors=True)
-        raise Unavailable(f"cannot start PostgreSQL: {error} {getattr(error, 'stderr', '') or ''}{log}") from error
+        raise RuntimeError(f"PostgreSQL is installed but did not start: {error}\n{error.stderr}\n{log}") from error
     return Server(f"postgresql://postgres@127.0.0.1:{port}/postgres", folder)
 
 

@@ -21,6 +21,8 @@ from PIL import Image
 
 import neardup
 from neardup.indexer.cluster import Cluster, ClusterError
+from neardup.indexer.embed import CnnEmbedder
+from neardup.indexer.pipeline import index_paths
 from neardup.indexer.progress import Progress
 from neardup.storage.models import VIEWS
 
@@ -90,6 +92,30 @@ def test_a_catalog_indexed_on_a_cluster_equals_one_indexed_locally(tmp_path, col
             assert results(local, query, by) == results(distributed, query, by), (query.name, by)
     again = distributed.index([photos], cluster="local:2")  # the incremental logic is the pipeline's
     assert (again.decoded, again.unchanged) == (0, len(collection))
+
+
+_BUILDS: list[int] = []  # in each worker process: the pids that built the CNN there
+
+
+class _CountingCnn(CnnEmbedder):
+    """The real CNN, counting where its network is built (loaded)."""
+
+    def _build(self):
+        _BUILDS.append(os.getpid())
+        return super()._build()
+
+
+def _builds() -> int:
+    return len(_BUILDS)
+
+
+def test_each_worker_loads_the_cnn_once_however_many_batches_it_runs(tmp_path, collection) -> None:
+    cat = neardup.open(tmp_path / "c.db", create=True, embedder="cnn")
+    with Cluster.connect("local:2", batch=2) as cluster:  # 15 files: 8 batches on 2 workers
+        report = index_paths([tmp_path / "photos"], catalog=cat.catalog, embedders=[_CountingCnn()], cluster=cluster)
+        loads = cluster.client.run(_builds)
+    assert report.embedded == len(collection) and cat.stats().counts["vectors.cnn"] == len(collection)
+    assert sorted(loads.values()) in ([0, 1], [1, 1]), loads
 
 
 class _KillBusyWorker(Progress):
