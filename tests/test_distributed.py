@@ -153,6 +153,36 @@ def test_a_worker_killed_mid_run_loses_nothing(tmp_path) -> None:
     assert_same_catalog(clean, cat)
 
 
+def _unfinished(dask_scheduler) -> int:
+    """How many tasks the scheduler still has to run (run on the scheduler)."""
+    return sum(task.state in ("released", "waiting", "queued", "no-worker", "processing")
+               for task in dask_scheduler.tasks.values())
+
+
+class _WatchBatches(Progress):
+    """Records, at every file counted, how many batches the cluster still had to run."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster, self.total, self.unfinished = cluster, None, []
+
+    def start(self, total: int) -> None:
+        self.total = total
+
+    def advance(self, n: int = 1) -> None:
+        self.unfinished.append(self.cluster.client.run_on_scheduler(_unfinished))
+
+
+def test_the_progress_bar_counts_files_as_their_batches_finish(tmp_path) -> None:
+    """The bar moves while the cluster works (not all at once when every batch is done)."""
+    folder = _scenes(tmp_path / "many", 48)
+    cat = neardup.open(tmp_path / "c.db", create=True, embedder="none")
+    with Cluster.connect("local:2", batch=2) as cluster:
+        watch = _WatchBatches(cluster)
+        cat.index([folder], cluster=cluster, progress=watch)
+    assert watch.total == len(watch.unfinished) == 48
+    assert watch.unfinished[0] > 0, watch.unfinished
+
+
 def test_ctrl_c_cancels_a_cluster_run_cleanly_and_the_next_run_finishes(tmp_path) -> None:
     """Ctrl-C (SIGINT to the whole foreground group, as a terminal sends it) during `neardup
     index --cluster local:2`: exit 130 with the usual word, no traceback from any worker, no
