@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -181,6 +182,63 @@ def test_the_progress_bar_counts_files_as_their_batches_finish(tmp_path) -> None
         cat.index([folder], cluster=cluster, progress=watch)
     assert watch.total == len(watch.unfinished) == 48
     assert watch.unfinished[0] > 0, watch.unfinished
+
+
+@pytest.fixture
+def dask_scheduler(tmp_path) -> Iterator[str]:
+    """The address of a running Dask scheduler with 2 workers, each its own process started as
+    docs/DISTRIBUTED.md starts them (`dask scheduler`, `dask worker`)."""
+    from distributed import Client
+
+    dask = str(Path(sys.executable).with_name("dask"))
+    file = str(tmp_path / "scheduler.json")
+    started = [subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               for command in ([dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                                "--scheduler-file", file],
+                               [dask, "worker", "--scheduler-file", file, "--nworkers", "2", "--nthreads", "1",
+                                "--no-dashboard", "--memory-limit", "2GiB"])]
+    try:
+        with Client(scheduler_file=file, timeout=120) as client:
+            client.wait_for_workers(2, timeout=120)
+            yield client.scheduler.address
+    finally:
+        for process in reversed(started):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def _index_summary(folder: Path, db: str, *options: str) -> str:
+    """What `neardup index` says it did: "N new, N changed, … N failed"."""
+    run = subprocess.run([*NEARDUP, "index", str(folder), "--db", db, "-q", *options],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return run.stderr.strip().splitlines()[-1].split(": ", 1)[1]
+
+
+def test_indexing_through_a_running_scheduler_is_incremental_as_a_local_run(tmp_path, postgres_url,
+                                                                             dask_scheduler) -> None:
+    """`--cluster tcp://…` on a scheduler and workers of their own: the catalog and what each
+    run reports (new, changed, unchanged, moved, removed) equal a local run's, before and after
+    files change, move, vanish and appear."""
+    folder = _scenes(tmp_path / "many", 24)
+    local = str(tmp_path / "local.db")
+
+    def both() -> tuple[str, str]:
+        return (_index_summary(folder, local, "--workers", "1", "--embedder", "none"),
+                _index_summary(folder, postgres_url, "--cluster", dask_scheduler, "--embedder", "none"))
+
+    assert both() == ("24 new, 0 changed, 0 unchanged, 0 moved, 0 removed, 0 failed",) * 2
+    save(scene(100), folder / "0" / "000.png")
+    (folder / "1" / "001.png").rename(folder / "2" / "moved.png")
+    (folder / "2" / "002.png").unlink()
+    save(scene(101), folder / "new" / "added.png")
+    assert both() == ("1 new, 1 changed, 21 unchanged, 1 moved, 1 removed, 0 failed",) * 2
+    assert_same_catalog(neardup.open(local), neardup.open(postgres_url))
 
 
 def test_ctrl_c_cancels_a_cluster_run_cleanly_and_the_next_run_finishes(tmp_path) -> None:
