@@ -3,7 +3,9 @@ upsert, and a PostgreSQL catalog is located, created, upgraded and refused as a 
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 
 import numpy as np
 import psycopg
@@ -64,6 +66,27 @@ def test_every_write_replaces_the_generation(catalog_location) -> None:
     cat.remove([next(iter(cat.file_states().values())).image_id])
     seen.add(cat.generation())
     assert len(seen) == 3
+
+
+def test_a_second_writer_to_a_catalog_file_waits_briefly_then_is_told_it_is_busy(tmp_path) -> None:
+    """SQLite lets one writer at a time: the next one waits out a short transaction (a batch of
+    files), then says the catalog is busy instead of hanging or failing at once. Timed in this
+    process, so the bounds are the wait alone, not a command's start-up on a busy machine."""
+    location = tmp_path / "c.db"
+    cat = neardup.open(location, create=True, embedder="none").catalog
+    holder = sqlite3.connect(location, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # what another neardup writing a batch holds
+    try:
+        began = time.monotonic()
+        with pytest.raises(schema.CatalogBusyError, match="is busy: another neardup process is writing"):
+            cat.write([_record("/p/a.jpg", 1)])
+        waited = time.monotonic() - began
+    finally:
+        holder.rollback()
+        holder.close()
+    assert schema.BUSY_TIMEOUT_MS / 1000 - 0.5 < waited < 8, f"waited {waited:.1f} s"
+    cat.write([_record("/p/a.jpg", 1)])  # the other writer is done: the same write goes through
+    assert list(cat.file_states()) == ["/p/a.jpg"]
 
 
 def test_a_url_catalog_keeps_its_files_in_per_machine_folders_keyed_by_its_identity(postgres_url, tmp_path,
