@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from neardup.storage.places import cache_dir
+
 from . import mobilenet
 
 __all__ = [
@@ -81,15 +83,6 @@ class NetworkSpec:
     def path(self) -> Path:
         """Where this network's flatbuffer is cached."""
         return cache_dir() / f"mobilenet_v2-{self.pooling}-{self.key()}.tflite"
-
-
-def cache_dir() -> Path:
-    """``$NEARDUP_CACHE_DIR``, else ``$XDG_CACHE_HOME/neardup``, else ``~/.cache/neardup``."""
-    if explicit := os.environ.get("NEARDUP_CACHE_DIR"):
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"  # XDG: ignore relative
-    return base / "neardup"
 
 
 def is_available() -> bool:

@@ -2,7 +2,8 @@
 
 walk -> classify against the catalog (`walk`) -> extract features in worker processes
 (`extract`, `workers`) -> embed in batches with every embedder of the catalog -> write to the
-catalog in small transactions. Each transaction is complete, so an interrupted run leaves a
+catalog in small transactions. Given a Dask `cluster`, its workers extract and embed instead
+(`cluster`); the rest of the run is the same. Each transaction is complete, so an interrupted run leaves a
 valid catalog and the next run finishes the job: files already written count as unchanged.
 """
 
@@ -13,6 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +27,9 @@ from .extract import EmbedInputs, Extracted, Moved, embed_inputs, extract_embedd
 from .progress import Progress
 from .walk import classify, walk
 from .workers import WorkerDiedError, parallel_map
+
+if TYPE_CHECKING:
+    from .cluster import Cluster
 
 WRITE_BATCH = 64  # files per catalog transaction
 
@@ -58,11 +63,13 @@ def index_paths(
     embedders: Sequence[Embedder] = (),
     progress: Progress | None = None,
     fork: bool = False,
+    cluster: Cluster | None = None,
 ) -> IndexReport:
     """Bring the catalog up to date with the image files under `paths`.
 
     Unchanged files (same size and mtime) are not read; changed and new files are extracted
-    by `workers` processes (`fork`: see `workers.parallel_map`) and embedded by `embedders`;
+    by `workers` processes (`fork`: see `workers.parallel_map`), or by the workers of a Dask
+    `cluster`, and embedded by `embedders`;
     catalogued files that vanished from under `paths` are removed, unless their bytes
     reappear at a new path (a move: the row is kept, nothing recomputed).
     """
@@ -80,17 +87,23 @@ def index_paths(
                    if p not in known or known[p].status == "failed"])
     orphans = {s.sha256: s.image_id for s in changes.gone if s.sha256}
     todo = changes.new + changes.changed
-    # embedders that can run in the workers do (vectors travel back, not pixels); the rest here
-    copies = [worker_copy(e) for e in embedders] if todo else []
+    # embedders that can run in the workers do (vectors travel back, not pixels); the rest here.
+    # A cluster's workers embed everything themselves (`dask_tasks`).
+    copies = [worker_copy(e) for e in embedders] if todo and cluster is None else []
     in_workers = [copy for copy in copies if copy is not None]
     here = [e for e, copy in zip(embedders, copies) if copy is None]
     writer = _Writer(catalog, here, report, embedding=bool(embedders))
     moved: set[int] = set()
     progress.start(len(todo))
     try:
-        args = (catalog.settings, orphans, sorted({e.input_size for e in here}), in_workers)
-        warm = writer.warm_up if here and todo else None
-        for result in parallel_map(extract_embedded, todo, args, workers=workers, started=warm, fork=fork):
+        if cluster is not None:
+            results = cluster.extract(todo, (catalog.settings, orphans, sorted({e.input_size for e in embedders})),
+                                      embedders)
+        else:
+            args = (catalog.settings, orphans, sorted({e.input_size for e in here}), in_workers)
+            warm = writer.warm_up if here and todo else None
+            results = parallel_map(extract_embedded, todo, args, workers=workers, started=warm, fork=fork)
+        for result in results:
             if isinstance(result, Moved):
                 catalog.move(result.image_id, result.entry.path, result.entry.size, result.entry.mtime_ns)
                 moved.add(result.image_id)
@@ -160,6 +173,15 @@ def _store_vectors(catalog: Catalog, embedder: Embedder, batch: list[tuple[int, 
     return len(batch)
 
 
+def attach_vectors(embedders: Sequence[Embedder], extracted: Sequence[Extracted]) -> None:
+    """Embed extracted files (none failed) with each embedder, in one call per embedder, and
+    put the vectors in their records (here, and on a cluster's workers)."""
+    for embedder in embedders if extracted else ():
+        for view, (rows, vectors) in embed_views(embedder, [x.inputs for x in extracted]).items():
+            for row, vector in zip(rows, vectors):
+                extracted[row].record.vectors.setdefault(view, {})[embedder.name] = vector
+
+
 class _Writer:
     """Buffers extracted files, embeds them in batches with `embedders` (those that do not run
     in the workers), writes each batch in one transaction. `embedding`: whether the files are
@@ -195,10 +217,7 @@ class _Writer:
         if not self.buffer:
             return
         ok = [x for x in self.buffer if not x.record.error]
-        for embedder in self.embedders if ok else ():
-            for view, (rows, vectors) in embed_views(embedder, [x.inputs for x in ok]).items():
-                for row, vector in zip(rows, vectors):
-                    ok[row].record.vectors.setdefault(view, {})[embedder.name] = vector
+        attach_vectors(self.embedders, ok)
         self.report.embedded += len(ok) if self.embedding else 0
         self.catalog.write([x.record for x in self.buffer])
         self.buffer = []

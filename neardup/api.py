@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from neardup.clean import ApplyReport, Plan, RunSummary, UndoReport, apply, history, plan_clean, undo
 from neardup.indexer.autoencoder import AutoencoderConfig, EpochReport
+from neardup.indexer.cluster import Cluster
 from neardup.indexer.decode import UnreadableImageError, decode, read_exif
 from neardup.indexer.embed import Embedder
 from neardup.indexer.embedders import VECTOR_FEATURES, catalog_vector_features, load_embedder
@@ -32,7 +33,8 @@ from neardup.search.duplicates import Group, find_duplicates
 from neardup.search.features import AUTO, check_feature, features_of
 from neardup.search.keeper import DEFAULT_ORDER, check_order
 from neardup.search.query import Match, search
-from neardup.storage.catalog import Catalog
+from neardup.storage.catalog import Catalog, CatalogExistsError
+from neardup.storage.database import is_url
 from neardup.storage.errors import NeardupError
 from neardup.storage.journal import Journal
 from neardup.storage.records import ImageInfo, ModelRecord
@@ -93,7 +95,8 @@ def open(
     path: str | Path = DEFAULT_DB, *, create: bool = False, embedder: str | None = None, reembed: bool = False,
     readonly: bool | None = False,
 ) -> Collection:
-    """Open the catalog at `path`; with `create`, make it first if it does not exist.
+    """Open the catalog at `path` (a file, or a database URL such as
+    "postgresql+psycopg://user@host/dbname"); with `create`, make it first if it does not exist.
 
     `embedder` ("cnn" or "none") is fixed when the catalog is created; the default is "cnn"
     when its model is installed, else "none". Asking an existing catalog for another embedder
@@ -102,12 +105,15 @@ def open(
     (search, duplicates and stats work; nothing is written to it); None: with write access when
     the file and its folder allow it, else read-only.
     """
-    path = Path(path).expanduser()
-    if create and not path.exists():
+    location = path if is_url(path) else Path(path).expanduser()
+    if create and not Catalog.exists(location):
         name = embedder or default_embedder()
         models = [] if name == "none" else [_shipped(name).describe()]
-        return Collection(Catalog.create(path, new_settings(), models))
-    catalog = Catalog.open(path, readonly=readonly)
+        try:
+            return Collection(Catalog.create(location, new_settings(), models))
+        except CatalogExistsError:
+            pass  # another process made it a moment ago: open theirs
+    catalog = Catalog.open(location, readonly=readonly)
     _check_code(catalog)
     if embedder is not None:
         _switch_embedder(catalog, embedder, reembed)
@@ -170,7 +176,8 @@ class Collection:
         self._embedders: dict[str, tuple[ModelRecord, Embedder]] = {}
 
     @property
-    def path(self) -> Path:
+    def path(self) -> Path | str:
+        """The catalog file, or the URL (without password) of a catalog on a server."""
         return self.catalog.path
 
     def embedder(self, name: str) -> Embedder:
@@ -193,12 +200,22 @@ class Collection:
         workers: int | None = None,
         progress: Progress | None = None,
         fork: bool = False,
+        cluster: str | Cluster | None = None,
     ) -> IndexReport:
         """Add new and changed images under `paths`, drop vanished ones, embed them with every
-        vector feature of the catalog (and embed what is missing); see `index_paths`."""
+        vector feature of the catalog (and embed what is missing); see `index_paths`.
+        `cluster` ("tcp://scheduler:8786", "local:N" or a connected `Cluster`) extracts and
+        embeds on the workers of a Dask cluster, which read the files at the same paths."""
+        if isinstance(cluster, str):
+            with Cluster.connect(cluster) as connected:
+                return self.index(paths, workers=workers, progress=progress, cluster=connected)
+        # a cluster's workers get embedders that have not loaded their model here (they
+        # travel pickled, and each worker loads its own)
+        embedders = self.embedders() if cluster is None else [
+            load_embedder(self.catalog, name) for name in catalog_vector_features(self.catalog)]
         return index_paths(
             [Path(p).expanduser() for p in paths], catalog=self.catalog, workers=workers or os.cpu_count() or 1,
-            embedders=self.embedders(), progress=progress, fork=fork,
+            embedders=embedders, progress=progress, fork=fork, cluster=cluster,
         )
 
     def embed_missing(self, name: str, *, workers: int | None = None, progress: Progress | None = None) -> int:
@@ -321,7 +338,7 @@ class Collection:
         """A JPEG of image `image_id` no larger than `side` (rounded up to a cached size),
         cached beside the catalog in `<catalog stem>.thumbs/`."""
         info = self._info(image_id)
-        cache = ThumbnailCache(self.catalog.sibling("thumbs"))
+        cache = ThumbnailCache(self.catalog.cache_file("thumbs"))
         side = thumbnail_side(side)
         if not cache.cached(info, side).exists():
             self.image_file(image_id)  # a thumbnail is made only of a file in the collection

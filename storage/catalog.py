@@ -1,8 +1,11 @@
-"""The catalog: one SQLite file, the source of truth for images, their features, and models.
+"""The catalog: the source of truth for images, their features, and models.
 
-Everything else (FAISS indexes, thumbnails) is derived from it and can be rebuilt. Reads and
-writes go through typed accessors; every write is one transaction that also replaces the
-catalog's *generation* (a random token), so anything derived can tell it is stale.
+It is one SQLite file, or a PostgreSQL database named by URL that several machines share
+(`database`); the same models and code serve both. Everything else (FAISS indexes,
+thumbnails) is derived from it and can be rebuilt (`places` says where it lives). Reads and
+writes go through typed accessors; every write is one transaction that first replaces the
+catalog's *generation* (a random token), so anything derived can tell it is stale, and
+writers to one catalog commit one at a time.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -19,28 +23,38 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from . import schema
-from .models import BOX, IMAGE, Hash, Image, Keypoints, MirroredKeypoints, Model, NotDuplicate, Root, Setting, Vector
+from . import database, places, schema
+from .models import (
+    BOX, IMAGE, Hash, Image, Keypoints, MirroredKeypoints, Model, NotDuplicate, Root, Setting, Vector, utcnow,
+)
 from .records import Bits, FileState, ImageInfo, ImageRecord, ModelRecord
 from .records import Keypoints as KeypointArrays
-from .schema import CatalogNotFoundError, NotACatalogError  # noqa: F401  (raised by `open`)
+from .schema import CatalogExistsError, CatalogNotFoundError, NotACatalogError  # noqa: F401  (raised by `open`)
 from .settings import CatalogSettings
 from .vectors import FeatureIndex
 
 _CHUNK = 900  # ids per IN (...) list: SQLite allows 999 bound parameters per statement
+_UPSERT_ROWS = 200  # image rows per INSERT … ON CONFLICT statement (18 parameters each; SQLite allows 32,766)
+Location = str | Path  # a catalog file's path, or a database URL ("postgresql+psycopg://…")
 
 
 class Catalog:
-    """Data access to one catalog file. Writes are whole transactions: a kill leaves it valid."""
+    """Data access to one catalog. Writes are whole transactions: a kill leaves it valid.
 
-    def __init__(self, path: Path, *, readonly: bool = False) -> None:
-        self.path = path
+    `path` is the catalog file, or for a catalog on a database server its URL without the
+    password (for messages); `url` is that server's URL, None for a file."""
+
+    def __init__(self, location: Location, *, readonly: bool = False) -> None:
+        self.path, self.url = _locate(location)
         self.readonly = readonly
-        self._engine = schema.connect(path, readonly=readonly)
+        self._engine = schema.connect(self.path, readonly=readonly) if self.url is None else database.connect(self.url)
         try:
             self.settings = CatalogSettings.from_json(self._meta("settings", raw=True))
             self.identity: str = self._meta("catalog_id")
@@ -51,38 +65,60 @@ class Catalog:
 
     # -- opening -----------------------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | Path, settings: CatalogSettings, models: Sequence[ModelRecord] = ()) -> Catalog:
-        """Create a new catalog at `path` (which must not exist) with `settings` and `models`.
+    def create(cls, location: Location, settings: CatalogSettings, models: Sequence[ModelRecord] = ()) -> Catalog:
+        """Create a new catalog at `location` (which must hold none: `CatalogExistsError`) with
+        `settings` and `models`.
 
-        It is built under a temporary name and renamed when complete, so a kill leaves no
-        half-made catalog at `path`."""
-        path = Path(path).expanduser().absolute()
+        A file is built under a temporary name and renamed when complete, so a kill leaves no
+        half-made catalog at its path; a database gets its tables in one transaction, under a
+        lock that makes a second process creating it at the same moment find it made."""
+        path, url = _locate(location)
+        if url is not None:
+            engine = database.connect(url)
+            try:
+                with _translated(path), database.exclusive(engine) as conn:
+                    if not database.is_empty(conn):
+                        raise CatalogExistsError(f"database {path} already holds tables")
+                    _fill(conn, settings, models)
+            finally:
+                engine.dispose()
+            return cls(location)
         if path.exists():
-            raise FileExistsError(f"catalog already exists: {path}")
+            raise CatalogExistsError(f"catalog already exists: {path}")
         path.parent.mkdir(parents=True, exist_ok=True)
         _remove_abandoned(path)
         building = path.with_name(f".{path.name}.{os.getpid()}.new")
         building.unlink(missing_ok=True)
         building.touch()
         engine = schema.connect(building)
-        schema.create_schema(engine)
-        with Session(engine) as s, s.begin():
-            s.add_all([
-                Setting(key="settings", value=settings.to_json()),
-                Setting(key="catalog_id", value=json.dumps(uuid.uuid4().hex)),
-                Setting(key="generation", value=json.dumps(uuid.uuid4().hex)),
-            ])
-            s.add_all(_model_row(m) for m in models)
+        with engine.begin() as conn:
+            _fill(conn, settings, models)
         engine.dispose()
         os.replace(building, path)
         return cls(path)
 
     @classmethod
-    def open(cls, path: str | Path, *, readonly: bool | None = False) -> Catalog:
+    def exists(cls, location: Location) -> bool:
+        """Whether a catalog (or anything else) is at `location`: a file, or a database holding tables."""
+        path, url = _locate(location)
+        if url is None:
+            return path.exists()
+        engine = database.connect(url)
+        try:
+            with _translated(path), engine.connect() as conn:
+                return not database.is_empty(conn)
+        finally:
+            engine.dispose()
+
+    @classmethod
+    def open(cls, location: Location, *, readonly: bool | None = False) -> Catalog:
         """Open an existing catalog, upgrading one made by an older neardup (not when
         `readonly`: then it must be current). A file that is not a catalog is left untouched.
-        `readonly=None`: for writing when the file and its folder allow it, else read-only."""
-        path = Path(path).expanduser().absolute()
+        `readonly=None`: for writing when the file and its folder allow it, else read-only
+        (a database: for writing; the server refuses writes a user may not make)."""
+        path, url = _locate(location)
+        if url is not None:
+            return cls._open_database(location, path, url, readonly=bool(readonly))
         revision = schema.probe(path)
         if readonly is None:
             try:
@@ -98,12 +134,38 @@ class Catalog:
                     engine.dispose()
             return cls(path, readonly=readonly)
 
+    @classmethod
+    def _open_database(cls, location: Location, name: str, url: URL, *, readonly: bool) -> Catalog:
+        """Open the catalog in a database, upgrading it first (once, under the schema lock)
+        when an older neardup made it."""
+        engine = database.connect(url)
+        try:
+            with _translated(name):
+                if schema.check_revision(name, database.probe(engine, name), readonly=readonly):
+                    with database.exclusive(engine) as conn:
+                        if schema.check_revision(name, database.revision(conn, name), readonly=readonly):
+                            schema.migrate(conn)
+        finally:
+            engine.dispose()
+        return cls(location, readonly=readonly)
+
     def close(self) -> None:
         self._engine.dispose()
 
     def sibling(self, suffix: str) -> Path:
-        """A file beside the catalog named after it: photos.db -> photos.<suffix>."""
-        return self.path.with_name(f"{self.path.stem}.{suffix}")
+        """A data file of the catalog named after it: beside a catalog file (photos.db ->
+        photos.<suffix>), in this machine's data folder for a catalog on a server
+        (`places`; the folder is made if needed)."""
+        if self.url is None:
+            return self.path.with_name(f"{self.path.stem}.{suffix}")
+        return _in_folder(places.catalog_folder(self.identity, cache=False), suffix)
+
+    def cache_file(self, suffix: str) -> Path:
+        """A file derived from the catalog that can be rebuilt from it at any time: beside a
+        catalog file, in this machine's cache folder for a catalog on a server (`places`)."""
+        if self.url is None:
+            return self.sibling(suffix)
+        return _in_folder(places.catalog_folder(self.identity, cache=True), suffix)
 
     def index(self, feature: str) -> FeatureIndex:
         """The nearest-neighbour index of `feature`'s whole-image hashes or vectors."""
@@ -316,23 +378,26 @@ class Catalog:
 
     # -- writing -------------------------------------------------------------------------------
     def write(self, records: Sequence[ImageRecord]) -> None:
-        """Insert or replace the given files with their features, all or nothing."""
+        """Insert or replace the given files with their features, all or nothing. Image rows
+        are upserted on their unique path, so a file written by two indexers at once (on
+        overlapping folders) is one row, with the id it had."""
         if not records:
             return
         with self.transaction() as s:
-            existing = dict(s.execute(select(Image.path, Image.id).where(Image.path.in_([r.path for r in records]))).all())
-            if existing:
-                s.execute(delete(Image).where(Image.id.in_(list(existing.values()))))
+            ids = _upsert_images(s, sorted(records, key=lambda r: r.path))
+            for table in (Hash, Vector, Keypoints, MirroredKeypoints):
+                for chunk in _chunks(list(ids.values())):
+                    s.execute(delete(table).where(table.image_id.in_(chunk)))
             # Core inserts, one statement per table: ORM objects cost more than the SQL itself
-            rows = [_image_values(r, existing.get(r.path)) for r in records]
-            ids = s.execute(insert(Image).returning(Image.id, sort_by_parameter_order=True), rows).scalars().all()
-            for table, values in _feature_rows(records, ids).items():
+            for table, values in _feature_rows(records, [ids[r.path] for r in records]).items():
                 if values:
                     s.execute(insert(table), values)
 
     def move(self, image_id: int, path: str, size: int, mtime_ns: int) -> None:
-        """Record that a known image now lives at `path` (renamed or moved, same bytes)."""
+        """Record that a known image now lives at `path` (renamed or moved, same bytes); a row
+        another indexer wrote for `path` meanwhile (the same bytes) gives way to it."""
         with self.transaction() as s:
+            s.execute(delete(Image).where(Image.path == path, Image.id != image_id))
             s.execute(update(Image).where(Image.id == image_id)
                       .values(path=path, size=size, mtime_ns=mtime_ns, updated_at=func.now()))
 
@@ -374,15 +439,18 @@ class Catalog:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """One write transaction under SQLite's write lock; it also replaces the generation.
+        """One write transaction; its first statement replaces the generation. On a file it
+        runs under SQLite's write lock (BEGIN IMMEDIATE); on a server the generation row's
+        lock plays that part: writers commit one at a time and each reads what the previous
+        one wrote, so no read-then-write in a transaction can race another writer.
         A busy, read-only or full catalog is a `NeardupError` saying so; the write is rolled back."""
         if self.readonly:
             raise schema.CatalogReadOnlyError(f"catalog {self.path} was opened read-only; this needs write access")
         with _translated(self.path), self._engine.connect().execution_options(immediate=True) as conn, conn.begin():
             with Session(bind=conn) as s:
-                yield s
                 s.execute(update(Setting).where(Setting.key == "generation")
                           .values(value=json.dumps(uuid.uuid4().hex)))
+                yield s
                 s.flush()
 
     def _meta(self, key: str, *, raw: bool = False):
@@ -394,11 +462,12 @@ class Catalog:
 
 
 def _remove_abandoned(path: Path) -> None:
-    """Remove half-built catalogs (".NAME.PID.new") left by a process killed while creating
-    one at `path`; one whose process still runs is being built and is left alone."""
-    for building in path.parent.glob(f".{glob.escape(path.name)}.*.new"):
-        pid = building.name[len(path.name) + 2 : -len(".new")]
-        if pid.isdigit() and not _running(int(pid)):
+    """Remove half-built catalogs (".NAME.PID.new", and the -journal, -wal and -shm files
+    SQLite keeps beside one mid-transaction) left by a process killed while creating one at
+    `path`; one whose process still runs is being built and is left alone."""
+    for building in path.parent.glob(f".{glob.escape(path.name)}.*.new*"):
+        pid, _, rest = building.name[len(path.name) + 2 :].partition(".new")
+        if pid.isdigit() and rest in ("", "-journal", "-wal", "-shm") and not _running(int(pid)):
             building.unlink(missing_ok=True)
 
 
@@ -412,14 +481,46 @@ def _running(pid: int) -> bool:
     return True
 
 
+def _locate(location: Location) -> tuple[Path, None] | tuple[str, URL]:
+    """(the file, None) for a file catalog; (the URL without password, the URL) for a server's."""
+    if database.is_url(location):
+        found = database.parse(str(location))
+        if isinstance(found, URL):
+            return database.display(found), found
+        location = found
+    return Path(location).expanduser().absolute(), None
+
+
+def _in_folder(folder: Path, suffix: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{places.URL_CATALOG_STEM}.{suffix}"
+
+
+def _fill(conn: Connection, settings: CatalogSettings, models: Sequence[ModelRecord]) -> None:
+    """The tables of a new catalog, its settings, a new identity and generation, its models."""
+    schema.create_schema(conn)
+    with Session(bind=conn) as s:
+        s.add_all([
+            Setting(key="settings", value=settings.to_json()),
+            Setting(key="catalog_id", value=json.dumps(uuid.uuid4().hex)),
+            Setting(key="generation", value=json.dumps(uuid.uuid4().hex)),
+        ])
+        s.add_all(_model_row(m) for m in models)
+        s.flush()
+
+
 @contextmanager
-def _translated(path: Path) -> Iterator[None]:
-    """SQLite's errors that a user can act on (busy, read-only, disk full) as `NeardupError`s;
-    anything else (a bug) as it is."""
+def _translated(name: Path | str) -> Iterator[None]:
+    """The errors a user can act on (busy, read-only, disk full; a server that cannot be
+    reached) as `NeardupError`s; anything else (a bug) as it is."""
     try:
         yield
     except (DBAPIError, OSError) as error:
-        meaning = schema.translate(getattr(error, "orig", None) or error, path)
+        cause = getattr(error, "orig", None) or error
+        if isinstance(cause, (sqlite3.Error, OSError)):
+            meaning = schema.translate(cause, name)
+        else:
+            meaning = database.translate(cause, str(name))
         if meaning is None:
             raise
         raise meaning from error
@@ -434,10 +535,24 @@ def _present():
 _IMAGE_FIELDS = tuple(f.name for f in fields(ImageRecord) if f.name in Image.__table__.columns)
 
 
-def _image_values(r: ImageRecord, image_id: int | None) -> dict[str, Any]:
-    """The images row of a record, as column values (`image_id` None: a new row)."""
-    return {**{name: getattr(r, name) for name in _IMAGE_FIELDS}, "id": image_id,
-            "status": "failed" if r.error else "ok"}
+def _upsert_images(s: Session, records: Sequence[ImageRecord]) -> dict[str, int]:
+    """Insert or update the image rows of `records` (in path order: concurrent writers lock
+    rows in one order) by INSERT … ON CONFLICT (path); {path: image id}."""
+    insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite_dialect.insert
+    ids: dict[str, int] = {}
+    for chunk in _chunks(list(records), _UPSERT_ROWS):
+        statement = insert(Image).values([_image_values(r) for r in chunk])
+        updated = {c: statement.excluded[c] for c in _image_values(chunk[0]) if c not in ("path", "created_at")}
+        statement = statement.on_conflict_do_update(index_elements=[Image.path], set_=updated)
+        ids.update((path, image_id) for image_id, path in s.execute(statement.returning(Image.id, Image.path)))
+    return ids
+
+
+def _image_values(r: ImageRecord) -> dict[str, object]:
+    """The images row of a record, as column values."""
+    now = utcnow()
+    return {**{name: getattr(r, name) for name in _IMAGE_FIELDS}, "status": "failed" if r.error else "ok",
+            "created_at": now, "updated_at": now}
 
 
 def _feature_rows(records: Sequence[ImageRecord], ids: Sequence[int]) -> dict[type, list[dict[str, Any]]]:

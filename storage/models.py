@@ -6,7 +6,7 @@ import os
 from datetime import datetime, timezone
 from urllib.parse import quote, unquote_to_bytes
 
-from sqlalchemy import Float, ForeignKey, Index, LargeBinary, String, TypeDecorator, UniqueConstraint
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, LargeBinary, String, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # An image's features are stored per *view*: the whole image, and its content box (the
@@ -45,8 +45,13 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+# Every integer column is 64-bit: file sizes and mtime_ns outgrow 32 bits. SQLite's INTEGER
+# already is (and an "INTEGER PRIMARY KEY" is its rowid), so the type changes only elsewhere.
+BigInt = BigInteger().with_variant(Integer(), "sqlite")
+
+
 class Base(DeclarativeBase):
-    pass
+    type_annotation_map = {int: BigInt}
 
 
 class Image(Base):

@@ -1,9 +1,10 @@
 """Catalog files: checking that a file is a neardup catalog before touching it, the SQLite
-connection every catalog uses, and upgrading catalogs made by older neardup in place.
+connection every catalog file uses, and upgrading catalogs made by older neardup in place.
 
 The schema is versioned with Alembic (`storage/migrations`): a new catalog is created at the
 newest revision; an older one is upgraded in one transaction when it is opened for writing, so
-a kill leaves it as it was. A file that is not a neardup catalog is never modified: it is
+a kill leaves it as it was. Creating the tables and migrating (`create_schema`, `migrate`) work
+on any connection: a catalog on a database server (`database`) is versioned the same way. A file that is not a neardup catalog is never modified: it is
 first read through a read-only connection, and only then opened for writing.
 """
 
@@ -19,7 +20,7 @@ from urllib.parse import quote
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.pool import QueuePool
 
 from .errors import NeardupError
@@ -31,7 +32,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 FIRST_REVISION = "0001"  # catalogs made before revisions were recorded have this schema
 # The newest migration's revision, so that opening a current catalog needs no Alembic (importing
 # it and reading the migration scripts is ~0.15 s of every command's start); a test checks it.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 # How long a writer waits for another one before saying the catalog is busy: every neardup
 # transaction is short (a batch of 64 files), so a longer wait means another long job.
 BUSY_TIMEOUT_MS = 5_000
@@ -43,6 +44,10 @@ class CatalogNotFoundError(NeardupError, FileNotFoundError):
 
 class NotACatalogError(NeardupError, ValueError):
     """The file exists but is not a neardup catalog (another SQLite database, or not SQLite)."""
+
+
+class CatalogExistsError(NeardupError, FileExistsError):
+    """A catalog was to be created where one already exists."""
 
 
 class CatalogVersionError(NeardupError):
@@ -148,32 +153,35 @@ def connect(path: Path, *, readonly: bool = False) -> Engine:
     return engine
 
 
-def create_schema(engine: Engine) -> None:
-    """Create every table of a new catalog at the newest revision."""
+def create_schema(conn: Connection) -> None:
+    """Create every table of a new catalog at the newest revision, in `conn`'s transaction."""
     from alembic import command
 
     from .models import Base
 
-    with engine.begin() as conn:
-        Base.metadata.create_all(conn)
-        config = _alembic_config(conn)
-        command.stamp(config, "head")
+    Base.metadata.create_all(conn)
+    command.stamp(_alembic_config(conn), "head")
 
 
 def upgrade(engine: Engine) -> None:
-    """Bring the catalog to the newest revision in one transaction (under the write lock, so
-    two processes opening one old catalog upgrade it once)."""
+    """Bring the catalog file to the newest revision in one transaction (under the write lock,
+    so two processes opening one old catalog upgrade it once)."""
+    with engine.connect().execution_options(immediate=True) as conn, conn.begin():
+        migrate(conn)
+
+
+def migrate(conn: Connection) -> None:
+    """Run the migrations from the catalog's revision to the newest, in `conn`'s transaction
+    (a catalog of the first release, which recorded no revision, is stamped 0001 first)."""
     from alembic import command
 
-    with engine.connect().execution_options(immediate=True) as conn, conn.begin():
-        config = _alembic_config(conn)
-        tables = set(conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'table'").scalars())
-        if "alembic_version" not in tables:
-            command.stamp(config, FIRST_REVISION)
-        command.upgrade(config, "head")
+    config = _alembic_config(conn)
+    if "alembic_version" not in inspect(conn).get_table_names():
+        command.stamp(config, FIRST_REVISION)
+    command.upgrade(config, "head")
 
 
-def check_revision(path: Path, revision: str, *, readonly: bool) -> bool:
+def check_revision(path: Path | str, revision: str, *, readonly: bool) -> bool:
     """Whether the catalog needs upgrading; raises `CatalogVersionError` when it cannot be."""
     if revision == HEAD_REVISION:
         return False

@@ -6,7 +6,9 @@ catalog whenever the catalog's generation changed; a file beside the catalog
 (photos.db -> photos.<feature>.faiss) saves the rebuild. The file is bound to its catalog by
 a sidecar (photos.<feature>.faiss.json: the catalog's identity and generation, and the
 file's SHA-256), so an index file restored from a backup, copied from another catalog, or
-damaged is rebuilt, never used. FAISS's (D, I) arrays never leave this module.
+damaged is rebuilt, never used. A catalog on a database server keeps these files in each
+machine's cache folder instead (`Catalog.cache_file`), bound to it the same way: every machine
+rebuilds its copy once after another one wrote. FAISS's (D, I) arrays never leave this module.
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ class FeatureIndex:
 
     def __init__(self, catalog: Catalog, feature: str, *, binary: bool) -> None:
         self.catalog, self.feature, self.binary = catalog, feature, binary
-        self.path = catalog.sibling(f"{feature}.faiss")
+        self.path = catalog.cache_file(f"{feature}.faiss")
         self._sidecar = self.path.with_name(self.path.name + ".json")
         self._built: tuple[str, object] | None = None  # (catalog generation, FAISS index)
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 
+import postgres
 from images import DATA, PHOTOS, photo  # noqa: F401  (shared with the tests through conftest)
 
 
@@ -72,3 +73,60 @@ def make_collection(root: Path) -> dict[str, Path]:
     files["rocket_copy"] = root / "edits" / "rocket_copy.jpg"
     shutil.copyfile(DATA / "rocket.jpg", files["rocket_copy"])
     return files
+
+
+@pytest.fixture(scope="session", autouse=True)
+def neardup_data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The data folder of catalogs on a server (NEARDUP_DATA_DIR), never the user's."""
+    path = tmp_path_factory.mktemp("neardup-data")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NEARDUP_DATA_DIR", str(path))
+        yield path
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[postgres.Server]:
+    """A PostgreSQL server for the session (started on first use); the tests that need one
+    are skipped, saying why, only when PostgreSQL is not installed (`scripts/test.sh`
+    installs it); one that is installed but does not start is an error."""
+    try:
+        server = postgres.start()
+    except postgres.Unavailable as why:
+        pytest.skip(str(why))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: postgres.Server) -> Iterator[str]:
+    """The URL of a fresh, empty PostgreSQL database, dropped after the test."""
+    url = postgres_server.fresh_database()
+    yield url
+    postgres_server.drop(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a test's new catalog goes: a file path, or a fresh PostgreSQL database's URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "cat.db")
+    return request.getfixturevalue("postgres_url")
+
+
+def image_rows(location: str) -> int:
+    """How many image rows the catalog at `location` holds, read from outside neardup (0
+    while it does not exist yet or is being created)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    url = location if "://" in location else f"sqlite:///file:{location}?mode=ro&uri=true"
+    if "://" not in location and not Path(location).exists():
+        return 0
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM images")).scalar_one())
+    except SQLAlchemyError:
+        return 0
+    finally:
+        engine.dispose()

@@ -1,4 +1,5 @@
-"""Duplicate groups: threshold semantics, exact copies, low quality, linkage, keeper."""
+"""Duplicate groups: threshold semantics, exact copies, low quality, linkage, keeper; a catalog
+file and a PostgreSQL catalog alike."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ from conftest import photo, save
 
 
 @pytest.fixture
-def indexed(tmp_path, collection):
-    cat = neardup.open(tmp_path / "cat.db", create=True, embedder="none")
+def indexed(tmp_path, collection, catalog_location):
+    cat = neardup.open(catalog_location, create=True, embedder="none")
     cat.index([tmp_path / "photos"], workers=1)
     return cat, collection
 
@@ -81,10 +82,10 @@ def test_thresholds_at_the_ends_of_their_range_are_accepted(indexed, by, thresho
     assert isinstance(cat.duplicates(by=by, threshold=threshold), list)
 
 
-def test_flat_images_never_match_by_hash(tmp_path) -> None:
+def test_flat_images_never_match_by_hash(tmp_path, catalog_location) -> None:
     for i, v in enumerate((128, 131)):
         save(np.full((100, 100, 3), v, np.uint8), tmp_path / "flat" / f"grey{i}.png")
-    cat = neardup.open(tmp_path / "f.db", create=True, embedder="none")
+    cat = neardup.open(catalog_location, create=True, embedder="none")
     cat.index([tmp_path / "flat"], workers=1)
     for by in ("auto", "pdq", "ahash"):
         assert cat.duplicates(by=by, threshold=None) == []
@@ -131,7 +132,7 @@ def test_complete_linkage_breaks_chains_that_single_linkage_merges() -> None:
     assert sorted(map(sorted, complete_linkage(triangle))) == [[1, 2, 3]]
 
 
-def test_strict_grouping_through_the_api_breaks_a_real_chain(tmp_path) -> None:
+def test_strict_grouping_through_the_api_breaks_a_real_chain(tmp_path, catalog_location) -> None:
     """A photo morphing into another in two steps: at a pdq threshold that links neighbours in
     the chain but not its ends, single linkage makes one group, strict does not."""
     coffee = photo("coffee").astype(np.float64)
@@ -139,7 +140,7 @@ def test_strict_grouping_through_the_api_breaks_a_real_chain(tmp_path) -> None:
     chain = [np.round((1 - t) * coffee + t * other).astype(np.uint8) for t in (0.0, 0.3, 0.6)]
     for i, rgb in enumerate(chain):
         save(rgb, tmp_path / "chain" / f"c{i}.png")
-    cat = neardup.open(tmp_path / "chain.db", create=True, embedder="none")
+    cat = neardup.open(catalog_location, create=True, embedder="none")
     cat.index([tmp_path / "chain"], workers=1)
     ids, codes = cat.catalog.hashes("pdq")
     by_name = {Path(im.path).stem: codes[list(ids).index(i)] for i, im in cat.catalog.images(ids).items()}

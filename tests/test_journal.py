@@ -1,4 +1,5 @@
-"""The clean-up journal (`storage.journal`): runs, entries and the catalog rows they mark."""
+"""The clean-up journal (`storage.journal`): runs, entries and the catalog rows they mark, in a
+catalog file and a PostgreSQL catalog alike."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from neardup.storage.journal import APPLIED, DONE, PLANNED, SKIPPED, Intent, Jou
 
 
 @pytest.fixture
-def cat(tmp_path: Path):
-    with neardup.open(tmp_path / "photos.db", create=True, embedder="none") as cat:
+def cat(tmp_path: Path, catalog_location: str):
+    with neardup.open(catalog_location, create=True, embedder="none") as cat:
         cat.catalog.write([ImageRecord(path=str(tmp_path / "a.jpg"), size=3, mtime_ns=0, sha256="a" * 64)])
         yield cat
 
@@ -24,7 +25,7 @@ def journal_of(cat: neardup.Collection) -> Journal:
 
 
 def intent(cat: neardup.Collection, action: str = "trash") -> Intent:
-    source = str(cat.path.parent / "a.jpg")
+    source = next(iter(cat.catalog.file_states()))
     return Intent(group_no=0, action=action, source=source, keeper="/k.jpg", sha256="a" * 64, size=3,
                   keeper_sha256="a" * 64)
 
@@ -70,12 +71,14 @@ def test_a_skipped_entry_keeps_its_reason_and_a_replan_overwrites_it(cat) -> Non
     assert status(cat) == "ok"
 
 
-def test_the_journal_lives_in_the_catalog_and_its_recovery_folder_beside_it(cat, tmp_path) -> None:
+def test_the_journal_lives_in_the_catalog_and_its_recovery_folder_beside_it(cat, tmp_path, neardup_data) -> None:
+    """Beside a catalog file; in this machine's data folder, keyed by identity, for a server's."""
     journal = journal_of(cat)
     run, _ = journal.resume_or_start("move", "d" * 64)
     cat.close()
-    reopened = neardup.open(tmp_path / "photos.db")
+    reopened = neardup.open(cat.path if cat.catalog.url is None else cat.catalog.url.render_as_string(False))
     assert journal_of(reopened).run(run.id).action == "move"
-    assert journal.recovery_dir == tmp_path / "photos.recovery"
+    assert journal.recovery_dir == (tmp_path / "cat.recovery" if cat.catalog.url is None else
+                                    neardup_data / "catalogs" / cat.catalog.identity / "catalog.recovery")
     with pytest.raises(UnknownRunError):
         journal_of(reopened).run(run.id + 1)

@@ -1,15 +1,14 @@
-"""Incremental indexing: unchanged, changed, new, removed, moved, failed, interrupted."""
+"""Incremental indexing: unchanged, changed, new, removed, moved, failed, interrupted; into a
+catalog file and a PostgreSQL catalog alike."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,15 +17,15 @@ import neardup
 from neardup.indexer.decode import decode
 from neardup.indexer.hashes import compute_hashes
 
-from conftest import save, scene
+from conftest import image_rows, save, scene
 
 
-def _open(tmp_path: Path) -> neardup.Collection:
-    return neardup.open(tmp_path / "cat.db", create=True, embedder="none")
+def _open(location: str) -> neardup.Collection:
+    return neardup.open(location, create=True, embedder="none")
 
 
-def test_first_run_indexes_everything_and_second_run_decodes_nothing(tmp_path, collection) -> None:
-    cat = _open(tmp_path)
+def test_first_run_indexes_everything_and_second_run_decodes_nothing(tmp_path, collection, catalog_location) -> None:
+    cat = _open(catalog_location)
     first = cat.index([tmp_path / "photos"], workers=2)
     assert (first.new, first.failed, first.unchanged) == (len(collection), 0, 0)
     assert cat.stats().counts["ok"] == len(collection)
@@ -34,8 +33,8 @@ def test_first_run_indexes_everything_and_second_run_decodes_nothing(tmp_path, c
     assert (second.decoded, second.unchanged, second.removed) == (0, len(collection), 0)
 
 
-def test_stored_hashes_equal_hashing_the_decoded_file(tmp_path, collection) -> None:
-    cat = _open(tmp_path)
+def test_stored_hashes_equal_hashing_the_decoded_file(tmp_path, collection, catalog_location) -> None:
+    cat = _open(catalog_location)
     cat.index([tmp_path / "photos"], workers=1)
     ids, codes = cat.catalog.hashes("pdq")
     paths = {i.image_id: i.path for i in cat.catalog.images(ids).values()}
@@ -44,8 +43,8 @@ def test_stored_hashes_equal_hashing_the_decoded_file(tmp_path, collection) -> N
         assert np.array_equal(code, expected)
 
 
-def test_changed_file_is_reindexed_and_removed_file_is_dropped(tmp_path, collection) -> None:
-    cat = _open(tmp_path)
+def test_changed_file_is_reindexed_and_removed_file_is_dropped(tmp_path, collection, catalog_location) -> None:
+    cat = _open(catalog_location)
     cat.index([tmp_path / "photos"], workers=1)
     before = cat.catalog.file_states()[str(collection["scene0"])]
     save(scene(99), collection["scene0"])
@@ -61,8 +60,8 @@ def test_changed_file_is_reindexed_and_removed_file_is_dropped(tmp_path, collect
     assert len(ids) == len(collection) - 1  # no stale hash rows left behind
 
 
-def test_moved_file_is_recognised_by_content_and_not_recomputed(tmp_path, collection) -> None:
-    cat = _open(tmp_path)
+def test_moved_file_is_recognised_by_content_and_not_recomputed(tmp_path, collection, catalog_location) -> None:
+    cat = _open(catalog_location)
     cat.index([tmp_path / "photos"], workers=1)
     old = cat.catalog.file_states()[str(collection["astronaut"])]
     target = tmp_path / "photos" / "moved" / "renamed.jpg"
@@ -75,17 +74,17 @@ def test_moved_file_is_recognised_by_content_and_not_recomputed(tmp_path, collec
     assert str(collection["astronaut"]) not in states
 
 
-def test_only_files_under_the_given_paths_are_removed(tmp_path, collection) -> None:
-    cat = _open(tmp_path)
+def test_only_files_under_the_given_paths_are_removed(tmp_path, collection, catalog_location) -> None:
+    cat = _open(catalog_location)
     cat.index([tmp_path / "photos"], workers=1)
     report = cat.index([tmp_path / "photos" / "scenes"], workers=1)
     assert report.removed == 0 and cat.stats().counts["ok"] == len(collection)
 
 
-def test_unreadable_file_is_recorded_and_the_run_goes_on(tmp_path, collection) -> None:
+def test_unreadable_file_is_recorded_and_the_run_goes_on(tmp_path, collection, catalog_location) -> None:
     bad = tmp_path / "photos" / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 definitely not a whole jpeg")
-    cat = _open(tmp_path)
+    cat = _open(catalog_location)
     report = cat.index([tmp_path / "photos"], workers=2)
     assert report.failed == 1 and report.new == len(collection) + 1
     assert report.failures[0][0] == str(bad)
@@ -95,35 +94,26 @@ def test_unreadable_file_is_recorded_and_the_run_goes_on(tmp_path, collection) -
     assert cat.index([tmp_path / "photos"], workers=2).decoded == 0
 
 
-def test_missing_path_is_an_error(tmp_path) -> None:
+def test_missing_path_is_an_error(tmp_path, catalog_location) -> None:
     with pytest.raises(FileNotFoundError, match="no such file or folder"):
-        _open(tmp_path).index([tmp_path / "nope"])
+        _open(catalog_location).index([tmp_path / "nope"])
 
 
-def test_killed_run_leaves_a_catalog_that_the_next_run_completes(tmp_path) -> None:
+def test_killed_run_leaves_a_catalog_that_the_next_run_completes(tmp_path, catalog_location) -> None:
     folder = tmp_path / "many"
     for i in range(400):
         save(scene(i, (640, 480)), folder / f"{i:03d}.png")
-    db = tmp_path / "k.db"
-    cmd = [sys.executable, "-m", "neardup.cli", "index", str(folder), "--db", str(db), "--workers", "1", "-q", "--embedder", "none"]
+    cmd = [sys.executable, "-m", "neardup.cli", "index", str(folder), "--db", catalog_location, "--workers", "1", "-q",
+           "--embedder", "none"]
     proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while time.time() < deadline:
+    while time.time() < deadline and image_rows(catalog_location) < 64:
         time.sleep(0.2)
-        if not db.exists():
-            continue
-        try:
-            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
-                if con.execute("select count(*) from images").fetchone()[0] >= 64:
-                    break
-        except sqlite3.Error:
-            continue
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    with sqlite3.connect(db) as con:
-        done = con.execute("select count(*) from images").fetchone()[0]
+    done = image_rows(catalog_location)
     assert 0 < done < 400, "the kill should land mid-run"
-    cat = neardup.open(db)
+    cat = neardup.open(catalog_location)
     report = cat.index([folder], workers=2)
     assert report.unchanged == done and report.new == 400 - done
     counts = cat.stats().counts

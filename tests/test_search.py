@@ -1,4 +1,5 @@
-"""search(): nearest images by each hash and by auto; queries from files or pixels."""
+"""search(): nearest images by each hash and by auto; queries from files or pixels; a catalog
+file and a PostgreSQL catalog alike."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from conftest import DATA, scene
 
 
 @pytest.fixture
-def indexed(tmp_path, collection):
-    cat = neardup.open(tmp_path / "cat.db", create=True, embedder="none")
+def indexed(tmp_path, collection, catalog_location):
+    cat = neardup.open(catalog_location, create=True, embedder="none")
     cat.index([tmp_path / "photos"], workers=1)
     return cat, collection
 

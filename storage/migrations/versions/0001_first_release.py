@@ -8,6 +8,9 @@ Revision ID: 0001
 import sqlalchemy as sa
 from alembic import op
 
+# 64-bit on PostgreSQL (sizes, mtime_ns); exactly INTEGER, as always, on SQLite.
+INT = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
 revision = "0001"
 down_revision = None
 
@@ -15,15 +18,15 @@ down_revision = None
 def upgrade() -> None:
     op.create_table(
         "images",
-        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("id", INT, primary_key=True),
         sa.Column("path", sa.String, nullable=False, unique=True),
-        sa.Column("size", sa.Integer, nullable=False),
-        sa.Column("mtime_ns", sa.Integer, nullable=False),
+        sa.Column("size", INT, nullable=False),
+        sa.Column("mtime_ns", INT, nullable=False),
         sa.Column("sha256", sa.String(64)),
-        sa.Column("width", sa.Integer),
-        sa.Column("height", sa.Integer),
+        sa.Column("width", INT),
+        sa.Column("height", INT),
         sa.Column("format", sa.String(16)),
-        sa.Column("quality", sa.Integer),
+        sa.Column("quality", INT),
         sa.Column("status", sa.String(8), nullable=False),
         sa.Column("error", sa.String),
         sa.Column("created_at", sa.DateTime, nullable=False),
@@ -33,7 +36,7 @@ def upgrade() -> None:
     for table, name in (("hashes", "algo"), ("vectors", "model")):
         op.create_table(
             table,
-            sa.Column("image_id", sa.Integer, sa.ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
+            sa.Column("image_id", INT, sa.ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
             sa.Column(name, sa.String(16 if table == "hashes" else 32), primary_key=True),
             sa.Column("bits" if table == "hashes" else "data", sa.LargeBinary, nullable=False),
         )
@@ -41,7 +44,7 @@ def upgrade() -> None:
     for table in ("keypoints", "mirrored_keypoints"):
         op.create_table(
             table,
-            sa.Column("image_id", sa.Integer, sa.ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
+            sa.Column("image_id", INT, sa.ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
             sa.Column("points", sa.LargeBinary, nullable=False),
             sa.Column("descriptors", sa.LargeBinary, nullable=False),
         )

@@ -17,6 +17,9 @@ import uuid
 import sqlalchemy as sa
 from alembic import op
 
+# 64-bit on PostgreSQL (sizes, mtime_ns); exactly INTEGER, as always, on SQLite.
+INT = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
 revision = "0002"
 down_revision = "0001"
 
@@ -30,9 +33,9 @@ def upgrade() -> None:
         "models",
         sa.Column("name", sa.String(32), primary_key=True),
         sa.Column("model_id", sa.String(128), nullable=False),
-        sa.Column("version", sa.Integer, nullable=False),
-        sa.Column("dim", sa.Integer, nullable=False),
-        sa.Column("input_size", sa.Integer, nullable=False),
+        sa.Column("version", INT, nullable=False),
+        sa.Column("dim", INT, nullable=False),
+        sa.Column("input_size", INT, nullable=False),
         sa.Column("options", sa.String, nullable=False),
         sa.Column("file", sa.String),
         sa.Column("sha256", sa.String(64)),
@@ -51,7 +54,7 @@ def _add_view(table: str, name: str, payload: str, width: int) -> None:
     """Rebuild `table` with `view` in its primary key, splitting "name@box" names."""
     op.create_table(
         f"{table}_new",
-        sa.Column("image_id", sa.Integer, sa.ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("image_id", INT, sa.ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
         sa.Column(name, sa.String(width), primary_key=True),
         sa.Column("view", sa.String(8), primary_key=True),
         sa.Column(payload, sa.LargeBinary, nullable=False),

@@ -6,6 +6,9 @@ Revision ID: 0003
 import sqlalchemy as sa
 from alembic import op
 
+# 64-bit on PostgreSQL (sizes, mtime_ns); exactly INTEGER, as always, on SQLite.
+INT = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
 revision = "0003"
 down_revision = "0002"
 
@@ -13,7 +16,7 @@ down_revision = "0002"
 def upgrade() -> None:
     op.create_table(
         "clean_runs",
-        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("id", INT, primary_key=True),
         sa.Column("action", sa.String(16), nullable=False),
         sa.Column("plan_digest", sa.String(64), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
@@ -24,19 +27,19 @@ def upgrade() -> None:
     op.create_index("ix_clean_runs_plan_digest", "clean_runs", ["plan_digest"])
     op.create_table(
         "clean_entries",
-        sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("run_id", sa.Integer, sa.ForeignKey("clean_runs.id", ondelete="CASCADE"), nullable=False),
-        sa.Column("seq", sa.Integer, nullable=False),
-        sa.Column("group_no", sa.Integer, nullable=False),
+        sa.Column("id", INT, primary_key=True),
+        sa.Column("run_id", INT, sa.ForeignKey("clean_runs.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("seq", INT, nullable=False),
+        sa.Column("group_no", INT, nullable=False),
         sa.Column("action", sa.String(16), nullable=False),
         sa.Column("source", sa.String, nullable=False),
         sa.Column("destination", sa.String),
         sa.Column("keeper", sa.String, nullable=False),
         sa.Column("recovery", sa.String),
         sa.Column("sha256", sa.String(64), nullable=False),
-        sa.Column("size", sa.Integer, nullable=False),
-        sa.Column("mtime_ns", sa.Integer),
-        sa.Column("mode", sa.Integer),
+        sa.Column("size", INT, nullable=False),
+        sa.Column("mtime_ns", INT),
+        sa.Column("mode", INT),
         sa.Column("keeper_sha256", sa.String(64)),
         sa.Column("state", sa.String(8), nullable=False),
         sa.Column("reason", sa.String),
