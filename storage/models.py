@@ -6,7 +6,7 @@ import os
 from datetime import datetime, timezone
 from urllib.parse import quote, unquote_to_bytes
 
-from sqlalchemy import Float, ForeignKey, Index, LargeBinary, String, TypeDecorator, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Index, Integer, LargeBinary, String, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # An image's features are stored per *view*: the whole image, and its content box (the
@@ -70,7 +70,7 @@ class Image(Base):
     noise: Mapped[float | None] = mapped_column(Float)
     taken_at: Mapped[str | None] = mapped_column(String(32))
     camera: Mapped[str | None] = mapped_column(String(128))
-    jpeg_quality: Mapped[int | None]
+    jpeg_quality: Mapped[int | None] = mapped_column(Integer)  # 1-100: small on every backend
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
