@@ -192,62 +192,33 @@ def _composite_groups(catalog: Catalog, contained: Mapping[int, list[int]], grou
 
 def _groups(catalog: Catalog, clusters: list[list[int]], prefer: Sequence[str], order: Sequence[str]) -> list[Group]:
     info = catalog.images(i for c in clusters for i in c)
-    similarity, identical = _likeness(catalog, [i for c in clusters for i in c])
+    similarity = _similarity(catalog, [i for c in clusters if len(c) > 2 for i in c])
     groups = []
     for cluster in clusters:
         images = [info[i] for i in cluster if i in info]
         if len(images) < 2:
             continue
-        keeper, reason = choose_keeper(images, prefer=prefer, order=order, similarity=similarity,
-                                       identical=identical)
+        keeper, reason = choose_keeper(images, prefer=prefer, order=order, similarity=similarity)
         rest = sorted((im for im in images if im is not keeper), key=lambda im: im.path)
         ordered = (keeper, *rest)
         groups.append(Group(keeper.path, tuple(im.path for im in ordered), ordered, reason))
     return sorted(groups, key=lambda g: (-len(g.members), g.keeper))
 
 
-def _likeness(catalog: Catalog, ids: list[int]):
-    """For the keeper, from stored features: how alike two members are (the fused hash
-    similarity plus, when the catalog has it, the CNN cosine), and whether they hold the same
-    pixels (as far as stored features can tell)."""
+def _similarity(catalog: Catalog, ids: list[int]):
+    """How alike two members are, for the keeper's `central` rule: the fused hash similarity
+    plus, when the catalog has it, the CNN cosine (both from stored features)."""
     if not ids:
-        return None, None
-    hashes = catalog.hashes_of(ids, list(catalog.settings.hashes))
+        return None
     weights = POLICY.weights(catalog.settings.hashes)
+    hashes = catalog.hashes_of(ids, list(weights))
     vectors = catalog.vectors_of(ids, "cnn") if "cnn" in features_of(catalog) else {}
-    # Below this side a JPEG is decoded at full size, so its lossless re-save has exactly its
-    # hashes, detail and noise; above it libjpeg's reduced decode shifts detail and noise by
-    # 10-30 % and flips hash bits, so equal size in one group must do (a same-size JPEG copy of
-    # a large lossless original then passes for the original: a known gap).
-    exact_below = 2 * catalog.settings.decode_side
-
-    def known(i: int) -> bool:
-        return all(i in hashes[n] for n in hashes)
 
     def similarity(a: ImageInfo, b: ImageInfo) -> float:
         i, j = a.image_id, b.image_id
-        if not (known(i) and known(j)):
+        if not all(i in hashes[n] and j in hashes[n] for n in weights):
             return 0.0
         fused = float(fused_similarity({n: hashes[n][i] for n in weights}, {n: hashes[n][j] for n in weights}, weights))
         return fused + (float(vectors[i] @ vectors[j]) if i in vectors and j in vectors else 0.0)
 
-    def identical(a: ImageInfo, b: ImageInfo) -> bool:
-        i, j = a.image_id, b.image_id
-        if (a.width, a.height) != (b.width, b.height):
-            return False
-        if max(a.width, a.height) >= exact_below:
-            return True
-        return known(i) and known(j) and all(np.array_equal(hashes[n][i], hashes[n][j]) for n in hashes) and (
-            _same_traits(a, b))
-
-    return similarity, identical
-
-
-def _same_traits(a: ImageInfo, b: ImageInfo) -> bool:
-    """Detail and noise agree as those of the same pixels do: hashes alone are equal for a
-    good JPEG copy of a small picture too, but re-encoding smooths its flat patches and edges."""
-    if None in (a.detail, b.detail, a.noise, b.noise):
-        return False
-    def close(x: float, y: float, rel: float) -> bool:
-        return abs(x - y) <= rel * max(abs(x), abs(y)) + 0.01
-    return close(a.detail, b.detail, 0.03) and close(a.noise, b.noise, 0.05)
+    return similarity

@@ -35,7 +35,6 @@ class Context:
     group: Sequence[ImageInfo]
     prefer: Sequence[str] = ()
     similarity: Similarity | None = None
-    identical: Callable[[ImageInfo, ImageInfo], bool] | None = None  # the same pixels (every hash equal)
 
 
 @dataclass(frozen=True)
@@ -97,19 +96,18 @@ def _detail(im: ImageInfo, ctx: Context) -> float | None:
 
 
 def _resaved(im: ImageInfo, ctx: Context) -> float:
-    """A lossless file holding exactly a JPEG member's pixels is a re-save of it: the same
-    picture in a larger file. (A JPEG copy of a lossless original has other pixels.)"""
-    if (im.format or "") not in _LOSSLESS or ctx.identical is None:
-        return 0.0
-    return 1.0 if any(o.format == "JPEG" and ctx.identical(im, o) for o in ctx.group if o is not im) else 0.0
+    """A lossless file the size of a JPEG member is taken for a re-save of it (an edit saved
+    as PNG, a screenshot): the same picture in a larger file. Stored features cannot tell it
+    from a lossless original with a same-size JPEG copy, which then loses: a known gap."""
+    same_size = any(o.format == "JPEG" and (o.width, o.height) == (im.width, im.height) for o in ctx.group)
+    return 1.0 if (im.format or "") in _LOSSLESS and same_size else 0.0
 
 
 def _lossy(im: ImageInfo, ctx: Context) -> float | None:
-    """How much a JPEG lost when saved (100 minus its quality; 0 for a lossless file): a
-    copy re-encoded at a low quality has thrown detail away for good."""
-    if im.jpeg_quality is not None:
-        return 100.0 - im.jpeg_quality
-    return 0.0 if (im.format or "") in _LOSSLESS else None
+    """How much a JPEG lost when saved (100 minus its quality): a copy re-encoded at a low
+    quality has thrown detail away for good. Only JPEGs are compared: a lossless file may
+    hold a JPEG's losses (an edit or screenshot saved as PNG), so its format says nothing."""
+    return None if im.jpeg_quality is None else 100.0 - im.jpeg_quality
 
 
 def _odd_aspect(im: ImageInfo, ctx: Context) -> float | None:
@@ -170,10 +168,9 @@ def check_order(names: Sequence[str]) -> tuple[str, ...]:
 
 
 def choose_keeper(images: Sequence[ImageInfo], *, prefer: Sequence[str] = (), order: Sequence[str] = DEFAULT_ORDER,
-                  similarity: Similarity | None = None,
-                  identical: Callable[[ImageInfo, ImageInfo], bool] | None = None) -> tuple[ImageInfo, str]:
+                  similarity: Similarity | None = None) -> tuple[ImageInfo, str]:
     """The member to keep and the reason. `prefer` folders win first, whatever `order` says."""
-    ctx = Context(images, prefer, similarity, identical)
+    ctx = Context(images, prefer, similarity)
     running, reasons = list(images), []
     names = ["preferred", *(n for n in check_order(order) if n != "preferred")] if prefer else check_order(order)
     for name in names:

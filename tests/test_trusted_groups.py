@@ -161,17 +161,6 @@ def test_a_copy_re_encoded_at_a_lower_quality_never_wins_the_keeper(tmp_path) ->
         assert Path(g.keeper).stem in ("coffee", "chelsea", "rocket"), (g.keeper, g.reason)
 
 
-def test_a_lossless_original_beats_its_jpeg_copy_of_the_same_size(tmp_path) -> None:
-    # Only a lossless file holding exactly a JPEG's pixels is a re-save; a PNG whose JPEG copy
-    # has other pixels is the original.
-    folder = tmp_path / "photos"
-    for name in ("coffee", "chelsea"):
-        save(photo(name), folder / f"{name}.png")
-        save(photo(name), folder / f"{name}_copy.jpg", quality=80)
-    groups = _catalog(tmp_path, folder, embedder="none").duplicates()
-    assert {Path(g.keeper).name for g in groups} == {"coffee.png", "chelsea.png"}, [(g.keeper, g.reason) for g in groups]
-
-
 @pytest.mark.parametrize("scale", [1, 4])
 def test_a_lossless_re_save_of_a_jpeg_loses_to_the_jpeg(tmp_path, scale) -> None:
     # scale 4: large enough for the JPEG to be decoded at reduced size
