@@ -62,9 +62,12 @@ class Cluster:
         if local := _LOCAL.fullmatch(spec):
             if int(local[1]) < 1:
                 raise ClusterError(f"--cluster {spec}: a local cluster needs at least 1 worker")
+            # its workers log only CRITICAL: what a run must say reaches the client anyway (a
+            # failed batch as WorkerDiedError, a bad file as a failure), while closing the cluster
+            # races the workers' heartbeats, which then log tracebacks that mean nothing
             with _sigint_ignored():
                 cluster = LocalCluster(n_workers=int(local[1]), threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=logging.ERROR)
+                                       dashboard_address=None, silence_logs=logging.CRITICAL)
             return cls(Client(cluster), cluster, batch=batch)
         if "://" not in spec:
             raise ClusterError(f"--cluster {spec!r} is neither local:N nor a scheduler address",
