@@ -128,6 +128,8 @@ def _add_file(path: str, result: Walk) -> None:
         return
     if stat.S_ISREG(st.st_mode):
         result.files[path] = FileEntry(path, st.st_size, st.st_mtime_ns)
+    else:  # reading a pipe or a device named like an image could block the run forever
+        result.problems.append((path, "not a regular file (a pipe, socket or device)"))
 
 
 def classify(found: Walk, known: Mapping[str, FileState]) -> Changes:

@@ -99,6 +99,17 @@ def test_symlink_loop_is_recorded_and_run_continues(tmp_path) -> None:
     assert_indexed_or_recorded(db, normal, "loop_a.jpg")
 
 
+def test_a_pipe_named_like_an_image_is_recorded_not_read(tmp_path) -> None:
+    """Reading a FIFO blocks until someone writes to it: indexing one named .jpg hung for
+    good (found by scripts/zoo.py). It is recorded as not a regular file, and the run ends."""
+    folder = tmp_path / "photos"
+    normal = photos(folder)
+    os.mkfifo(folder / "pipe.jpg")
+    db = tmp_path / "c.db"
+    assert_ok(index(folder, db, timeout=60))
+    assert_indexed_or_recorded(db, normal, "pipe.jpg")
+
+
 def test_files_vanishing_during_indexing_do_not_abort_the_run(tmp_path) -> None:
     """Files that appear and disappear while `neardup index` runs (a camera import, a sync
     client) must not abort it. A thread keeps creating and deleting 20 copies of a photo,
