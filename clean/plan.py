@@ -111,6 +111,8 @@ class Plan:
             data = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise PlanFileError(f"a plan file must be JSON written by `neardup clean --plan`: {e}") from e
+        except RecursionError as e:  # json nests by recursion: "[[[[…" past ~1,000 levels
+            raise PlanFileError("a plan file must be JSON written by `neardup clean --plan`: nested too deeply") from e
         plan = _plan_from_dict(data)
         if catalog_id is not None and plan.catalog_id != catalog_id:
             raise PlanCatalogMismatchError(
@@ -176,9 +178,9 @@ def _plan_from_dict(data: Any) -> Plan:
         groups = tuple(_group(g) for g in _list(data["groups"]))
         return Plan(
             catalog_id=_typed(data["catalog_id"], str), action=_typed(data["action"], str), groups=groups,
-            to=_typed(data.get("to"), str, none=True), include_near=_typed(data.get("include_near", False), bool),
-            roots=tuple(_typed(r, str) for r in _list(data.get("roots", []))),
-            protect=tuple(_typed(p, str) for p in _list(data.get("protect", []))),
+            to=_path(data.get("to"), none=True), include_near=_typed(data.get("include_near", False), bool),
+            roots=tuple(_path(r) for r in _list(data.get("roots", []))),
+            protect=tuple(_path(p) for p in _list(data.get("protect", []))),
         )
     except (KeyError, TypeError) as e:
         raise PlanFileError(f"malformed plan file: {e}") from e
@@ -193,7 +195,7 @@ def _group(data: Any) -> PlannedGroup:
 def _file(data: Any) -> PlannedFile:
     if not isinstance(data, dict):
         raise TypeError(f"expected a file object, got {data!r}")
-    path = _typed(data["path"], str)
+    path = _path(data["path"])
     if not os.path.isabs(path):
         raise TypeError(f"paths must be absolute, got {path!r}")
     size = _typed(data["size"], int)
@@ -201,7 +203,7 @@ def _file(data: Any) -> PlannedFile:
         raise TypeError(f"size of {path} must be a byte count, got {size!r}")
     return PlannedFile(
         path, size, _sha(data.get("sha256")), _typed(data.get("action", KEEP), str),
-        _typed(data.get("destination"), str, none=True), _typed(data.get("reason"), str, none=True),
+        _path(data.get("destination"), none=True), _typed(data.get("reason"), str, none=True),
     )
 
 
@@ -217,6 +219,14 @@ def _typed(value: Any, kind: type, *, none: bool = False) -> Any:
     if (value is None and none) or isinstance(value, kind):
         return value
     raise TypeError(f"expected {kind.__name__}, got {value!r}")
+
+
+def _path(value: Any, *, none: bool = False) -> Any:
+    """A path string: no file name holds a NUL, and the OS refuses one (ValueError)."""
+    value = _typed(value, str, none=none)
+    if value is not None and "\0" in value:
+        raise TypeError(f"paths cannot contain a NUL character, got {value!r}")
+    return value
 
 
 def _list(value: Any) -> list:
