@@ -1,5 +1,6 @@
-"""What fuzzing found (issue 18): each crash, warning or traceback as a test through the real
-`neardup` command."""
+"""Fuzzing, short and deterministic (issue 18): each target of `fuzz_targets` for a few
+seconds with a fixed seed, so that a crash found once stays found. `scripts/fuzz.py --minutes
+60` runs the same targets for long; what it finds becomes a case below."""
 
 from __future__ import annotations
 
@@ -7,13 +8,43 @@ import json
 import shutil
 import sqlite3
 import struct
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 from PIL import Image
 
 from conftest import scene
 from faults import assert_error, assert_ok, failures, neardup, photos
+
+from fuzz_targets import (
+    catalog_bytes, catalog_or_refused, decoded_or_refused, image_bytes, plan_or_refused, plan_texts,
+)
+
+def quick(examples: int) -> settings:
+    return settings(max_examples=examples, derandomize=True, deadline=None, database=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@quick(120)
+@given(data=image_bytes())
+def test_any_file_is_indexed_or_recorded_with_a_human_reason(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        decoded_or_refused(data, Path(tmp))
+
+
+@quick(300)
+@given(text=plan_texts())
+def test_any_plan_file_is_read_and_round_trips_or_is_refused(text: str | bytes) -> None:
+    plan_or_refused(text)
+
+
+@quick(40)
+@given(data=catalog_bytes())
+def test_any_catalog_file_opens_or_is_refused_untouched(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        catalog_or_refused(data, Path(tmp))
 
 
 # -- what fuzzing found, each through the real command ----------------------------------------
