@@ -127,6 +127,7 @@ def validate(plan: Plan) -> None:
         raise PlanVersionError(f"plan format version {plan.version!r}; this neardup reads version {VERSION}")
     if plan.action not in ACTIONS:
         raise InvalidPlanError(f"unknown action {plan.action!r}; expected one of {', '.join(ACTIONS)}")
+    _check_paths(plan)
     if plan.action == "move":
         _check_move_target(plan.to, plan.roots)
     keepers = {os.path.normpath(g.keeper.path) for g in plan.groups}
@@ -134,6 +135,14 @@ def validate(plan: Plan) -> None:
     for group in plan.groups:
         for member in group.members:
             _check_member(member, plan, keepers, seen)
+
+
+def _check_paths(plan: Plan) -> None:
+    """No path of the plan holds a NUL: no file name can, and the OS refuses one (ValueError)."""
+    files = [f for g in plan.groups for f in (g.keeper, *g.members)]
+    paths = [plan.to, *plan.roots, *plan.protect, *(f.path for f in files), *(f.destination for f in files)]
+    if bad := next((p for p in paths if p is not None and "\0" in p), None):
+        raise InvalidPlanError(f"paths cannot contain a NUL character, got {bad!r}")
 
 
 def _check_move_target(to: str | None, roots: Sequence[str]) -> None:
@@ -178,9 +187,9 @@ def _plan_from_dict(data: Any) -> Plan:
         groups = tuple(_group(g) for g in _list(data["groups"]))
         return Plan(
             catalog_id=_typed(data["catalog_id"], str), action=_typed(data["action"], str), groups=groups,
-            to=_path(data.get("to"), none=True), include_near=_typed(data.get("include_near", False), bool),
-            roots=tuple(_path(r) for r in _list(data.get("roots", []))),
-            protect=tuple(_path(p) for p in _list(data.get("protect", []))),
+            to=_typed(data.get("to"), str, none=True), include_near=_typed(data.get("include_near", False), bool),
+            roots=tuple(_typed(r, str) for r in _list(data.get("roots", []))),
+            protect=tuple(_typed(p, str) for p in _list(data.get("protect", []))),
         )
     except (KeyError, TypeError) as e:
         raise PlanFileError(f"malformed plan file: {e}") from e
@@ -195,7 +204,7 @@ def _group(data: Any) -> PlannedGroup:
 def _file(data: Any) -> PlannedFile:
     if not isinstance(data, dict):
         raise TypeError(f"expected a file object, got {data!r}")
-    path = _path(data["path"])
+    path = _typed(data["path"], str)
     if not os.path.isabs(path):
         raise TypeError(f"paths must be absolute, got {path!r}")
     size = _typed(data["size"], int)
@@ -203,7 +212,7 @@ def _file(data: Any) -> PlannedFile:
         raise TypeError(f"size of {path} must be a byte count, got {size!r}")
     return PlannedFile(
         path, size, _sha(data.get("sha256")), _typed(data.get("action", KEEP), str),
-        _path(data.get("destination"), none=True), _typed(data.get("reason"), str, none=True),
+        _typed(data.get("destination"), str, none=True), _typed(data.get("reason"), str, none=True),
     )
 
 
@@ -219,14 +228,6 @@ def _typed(value: Any, kind: type, *, none: bool = False) -> Any:
     if (value is None and none) or isinstance(value, kind):
         return value
     raise TypeError(f"expected {kind.__name__}, got {value!r}")
-
-
-def _path(value: Any, *, none: bool = False) -> Any:
-    """A path string: no file name holds a NUL, and the OS refuses one (ValueError)."""
-    value = _typed(value, str, none=none)
-    if value is not None and "\0" in value:
-        raise TypeError(f"paths cannot contain a NUL character, got {value!r}")
-    return value
 
 
 def _list(value: Any) -> list:

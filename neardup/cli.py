@@ -16,6 +16,7 @@ from neardup.indexer.autoencoder import AutoencoderConfig
 from neardup.indexer.embedders import VECTOR_FEATURES
 from neardup.indexer.hashes import HASHES
 from neardup.search.features import check_feature
+from neardup.storage.catalog import MAX_ID
 from neardup.storage.errors import NeardupError
 from neardup.storage.schema import damage
 
@@ -360,7 +361,7 @@ def clean(db: str, by: str, threshold: float | None, strict: bool, action: str, 
 
 @main.command()
 @db_option
-@click.option("--run", "run_id", type=int, default=None, help="The run to undo (`neardup history`). [default: the last]")
+@click.option("--run", "run_id", type=click.IntRange(1, MAX_ID), default=None, help="The run to undo (`neardup history`). [default: the last]")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def undo(db: str, run_id: int | None, as_json: bool) -> None:
     """Put back the files a clean-up run acted on, byte for byte, and turn links back into files.

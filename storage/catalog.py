@@ -30,6 +30,7 @@ from .settings import CatalogSettings
 from .vectors import FeatureIndex
 
 _CHUNK = 900  # ids per IN (...) list: SQLite allows 999 bound parameters per statement
+MAX_ID = 2**63 - 1  # SQLite's INTEGER: a larger number names no row (and overflows the driver)
 
 
 class Catalog:

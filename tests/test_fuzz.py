@@ -141,3 +141,9 @@ def test_a_catalog_with_a_damaged_value_is_an_error(small_catalog) -> None:
     con.commit()
     con.close()
     assert_error(neardup("duplicates", "--db", small_catalog), "damaged")
+
+
+def test_a_run_number_out_of_range_is_a_usage_error(small_catalog) -> None:
+    """`undo --run 2**70` overflowed SQLite's INTEGER in the driver (a traceback)."""
+    run = neardup("undo", "--db", small_catalog, "--run", str(2**70))
+    assert run.code == 2 and "Traceback" not in run.stderr and "--run" in run.stderr, run
