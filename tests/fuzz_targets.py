@@ -36,7 +36,7 @@ from PIL import Image
 
 from neardup.storage.errors import NeardupError
 
-ADDRESS = re.compile(r"0x[0-9a-fA-F]{9,}|<[\w.]+ object at")  # a memory address, an object repr
+ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{9,}|<[\w.]+ object at")  # a memory address, an object repr
 
 # -- mutations of bytes ------------------------------------------------------------------------
 
