@@ -61,7 +61,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NEARDUP = Path(sys.executable).with_name("neardup")
 COMMANDS = ("index", "duplicates", "clean", "undo", "serve")
 TOKEN = "chaos"
-SERVE_SECONDS = 8.0  # serve is killed within this long of answering: its index job of 60 files takes ~6 s
+SERVE_SECONDS = 8.0  # half the kills of serve within this long of its answering, while searches run
 
 
 # -- the collection ---------------------------------------------------------------------------
@@ -452,15 +452,22 @@ class Chaos:
         return ", ".join(f"{c} {self.durations[c][1]:.1f} s (work from {self.durations[c][0]:.1f} s)" for c in commands)
 
     def moment(self, command: str, proc: subprocess.Popen, before: int, total: int) -> float:
-        """Wait for the moment to kill. `index` and `duplicates` spend most of their run
-        working (decoding, building indexes): uniformly over the calibrated run time. `clean`
-        and `undo` spend most of theirs starting and exiting, and act on a file in a few
-        milliseconds: a quarter uniformly over the run time, the rest just after a random
-        k-th file of the run is journaled (0 <= k < files), so that most land mid-run."""
+        """Wait for the moment to kill. `duplicates`: uniformly over its calibrated run time
+        (it works most of it, building indexes). The others, a quarter of the time the same
+        way; else `index` within a second after the commit holding a random k-th image (it
+        commits 64 at a time, so a uniform moment mostly lands before the first commit), and
+        `clean` and `undo`, which act on a file in milliseconds and spend most of their run
+        starting and exiting, within 20 ms after a random k-th file is journaled."""
         first, run_time = self.durations[command]
         started = time.perf_counter()
-        if command in ("index", "duplicates") or self.rng.random() < 0.25:
+        if command == "duplicates" or self.rng.random() < 0.25:
             time.sleep(self.rng.uniform(0, run_time))
+        elif command == "index":  # it commits 64 images at a time: after a random image's commit
+            target = self.rng.randrange(1, total)
+            while proc.poll() is None and progress_of(self.world, command) < target \
+                    and time.perf_counter() - started < 3 * run_time:
+                time.sleep(0.005)
+            time.sleep(self.rng.uniform(0, 1.0))
         else:
             target = before + self.rng.randrange(total - before)
             while proc.poll() is None and progress_of(self.world, command) < target \
@@ -603,12 +610,18 @@ class Chaos:
     def serve(self) -> None:
         w = self.world
         shutil.rmtree(w.extra, ignore_errors=True)
-        make_collection(w.extra, 20, seed=10_000 + self.round)  # 60 new files for the index job
+        make_collection(w.extra, 30, seed=10_000 + self.round)  # 90 new files: the job commits twice
         extra = tree(w.extra)
         proc, url = serve(w)
         clients = Clients(url, self.queries, w.extra)
-        at = self.rng.uniform(0, SERVE_SECONDS)
-        time.sleep(at)
+        started = time.perf_counter()
+        if self.rng.random() < 0.5:
+            time.sleep(self.rng.uniform(0, SERVE_SECONDS))
+        else:  # within a second after the index job's first commit
+            while progress_of(w, "serve") <= len(self.catalog) and time.perf_counter() - started < 60:
+                time.sleep(0.005)
+            time.sleep(self.rng.uniform(0, 1.0))
+        at = time.perf_counter() - started
         os.kill(proc.pid, 9)
         orphans = orphans_after(proc)
         clients.stop()
@@ -671,8 +684,10 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=40, help="base photos (each also copied and resized)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--embedder", default="none", choices=["none", "cnn"])
+    ap.add_argument("--commands", default=",".join(COMMANDS), help="which commands to kill (clean and undo go together)")
     ap.add_argument("--keep", type=Path, help="work in this folder and keep it")
     args = ap.parse_args()
+    commands = [c for c in COMMANDS if c in args.commands.split(",")]
 
     base = args.keep or Path(tempfile.mkdtemp(prefix="neardup-chaos-"))
     shutil.rmtree(base, ignore_errors=True)
@@ -691,7 +706,7 @@ def main() -> None:
         chaos.reference()
         chaos.clean()  # round 0: calibrates clean and undo
         for chaos.round in range(1, args.rounds + 1):
-            for command in COMMANDS:
+            for command in commands:
                 getattr(chaos, command)()
     finally:
         if not args.keep:
