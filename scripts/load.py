@@ -138,6 +138,8 @@ def main() -> None:
     print(f"| {size:,} | {args.clients} | {elapsed:.0f} | {len(ms)} | {len(errors)} | {len(ms) / elapsed:.1f} | "
           f"{q[49]:.0f} ms | {q[94]:.0f} ms | {q[98]:.0f} ms | {ms[-1]:.0f} ms | {before / 2**20:.0f} MB | "
           f"{after / 2**20:.0f} MB | {max(memory) / 2**20:.0f} MB |")
+    series = ", ".join(f"{m / 2**20:.0f}" for m in memory[:: max(1, len(memory) // 12)])
+    print(f"\nserver RSS every ~{max(1, len(memory) // 12)} s, MB: {series}")
     for e in sorted(set(errors))[:10]:
         print(f"- {errors.count(e)} x {e}")
 
