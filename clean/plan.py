@@ -111,6 +111,8 @@ class Plan:
             data = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise PlanFileError(f"a plan file must be JSON written by `neardup clean --plan`: {e}") from e
+        except RecursionError as e:  # json nests by recursion: "[[[[…" past ~1,000 levels
+            raise PlanFileError("a plan file must be JSON written by `neardup clean --plan`: nested too deeply") from e
         plan = _plan_from_dict(data)
         if catalog_id is not None and plan.catalog_id != catalog_id:
             raise PlanCatalogMismatchError(
@@ -125,6 +127,7 @@ def validate(plan: Plan) -> None:
         raise PlanVersionError(f"plan format version {plan.version!r}; this neardup reads version {VERSION}")
     if plan.action not in ACTIONS:
         raise InvalidPlanError(f"unknown action {plan.action!r}; expected one of {', '.join(ACTIONS)}")
+    _check_paths(plan)
     if plan.action == "move":
         _check_move_target(plan.to, plan.roots)
     keepers = {os.path.normpath(g.keeper.path) for g in plan.groups}
@@ -132,6 +135,14 @@ def validate(plan: Plan) -> None:
     for group in plan.groups:
         for member in group.members:
             _check_member(member, plan, keepers, seen)
+
+
+def _check_paths(plan: Plan) -> None:
+    """No path of the plan holds a NUL: no file name can, and the OS refuses one (ValueError)."""
+    files = [f for g in plan.groups for f in (g.keeper, *g.members)]
+    paths = [plan.to, *plan.roots, *plan.protect, *(f.path for f in files), *(f.destination for f in files)]
+    if bad := next((p for p in paths if p is not None and "\0" in p), None):
+        raise InvalidPlanError(f"paths cannot contain a NUL character, got {bad!r}")
 
 
 def _check_move_target(to: str | None, roots: Sequence[str]) -> None:

@@ -76,13 +76,18 @@ def decode(
             # our own megapixel limit applies (below); a NaN in a float image is checked for
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             warnings.simplefilter("ignore", RuntimeWarning)
+            # Pillow's notes on damaged metadata ("Corrupt EXIF data", "Tag data larger than
+            # file"): the pixels decode or fail on their own, and a line on the terminal that
+            # names no file helps nobody (found by fuzzing)
+            warnings.simplefilter("ignore", UserWarning)
             with Image.open(io.BytesIO(source)) as im:
                 return _decode_open(im, max_side, max_megapixels)
     except UnreadableImageError:
         raise
     except UnidentifiedImageError as e:
         raise UnreadableImageError("not an image neardup can read (unknown format, or a damaged header)") from e
-    except (OSError, ValueError, SyntaxError, EOFError) as e:
+    except (OSError, ValueError, SyntaxError, EOFError, TypeError) as e:
+        # TypeError: Pillow's TIFF reader given a rational where an offset belongs (fuzzing)
         raise UnreadableImageError(f"damaged image data ({e})") from e
 
 

@@ -6,6 +6,7 @@ tool usually loses it). Detail and noise are measured while decoding (`decode._m
 from __future__ import annotations
 
 import io
+import warnings
 from datetime import datetime
 
 from PIL import ExifTags, Image, UnidentifiedImageError
@@ -15,6 +16,14 @@ _EXIF_TIME = "%Y:%m:%d %H:%M:%S"
 
 def exif_record(data: bytes) -> tuple[str | None, str | None]:
     """(capture time as ISO 8601, "Make Model") from a file's EXIF, each None when absent."""
+    with warnings.catch_warnings():
+        # Pillow warns of damaged EXIF ("Corrupt EXIF data"), also while reading tags lazily
+        # below: then there is no date or camera to use, and nothing for the terminal
+        warnings.simplefilter("ignore", UserWarning)
+        return _exif_record(data)
+
+
+def _exif_record(data: bytes) -> tuple[str | None, str | None]:
     try:
         with Image.open(io.BytesIO(data)) as im:
             exif = im.getexif()

@@ -16,7 +16,9 @@ from neardup.indexer.autoencoder import AutoencoderConfig
 from neardup.indexer.embedders import VECTOR_FEATURES
 from neardup.indexer.hashes import HASHES
 from neardup.search.features import check_feature
+from neardup.storage.catalog import MAX_ID
 from neardup.storage.errors import NeardupError
+from neardup.storage.schema import damage
 
 from . import api
 from .config import DEFAULT_DB, DEFAULT_K
@@ -46,6 +48,16 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except NeardupError as e:
             raise CliError(_message(e)) from e
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as e:
+            # a bug, or a damaged catalog that SQLite did not notice until now (a flipped
+            # byte in a value, a row an index misses): tell the two apart before a traceback
+            db = ctx.meta.get(_DB_KEY)
+            if db is not None and (found := damage(Path(db))):
+                raise CliError(f"catalog {db} is damaged (SQLite's integrity check: {' '.join(found.split())[:300]}); "
+                               "restore it from a backup, or move it aside and index again") from e
+            raise
 
 
 AE_DEFAULTS = AutoencoderConfig()
@@ -54,8 +66,16 @@ TRAINED = [name for name, f in VECTOR_FEATURES.items() if f.trained]
 BY_HELP = (f"auto, or one feature: {' '.join(HASHES)}, and {' or '.join(VECTOR_FEATURES)} when the catalog has "
            "them (`neardup stats` lists them).")
 
+_DB_KEY = "neardup.db"  # where --db is kept for the error handler (ctx.meta is shared by all contexts)
+
+
+def _remember_db(ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    ctx.meta[_DB_KEY] = value
+    return value
+
+
 db_option = click.option(
-    "--db", default=DEFAULT_DB, show_default=True, envvar="NEARDUP_DB", show_envvar=True,
+    "--db", default=DEFAULT_DB, show_default=True, envvar="NEARDUP_DB", show_envvar=True, callback=_remember_db,
     help="Catalog: a file (SQLite; FAISS index files are kept beside it) or a PostgreSQL URL, "
          "postgresql+psycopg://user@host/dbname (docs/DISTRIBUTED.md).",
 )
@@ -347,7 +367,7 @@ def clean(db: str, by: str, threshold: float | None, strict: bool, action: str, 
 
 @main.command()
 @db_option
-@click.option("--run", "run_id", type=int, default=None, help="The run to undo (`neardup history`). [default: the last]")
+@click.option("--run", "run_id", type=click.IntRange(1, MAX_ID), default=None, help="The run to undo (`neardup history`). [default: the last]")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def undo(db: str, run_id: int | None, as_json: bool) -> None:
     """Put back the files a clean-up run acted on, byte for byte, and turn links back into files.

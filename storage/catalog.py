@@ -43,6 +43,7 @@ from .vectors import FeatureIndex
 _CHUNK = 900  # ids per IN (...) list: SQLite allows 999 bound parameters per statement
 _UPSERT_ROWS = 200  # image rows per INSERT … ON CONFLICT statement (18 parameters each; SQLite allows 32,766)
 Location = str | Path  # a catalog file's path, or a database URL ("postgresql+psycopg://…")
+MAX_ID = 2**63 - 1  # SQLite's INTEGER: a larger number names no row (and overflows the driver)
 
 
 class Catalog:

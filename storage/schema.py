@@ -62,6 +62,10 @@ class CatalogReadOnlyError(NeardupError, PermissionError):
     """The catalog (or its folder) cannot be written: read-only mount, permissions, immutable."""
 
 
+class CatalogDamagedError(NeardupError):
+    """SQLite found the catalog file damaged (a bad disk, a bad copy, a file edited by hand)."""
+
+
 class DiskFullError(NeardupError, OSError):
     """The disk holding the catalog is full; the write was rolled back."""
 
@@ -78,7 +82,25 @@ def translate(error: sqlite3.Error | OSError, path: Path) -> NeardupError | None
     if "disk is full" in text or "disk i/o error" in text or getattr(error, "errno", None) == errno.ENOSPC:
         return DiskFullError(f"no space left for catalog {path} ({error}); nothing was half-written",
                              hint="free some space and run the same command again")
+    if "malformed" in text or "not a database" in text or "corrupt" in text:
+        return CatalogDamagedError(f"catalog {path} is damaged ({error})",
+                                   hint="restore it from a backup, or move it aside and index again")
     return None
+
+
+def damage(path: Path) -> str | None:
+    """What SQLite's full integrity check finds wrong with the file at `path`, or None when
+    it is sound (or absent). O(catalog size): for when something already went wrong, where a
+    damaged catalog would otherwise surface as any error at all (a value that does not parse,
+    a row an index misses)."""
+    if not path.is_file():
+        return None
+    try:
+        with _closing(_read_only(path)) as con:
+            found = [row[0] for row in con.execute("PRAGMA integrity_check(3)")]
+    except sqlite3.DatabaseError as error:
+        return str(error)
+    return None if found == ["ok"] else "; ".join(found)
 
 
 def head_revision() -> str:

@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse
 import neardup
 from neardup.thumbnails import thumbnail_side
 
-from .schemas import ERRORS, HealthOut, ImageOut, SearchOut, match_out
+from .schemas import ERRORS, HealthOut, ImageId, ImageOut, SearchOut, match_out
 from .state import ServerState, state
 
 router = APIRouter(prefix="/api", responses=ERRORS)
@@ -41,7 +41,7 @@ def search(file: UploadFile = File(..., description="an image"), k: int = K, by:
 
 
 @router.get("/images/{image_id}/similar", response_model=SearchOut, tags=["search"])
-def similar(image_id: int, k: int = K, by: str = BY, st: ServerState = Depends(state)) -> SearchOut:
+def similar(image_id: ImageId, k: int = K, by: str = BY, st: ServerState = Depends(state)) -> SearchOut:
     """The k images most like catalogued image `image_id` (itself left out)."""
     with st.turn() as c:
         matches = c.similar(image_id, k=k, by=by)
@@ -49,7 +49,7 @@ def similar(image_id: int, k: int = K, by: str = BY, st: ServerState = Depends(s
 
 
 @router.get("/images/{image_id}", response_model=ImageOut, tags=["images"])
-def image(image_id: int, st: ServerState = Depends(state)) -> ImageOut:
+def image(image_id: ImageId, st: ServerState = Depends(state)) -> ImageOut:
     """An image's record: size, dimensions, format, status, and the EXIF date and camera."""
     d = st.collection.image(image_id)
     return ImageOut(id=d.image_id, path=d.path, size=d.size, mtime_ns=d.mtime_ns, sha256=d.sha256, width=d.width,
@@ -59,7 +59,7 @@ def image(image_id: int, st: ServerState = Depends(state)) -> ImageOut:
 
 @router.get("/images/{image_id}/thumbnail", tags=["images"],
             responses={200: {"content": {"image/jpeg": {}}, "description": "a JPEG"}})
-def thumbnail(request: Request, image_id: int,
+def thumbnail(request: Request, image_id: ImageId,
               size: int = Query(256, ge=16, le=2048, description="longest side in pixels (rounded up to a cached size)"),
               st: ServerState = Depends(state)) -> Response:
     """A JPEG of the image at most `size` pixels on its long side, cached beside the catalog."""
@@ -73,7 +73,7 @@ def thumbnail(request: Request, image_id: int,
 
 @router.get("/images/{image_id}/file", tags=["images"],
             responses={200: {"content": {"image/*": {}}, "description": "the file's bytes"}})
-def file(image_id: int, st: ServerState = Depends(state)) -> FileResponse:
+def file(image_id: ImageId, st: ServerState = Depends(state)) -> FileResponse:
     """The image's file as it is on disk, while it is in the collection."""
     path = st.collection.image_file(image_id)
     media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"

@@ -3,14 +3,21 @@ documented in the OpenAPI schema (/docs) on the way out."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, Field
 
 from neardup.clean import ACTIONS
 from neardup.search.query import Match
+from neardup.storage.catalog import MAX_ID
 
 Action = Literal[ACTIONS]  # type: ignore[valid-type]
+# ids are SQLite rowids (1 .. 2**63 - 1): a larger number was a 500 (OverflowError in the
+# driver). The bound is exclusive, 2**63: tools that read JSON numbers as floats read 2**63 - 1
+# as 2**63 and then took 2**63 for valid
+Id = Annotated[int, Field(ge=1, lt=MAX_ID + 1)]
+ImageId = Annotated[int, Path(ge=1, lt=MAX_ID + 1, description="an image id")]
 
 
 class ErrorOut(BaseModel):
@@ -103,15 +110,15 @@ class GroupsPage(BaseModel):
 
 
 class NotDuplicateIn(BaseModel):
-    a: int = Field(description="an image id")
-    b: int = Field(description="another image id of the same group")
+    a: Id = Field(description="an image id")
+    b: Id = Field(description="another image id of the same group")
 
 
 class PlanIn(BaseModel):
     action: Action = "trash"
     to: str | None = Field(None, description="move: the folder copies go to (outside every indexed folder)")
-    keepers: list[int] = Field(default_factory=list, description="image ids chosen as keepers of their groups")
-    groups: list[int] | None = Field(
+    keepers: list[Id] = Field(default_factory=list, description="image ids chosen as keepers of their groups")
+    groups: list[Id] | None = Field(
         None, description="plan only the groups holding these image ids (default: every group)")
     protect: list[str] = Field(default_factory=list, description="folders never acted on; they win the keeper")
     include_near: bool = Field(False, description="let hardlink/symlink replace near copies too")
@@ -166,7 +173,7 @@ class ApplyOut(BaseModel):
 
 
 class UndoIn(BaseModel):
-    run: int | None = Field(None, description="the run to undo (default: the last one not undone)")
+    run: Id | None = Field(None, description="the run to undo (default: the last one not undone)")
 
 
 class UndoOut(BaseModel):
