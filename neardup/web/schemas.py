@@ -13,11 +13,9 @@ from neardup.search.query import Match
 from neardup.storage.catalog import MAX_ID
 
 Action = Literal[ACTIONS]  # type: ignore[valid-type]
-# ids are SQLite rowids (1 .. 2**63 - 1): a larger number was a 500 (OverflowError in the
-# driver). The bound is exclusive, 2**63: tools that read JSON numbers as floats read 2**63 - 1
-# as 2**63 and then took 2**63 for valid
-Id = Annotated[int, Field(ge=1, lt=MAX_ID + 1)]
-ImageId = Annotated[int, Path(ge=1, lt=MAX_ID + 1, description="an image id")]
+# ids are SQLite rowids (1 .. 2**63 - 1): a larger number was a 500 (OverflowError in the driver)
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+ImageId = Annotated[int, Path(ge=1, le=MAX_ID, description="an image id")]
 
 
 class ErrorOut(BaseModel):
