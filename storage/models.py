@@ -70,6 +70,7 @@ class Image(Base):
     noise: Mapped[float | None] = mapped_column(Float)
     taken_at: Mapped[str | None] = mapped_column(String(32))
     camera: Mapped[str | None] = mapped_column(String(128))
+    jpeg_quality: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
