@@ -28,7 +28,7 @@ from neardup.indexer.pipeline import IndexReport, embed_missing, index_paths
 from neardup.indexer.progress import Progress
 from neardup.indexer.training import AUTOENCODER, NotTrainedError, TrainReport, train_catalog_autoencoder
 from neardup.search.auto import POLICY
-from neardup.search.duplicates import Group, find_duplicates
+from neardup.search.duplicates import Duplicates, Group, duplicates, find_duplicates
 from neardup.search.features import AUTO, check_feature, features_of
 from neardup.search.keeper import DEFAULT_ORDER, check_order
 from neardup.search.query import Match, search
@@ -240,6 +240,13 @@ class Collection:
         under `prefer` folders win), then the composites (`Group.contains`); nothing is touched."""
         return find_duplicates(catalog=self.catalog, by=by, threshold=threshold, strict=strict,
                                prefer=[str(p) for p in prefer])
+
+    def duplicate_report(self, *, by: str = AUTO, threshold: float | None = None, strict: bool = False,
+                         prefer: Sequence[str | Path] = ()) -> Duplicates:
+        """`duplicates`, with what `--by auto` did with the catalog's stored pair evidence
+        (`Duplicates.evidence`: pairs reused, computed, verified)."""
+        return duplicates(catalog=self.catalog, by=by, threshold=threshold, strict=strict,
+                          prefer=[str(p) for p in prefer])
 
     def set_index_policy(self, *, exact_below: int | None = None, memory_budget: int | None = None) -> IndexPolicy:
         """Choose how this catalog's nearest-neighbour indexes are built (`storage.ann`): exact

@@ -286,7 +286,10 @@ def duplicates(db: str, by: str, threshold: float | None, strict: bool, fmt: str
         if not_duplicate:
             cat.not_duplicate(*not_duplicate)
             click.echo(f"recorded: {not_duplicate[0]} and {not_duplicate[1]} are not duplicates", err=True)
-        groups = cat.duplicates(by=by, threshold=threshold, strict=strict, prefer=prefer)
+        found = cat.duplicate_report(by=by, threshold=threshold, strict=strict, prefer=prefer)
+        groups = found.groups
+        if found.evidence is not None:
+            click.echo(f"{found.evidence.summary()} ({found.evidence.seconds:.1f} s)", err=True)
         text = render(groups, fmt)
         if output:
             _write_output(cat, output, text)

@@ -341,6 +341,14 @@ class Catalog:
                 groups.setdefault(sha, []).append(image_id)
         return list(groups.values())
 
+    def contents(self) -> tuple[NDArray[np.int64], list[str | None]]:
+        """Every image in the collection now (status "ok"): ids (N,) int64 sorted and each
+        one's content (SHA-256, hex)."""
+        q = select(Image.id, Image.sha256).where(_present()).order_by(Image.id)
+        with self.session() as s:
+            rows = s.execute(q).all()
+        return np.fromiter((r[0] for r in rows), np.int64, len(rows)), [r[1] for r in rows]
+
     def counts(self) -> dict[str, int]:
         """Images by status, and stored features by name (box views as "<name>@box")."""
         with self.session() as s:
@@ -431,16 +439,19 @@ class Catalog:
             yield s
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """One write transaction under SQLite's write lock; it also replaces the generation.
+    def transaction(self, *, derived: bool = False) -> Iterator[Session]:
+        """One write transaction under SQLite's write lock; it also replaces the generation,
+        unless it writes only what is `derived` from the catalog (stored pair evidence): then
+        nothing built from the catalog is stale because of it.
         A busy, read-only or full catalog is a `NeardupError` saying so; the write is rolled back."""
         if self.readonly:
             raise schema.CatalogReadOnlyError(f"catalog {self.path} was opened read-only; this needs write access")
         with _translated(self.path), self._engine.connect().execution_options(immediate=True) as conn, conn.begin():
             with Session(bind=conn) as s:
                 yield s
-                s.execute(update(Setting).where(Setting.key == "generation")
-                          .values(value=json.dumps(uuid.uuid4().hex)))
+                if not derived:
+                    s.execute(update(Setting).where(Setting.key == "generation")
+                              .values(value=json.dumps(uuid.uuid4().hex)))
                 s.flush()
 
     def _meta(self, key: str, *, raw: bool = False):
