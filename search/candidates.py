@@ -7,12 +7,10 @@ content box's) nearest neighbours by the seed hashes, every pair whose cosine al
 the threshold, and, marked to be verified geometrically whatever else they score, each image's
 few nearest by each vector feature (by the first seed hash without one) and by every seed hash.
 
-When images are added to a catalog whose pairs are known, only the graph's edges that touch
-them are found, in O(added x k): their own lists, and the older lists they enter. An older
-list is summed up by its *reach*, how far its last (and its last verified) neighbour lay when
-it was searched; an added image within that reach, looked for among its own REVERSE_DEPTH x k
-nearest, joins it. Reaches are not shrunk as images join: an older image keeps its earlier
-neighbours too, so its list can only grow.
+When images are added to a catalog whose candidates are known, every list is searched again
+(FAISS queries, cheap beside judging a pair), but the range pairs by cosine, which no other
+image can change, are searched only from the added images (`new`) and the known ones
+(`known_range`) kept: then the candidates are exactly those of a search of the whole catalog.
 """
 
 from __future__ import annotations
@@ -25,8 +23,8 @@ from numpy.typing import NDArray
 
 from neardup.indexer.embedders import VECTOR_FEATURES
 from neardup.storage.catalog import Catalog
-from neardup.storage.models import BOX, IMAGE, VIEWS
-from neardup.storage.vectors import Edges, Neighbourhoods, build_binary, build_float, neighbourhoods
+from neardup.storage.models import VIEWS
+from neardup.storage.vectors import Edges
 
 from .auto import POLICY, AutoPolicy
 from .fusion import similarity_at
@@ -42,46 +40,18 @@ class Query:
     vectors: dict[str, NDArray[np.float32]]
 
 
-REVERSE_DEPTH = 4  # an added image is looked for in older lists among its own REVERSE_DEPTH x k nearest
-
-
 @dataclass(frozen=True)
 class PairCandidates:
     """Candidate pairs (M, 2) int64, a < b, unique; `verify` (M,) marks the nearest neighbours
-    that geometric verification looks at whatever their other evidence. `reaches` (n, R)
-    float64 are the reaches (`reach_columns`) of the images `reached` (n,) int64 whose own
-    lists were searched (one image per content)."""
+    that geometric verification looks at whatever their other evidence; `in_range` (M,) the
+    pairs whose cosine by a fused vector feature alone reaches the threshold."""
 
     pairs: NDArray[np.int64]
     verify: NDArray[np.bool_]
-    reached: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
-    reaches: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))
+    in_range: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, bool))
 
-
-@dataclass(frozen=True)
-class Reaches:
-    """The reaches of the images whose pairs are known: ids (n,) int64 sorted, values (n, R)
-    float64 in the order of `columns` (NaN: the list was not full, anything enters it)."""
-
-    ids: NDArray[np.int64]
-    values: NDArray[np.float64]
-    columns: tuple[str, ...]
-
-    @classmethod
-    def none(cls) -> Reaches:
-        return cls(np.zeros(0, np.int64), np.zeros((0, 0)), ())
-
-    def known(self, ids: NDArray[np.int64]) -> NDArray[np.bool_]:
-        """(M,) which of `ids` have reaches."""
-        at = np.minimum(np.searchsorted(self.ids, ids), max(len(self.ids) - 1, 0))
-        return self.ids[at] == ids if len(self.ids) else np.zeros(len(ids), bool)
-
-    def of(self, ids: NDArray[np.int64], column: str) -> NDArray[np.float64]:
-        """(M,) each id's reach in `column` (NaN when unknown)."""
-        if column not in self.columns or not len(self.ids):
-            return np.full(len(ids), np.nan)
-        at = np.minimum(np.searchsorted(self.ids, ids), len(self.ids) - 1)
-        return np.where(self.ids[at] == ids, self.values[at, self.columns.index(column)], np.nan)
+    def subset(self, rows: NDArray[np.int64]) -> PairCandidates:
+        return PairCandidates(self.pairs[rows], self.verify[rows], self.in_range[rows])
 
 
 def search_candidates(query: Query, catalog: Catalog, k: int, weights: dict[str, float],
@@ -99,167 +69,52 @@ def search_candidates(query: Query, catalog: Catalog, k: int, weights: dict[str,
     return sorted(pool)
 
 
-def reach_columns(weights: dict[str, float], vector_features: Sequence[str], policy: AutoPolicy = POLICY) -> tuple[str, ...]:
-    """The reaches recorded of each image: per seed hash and view, its list's last and last
-    verified neighbour; per vector feature and view, its last (all its few are verified)."""
-    seeds = [a for a in policy.pair_seeds if a in weights]
-    return (tuple(f"{a}.{view}.{end}" for a in seeds for view in VIEWS for end in ("last", "verified"))
-            + tuple(f"{name}.{view}.verified" for name in vector_features for view in VIEWS))
-
-
 def pair_candidates(catalog: Catalog, threshold: float, weights: dict[str, float], vector_features: Sequence[str],
                     *, verifying: bool, merge: Mapping[int, int], policy: AutoPolicy = POLICY,
-                    new: NDArray[np.int64] | None = None, known: Reaches | None = None) -> PairCandidates:
-    """The candidate pairs of the whole catalog, or only those touching the images `new` (one
-    per content) when the others' pairs and reaches (`known`) are; an id in `merge` (an
-    exact copy) stands for the id it maps to (its content's first image); `verifying`: the
-    catalog stores keypoints."""
-    lists = _Lists(catalog, merge, new, known or Reaches.none())
+                    new: NDArray[np.int64] | None = None, known_range: NDArray[np.int64] | None = None) -> PairCandidates:
+    """The candidate pairs of the whole catalog; an id in `merge` (an exact copy) stands for
+    the id it maps to (its content's first image); `verifying`: the catalog stores keypoints.
+    With `new` (ids, one per content) and `known_range` ((R, 2) int64, the range pairs of the
+    other images, known from before), range pairs are searched only from the new images."""
     found, near = [], []
     for algo in (a for a in policy.pair_seeds if a in weights):
+        index = catalog.index(algo)
         for view in VIEWS:
-            ranked, verified = lists.hashes(algo, view, policy.pair_k, policy.verify_hash_top)
-            found.append(ranked)
-            near.append(verified)
+            ids, codes = catalog.hashes(algo, view)
+            if len(ids):
+                ranked = index.nearest(codes, ids, policy.pair_k, rank=True)
+                found.append(ranked)
+                near.append(ranked.where(ranked.value < policy.verify_hash_top))
     if not vector_features:
         near += found[:1]
+    ranged = [] if known_range is None else [Edges(known_range[:, 0], known_range[:, 1],
+                                                   np.ones(len(known_range), np.float32))]
     for name in vector_features:
-        feature = VECTOR_FEATURES[name]
-        found.append(lists.within(name, similarity_at(threshold, feature.background, feature.threshold)))
+        feature, index = VECTOR_FEATURES[name], catalog.index(name)
+        ranged.append(_range_pairs(catalog, name, similarity_at(threshold, feature.background, feature.threshold), new))
         for view in VIEWS:
-            near.append(lists.vectors(name, view, policy.verify_top))
+            ids, vectors = catalog.vectors(name, view)
+            if len(ids):
+                near.append(index.nearest(vectors, ids, policy.verify_top))
     verify = Edges.concat(near).merged(merge) if verifying else Edges.empty()
-    edges = Edges.concat([*found, verify]).merged(merge)
+    ranged_edges = Edges.concat(ranged).merged(merge)
+    edges = Edges.concat([*found, ranged_edges, verify]).merged(merge)
     pairs = np.unique(np.stack([edges.src, edges.dst], axis=1), axis=0).reshape(-1, 2)
-    wanted = {(int(a), int(b)) for a, b in zip(verify.src, verify.dst)}
-    reached, reaches = lists.reaches(reach_columns(weights, vector_features, policy))
-    return PairCandidates(pairs, np.array([(int(a), int(b)) in wanted for a, b in pairs], dtype=bool),
-                          reached, reaches)
+    return PairCandidates(pairs, _among(pairs, verify), _among(pairs, ranged_edges))
 
 
-class _Lists:
-    """The neighbour lists of the queries (every image, or the `new` ones) and the older
-    lists the new images enter, recording the reaches of the lists it searched."""
-
-    def __init__(self, catalog: Catalog, merge: Mapping[int, int], new: NDArray[np.int64] | None,
-                 known: Reaches) -> None:
-        self.catalog, self.merge, self.new, self.known = catalog, merge, new, known
-        self._reach: dict[str, tuple[NDArray[np.int64], NDArray[np.float64]]] = {}
-
-    def hashes(self, algo: str, view: str, k: int, verified: int) -> tuple[Edges, Edges]:
-        """The pairs of every query's list by seed hash `algo` (its `view` against whole
-        images), valued by rank, and those of them among each list's first `verified`."""
-        ids, codes = self._queries(*self.catalog.hashes(algo, view))
-        hood = self._search(algo, ids, codes, k)
-        self._record(f"{algo}.{view}.last", hood, k, None)
-        self._record(f"{algo}.{view}.verified", hood, verified, verified - 1)
-        ranked = hood.edges(rank=True)
-        near = ranked.where(ranked.value < verified)
-        if self.new is None:
-            return ranked, near
-        last, joined_near = self._joined(algo, view, k, ("last", "verified"))
-        return Edges.concat([ranked, last]), Edges.concat([near, joined_near])
-
-    def within(self, name: str, cosine: float) -> Edges:
-        """Every pair of whole-image vectors of `name` at cosine >= `cosine` (touching a new image)."""
-        ids, vectors = self._vectors(name, IMAGE)
-        if not len(ids):
-            return Edges.empty()
-        return self.catalog.index(name).within(vectors, ids, cosine, batch=1024, symmetric=self.new is None)
-
-    def vectors(self, name: str, view: str, k: int) -> Edges:
-        """The pairs of each query's k nearest by vector feature `name` (its `view` against
-        whole images), and of the older such lists the new images enter."""
-        ids, vectors = self._vectors(name, view)
-        hood = self._search(name, ids, vectors, k)
-        self._record(f"{name}.{view}.verified", hood, k, None)
-        pairs = hood.edges()
-        if self.new is None:
-            return pairs
-        return Edges.concat([pairs, self._joined(name, view, k, ("verified",))[0]])
-
-    def reaches(self, columns: tuple[str, ...]) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-        """The images whose lists were searched (one per content: exact copies left out) and
-        their reaches, (n,) int64 and (n, len(columns)) float64."""
-        searched = [ids for ids, _ in self._reach.values()]
-        ids = np.unique(np.concatenate(searched)) if searched else np.zeros(0, np.int64)
-        ids = ids[~np.isin(ids, np.fromiter(self.merge.keys(), np.int64, len(self.merge)))]
-        out = np.full((len(ids), len(columns)), np.nan)
-        for j, column in enumerate(columns):
-            if column in self._reach:
-                got, values = self._reach[column]
-                mine = np.isin(got, ids)
-                out[np.searchsorted(ids, got[mine]), j] = values[mine]
-        return ids, out
-
-    def _search(self, feature: str, ids: NDArray[np.int64], rows: NDArray, k: int) -> Neighbourhoods:
-        if not len(ids):
-            return Neighbourhoods(ids, np.zeros((0, 1), np.int64), np.zeros((0, 1)))
-        return self.catalog.index(feature).neighbourhoods(rows, ids, k)
-
-    def _record(self, column: str, hood: Neighbourhoods, full: int, rank: int | None) -> None:
-        """The reach of each list in `column`: its entry at `rank` (default: its last), NaN
-        where the list holds fewer than `full` (a list not full takes anything)."""
-        reach = np.where(hood.counts() >= full, hood.reach(rank), np.nan)
-        self._reach[column] = (hood.query_ids, reach)
-
-    def _joined(self, feature: str, view: str, k: int, ends: tuple[str, ...]) -> list[Edges]:
-        """For each of `ends`: the pairs (new image, older image) where the new image's
-        whole-image `feature` lies within the older image's `view` list's reach."""
-        binary = feature in self.catalog.settings.hashes
-        new_ids, rows = self._features(feature, IMAGE, binary, only_new=True)
-        if not len(new_ids):
-            return [Edges.empty() for _ in ends]
-        if view == IMAGE:
-            hood = self.catalog.index(feature).neighbourhoods(rows, new_ids, REVERSE_DEPTH * k)
-        else:  # the older lists of content boxes: few, searched exactly
-            box_ids, boxes = self._features(feature, BOX, binary, only_new=False)
-            if not len(box_ids):
-                return [Edges.empty() for _ in ends]
-            index = build_binary(box_ids, boxes) if binary else build_float(box_ids, boxes)
-            hood = neighbourhoods(index, rows, new_ids, REVERSE_DEPTH * k)
-        src = np.repeat(hood.query_ids, hood.ids.shape[1])
-        dst, value = hood.ids.ravel(), hood.values.ravel().astype(np.float64)
-        keep = dst != -1
-        src, value = src[keep], value[keep]
-        dst = _represented(dst[keep], self.merge)
-        older = self.known.known(dst) & ~np.isin(dst, self.new)
-        out = []
-        for end in ends:
-            reach = self.known.of(dst, f"{feature}.{view}.{end}")
-            inside = older & (np.isnan(reach) | ((value <= reach) if binary else (value >= reach)))
-            out.append(Edges(np.minimum(src, dst)[inside], np.maximum(src, dst)[inside],
-                             value[inside].astype(np.float32)))
-        return out
-
-    def _queries(self, ids: NDArray[np.int64], rows: NDArray) -> tuple[NDArray[np.int64], NDArray]:
-        if self.new is None:
-            return ids, rows
-        keep = np.isin(ids, self.new)
-        return ids[keep], rows[keep]
-
-    def _vectors(self, name: str, view: str) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
-        return self._features(name, view, False, only_new=self.new is not None)
-
-    def _features(self, feature: str, view: str, binary: bool, *, only_new: bool) -> tuple[NDArray[np.int64], NDArray]:
-        """Ids and rows of one feature's `view`: of every image, or of the new ones only."""
-        if binary:
-            ids, rows = self.catalog.hashes(feature, view)
-            return self._queries(ids, rows) if only_new else (ids, rows)
-        if not only_new:
-            return self.catalog.vectors(feature, view)
-        found = self.catalog.vectors_of(self.new.tolist(), feature, view)
-        ids = np.array(sorted(found), np.int64)
-        return ids, (np.stack([found[i] for i in ids.tolist()]) if len(ids) else np.zeros((0, 1), np.float32))
+def _range_pairs(catalog: Catalog, name: str, cosine: float, new: NDArray[np.int64] | None) -> Edges:
+    """Every pair of whole-image vectors of `name` at cosine >= `cosine`, or those of the `new` images."""
+    ids, vectors = catalog.vectors(name)
+    if new is not None:
+        keep = np.isin(ids, new)
+        ids, vectors = ids[keep], vectors[keep]
+    if not len(ids):
+        return Edges.empty()
+    return catalog.index(name).within(vectors, ids, cosine, batch=1024, symmetric=new is None)
 
 
-def _represented(ids: NDArray[np.int64], merge: Mapping[int, int]) -> NDArray[np.int64]:
-    """Each id, or the id of its content's first image when it is an exact copy (`merge`)."""
-    if not merge or not len(ids):
-        return ids
-    keys = np.fromiter(merge.keys(), np.int64, len(merge))
-    values = np.fromiter(merge.values(), np.int64, len(merge))
-    order = np.argsort(keys)
-    keys, values = keys[order], values[order]
-    at = np.minimum(np.searchsorted(keys, ids), len(keys) - 1)
-    return np.where(keys[at] == ids, values[at], ids)
+def _among(pairs: NDArray[np.int64], edges: Edges) -> NDArray[np.bool_]:
+    """(M,) which of `pairs` (a < b) are among `edges` (src < dst)."""
+    wanted = {(int(a), int(b)) for a, b in zip(edges.src.tolist(), edges.dst.tolist())}
+    return np.array([(int(a), int(b)) in wanted for a, b in pairs.tolist()], dtype=bool)

@@ -8,15 +8,19 @@ evidence key). So the judgements are stored in the catalog (`storage.pairs`), an
 1. compares the images whose pairs are stored (with the content each had) with the images
    the collection holds now, one per content (an exact copy is judged through its content's
    first image);
-2. drops the pairs of images gone, changed or now exact copies, judges the candidate pairs
-   touching the images new or changed (O(new x k): `pair_candidates(new=...)`), and stores
-   them; with nothing stored, or more new images than old, it judges the whole catalog;
+2. finds the candidate pairs again (`pair_candidates`: every image's lists, FAISS queries,
+   but range pairs only from the images new or changed), and judges only the pairs that
+   touch an image new or changed, or that were not candidates before, or became candidates
+   in another way (marked for verification or not, in range or not: what a judgement
+   depends on); every other pair keeps its stored judgement, and those of images gone or
+   changed are dropped. With nothing stored, or more new images than old, it judges all;
 3. hands every stored judgement to the decision (`duplicates.decide`), which is as it was.
 
-A catalog whose generation is the one the store was completed at skips steps 1 and 2. Only
-pairs that can matter to a decision are stored: those with some kind of evidence at the
-threshold (no other is ever kept, nor counted as a weak link by `auto.attachments`).
-Deciding over them gives the groups deciding over every candidate gives.
+The candidates are thus exactly those a run from nothing finds, each judged as it would be,
+so the groups are the same. A catalog whose generation is the one the store was completed at
+skips steps 1 and 2. Only judgements that can matter to a decision are stored: those with
+some kind of evidence at the threshold (no other is ever kept, nor counted as a weak link by
+`auto.attachments`); every candidate is stored as a pair of ids and its two flags.
 """
 
 from __future__ import annotations
@@ -35,25 +39,25 @@ from neardup.storage.schema import CatalogBusyError, CatalogReadOnlyError, DiskF
 
 from . import verify
 from .auto import GEOMETRY, HASHES, POLICY, AutoPolicy, Evidence
-from .candidates import PairCandidates, Reaches, pair_candidates, reach_columns
+from .candidates import PairCandidates, pair_candidates
 from .evidence import pair_evidence
 from .features import features_of
 from .verify import Side, Verification
 
 # Bumped whenever the code that judges pairs changes what it returns: stored judgements of
 # another version are dropped and judged again.
-EVIDENCE_VERSION = 1
-CONTENT, REACH, KINDS, INLIERS = "content", "reach", "kinds", "inliers"
+EVIDENCE_VERSION = 2
+CONTENT, KINDS, INLIERS, VERIFY, IN_RANGE = "content", "kinds", "inliers", "verify", "in_range"
 _SIDE_FIELDS = {"coverage": np.float64, "centre": np.float64, "central": np.int32, "share": np.float64,
                 "cells": np.uint64, "hole": np.int32}
 
 
 @dataclass(frozen=True)
 class EvidenceReport:
-    """What a run did with the stored evidence: pairs `reused` from it, pairs `computed`
-    (candidate pairs judged now) with `verified` geometric verifications among them, for
-    `images` images whose pairs were judged; `dropped` images whose pairs were dropped;
-    `stored` pairs kept after the run; `seconds` it took."""
+    """What a run did with the stored evidence: judged pairs `reused` from it, pairs
+    `computed` (candidate pairs judged now) with `verified` geometric verifications among
+    them; `images` new or changed images whose pairs were judged; `dropped` images whose
+    pairs were dropped; `stored` judged pairs kept after the run; `seconds` it took."""
 
     reused: int = 0
     computed: int = 0
@@ -96,8 +100,7 @@ def judged_pairs(catalog: Catalog, threshold: float, *, merge: Mapping[int, int]
     vector_features = [n for n in policy.vector_features if n in features_of(catalog)]
     verifying = catalog.settings.local_features == FEATURES_ID
     kinds = [HASHES, *vector_features, *([GEOMETRY] if verifying else [])]
-    columns = reach_columns(weights, vector_features, policy)
-    store = PairStore(catalog, evidence_key(catalog, threshold, vector_features, kinds, columns, policy))
+    store = PairStore(catalog, evidence_key(catalog, threshold, vector_features, kinds, policy))
     generation = catalog.generation()
     stored = store.read()
     if stored.generation == generation:
@@ -108,26 +111,58 @@ def judged_pairs(catalog: Catalog, threshold: float, *, merge: Mapping[int, int]
     current = {int(i): _content(c) for i, c in zip(ids.tolist(), contents) if int(i) not in merge}
     known = dict(zip(stored.images.get(IMAGE_ID, np.zeros(0, np.int64)).tolist(),
                      stored.images.get(CONTENT, np.zeros(0, np.uint64)).tolist()))
-    gone = np.array(sorted(i for i, c in known.items() if current.get(i) != c), np.int64)
-    kept = {i for i in known if current.get(i) == known[i]}
+    kept = {i for i, c in known.items() if current.get(i) == c}
     new = np.array(sorted(set(current) - kept), np.int64)
+    gone = sorted(set(known) - kept)
     full = not kept or len(new) > len(kept)
-    if full:
-        gone = np.array(sorted(known), np.int64)
-    reaches = None if full else _reaches(stored.images, kept, columns)
+    old_candidates = {} if full else _without(stored.candidates, new, gone)
+    known_range = None if full else np.zeros((0, 2), np.int64)
+    if old_candidates:
+        known_range = np.stack([old_candidates[FIRST], old_candidates[SECOND]], axis=1)[old_candidates[IN_RANGE]]
     candidates = pair_candidates(catalog, threshold, weights, vector_features, verifying=verifying, merge=merge,
-                                 policy=policy, new=None if full else new, known=reaches)
-    computed = _judge(catalog, candidates, threshold, weights, vector_features, verifying, kinds, policy)
-    relevant = computed[KINDS].max(axis=1, initial=0.0) >= threshold if len(candidates.pairs) else np.zeros(0, bool)
+                                 policy=policy, new=None if full else new, known_range=known_range)
+    judge = np.arange(len(candidates.pairs)) if full else _changed(candidates, old_candidates, new)
+    computed = _judge(catalog, candidates.subset(judge), threshold, weights, vector_features, verifying, kinds, policy)
+    relevant = computed[KINDS].max(axis=1, initial=0.0) >= threshold if len(judge) else np.zeros(0, bool)
     fresh = {k: v[relevant] for k, v in computed.items()}
-    images = _images(np.array(sorted(current), np.int64) if full else new, current, candidates, len(columns))
-    _store(store, drop=gone, images=images, pairs=fresh, generation=generation)
-    old = _without(stored.pairs, gone) if not full else {}
-    judged = _judged(_concat(old, fresh), kinds)
-    report = EvidenceReport(reused=len(old.get(FIRST, ())), computed=len(candidates.pairs),
-                            verified=int((computed.get(INLIERS, np.zeros(0)) >= 0).sum()), images=len(candidates.reached),
-                            dropped=len(gone), stored=len(judged.pairs), seconds=time.perf_counter() - start)
+    old = {} if full else _still(_without(stored.pairs, new, gone), candidates, judge)
+    pairs = _concat(old, fresh)
+    _store(store, images={IMAGE_ID: np.array(sorted(current), np.int64),
+                          CONTENT: np.array([current[i] for i in sorted(current)], np.uint64)},
+           candidates={FIRST: candidates.pairs[:, 0].copy(), SECOND: candidates.pairs[:, 1].copy(),
+                       VERIFY: candidates.verify, IN_RANGE: candidates.in_range},
+           pairs=pairs, generation=generation)
+    judged = _judged(pairs, kinds)
+    report = EvidenceReport(reused=len(old.get(FIRST, ())), computed=len(judge),
+                            verified=int((computed.get(INLIERS, np.zeros(0)) >= 0).sum()),
+                            images=len(new), dropped=len(gone), stored=len(judged.pairs),
+                            seconds=time.perf_counter() - start)
     return judged, report
+
+
+def _changed(candidates: PairCandidates, old: Columns, new: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Rows of `candidates` to judge now: pairs touching a `new` image, pairs that were no
+    candidates before, and pairs whose flags (verify, in range) changed."""
+    pairs = candidates.pairs
+    before = {(a, b): (v, r) for a, b, v, r in zip(old.get(FIRST, np.zeros(0, np.int64)).tolist(),
+                                                   old.get(SECOND, np.zeros(0, np.int64)).tolist(),
+                                                   old.get(VERIFY, np.zeros(0, bool)).tolist(),
+                                                   old.get(IN_RANGE, np.zeros(0, bool)).tolist())}
+    now = zip(pairs[:, 0].tolist(), pairs[:, 1].tolist(), candidates.verify.tolist(), candidates.in_range.tolist())
+    same = np.array([before.get((a, b)) == (v, r) for a, b, v, r in now], dtype=bool)
+    touching = np.isin(pairs[:, 0], new) | np.isin(pairs[:, 1], new)
+    return np.flatnonzero(touching | ~same)
+
+
+def _still(pairs: Columns, candidates: PairCandidates, judged: NDArray[np.int64]) -> Columns:
+    """The stored judgements of pairs that are still candidates and were not judged again now."""
+    if not pairs or not len(pairs.get(FIRST, ())):
+        return {}
+    keep_rows = np.ones(len(candidates.pairs), bool)
+    keep_rows[judged] = False
+    valid = {(int(a), int(b)) for a, b in candidates.pairs[keep_rows].tolist()}
+    keep = np.array([(a, b) in valid for a, b in zip(pairs[FIRST].tolist(), pairs[SECOND].tolist())], dtype=bool)
+    return {k: v[keep] for k, v in pairs.items()}
 
 
 def _store(store: PairStore, **update) -> None:
@@ -136,13 +171,13 @@ def _store(store: PairStore, **update) -> None:
     if store.catalog.readonly:
         return
     try:
-        store.update(**update)
+        store.replace(**update)
     except (CatalogReadOnlyError, CatalogBusyError, DiskFullError):
         pass
 
 
 def evidence_key(catalog: Catalog, threshold: float, vector_features: list[str], kinds: list[str],
-                 reach: tuple[str, ...], policy: AutoPolicy) -> dict[str, object]:
+                 policy: AutoPolicy) -> dict[str, object]:
     """Everything that shaped stored judgements: the code's version, the hashes and their
     version, the fused models' identities, the local features, the threshold and the policy,
     and the stored columns."""
@@ -151,7 +186,7 @@ def evidence_key(catalog: Catalog, threshold: float, vector_features: list[str],
         "version": EVIDENCE_VERSION, "hashes": list(catalog.settings.hashes), "hash_version": catalog.settings.hash_version,
         "decode_side": catalog.settings.decode_side, "local_features": catalog.settings.local_features,
         "models": {n: repr(models[n].identity()) for n in vector_features if n in models},
-        "threshold": threshold, "policy": repr(sorted(asdict(policy).items())), "kinds": kinds, "reach": list(reach),
+        "threshold": threshold, "policy": repr(sorted(asdict(policy).items())), "kinds": kinds,
         "verify": [verify.VERIFY_THRESHOLD, verify.VERIFY_FULL, verify.VERIFY_CEILING, verify.MIN_COVERAGE,
                    verify.RELATIVE_CENTRE, verify.MIN_HOLE],
     }
@@ -184,17 +219,6 @@ def _verification_columns(verified: Mapping[int, Verification], rows: int) -> Co
     return out
 
 
-def _images(ids: NDArray[np.int64], current: Mapping[int, int], candidates: PairCandidates, width: int) -> Columns:
-    """The images whose pairs were judged: ids, contents, and the reaches of their lists
-    (NaN for an image without one: no hash of a seed, say)."""
-    reach = np.full((len(ids), width), np.nan)
-    if len(candidates.reached):
-        at = np.searchsorted(candidates.reached, ids)
-        found = (at < len(candidates.reached)) & (candidates.reached[np.minimum(at, len(candidates.reached) - 1)] == ids)
-        reach[found] = candidates.reaches[at[found]]
-    return {IMAGE_ID: ids, CONTENT: np.array([current[int(i)] for i in ids.tolist()], np.uint64), REACH: reach}
-
-
 def _judged(pairs: Columns, kinds: list[str]) -> JudgedPairs:
     """Stored columns as judged pairs, in (a, b) order: the order the candidates of a whole
     catalog come in, so that the decision meets them alike however they were judged."""
@@ -209,18 +233,13 @@ def _judged(pairs: Columns, kinds: list[str]) -> JudgedPairs:
                        {k: v for k, v in pairs.items() if k not in (FIRST, SECOND, KINDS)})
 
 
-def _reaches(images: Columns, kept: set[int], columns: tuple[str, ...]) -> Reaches:
-    ids = images[IMAGE_ID]
-    mine = np.isin(ids, np.fromiter(kept, np.int64, len(kept)))
-    order = np.argsort(ids[mine], kind="stable")
-    return Reaches(ids[mine][order], images[REACH][mine][order], columns)
-
-
-def _without(pairs: Columns, gone: NDArray[np.int64]) -> Columns:
-    if not pairs:
+def _without(columns: Columns, new: NDArray[np.int64], gone: list[int]) -> Columns:
+    """Stored pair columns without the pairs touching an image new (changed) or gone."""
+    if not columns or not len(columns.get(FIRST, ())):
         return {}
-    keep = ~(np.isin(pairs[FIRST], gone) | np.isin(pairs[SECOND], gone))
-    return {k: v[keep] for k, v in pairs.items()}
+    drop = np.concatenate([new, np.array(gone, np.int64)])
+    keep = ~(np.isin(columns[FIRST], drop) | np.isin(columns[SECOND], drop))
+    return {k: v[keep] for k, v in columns.items()}
 
 
 def _concat(a: Columns, b: Columns) -> Columns:

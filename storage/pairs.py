@@ -7,12 +7,13 @@ stored: a later run computes only the pairs of images added or changed since, dr
 images gone, and decides again over everything stored (`neardup.search.incremental`).
 
 Evidence lives in *sets*, one per key: the JSON of those versions and settings. Another key (a
-re-embedded model, another threshold) starts a new set and drops the old one. A set is a list
-of *segments*, one per computation, each holding named columns: "images", the images whose
-pairs it computed (their ids, and whatever else the caller records of them), and "pairs", the
-pairs it kept (the two ids, and their evidence). Columns rather than rows: a million pairs
-are read back as a few arrays in a fraction of a second, where a million SQLite rows take
-seconds. Dropping images rewrites only the segments that hold them.
+re-embedded model, another threshold) starts a new set and drops the old one. A set holds
+named columns in three groups: "images", the images whose pairs were judged (their ids, and
+whatever else the caller records of them); "candidates", every candidate pair (the two ids
+and how it became one, which a judgement depends on); "pairs", the judged pairs kept (the two
+ids, and their evidence). Columns rather than rows: a million pairs are read back as a few
+arrays in a fraction of a second, where a million SQLite rows take seconds. Each run that
+changed anything replaces the set's columns in one transaction (O(pairs) bytes written).
 
 The store is derived data, like a FAISS index: writing it leaves the catalog's generation as
 it is, and the set records the generation at which it covered the whole catalog.
@@ -34,20 +35,20 @@ from .catalog import Catalog
 from .models import EvidenceSegment, EvidenceSet
 
 Columns = dict[str, NDArray]
-IMAGE_ID, FIRST, SECOND = "image_id", "a", "b"  # the columns every segment has
-MAX_SEGMENTS = 16  # more are merged into one, so that a read stays a handful of arrays
+IMAGE_ID, FIRST, SECOND = "image_id", "a", "b"  # the columns every group has (images; candidates and pairs)
+GROUPS = ("images", "candidates", "pairs")
 
 
 @dataclass(frozen=True)
 class StoredEvidence:
-    """Everything a set holds: `images` columns (IMAGE_ID (n,) int64 first) and `pairs`
-    columns (FIRST, SECOND (m,) int64, FIRST < SECOND); `generation`, the catalog generation
-    at which the set covered every image, or None."""
+    """Everything a set holds: `images` columns (IMAGE_ID (n,) int64 first), `candidates` and
+    `pairs` columns (FIRST, SECOND (m,) int64, FIRST < SECOND, first); `generation`, the
+    catalog generation at which the set covered every image, or None."""
 
     generation: str | None
     images: Columns
+    candidates: Columns
     pairs: Columns
-    segments: int = 0
 
 
 class PairStore:
@@ -62,29 +63,23 @@ class PairStore:
         with self.catalog.session() as s:
             found = s.scalars(select(EvidenceSet).where(EvidenceSet.key == self.key)).first()
             if found is None:
-                return StoredEvidence(None, {}, {})
+                return StoredEvidence(None, {}, {}, {})
             blobs = list(s.scalars(select(EvidenceSegment.data).where(EvidenceSegment.set_id == found.id)
                                    .order_by(EvidenceSegment.id)))
             generation = found.generation
         segments = [_decode(b) for b in blobs]
-        return StoredEvidence(generation, _concat([i for i, _ in segments]), _concat([p for _, p in segments]),
-                              len(segments))
+        return StoredEvidence(generation, *(_concat([g[name] for g in segments]) for name in GROUPS))
 
-    def update(self, *, drop: NDArray[np.int64], images: Columns, pairs: Columns, generation: str | None) -> int:
-        """In one transaction: forget the images `drop` and every pair touching them, add a
-        segment of `images` and `pairs` (when not empty), and record that the set covers the
-        catalog at `generation`. Other sets (older versions) are dropped. Returns the number
-        of stored pairs dropped."""
-        drop = np.asarray(drop, np.int64)
+    def replace(self, *, images: Columns, candidates: Columns, pairs: Columns, generation: str | None) -> None:
+        """In one transaction: make the set hold these columns, covering the catalog at
+        `generation`. Other sets (older versions) are dropped."""
         with self.catalog.transaction(derived=True) as s:
             found = self._set(s)
-            dropped = _drop(s, found.id, drop) if len(drop) else 0
-            if len(images.get(IMAGE_ID, ())) or len(pairs.get(FIRST, ())):
-                s.add(_segment(found.id, images, pairs))
-                s.flush()
-            _compact(s, found.id)
+            s.execute(delete(EvidenceSegment).where(EvidenceSegment.set_id == found.id))
+            groups = {"images": images, "candidates": candidates, "pairs": pairs}
+            s.add(EvidenceSegment(set_id=found.id, images=len(images.get(IMAGE_ID, ())),
+                                  pairs=len(pairs.get(FIRST, ())), data=_encode(groups)))
             found.generation = generation
-        return dropped
 
     def _set(self, s: Session) -> EvidenceSet:
         """This key's set, made if need be; other sets are dropped, and so are segments of no
@@ -99,58 +94,22 @@ class PairStore:
         return found
 
 
-def _drop(s: Session, set_id: int, drop: NDArray[np.int64]) -> int:
-    """Rewrite the set's segments without the images `drop` and their pairs."""
-    dropped = 0
-    for segment in s.scalars(select(EvidenceSegment).where(EvidenceSegment.set_id == set_id)):
-        images, pairs = _decode(segment.data)
-        keep_images = ~np.isin(images[IMAGE_ID], drop)
-        keep_pairs = ~(np.isin(pairs[FIRST], drop) | np.isin(pairs[SECOND], drop))
-        if keep_images.all() and keep_pairs.all():
-            continue
-        dropped += int((~keep_pairs).sum())
-        if not keep_images.any() and not keep_pairs.any():
-            s.delete(segment)
-            continue
-        images = {k: v[keep_images] for k, v in images.items()}
-        pairs = {k: v[keep_pairs] for k, v in pairs.items()}
-        segment.data, segment.images, segment.pairs = _encode(images, pairs), len(images[IMAGE_ID]), len(pairs[FIRST])
-    s.flush()
-    return dropped
-
-
-def _compact(s: Session, set_id: int) -> None:
-    """Merge the set's segments into one when there are more than MAX_SEGMENTS."""
-    segments = list(s.scalars(select(EvidenceSegment).where(EvidenceSegment.set_id == set_id)
-                              .order_by(EvidenceSegment.id)))
-    if len(segments) <= MAX_SEGMENTS:
-        return
-    decoded = [_decode(segment.data) for segment in segments]
-    for segment in segments:
-        s.delete(segment)
-    s.add(_segment(set_id, _concat([i for i, _ in decoded]), _concat([p for _, p in decoded])))
-    s.flush()
-
-
-def _segment(set_id: int, images: Columns, pairs: Columns) -> EvidenceSegment:
-    return EvidenceSegment(set_id=set_id, images=len(images.get(IMAGE_ID, ())), pairs=len(pairs.get(FIRST, ())),
-                           data=_encode(images, pairs))
-
-
-def _encode(images: Columns, pairs: Columns) -> bytes:
+def _encode(groups: Mapping[str, Columns]) -> bytes:
     buffer = io.BytesIO()
-    np.savez(buffer, **{f"images/{k}": np.asarray(v) for k, v in images.items()},
-             **{f"pairs/{k}": np.asarray(v) for k, v in pairs.items()})
+    np.savez(buffer, **{f"{group}/{k}": np.asarray(v) for group, columns in groups.items() for k, v in columns.items()})
     return buffer.getvalue()
 
 
-def _decode(data: bytes) -> tuple[Columns, Columns]:
-    """A segment's two column sets; plain arrays only (no pickle: a catalog is a file a user
+def _decode(data: bytes) -> dict[str, Columns]:
+    """A segment's column groups; plain arrays only (no pickle: a catalog is a file a user
     may be handed)."""
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-        images = {k.split("/", 1)[1]: npz[k] for k in npz.files if k.startswith("images/")}
-        pairs = {k.split("/", 1)[1]: npz[k] for k in npz.files if k.startswith("pairs/")}
-    return images, pairs
+        out: dict[str, Columns] = {name: {} for name in GROUPS}
+        for key in npz.files:
+            group, _, column = key.partition("/")
+            if group in out:
+                out[group][column] = npz[key]
+    return out
 
 
 def _concat(parts: list[Columns]) -> Columns:
