@@ -203,8 +203,10 @@ def recall(found: NDArray[np.float64], exact: NDArray[np.float64]) -> float:
 
 def memory(index) -> int:
     """Bytes the index holds in memory, about: its codes, ids and centroids."""
-    if isinstance(index, (faiss.IndexIDMap, faiss.IndexBinaryIDMap)):
-        return int(index.ntotal * (index.index.code_size + 8))
+    if isinstance(index, faiss.IndexBinaryIDMap):
+        return int(index.ntotal * (faiss.downcast_IndexBinary(index.index).code_size + 8))
+    if isinstance(index, faiss.IndexIDMap):  # its inner index comes back from a file as a bare `Index`
+        return int(index.ntotal * (faiss.downcast_index(index.index).code_size + 8))
     ivf = _ivf(index)
     quantizer = ivf.quantizer.ntotal * ivf.quantizer.code_size if isinstance(index, faiss.IndexBinary) else \
         ivf.quantizer.ntotal * ivf.quantizer.d * 4

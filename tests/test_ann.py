@@ -128,6 +128,16 @@ def test_an_approximate_index_is_updated_in_place_as_images_come_and_go(syntheti
     assert reopened.state().fresh and reopened.state().entries == 4200
 
 
+def test_exact_indexes_report_their_memory_read_back_from_their_files(synthetic) -> None:
+    synthetic.set_index_policy(IndexPolicy(exact_below=10**6))
+    assert len(synthetic.index(FLOAT)) == len(synthetic.index("pdq")) == 4000
+    reopened = Catalog.open(synthetic.path, readonly=True)
+    states = {f: reopened.index(f).state() for f in (FLOAT, "pdq")}
+    reopened.close()
+    assert states[FLOAT].kind == states["pdq"].kind == ann.EXACT and states[FLOAT].fresh
+    assert states[FLOAT].memory == 4000 * (DIM * 4 + 8) and states["pdq"].memory == 4000 * (32 + 8)
+
+
 def test_growth_past_the_training_size_trains_again() -> None:
     tuning = ann.Tuning("BIVF64", nprobe=4, recall=0.995, trained_on=1000, residual=20.0)
     policy = IndexPolicy()
