@@ -283,6 +283,8 @@ def duplicates(db: str, by: str, threshold: float | None, strict: bool, fmt: str
     from neardup.search.report import render
 
     with api.open(db, readonly=None if not not_duplicate else False) as cat:
+        if output:
+            _check_output(cat, output)
         if not_duplicate:
             cat.not_duplicate(*not_duplicate)
             click.echo(f"recorded: {not_duplicate[0]} and {not_duplicate[1]} are not duplicates", err=True)
@@ -339,6 +341,8 @@ def clean(db: str, by: str, threshold: float | None, strict: bool, action: str, 
     from neardup.clean.report import render_applied, render_plan
 
     with api.open(db) as cat:
+        if plan_file:
+            _check_output(cat, plan_file)
         if apply_plan:
             plan = cat.read_plan(_read_file(apply_plan))
         else:
@@ -408,12 +412,19 @@ def _read_file(path: str) -> bytes:
         raise CliError(f"cannot read {path}: {e.strerror or e}") from e
 
 
-def _write_output(cat: api.Collection, path: str, text: str) -> None:
-    """Write an output file the user named, but never over the catalog or an indexed image."""
+def _check_output(cat: api.Collection, path: str) -> str:
+    """The real path of an output file the user named; an error if it is the catalog or an
+    indexed image. Checked before any work, which may write to the catalog (stored evidence)."""
     target = os.path.realpath(Path(path).expanduser())
     protected = {os.path.realpath(cat.path), *(os.path.realpath(p) for p in cat.catalog.file_states())}
     if target in protected:
         raise CliError(f"refusing to overwrite {path}: it is the catalog or an indexed image")
+    return target
+
+
+def _write_output(cat: api.Collection, path: str, text: str) -> None:
+    """Write an output file the user named, but never over the catalog or an indexed image."""
+    target = _check_output(cat, path)
     try:
         Path(target).write_text(text, encoding="utf-8")
     except OSError as e:

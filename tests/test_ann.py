@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import neardup
 from neardup.api import new_settings
 from neardup.search.fusion import hamming_rows
 from neardup.storage import ann

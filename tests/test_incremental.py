@@ -127,3 +127,12 @@ def test_the_cli_says_when_the_second_run_reads_stored_evidence(cat) -> None:
     assert "reused stored evidence for 0 pairs" in first.stderr
     assert "computed 0" in second.stderr and "reused stored evidence for 0 pairs" not in second.stderr
     assert first.stdout == second.stdout
+
+
+def test_refusing_an_output_over_the_catalog_leaves_it_untouched(cat) -> None:
+    """The output path is checked before any work: a run would store its evidence first."""
+    path = cat.catalog.path
+    cat.close()
+    before = path.read_bytes()
+    refused = run("duplicates", "--db", path, "--output", path, ok=False)
+    assert "refusing to overwrite" in refused.stderr and path.read_bytes() == before
