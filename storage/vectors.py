@@ -331,8 +331,12 @@ class FeatureIndex:
         meta = dict(built.meta)
         try:
             if index_changed or not self.path.exists():
-                write = faiss.write_index_binary if self.binary else faiss.write_index
-                _write_atomic(self.path, lambda target: write(built.index, str(target)))
+                # serialised here and written by Python, not by faiss.write_index: FAISS's
+                # buffered writer can leave an empty file on a full disk without an error
+                serialise = faiss.serialize_index_binary if self.binary else faiss.serialize_index
+                data = serialise(built.index)
+                _write_atomic(self.path, lambda target: target.write_bytes(memoryview(data)))
+                del data
                 listed = np.stack([built.ids, built.contents.astype(np.int64)])
                 _write_atomic(self._ids_path, lambda target: _save_array(target, listed))
                 meta["sha256"], meta["ids_sha256"] = _sha256(self.path), _sha256(self._ids_path)
