@@ -29,7 +29,7 @@ from neardup.indexer.pipeline import IndexReport, embed_missing, index_paths
 from neardup.indexer.progress import Progress
 from neardup.indexer.training import AUTOENCODER, NotTrainedError, TrainReport, train_catalog_autoencoder
 from neardup.search.auto import POLICY
-from neardup.search.duplicates import Group, find_duplicates
+from neardup.search.duplicates import Duplicates, Group, duplicates, find_duplicates
 from neardup.search.features import AUTO, check_feature, features_of
 from neardup.search.keeper import DEFAULT_ORDER, check_order
 from neardup.search.query import Match, search
@@ -39,6 +39,7 @@ from neardup.storage.errors import NeardupError
 from neardup.storage.journal import Journal
 from neardup.storage.records import ImageInfo, ModelRecord
 from neardup.storage.settings import CatalogMismatchError, CatalogSettings
+from neardup.storage.ann import IndexPolicy
 from neardup.storage.vectors import IndexState
 
 from .config import DEFAULT_DB
@@ -256,6 +257,22 @@ class Collection:
         under `prefer` folders win), then the composites (`Group.contains`); nothing is touched."""
         return find_duplicates(catalog=self.catalog, by=by, threshold=threshold, strict=strict,
                                prefer=[str(p) for p in prefer])
+
+    def duplicate_report(self, *, by: str = AUTO, threshold: float | None = None, strict: bool = False,
+                         prefer: Sequence[str | Path] = ()) -> Duplicates:
+        """`duplicates`, with what `--by auto` did with the catalog's stored pair evidence
+        (`Duplicates.evidence`: pairs reused, computed, verified)."""
+        return duplicates(catalog=self.catalog, by=by, threshold=threshold, strict=strict,
+                          prefer=[str(p) for p in prefer])
+
+    def set_index_policy(self, *, exact_below: int | None = None, memory_budget: int | None = None) -> IndexPolicy:
+        """Choose how this catalog's nearest-neighbour indexes are built (`storage.ann`): exact
+        below `exact_below` entries, else approximate within `memory_budget` bytes each. Saved
+        in the catalog; indexes of another kind are rebuilt on next use. Returns the policy."""
+        policy = self.catalog.index_policy().with_options(exact_below=exact_below, memory_budget=memory_budget)
+        if policy != self.catalog.index_policy():
+            self.catalog.set_index_policy(policy)
+        return policy
 
     def not_duplicate(self, first: int | str | Path, second: int | str | Path) -> None:
         """Record that two indexed images (catalog ids or paths) are not duplicates: they are

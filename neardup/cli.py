@@ -130,8 +130,13 @@ class _Bar:
               help="Decode, hash and embed on a Dask cluster: a scheduler's address (tcp://host:8786) or local:N "
                    "(N worker processes here). Workers must see PATHS at the same paths (docs/DISTRIBUTED.md).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--exact-below", type=click.IntRange(min=0), default=None,
+              help="Search indexes are exact below this many images, approximate (tuned to recall@10 >= 0.99) "
+                   "above; saved in the catalog [default: 100000].")
+@click.option("--memory-budget", type=str, default=None, metavar="SIZE",
+              help="Memory one approximate index may take, e.g. 512M or 4G; saved in the catalog [default: 2G].")
 def index(paths: tuple[str, ...], db: str, workers: int | None, embedder: str | None, reembed: bool,
-          cluster: str | None, quiet: bool) -> None:
+          cluster: str | None, quiet: bool, exact_below: int | None, memory_budget: str | None) -> None:
     """Index the images under PATHS (folders, recursively, or files).
 
     New and changed files are decoded and hashed; unchanged files are skipped; files that
@@ -153,6 +158,9 @@ def index(paths: tuple[str, ...], db: str, workers: int | None, embedder: str | 
     with api.open(db, create=True, embedder=None if trained else embedder, reembed=reembed) as cat:
         if trained:
             check_feature(cat.catalog, embedder)
+        if exact_below is not None or memory_budget is not None:
+            cat.set_index_policy(exact_below=exact_below,
+                                 memory_budget=None if memory_budget is None else _bytes(memory_budget))
         _announce_compile(cat)
         # this process has run no FAISS/OpenCV/TensorFlow code yet, so workers may be forked
         report = cat.index(paths, workers=workers, progress=_Bar(quiet), fork=True, cluster=cluster)
@@ -171,6 +179,15 @@ def index(paths: tuple[str, ...], db: str, workers: int | None, embedder: str | 
     )
     if report.failed:
         click.echo(f"{report.failed} files could not be read; `neardup stats --db {db}` lists why", err=True)
+
+
+def _bytes(text: str) -> int:
+    """'512M' -> 536870912, '4G' -> 4 GiB, '1000000' -> bytes as given."""
+    scale = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}.get(text[-1:].upper(), 1)
+    try:
+        return int(float(text[:-1] if scale > 1 else text) * scale)
+    except ValueError:
+        raise CliError(f"--memory-budget takes a size such as 512M or 4G, got {text!r}") from None
 
 
 def _workers(asked: int | None) -> int:
@@ -291,10 +308,15 @@ def duplicates(db: str, by: str, threshold: float | None, strict: bool, fmt: str
     from neardup.search.report import render
 
     with api.open(db, readonly=None if not not_duplicate else False) as cat:
+        if output:
+            _check_output(cat, output)
         if not_duplicate:
             cat.not_duplicate(*not_duplicate)
             click.echo(f"recorded: {not_duplicate[0]} and {not_duplicate[1]} are not duplicates", err=True)
-        groups = cat.duplicates(by=by, threshold=threshold, strict=strict, prefer=prefer)
+        found = cat.duplicate_report(by=by, threshold=threshold, strict=strict, prefer=prefer)
+        groups = found.groups
+        if found.evidence is not None:
+            click.echo(f"{found.evidence.summary()} ({found.evidence.seconds:.1f} s)", err=True)
         text = render(groups, fmt)
         if output:
             _write_output(cat, output, text)
@@ -344,6 +366,8 @@ def clean(db: str, by: str, threshold: float | None, strict: bool, action: str, 
     from neardup.clean.report import render_applied, render_plan
 
     with api.open(db) as cat:
+        if plan_file:
+            _check_output(cat, plan_file)
         if apply_plan:
             plan = cat.read_plan(_read_file(apply_plan))
         else:
@@ -413,12 +437,19 @@ def _read_file(path: str) -> bytes:
         raise CliError(f"cannot read {path}: {e.strerror or e}") from e
 
 
-def _write_output(cat: api.Collection, path: str, text: str) -> None:
-    """Write an output file the user named, but never over the catalog or an indexed image."""
+def _check_output(cat: api.Collection, path: str) -> str:
+    """The real path of an output file the user named; an error if it is the catalog or an
+    indexed image. Checked before any work, which may write to the catalog (stored evidence)."""
     target = os.path.realpath(Path(path).expanduser())
     protected = {os.path.realpath(cat.path), *(os.path.realpath(p) for p in cat.catalog.file_states())}
     if target in protected:
         raise CliError(f"refusing to overwrite {path}: it is the catalog or an indexed image")
+    return target
+
+
+def _write_output(cat: api.Collection, path: str, text: str) -> None:
+    """Write an output file the user named, but never over the catalog or an indexed image."""
+    target = _check_output(cat, path)
     try:
         Path(target).write_text(text, encoding="utf-8")
     except OSError as e:
@@ -533,6 +564,16 @@ class _EpochBar:
             self.bar.close()
 
 
+def _describe_index(ix) -> str:
+    """"exact" or "IVF256,SQ8 (nprobe 16), 12.3 MiB, recall@10 0.995 measured at build"."""
+    if not ix.exists or not ix.entries:
+        return ""
+    size = f"{ix.memory / 2**20:.1f} MiB"
+    if ix.kind == "flat":
+        return f"exact, {size}"
+    return f"{ix.kind} (nprobe {ix.nprobe}), {size}, recall@10 {ix.recall:.3f} measured at build"
+
+
 @main.command()
 @db_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -561,7 +602,7 @@ def stats(db: str, as_json: bool) -> None:
         click.echo("  vector features: none")
     for ix in s.indexes:
         state = "fresh" if ix.fresh else "stale (rebuilt on next use)" if ix.exists else "not built yet (built on next use)"
-        click.echo(f"  index {ix.feature:<10} {ix.entries:>8} entries  {state}")
+        click.echo(f"  index {ix.feature:<10} {ix.entries:>8} entries  {state}  {_describe_index(ix)}")
     if s.roots:
         click.echo(f"  indexed: {', '.join(s.roots)}")
     if s.failures:

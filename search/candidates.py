@@ -2,16 +2,21 @@
 
 A search gathers, for every variant of the query (as given, mirrored, its content box), its
 nearest images by each seed hash and each fused vector feature. Duplicates gather candidate
-*pairs* for the whole catalog without an N x N matrix: each image's (and each content box's)
-nearest neighbours by the seed hashes, every pair whose cosine alone reaches the threshold,
-and, marked to be verified geometrically whatever else they score, each image's few nearest
-by each vector feature (by the first seed hash without one) and by every seed hash.
+*pairs* for the whole catalog without an N x N matrix, a k-NN graph: each image's (and each
+content box's) nearest neighbours by the seed hashes, every pair whose cosine alone reaches
+the threshold, and, marked to be verified geometrically whatever else they score, each image's
+few nearest by each vector feature (by the first seed hash without one) and by every seed hash.
+
+When images are added to a catalog whose candidates are known, every list is searched again
+(FAISS queries, cheap beside judging a pair), but the range pairs by cosine, which no other
+image can change, are searched only from the added images (`new`) and the known ones
+(`known_range`) kept: then the candidates are exactly those of a search of the whole catalog.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -38,10 +43,15 @@ class Query:
 @dataclass(frozen=True)
 class PairCandidates:
     """Candidate pairs (M, 2) int64, a < b, unique; `verify` (M,) marks the nearest neighbours
-    that geometric verification looks at whatever their other evidence."""
+    that geometric verification looks at whatever their other evidence; `in_range` (M,) the
+    pairs whose cosine by a fused vector feature alone reaches the threshold."""
 
     pairs: NDArray[np.int64]
     verify: NDArray[np.bool_]
+    in_range: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, bool))
+
+    def subset(self, rows: NDArray[np.int64]) -> PairCandidates:
+        return PairCandidates(self.pairs[rows], self.verify[rows], self.in_range[rows])
 
 
 def search_candidates(query: Query, catalog: Catalog, k: int, weights: dict[str, float],
@@ -60,9 +70,12 @@ def search_candidates(query: Query, catalog: Catalog, k: int, weights: dict[str,
 
 
 def pair_candidates(catalog: Catalog, threshold: float, weights: dict[str, float], vector_features: Sequence[str],
-                    *, verifying: bool, merge: Mapping[int, int], policy: AutoPolicy = POLICY) -> PairCandidates:
+                    *, verifying: bool, merge: Mapping[int, int], policy: AutoPolicy = POLICY,
+                    new: NDArray[np.int64] | None = None, known_range: NDArray[np.int64] | None = None) -> PairCandidates:
     """The candidate pairs of the whole catalog; an id in `merge` (an exact copy) stands for
-    the id it maps to (its content's first image); `verifying`: the catalog stores keypoints."""
+    the id it maps to (its content's first image); `verifying`: the catalog stores keypoints.
+    With `new` (ids, one per content) and `known_range` ((R, 2) int64, the range pairs of the
+    other images, known from before), range pairs are searched only from the new images."""
     found, near = [], []
     for algo in (a for a in policy.pair_seeds if a in weights):
         index = catalog.index(algo)
@@ -74,19 +87,34 @@ def pair_candidates(catalog: Catalog, threshold: float, weights: dict[str, float
                 near.append(ranked.where(ranked.value < policy.verify_hash_top))
     if not vector_features:
         near += found[:1]
+    ranged = [] if known_range is None else [Edges(known_range[:, 0], known_range[:, 1],
+                                                   np.ones(len(known_range), np.float32))]
     for name in vector_features:
         feature, index = VECTOR_FEATURES[name], catalog.index(name)
-        ids, vectors = catalog.vectors(name)
-        if len(ids):
-            cosine = similarity_at(threshold, feature.background, feature.threshold)
-            found.append(index.within(vectors, ids, cosine, batch=1024))
+        ranged.append(_range_pairs(catalog, name, similarity_at(threshold, feature.background, feature.threshold), new))
         for view in VIEWS:
             ids, vectors = catalog.vectors(name, view)
             if len(ids):
                 near.append(index.nearest(vectors, ids, policy.verify_top))
     verify = Edges.concat(near).merged(merge) if verifying else Edges.empty()
-    edges = Edges.concat([*found, verify]).merged(merge)
+    ranged_edges = Edges.concat(ranged).merged(merge)
+    edges = Edges.concat([*found, ranged_edges, verify]).merged(merge)
     pairs = np.unique(np.stack([edges.src, edges.dst], axis=1), axis=0).reshape(-1, 2)
-    wanted = {(int(a), int(b)) for a, b in zip(verify.src, verify.dst)}
-    return PairCandidates(pairs, np.array([(int(a), int(b)) in wanted for a, b in pairs], dtype=bool))
+    return PairCandidates(pairs, _among(pairs, verify), _among(pairs, ranged_edges))
 
+
+def _range_pairs(catalog: Catalog, name: str, cosine: float, new: NDArray[np.int64] | None) -> Edges:
+    """Every pair of whole-image vectors of `name` at cosine >= `cosine`, or those of the `new` images."""
+    ids, vectors = catalog.vectors(name)
+    if new is not None:
+        keep = np.isin(ids, new)
+        ids, vectors = ids[keep], vectors[keep]
+    if not len(ids):
+        return Edges.empty()
+    return catalog.index(name).within(vectors, ids, cosine, batch=1024, symmetric=new is None)
+
+
+def _among(pairs: NDArray[np.int64], edges: Edges) -> NDArray[np.bool_]:
+    """(M,) which of `pairs` (a < b) are among `edges` (src < dst)."""
+    wanted = {(int(a), int(b)) for a, b in zip(edges.src.tolist(), edges.dst.tolist())}
+    return np.array([(int(a), int(b)) in wanted for a, b in pairs.tolist()], dtype=bool)

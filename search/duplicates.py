@@ -1,9 +1,9 @@
 """Duplicate groups of a whole catalog, without an N x N matrix.
 
 Candidate pairs come from FAISS range search (one hash or one vector feature) or from auto's
-steps (`candidates` -> `evidence` -> `auto.duplicate_pairs`), query batch by batch: memory
-grows with the number of close pairs, never N². Pairs are then grouped (`linkage`): single
-linkage by default, complete linkage with `strict`. Exact copies (same SHA-256) are always
+steps (`candidates` -> `evidence`, judged once and stored: `incremental` -> `decide`), query
+batch by batch: memory grows with the number of close pairs, never N². Pairs are then grouped
+(`linkage`): single linkage by default, complete linkage with `strict`. Exact copies (same SHA-256) are always
 grouped, whatever the threshold. Low-quality images (flat, near-blank) never match by a
 single hash, except as exact copies. Nothing here deletes or moves a file.
 """
@@ -17,18 +17,16 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from neardup.indexer.features import FEATURES_ID
 from neardup.indexer.hashes import HASHES, LOW_QUALITY
 from neardup.storage.catalog import Catalog
 from neardup.storage.records import ImageInfo
 from neardup.storage.vectors import Edges
 
-from .auto import POLICY, duplicate_pairs
-from .candidates import pair_candidates
+from .auto import GEOMETRY, POLICY, duplicate_pairs
 from .composites import composites
-from .evidence import pair_evidence, verify_pairs
 from .features import AUTO, check_feature, check_threshold, default_threshold, features_of
 from .fusion import fused_similarity
+from .incremental import EvidenceReport, JudgedPairs, judged_pairs
 from .keeper import DEFAULT_ORDER, choose_keeper
 from .linkage import complete_linkage, single_linkage
 
@@ -60,10 +58,26 @@ class AutoPairs:
     composites: dict[int, list[int]]
 
 
+@dataclass(frozen=True)
+class Duplicates:
+    """The groups `find_duplicates` found and, for auto, what it did with the stored evidence."""
+
+    groups: list[Group]
+    evidence: EvidenceReport | None = None
+
+
 def find_duplicates(
     *, catalog: Catalog, by: str = AUTO, threshold: float | None = None, strict: bool = False,
     prefer: Sequence[str] = (),
 ) -> list[Group]:
+    """All duplicate groups of the catalog, largest first, then the composites (see `duplicates`)."""
+    return duplicates(catalog=catalog, by=by, threshold=threshold, strict=strict, prefer=prefer).groups
+
+
+def duplicates(
+    *, catalog: Catalog, by: str = AUTO, threshold: float | None = None, strict: bool = False,
+    prefer: Sequence[str] = (),
+) -> Duplicates:
     """All duplicate groups of the catalog, largest first, then the composites.
 
     For a hash, images at Hamming distance <= `threshold` bits match; for a vector feature,
@@ -77,8 +91,9 @@ def find_duplicates(
     first = {i: g[0] for g in exact for i in g[1:]}  # an exact copy -> its content's first image
     copies = np.fromiter(first.keys(), np.int64, len(first))
     contained: dict[int, list[int]] = {}
+    report = None
     if by == AUTO:
-        found = auto_edges(catalog, threshold, merge=first)
+        found, report = auto_edges(catalog, threshold, merge=first)
         edges, contained = found.edges, found.composites
     elif by in HASHES:
         ids, codes = _without(copies, *catalog.hashes(by))
@@ -96,7 +111,7 @@ def find_duplicates(
         clusters = [c for cluster in clusters for c in _split_apart(cluster, apart)]
     prefer = [os.path.realpath(os.path.expanduser(p)) for p in prefer]
     groups = _groups(catalog, clusters, prefer, catalog.keeper_order() or DEFAULT_ORDER)
-    return groups + _composite_groups(catalog, contained, groups)
+    return Duplicates(groups + _composite_groups(catalog, contained, groups), report)
 
 
 def _kept_apart(catalog: Catalog, first: Mapping[int, int]) -> set[frozenset[int]]:
@@ -139,33 +154,35 @@ def _with_exact_copies(clusters: list[list[int]], exact: list[list[int]]) -> lis
     return out + [[first, *rest] for first, rest in copies_of.items()]
 
 
-def auto_edges(catalog: Catalog, threshold: float, *, merge: Mapping[int, int] | None = None) -> AutoPairs:
+def auto_edges(catalog: Catalog, threshold: float, *,
+               merge: Mapping[int, int] | None = None) -> tuple[AutoPairs, EvidenceReport]:
     """The pairs auto calls duplicates at `threshold`, valued by their strongest evidence; an
     exact copy in `merge` is judged through the image it maps to (same bytes, same evidence).
+    The judgements are the stored ones, brought up to date (`incremental`)."""
+    judged, report = judged_pairs(catalog, threshold, merge=merge or {})
+    return decide(judged, threshold), report
 
-    Every kept pair is verified geometrically (when the catalog stores keypoints), so that
-    two variants of one template, or a picture and another pasted into it, alike everywhere
-    but in one region, are told apart (`Verification.content_differs`), and composites are
-    found (`composites`)."""
-    weights = POLICY.weights(catalog.settings.hashes)
-    vector_features = [n for n in POLICY.vector_features if n in features_of(catalog)]
-    verifying = catalog.settings.local_features == FEATURES_ID
-    candidates = pair_candidates(catalog, threshold, weights, vector_features, verifying=verifying,
-                                 merge=merge or {})
-    pairs = candidates.pairs
+
+def decide(judged: JudgedPairs, threshold: float) -> AutoPairs:
+    """Auto's decision over judged pairs: `auto.duplicate_pairs`, then, when they were
+    verified geometrically, the veto of pairs whose content differs in one region (two
+    variants of one template, a picture and another pasted into it:
+    `Verification.content_differs`) and the composites (`composites`)."""
+    pairs = judged.pairs
     if not len(pairs):
         return AutoPairs(Edges.empty(), {})
-    found = pair_evidence(catalog, candidates, threshold, weights, vector_features, verifying=verifying)
-    keep = duplicate_pairs(pairs, found.evidence, threshold)
+    keep = duplicate_pairs(pairs, judged.evidence, threshold)
     contained: dict[int, list[int]] = {}
-    if verifying:
-        unverified = np.array([row for row in np.flatnonzero(keep).tolist() if row not in found.verified], np.int64)
-        verified = {**found.verified, **verify_pairs(catalog, pairs, unverified)}
-        keep &= ~np.array([verified[row].content_differs if row in verified else False for row in range(len(pairs))])
+    if GEOMETRY in judged.evidence.kinds:
+        verified = {row: found for row in np.flatnonzero(keep).tolist()
+                    if (found := judged.verification(row)) is not None}
+        differs = np.zeros(len(pairs), dtype=bool)
+        differs[[row for row, found in verified.items() if found.content_differs]] = True
+        keep &= ~differs
         contained = composites(pairs, keep, verified)
         keep &= ~(np.isin(pairs[:, 0], list(contained)) | np.isin(pairs[:, 1], list(contained)))
     kept = pairs[keep]
-    return AutoPairs(Edges(kept[:, 0], kept[:, 1], found.evidence.best()[keep].astype(np.float32)), contained)
+    return AutoPairs(Edges(kept[:, 0], kept[:, 1], judged.evidence.best()[keep].astype(np.float32)), contained)
 
 
 def _drop_low_quality(catalog: Catalog, edges: Edges) -> Edges:

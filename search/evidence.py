@@ -73,9 +73,11 @@ class PairEvidence:
 
 def pair_evidence(catalog: Catalog, candidates: PairCandidates, threshold: float, weights: dict[str, float],
                   vector_features: Sequence[str], *, verifying: bool, policy: AutoPolicy = POLICY) -> PairEvidence:
-    """Every kind of evidence for the candidate pairs. Geometry (when `verifying`) is computed
-    for the marked nearest neighbours and for pairs with one vote that need a second, unless
-    another kind is already strong."""
+    """Every kind of evidence for the candidate pairs, and every verification the decision
+    reads. Geometry (when `verifying`) is evidence for the marked nearest neighbours and for
+    pairs with one vote that need a second, unless another kind is already strong; pairs that
+    are strong already are verified too, not as evidence (they are duplicates either way) but
+    for the decision's vetoes (`Verification.content_differs`, composites)."""
     pairs = candidates.pairs
     ids = np.unique(pairs).tolist()
     kinds = {HASHES: _pair_hash_evidence(catalog, pairs, ids, weights, policy)}
@@ -84,11 +86,13 @@ def pair_evidence(catalog: Catalog, candidates: PairCandidates, threshold: float
     verified: dict[int, Verification] = {}
     if verifying:
         best = np.max(np.stack(list(kinds.values())), axis=0)
-        need = (best < policy.strong(threshold)) & (candidates.verify | (best >= threshold))
-        verified = verify_pairs(catalog, pairs, np.flatnonzero(need))
+        strong = best >= policy.strong(threshold)
+        need = ~strong & (candidates.verify | (best >= threshold))
+        verified = verify_pairs(catalog, pairs, np.flatnonzero(need | strong))
         geometry = np.zeros(len(pairs))
         for row, found in verified.items():
-            geometry[row] = float(verified_confidence(found.count))
+            if need[row]:
+                geometry[row] = float(verified_confidence(found.count))
         kinds[GEOMETRY] = geometry
     return PairEvidence(Evidence(kinds), verified)
 

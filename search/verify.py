@@ -4,7 +4,7 @@ Global scores (hash similarity, CNN cosine) rank candidates well but are poorly 
 crops, rotations, borders, overlays and screenshots: a true cropped copy and an unrelated
 look-alike can score the same. Here each candidate's stored ORB keypoints
 (`neardup.indexer.features`) are matched to the query's (nearest Hamming descriptor, Lowe's
-ratio test 0.8), and RANSAC fits one homography to the matched positions; the number of
+ratio test 0.8: `ratio_matches`), and RANSAC fits one homography to the matched positions; the number of
 matches it explains (inliers) is the evidence. The query is matched as given and mirrored,
 keeping the better, so a flipped copy verifies too (and so does the picture inside a
 screenshot, matched through the query's content box: `regions.query_variants`); duplicates
@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
+import faiss
 import numpy as np
 from numpy.typing import NDArray
 
@@ -67,8 +68,7 @@ REGION_GRID = 8  # resolution of the matched region's bitmask (`Side.cells`)
 # into a few: the fit of a degenerate match (a blurred galaxy's few keypoints "matching"
 # another galaxy's many), not a copy.
 _MAX_AREA_SCALE = 64.0
-
-_matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+_FAR = np.iinfo(np.int32).max
 
 
 @dataclass(frozen=True)
@@ -134,12 +134,9 @@ def verify(query: LocalFeatures, candidate: LocalFeatures, *, mirrored: bool = F
     (qp, qd), (cp, cd) = query, candidate
     if len(qd) < _MIN_MATCHES or len(cd) < 2:
         return Verification()
-    pairs = _matcher.knnMatch(qd, cd, k=2)
-    good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < _RATIO * m[1].distance]
-    if len(good) < _MIN_MATCHES:
+    query_idx, candidate_idx = ratio_matches(qd, cd)
+    if len(query_idx) < _MIN_MATCHES:
         return Verification()
-    query_idx = np.array([m.queryIdx for m in good])
-    candidate_idx = np.array([m.trainIdx for m in good])
     homography, mask = cv2.findHomography(qp[query_idx], cp[candidate_idx], cv2.RANSAC, _REPROJECTION_PX)
     if homography is None or mask is None or not _plausible(homography):
         return Verification()
@@ -148,6 +145,26 @@ def verify(query: LocalFeatures, candidate: LocalFeatures, *, mirrored: bool = F
         return Verification()
     return Verification(int(kept.sum()), layout(qp, query_idx[kept], mirrored=mirrored),
                         layout(cp, candidate_idx[kept]))
+
+
+def ratio_matches(query: NDArray[np.uint8], candidate: NDArray[np.uint8]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Lowe's ratio test over binary descriptors, (n, 32) uint8 and (m, 32) uint8, m >= 2: the
+    query rows whose nearest candidate row (Hamming) is closer than _RATIO times the second
+    nearest, and that nearest row; both (g,) in query order. The same matches as OpenCV's
+    brute-force 2-NN matcher (a tie for the nearest never passes the test, so which of the
+    tied rows is "nearest" cannot matter), from FAISS's Hamming kernel: about ten times
+    faster, and no Python object per match."""
+    distances = np.empty((len(query), len(candidate)), np.int32)
+    query, candidate = np.ascontiguousarray(query), np.ascontiguousarray(candidate)
+    faiss.hammings(faiss.swig_ptr(query), faiss.swig_ptr(candidate), len(query), len(candidate),
+                   query.shape[1], faiss.swig_ptr(distances))
+    rows = np.arange(len(query))
+    nearest = distances.argmin(axis=1)
+    first = distances[rows, nearest].astype(np.float64)
+    distances[rows, nearest] = _FAR
+    second = distances.min(axis=1).astype(np.float64)
+    good = np.flatnonzero(first < _RATIO * second)
+    return good, nearest[good]
 
 
 def inliers(query: LocalFeatures, candidate: LocalFeatures) -> int:

@@ -38,6 +38,7 @@ from .records import Bits, FileState, ImageInfo, ImageRecord, ModelRecord
 from .records import Keypoints as KeypointArrays
 from .schema import CatalogExistsError, CatalogNotFoundError, NotACatalogError  # noqa: F401  (raised by `open`)
 from .settings import CatalogSettings
+from .ann import IndexPolicy
 from .vectors import FeatureIndex
 
 _CHUNK = 900  # ids per IN (...) list: SQLite allows 999 bound parameters per statement
@@ -208,6 +209,16 @@ class Catalog:
             s.execute(delete(Vector).where(Vector.model == name))
             s.execute(delete(Model).where(Model.name == name))
 
+    def index_policy(self) -> IndexPolicy:
+        """How this catalog's nearest-neighbour indexes are chosen (`ann.IndexPolicy`)."""
+        with self.session() as s:
+            row = s.get(Setting, "index_policy")
+        return IndexPolicy.from_json(None if row is None else row.value)
+
+    def set_index_policy(self, policy: IndexPolicy) -> None:
+        with self.transaction() as s:
+            s.merge(Setting(key="index_policy", value=policy.to_json()))
+
     def keeper_order(self) -> list[str] | None:
         """The order of the keeper's rules this catalog's user chose (`search.keeper`), if any."""
         with self.session() as s:
@@ -307,6 +318,61 @@ class Catalog:
         data = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f2").reshape(len(rows), -1)
         return ids, data.astype(np.float32)
 
+    def feature_ids(self, feature: str, view: str = IMAGE) -> tuple[NDArray[np.int64], NDArray[np.uint64]]:
+        """The images on disk that have a row of `feature` (a hash or a vector model) in
+        `view`: ids (N,) int64 sorted, and each one's content (the first 64 bits of its
+        SHA-256, 0 when unknown), which tells a re-indexed image from an unchanged one."""
+        table, name = self._feature_table(feature)
+        q = (select(table.image_id, Image.sha256).join(Image)
+             .where(name == feature, table.view == view, _present()).order_by(table.image_id))
+        with self.session() as s:
+            rows = s.execute(q).all()
+        ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+        contents = np.fromiter((int(r[1][:16], 16) if r[1] else 0 for r in rows), np.uint64, len(rows))
+        return ids, contents
+
+    def feature_rows(self, feature: str, ids: Sequence[int], view: str = IMAGE) -> tuple[NDArray[np.int64], NDArray]:
+        """The `feature` rows of the given ids that have one, in id order: ids (n,) int64 and
+        (n, bytes) uint8 packed bits or (n, D) float32."""
+        table, name = self._feature_table(feature)
+        found: list[tuple[int, bytes]] = []
+        with self.session() as s:
+            for chunk in _chunks(sorted(int(i) for i in ids)):
+                q = select(table.image_id, table.bits if table is Hash else table.data).where(
+                    name == feature, table.view == view, table.image_id.in_(chunk))
+                found.extend(s.execute(q).all())
+        found.sort()
+        return self._feature_matrix(table, found)
+
+    def feature_chunks(self, feature: str, view: str = IMAGE, size: int = 65_536) -> Iterator[tuple[NDArray[np.int64], NDArray]]:
+        """Every `feature` row of the images on disk, in id order, `size` rows at a time (as
+        `feature_rows`): a million vectors never sit in memory twice."""
+        table, name = self._feature_table(feature)
+        after = -1
+        while True:
+            q = (select(table.image_id, table.bits if table is Hash else table.data).join(Image)
+                 .where(name == feature, table.view == view, _present(), table.image_id > after)
+                 .order_by(table.image_id).limit(size))
+            with self.session() as s:
+                rows = s.execute(q).all()
+            if not rows:
+                return
+            after = rows[-1][0]
+            yield self._feature_matrix(table, rows)
+
+    def _feature_table(self, feature: str):
+        return (Hash, Hash.algo) if feature in self.settings.hashes else (Vector, Vector.model)
+
+    @staticmethod
+    def _feature_matrix(table, rows: Sequence[tuple[int, bytes]]) -> tuple[NDArray[np.int64], NDArray]:
+        ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+        if not rows:
+            return ids, np.zeros((0, 1), np.uint8 if table is Hash else np.float32)
+        data = b"".join(r[1] for r in rows)
+        if table is Hash:
+            return ids, np.frombuffer(data, np.uint8).reshape(len(rows), -1)
+        return ids, np.frombuffer(data, "<f2").reshape(len(rows), -1).astype(np.float32)
+
     def vectors_of(self, ids: Sequence[int], model: str, view: str = IMAGE) -> dict[int, NDArray[np.float32]]:
         """Stored (D,) float32 vectors of one model and view for the given ids that have one."""
         out: dict[int, NDArray[np.float32]] = {}
@@ -340,6 +406,14 @@ class Catalog:
             for sha, image_id in s.execute(q):
                 groups.setdefault(sha, []).append(image_id)
         return list(groups.values())
+
+    def contents(self) -> tuple[NDArray[np.int64], list[str | None]]:
+        """Every image in the collection now (status "ok"): ids (N,) int64 sorted and each
+        one's content (SHA-256, hex)."""
+        q = select(Image.id, Image.sha256).where(_present()).order_by(Image.id)
+        with self.session() as s:
+            rows = s.execute(q).all()
+        return np.fromiter((r[0] for r in rows), np.int64, len(rows)), [r[1] for r in rows]
 
     def counts(self) -> dict[str, int]:
         """Images by status, and stored features by name (box views as "<name>@box")."""
@@ -439,18 +513,21 @@ class Catalog:
             yield s
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
+    def transaction(self, *, derived: bool = False) -> Iterator[Session]:
         """One write transaction; its first statement replaces the generation. On a file it
         runs under SQLite's write lock (BEGIN IMMEDIATE); on a server the generation row's
         lock plays that part: writers commit one at a time and each reads what the previous
-        one wrote, so no read-then-write in a transaction can race another writer.
+        one wrote, so no read-then-write in a transaction can race another writer. A write of
+        only what is `derived` from the catalog (stored pair evidence) keeps the generation:
+        nothing built from the catalog is stale because of it.
         A busy, read-only or full catalog is a `NeardupError` saying so; the write is rolled back."""
         if self.readonly:
             raise schema.CatalogReadOnlyError(f"catalog {self.path} was opened read-only; this needs write access")
         with _translated(self.path), self._engine.connect().execution_options(immediate=True) as conn, conn.begin():
             with Session(bind=conn) as s:
-                s.execute(update(Setting).where(Setting.key == "generation")
-                          .values(value=json.dumps(uuid.uuid4().hex)))
+                if not derived:
+                    s.execute(update(Setting).where(Setting.key == "generation")
+                              .values(value=json.dumps(uuid.uuid4().hex)))
                 yield s
                 s.flush()
 

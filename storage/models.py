@@ -243,6 +243,33 @@ class NotDuplicate(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class EvidenceSet(Base):
+    """The pair evidence `duplicates` stored under one set of versions (`storage.pairs`):
+    `key` is the JSON of every version and setting that shaped it; `generation`, the catalog
+    generation at which it covered every image (None: never, or not since the last change)."""
+
+    __tablename__ = "evidence_sets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(unique=True)
+    generation: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EvidenceSegment(Base):
+    """One computation's share of an evidence set: the images whose pairs it computed and
+    the pairs it kept, as named columns (an .npz of plain arrays, read without pickle)."""
+
+    __tablename__ = "evidence_segments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    set_id: Mapped[int] = mapped_column(ForeignKey("evidence_sets.id", ondelete="CASCADE"), index=True)
+    images: Mapped[int]
+    pairs: Mapped[int]
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Setting(Base):
     """Catalog-wide values, JSON text; read and written only through `Catalog`'s accessors."""
 

@@ -1,14 +1,19 @@
 """FAISS indexes: caches of the catalog's hashes (binary, Hamming) and vectors (float, cosine).
 
 A `FeatureIndex` per feature is all callers see: its length, k-nearest search, range search,
-and each image's nearest neighbours. Ids are catalog image ids. An index is rebuilt from the
-catalog whenever the catalog's generation changed; a file beside the catalog
-(photos.db -> photos.<feature>.faiss) saves the rebuild. The file is bound to its catalog by
-a sidecar (photos.<feature>.faiss.json: the catalog's identity and generation, and the
-file's SHA-256), so an index file restored from a backup, copied from another catalog, or
-damaged is rebuilt, never used. A catalog on a database server keeps these files in each
-machine's cache folder instead (`Catalog.cache_file`), bound to it the same way: every machine
-rebuilds its copy once after another one wrote. FAISS's (D, I) arrays never leave this module.
+and each image's nearest neighbours. Ids are catalog image ids. Which FAISS index a feature
+gets follows the catalog's size (`ann`): exact below `IndexPolicy.exact_below` entries,
+approximate (inverted files, tuned to a measured recall) above. A file beside the catalog
+(photos.db -> photos.<feature>.faiss) saves building it again. The file is bound to its
+catalog by a sidecar (photos.<feature>.faiss.json: the catalog's identity and generation, the
+file's SHA-256 and what the index was built from), and lists the ids it holds with each one's
+content (photos.<feature>.faiss.ids.npy, bound by its SHA-256 too), so an index file restored
+from a backup, copied from another catalog, or damaged is never used as it is. When the
+catalog's generation moved on, an exact index is built again (cheap at its size) and an
+approximate one is brought up to date in place: the images gone or changed are removed, the
+new or changed ones added; it is trained again when the data drifted (`ann.drifted`). A
+catalog on a database server keeps these files in each machine's cache folder instead
+(`Catalog.cache_file`), bound to it the same way. FAISS's (D, I) arrays never leave this module.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,8 +30,17 @@ import faiss
 import numpy as np
 from numpy.typing import NDArray
 
+from . import ann
+
 if TYPE_CHECKING:
     from .catalog import Catalog
+
+REFINE = 2  # an approximate float index finds REFINE x k candidates, re-ranked by exact cosine
+# Approximate float codes misjudge a cosine by up to about this much (SQ8: a byte per
+# dimension; PQ: far coarser), so range searches reach this much further, then re-score.
+_MARGIN = {"IVF,SQ8": 0.02}
+_PQ_MARGIN = 0.1
+_CHUNK = 65_536  # rows read from the catalog and added at a time
 
 
 @dataclass(frozen=True)
@@ -80,102 +94,313 @@ class Edges:
 
 @dataclass(frozen=True)
 class IndexState:
-    """Whether a feature's index file can be used as it is (`fresh`) or will be rebuilt."""
+    """Whether a feature's index file can be used as it is (`fresh`) or will be brought up to
+    date; what index it is (`kind`: "flat" for exact, else its FAISS description), about how
+    much memory it takes, its recall@10 measured when it was built, its `nprobe`, and how many
+    entries it held when it was trained (0: exact, never trained)."""
 
     feature: str
     path: str
     entries: int
     fresh: bool
     exists: bool
+    kind: str = ann.EXACT
+    memory: int = 0
+    recall: float = 1.0
+    nprobe: int = 0
+    trained_on: int = 0
+
+
+@dataclass
+class _Built:
+    """An index and what it was built from: the catalog generation, its sidecar's fields, and
+    the ids it holds (sorted) with each one's content."""
+
+    generation: str
+    index: object
+    meta: dict
+    ids: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    contents: NDArray[np.uint64] = field(default_factory=lambda: np.zeros(0, np.uint64))
+
+    @property
+    def tuning(self) -> ann.Tuning:
+        return ann.Tuning(**self.meta["tuning"])
 
 
 class FeatureIndex:
-    """The exact nearest-neighbour index of one feature's whole-image hashes or vectors."""
+    """The nearest-neighbour index of one feature's whole-image hashes or vectors."""
 
     def __init__(self, catalog: Catalog, feature: str, *, binary: bool) -> None:
         self.catalog, self.feature, self.binary = catalog, feature, binary
         self.path = catalog.cache_file(f"{feature}.faiss")
         self._sidecar = self.path.with_name(self.path.name + ".json")
-        self._built: tuple[str, object] | None = None  # (catalog generation, FAISS index)
+        self._ids_path = self.path.with_name(self.path.name + ".ids.npy")
+        self._built: _Built | None = None
 
     def __len__(self) -> int:
-        return int(self._current().ntotal)
+        return int(self._current().index.ntotal)
 
     def knn(self, queries: NDArray, k: int) -> list[list[Neighbor]]:
-        """The k nearest entries of each query row, nearest first (fewer when the index is small)."""
-        return knn(self._current(), queries, k)
+        """The k nearest entries of each query row, nearest first (fewer when the index is small).
+        An approximate float index's candidates are re-ranked by their exact cosine."""
+        built = self._current()
+        if self.binary or built.tuning.exact or k <= 0:
+            return knn(built.index, queries, k)
+        return self._reranked(knn(built.index, queries, REFINE * k), queries, k)
 
-    def within(self, queries: NDArray, query_ids: NDArray[np.int64], limit: float, *, batch: int = 4096) -> Edges:
-        """Every (query, entry) pair within `limit` (see `within`)."""
-        return within(self._current(), queries, query_ids, limit, batch=batch)
+    def within(self, queries: NDArray, query_ids: NDArray[np.int64], limit: float, *, batch: int = 4096,
+               symmetric: bool = True) -> Edges:
+        """Every (query, entry) pair within `limit` (see `within`); an approximate float index
+        reaches a margin further and keeps the pairs whose exact cosine is within."""
+        built = self._current()
+        if self.binary or built.tuning.exact:
+            return within(built.index, queries, query_ids, limit, batch=batch, symmetric=symmetric)
+        margin = _MARGIN.get(ann.family(built.tuning.description), _PQ_MARGIN)
+        found = within(built.index, queries, query_ids, limit - margin, batch=batch, symmetric=symmetric)
+        return self._rescored(found, queries, query_ids, limit)
 
     def nearest(self, queries: NDArray, query_ids: NDArray[np.int64], k: int, *, rank: bool = False) -> Edges:
         """Each query's k nearest entries as pairs (see `nearest`)."""
-        return nearest(self._current(), queries, query_ids, k, rank=rank)
+        return nearest(self._current().index, queries, query_ids, k, rank=rank)
+
+    def neighbourhoods(self, queries: NDArray, query_ids: NDArray[np.int64], k: int) -> Neighbourhoods:
+        """Each query's k nearest other entries (see `neighbourhoods`)."""
+        return neighbourhoods(self._current().index, queries, query_ids, k)
 
     def state(self) -> IndexState:
         """The index file's state, read without building anything."""
-        index = self._read()
-        entries = 0 if index is None else int(index.ntotal)
-        return IndexState(self.feature, str(self.path), entries, index is not None, self.path.exists())
+        built = self._read()
+        if built is None:
+            return IndexState(self.feature, str(self.path), 0, False, self.path.exists())
+        tuning = built.tuning
+        return IndexState(self.feature, str(self.path), int(built.index.ntotal),
+                          built.generation == self.catalog.generation(), True, tuning.description,
+                          ann.memory(built.index), tuning.recall, tuning.nprobe, tuning.trained_on)
 
-    def _current(self):
+    # -- keeping the index current ---------------------------------------------------------------
+    def _current(self) -> _Built:
         generation = self.catalog.generation()
-        if self._built is None or self._built[0] != generation:
-            index = self._read(generation) or self._build(generation)
-            self._built = (generation, index)
-        return self._built[1]
+        if self._built is not None and self._built.generation == generation:
+            return self._built
+        built = self._built or self._read()
+        if built is None or built.meta.get("source") != self._source():
+            built = self._build(generation)
+        elif built.generation != generation:
+            built = self._refresh(built, generation)
+        self._built = built
+        return built
 
-    def _read(self, generation: str | None = None):
-        """The index saved beside the catalog when its sidecar binds it to this catalog at
-        `generation` (default: the current one) and its bytes are intact; else None."""
-        generation = generation or self.catalog.generation()
+    def _source(self) -> str:
+        """What the rows are made by: the hash code's version, or the model's identity."""
+        if self.binary:
+            return f"hashes v{self.catalog.settings.hash_version}"
+        model = self.catalog.model(self.feature)
+        return repr(None if model is None else model.identity())
+
+    def _refresh(self, built: _Built, generation: str) -> _Built:
+        """`built` brought to `generation`: an exact index is built again; an approximate one
+        loses the images gone or changed and gains the new or changed, or is trained again
+        when its kind no longer fits the size or its data drifted."""
+        if built.tuning.exact:
+            return self._build(generation)
+        ids, contents = self.catalog.feature_ids(self.feature)
+        policy = self.catalog.index_policy()
+        width = built.index.code_size if self.binary else built.index.d
+        if ann.family(ann.describe(len(ids), width, binary=self.binary, policy=policy)) != \
+                ann.family(built.tuning.description):
+            return self._build(generation)
+        old = dict(zip(built.ids.tolist(), built.contents.tolist()))
+        now = dict(zip(ids.tolist(), contents.tolist()))
+        removed = np.array(sorted(i for i, c in old.items() if now.get(i) != c), np.int64)
+        added = np.array(sorted(i for i, c in now.items() if old.get(i) != c), np.int64)
+        meta = {**built.meta, "generation": generation}
+        if len(removed):
+            built.index.remove_ids(faiss.IDSelectorBatch(removed))
+        if len(added):
+            added, rows = self.catalog.feature_rows(self.feature, added.tolist())
+            built.index.add_with_ids(np.ascontiguousarray(rows), added)
+            count = meta.get("added", 0) + len(added)
+            meta["added_residual"] = (meta.get("added_residual", 0.0) * meta.get("added", 0)
+                                      + ann.residual(built.index, rows) * len(added)) / count
+            meta["added"] = count
+        if ann.drifted(built.tuning, len(ids), meta.get("added_residual", 0.0), meta.get("added", 0), policy):
+            return self._build(generation)
+        refreshed = _Built(generation, built.index, meta, ids, contents)
+        self._save(refreshed, index_changed=bool(len(removed) or len(added)))
+        return refreshed
+
+    def _build(self, generation: str) -> _Built:
+        """The index of every row of the feature, of the kind the catalog's size asks for."""
+        ids, contents = self.catalog.feature_ids(self.feature)
+        policy = self.catalog.index_policy()
+        width = self._width(ids)
+        description = ann.describe(len(ids), width, binary=self.binary, policy=policy)
+        index = ann.new_index(description, width, binary=self.binary)
+        tuning = ann.Tuning(description)
+        if description != ann.EXACT:
+            rng = np.random.default_rng(0)
+            lists = ann.nlist(len(ids))
+            sample = np.sort(rng.choice(ids, min(len(ids), policy.train_per_list * lists), replace=False))
+            _, rows = self.catalog.feature_rows(self.feature, sample.tolist())
+            tuning = ann.Tuning(description, trained_on=len(ids), residual=ann.train(index, rows))
+            del rows
+        queries = np.sort(np.random.default_rng(1).choice(ids, min(len(ids), policy.sample), replace=False))
+        query_ids, query_rows = self.catalog.feature_rows(self.feature, queries.tolist())
+        truth = _ExactNeighbours(query_ids, query_rows, policy.k, binary=self.binary)
+        for chunk_ids, rows in self.catalog.feature_chunks(self.feature, size=_CHUNK):
+            index.add_with_ids(np.ascontiguousarray(rows), chunk_ids)
+            if description != ann.EXACT:
+                truth.update(chunk_ids, rows)
+        if description != ann.EXACT:
+            nprobe, recall = ann.tune(index, truth.scores(),
+                                      lambda k: self._answers(index, query_rows, query_ids, k), policy)
+            tuning = ann.Tuning(description, nprobe, recall, tuning.trained_on, tuning.residual)
+        meta = {"catalog": self.catalog.identity, "generation": generation, "source": self._source(),
+                "tuning": asdict(tuning)}
+        built = _Built(generation, index, meta, ids, contents)
+        self._save(built, index_changed=True)
+        return built
+
+    def _width(self, ids: NDArray[np.int64]) -> int:
+        """Bytes of a hash or dimensions of a vector, from one stored row (1 when there is none)."""
+        if not len(ids):
+            return 1
+        _, rows = self.catalog.feature_rows(self.feature, ids[:1].tolist())
+        return int(rows.shape[1])
+
+    def _answers(self, index, queries: NDArray, query_ids: NDArray[np.int64], k: int) -> NDArray[np.float64]:
+        """(S, k) true scores (minus Hamming distance, or exact cosine) of each query's k
+        nearest other entries as `knn` answers them; -inf where it has fewer."""
+        if self.binary:
+            found = knn(index, queries, k + 1)
+        else:
+            found = self._reranked(knn(index, queries, REFINE * (k + 1)), queries, k + 1)
+        out = np.full((len(queries), k), -np.inf)
+        for row, (qid, neighbours) in enumerate(zip(query_ids.tolist(), found)):
+            others = [-n.distance if self.binary else n.distance for n in neighbours if n.image_id != qid][:k]
+            out[row, : len(others)] = others
+        return out
+
+    def _reranked(self, found: list[list[Neighbor]], queries: NDArray, k: int) -> list[list[Neighbor]]:
+        """Each query's candidates ordered by exact cosine with its stored vector, the first k."""
+        ids = sorted({n.image_id for row in found for n in row})
+        stored = self.catalog.vectors_of(ids, self.feature)
+        out = []
+        for query, row in zip(np.asarray(queries, np.float32), found):
+            scored = [Neighbor(n.image_id, float(stored[n.image_id] @ query)) for n in row if n.image_id in stored]
+            out.append(sorted(scored, key=lambda n: -n.distance)[:k])
+        return out
+
+    def _rescored(self, found: Edges, queries: NDArray, query_ids: NDArray[np.int64], limit: float) -> Edges:
+        """The pairs whose exact cosine (queries' rows, entries' stored vectors) is >= limit."""
+        if not len(found):
+            return found
+        order = np.argsort(query_ids)
+        position = {int(i): int(p) for i, p in zip(query_ids[order].tolist(), order.tolist())}
+        missing = sorted({int(i) for i in np.concatenate([found.src, found.dst]).tolist()} - position.keys())
+        stored = self.catalog.vectors_of(missing, self.feature) if missing else {}
+
+        def row(i: int) -> NDArray[np.float32]:
+            return queries[position[i]] if i in position else stored[i]
+
+        exact = np.array([float(row(a) @ row(b)) for a, b in zip(found.src.tolist(), found.dst.tolist())], np.float32)
+        keep = exact >= np.float32(limit)
+        return Edges(found.src[keep], found.dst[keep], exact[keep])
+
+    # -- the file beside the catalog -------------------------------------------------------------
+    def _read(self) -> _Built | None:
+        """The index saved beside the catalog when its sidecar binds it to this catalog and its
+        bytes (and those of its id list) are intact; else None."""
         try:
             meta = json.loads(self._sidecar.read_text())
-            data = self.path.read_bytes()
-        except (OSError, ValueError):
+            if meta.get("catalog") != self.catalog.identity or "tuning" not in meta:
+                return None
+            if _sha256(self.path) != meta.get("sha256") or _sha256(self._ids_path) != meta.get("ids_sha256"):
+                return None
+            with open(self._ids_path, "rb") as f:
+                listed = np.load(f, allow_pickle=False)
+            read = faiss.read_index_binary if self.binary else faiss.read_index
+            index = read(str(self.path))
+        except (OSError, ValueError, RuntimeError, KeyError):
             return None
-        expected = {"catalog": self.catalog.identity, "generation": generation,
-                    "sha256": hashlib.sha256(data).hexdigest()}
-        if any(meta.get(k) != v for k, v in expected.items()):
-            return None
-        try:
-            buffer = np.frombuffer(data, np.uint8)
-            index = faiss.deserialize_index_binary(buffer) if self.binary else faiss.deserialize_index(buffer)
-        except RuntimeError:
-            return None
-        self._built = (generation, index)
-        return index
+        return _Built(meta["generation"], index, meta, listed[0].astype(np.int64), listed[1].astype(np.uint64))
 
-    def _build(self, generation: str):
-        if self.binary:
-            ids, codes = self.catalog.hashes(self.feature)
-            index = build_binary(ids, codes if len(ids) else np.zeros((0, 1), np.uint8))
-        else:
-            ids, vectors = self.catalog.vectors(self.feature)
-            index = build_float(ids, vectors if len(ids) else np.zeros((0, 1), np.float32))
-        self._save(index, generation)
-        return index
-
-    def _save(self, index, generation: str) -> None:
-        """Write the index and its sidecar atomically (temporary names, then renames); a
-        catalog folder that cannot be written (read-only, full) just keeps it in memory."""
-        data = (faiss.serialize_index_binary(index) if self.binary else faiss.serialize_index(index)).tobytes()
-        meta = {"catalog": self.catalog.identity, "generation": generation,
-                "sha256": hashlib.sha256(data).hexdigest(), "entries": int(index.ntotal)}
+    def _save(self, built: _Built, *, index_changed: bool) -> None:
+        """Write the index, its id list and its sidecar atomically (temporary names, then
+        renames; the sidecar last); a catalog folder that cannot be written (read-only, full)
+        just keeps it in memory."""
+        meta = dict(built.meta)
         try:
-            _write_atomic(self.path, data)
-            _write_atomic(self._sidecar, json.dumps(meta).encode())
+            if index_changed or not self.path.exists():
+                # serialised here and written by Python, not by faiss.write_index: FAISS's
+                # buffered writer can leave an empty file on a full disk without an error
+                serialise = faiss.serialize_index_binary if self.binary else faiss.serialize_index
+                data = serialise(built.index)
+                _write_atomic(self.path, lambda target: target.write_bytes(memoryview(data)))
+                del data
+                listed = np.stack([built.ids, built.contents.astype(np.int64)])
+                _write_atomic(self._ids_path, lambda target: _save_array(target, listed))
+                meta["sha256"], meta["ids_sha256"] = _sha256(self.path), _sha256(self._ids_path)
+            meta["entries"] = int(built.index.ntotal)
+            _write_atomic(self._sidecar, lambda target: target.write_text(json.dumps(meta)))
         except OSError:
             pass  # the index is a cache: without its file it is rebuilt by the next process
+        built.meta = meta
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+class _ExactNeighbours:
+    """The exact k nearest other rows of a few query rows, accumulated over the catalog's rows
+    chunk by chunk (the ground truth an approximate index's recall is measured against)."""
+
+    def __init__(self, query_ids: NDArray[np.int64], queries: NDArray, k: int, *, binary: bool) -> None:
+        self.query_ids, self.queries, self.k, self.binary = query_ids, queries, k, binary
+        self.best_ids = np.full((len(queries), 0), -1, np.int64)
+        self.best = np.zeros((len(queries), 0))
+
+    def update(self, ids: NDArray[np.int64], rows: NDArray) -> None:
+        if self.binary:
+            scores = -_hamming_matrix(self.queries, rows).astype(np.float64)
+        else:
+            scores = (self.queries @ rows.T).astype(np.float64)
+        scores[self.query_ids[:, None] == ids[None, :]] = -np.inf  # each query's own row
+        both_ids = np.concatenate([self.best_ids, np.broadcast_to(ids, (len(self.queries), len(ids)))], axis=1)
+        both = np.concatenate([self.best, scores], axis=1)
+        top = np.argsort(-both, axis=1, kind="stable")[:, : self.k]
+        self.best_ids, self.best = np.take_along_axis(both_ids, top, 1), np.take_along_axis(both, top, 1)
+
+    def scores(self) -> NDArray[np.float64]:
+        """(S, k) each query's k best scores (minus Hamming distance, or cosine), -inf past the last."""
+        out = np.full((len(self.queries), self.k), -np.inf)
+        out[:, : self.best.shape[1]] = self.best
+        return out
+
+
+def _hamming_matrix(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> NDArray[np.int32]:
+    out = np.empty((len(a), len(b)), np.int32)
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    faiss.hammings(faiss.swig_ptr(a), faiss.swig_ptr(b), len(a), len(b), a.shape[1], faiss.swig_ptr(out))
+    return out
+
+
+def _save_array(path: Path, array: NDArray) -> None:
+    with open(path, "wb") as f:
+        np.save(f, array, allow_pickle=False)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_atomic(path: Path, write) -> None:
+    """Call `write(temporary)` then rename the temporary file to `path`, fsynced."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(temporary, "wb") as f:
-            f.write(data)
-            f.flush()
+        write(temporary)
+        with open(temporary, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(temporary, path)
     finally:
@@ -209,11 +434,14 @@ def knn(index, queries: NDArray, k: int) -> list[list[Neighbor]]:
     ]
 
 
-def within(index, queries: NDArray, query_ids: NDArray[np.int64], limit: float, *, batch: int = 4096) -> Edges:
+def within(index, queries: NDArray, query_ids: NDArray[np.int64], limit: float, *, batch: int = 4096,
+           symmetric: bool = True) -> Edges:
     """Every (query, entry) pair within `limit`, query batch by batch (memory O(pairs)).
 
     Binary indexes: Hamming distance <= limit (an integer). Float indexes: inner product
-    >= limit. Self pairs are dropped; each unordered pair appears once (src < dst).
+    >= limit. Self pairs are dropped; each unordered pair appears once (src < dst). The
+    queries are all the index holds (`symmetric`: each pair is found from both ends, and
+    kept from its lower id), or some of them (each pair found is kept, oriented, once).
     """
     binary = isinstance(index, faiss.IndexBinary)
     # FAISS keeps d < radius for Hamming and similarity > radius for inner product.
@@ -222,9 +450,73 @@ def within(index, queries: NDArray, query_ids: NDArray[np.int64], limit: float, 
     for lo in range(0, len(queries), batch):
         lims, dist, ids = index.range_search(np.ascontiguousarray(queries[lo : lo + batch]), radius)
         src = np.repeat(query_ids[lo : lo + batch], np.diff(lims).astype(np.int64))
-        keep = src < ids
+        keep = src < ids if symmetric else src != ids
         parts.append(Edges(src[keep].astype(np.int64), ids[keep].astype(np.int64), dist[keep].astype(np.float32)))
-    return Edges.concat(parts)
+    found = Edges.concat(parts)
+    if symmetric or not len(found):
+        return found
+    pairs, first = np.unique(np.stack([np.minimum(found.src, found.dst), np.maximum(found.src, found.dst)], axis=1),
+                             axis=0, return_index=True)
+    return Edges(pairs[:, 0], pairs[:, 1], found.value[first])
+
+
+@dataclass(frozen=True)
+class Neighbourhoods:
+    """Each query's nearest other entries, nearest first: `ids` (Q, K) int64, -1 where there is
+    none or where the query found itself; `values` (Q, K) (Hamming distances, or inner
+    products), for the queries `query_ids` (Q,) int64."""
+
+    query_ids: NDArray[np.int64]
+    ids: NDArray[np.int64]
+    values: NDArray
+
+    def ranks(self) -> NDArray[np.int64]:
+        """(Q, K) each entry's place among its query's other entries (0 = the nearest)."""
+        return np.cumsum(self.ids != -1, axis=1) - 1
+
+    def counts(self) -> NDArray[np.int64]:
+        """(Q,) how many other entries each query found."""
+        return (self.ids != -1).sum(axis=1)
+
+    def edges(self, *, rank: bool = False) -> Edges:
+        """The pairs (src < dst, deduplicated) valued by distance, or with ``rank`` by each
+        pair's rank in its query's list, the better of the two when each found the other."""
+        src = np.repeat(self.query_ids, self.ids.shape[1])
+        ids, values = self.ids.ravel(), (self.ranks() if rank else self.values).ravel()
+        keep = ids != -1
+        src, dst, val = np.minimum(src[keep], ids[keep]), np.maximum(src[keep], ids[keep]), values[keep]
+        if not len(src):
+            return Edges.empty()
+        if rank:  # each pair found twice keeps its better rank: the first after sorting by rank
+            order = np.argsort(val, kind="stable")
+            src, dst, val = src[order], dst[order], val[order]
+        pairs, first = np.unique(np.stack([src, dst], axis=1), axis=0, return_index=True)
+        return Edges(pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64), val[first].astype(np.float32))
+
+    def reach(self, rank: int | None = None) -> NDArray[np.float64]:
+        """(Q,) each query's value at place `rank` among its others (default: its farthest
+        entry); NaN for a query with no entry there."""
+        ranks = np.where(self.ids != -1, self.ranks(), -1)
+        last = ranks.max(axis=1) if rank is None else np.full(len(ranks), rank)
+        hit = (ranks == last[:, None]) & (last[:, None] >= 0)
+        out = np.full(len(ranks), np.nan)
+        rows, cols = np.nonzero(hit)
+        out[rows] = self.values[rows, cols]
+        return out
+
+
+def neighbourhoods(index, queries: NDArray, query_ids: NDArray[np.int64], k: int, *,
+                   batch: int = 4096) -> Neighbourhoods:
+    """Each query's k nearest other entries (k + 1 searched, the query itself dropped: a query
+    that does not find itself keeps k + 1)."""
+    width = min(k + 1, max(index.ntotal, 1))
+    ids = np.full((len(queries), width), -1, np.int64)
+    values = np.zeros((len(queries), width), np.int32 if isinstance(index, faiss.IndexBinary) else np.float32)
+    for lo in range(0, len(queries), batch):
+        dist, found = index.search(np.ascontiguousarray(queries[lo : lo + batch]), width)
+        found[found == query_ids[lo : lo + batch, None]] = -1
+        ids[lo : lo + len(found)], values[lo : lo + len(found)] = found, dist
+    return Neighbourhoods(np.asarray(query_ids, np.int64), ids, values)
 
 
 def nearest(index, queries: NDArray, query_ids: NDArray[np.int64], k: int, *, batch: int = 4096,
@@ -234,23 +526,4 @@ def nearest(index, queries: NDArray, query_ids: NDArray[np.int64], k: int, *, ba
     Values are distances (as `Edges`), or with ``rank`` each pair's rank in its query's list
     (0 = the nearest other entry), the better of the two when each image found the other.
     """
-    parts = []
-    for lo in range(0, len(queries), batch):
-        q = np.ascontiguousarray(queries[lo : lo + batch])
-        dist, ids = index.search(q, min(k + 1, max(index.ntotal, 1)))
-        is_self = ids == query_ids[lo : lo + batch, None]
-        # rank among the other entries: the column, less the query itself if it came before
-        order = np.arange(ids.shape[1]) - (np.cumsum(is_self, axis=1) - is_self)
-        src = np.repeat(query_ids[lo : lo + batch], ids.shape[1])
-        ids, dist, order = ids.ravel(), dist.ravel(), order.ravel()
-        keep = (ids != -1) & (src != ids)
-        a, b = np.minimum(src[keep], ids[keep]), np.maximum(src[keep], ids[keep])
-        parts.append((a, b, (order if rank else dist)[keep]))
-    if not parts:
-        return Edges.empty()
-    src, dst, val = (np.concatenate(p) for p in zip(*parts))
-    if rank:  # each pair found twice keeps its better rank: the first after sorting by rank
-        order = np.argsort(val, kind="stable")
-        src, dst, val = src[order], dst[order], val[order]
-    pairs, first = np.unique(np.stack([src, dst], axis=1), axis=0, return_index=True)
-    return Edges(pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64), val[first].astype(np.float32))
+    return neighbourhoods(index, queries, query_ids, k, batch=batch).edges(rank=rank)

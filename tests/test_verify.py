@@ -160,3 +160,24 @@ def test_duplicates_join_a_rotated_crop_only_with_verification(tmp_path) -> None
     assert find_duplicates(catalog=plain) == []
     verified.close()
     plain.close()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ratio_matches_equal_opencvs_brute_force_ratio_test(seed: int) -> None:
+    """FAISS's Hamming kernel gives the matches OpenCV's 2-NN matcher and Lowe's ratio test give:
+    the oracle is the code `verify` used before."""
+    from neardup.search.verify import _RATIO, ratio_matches
+
+    rng = np.random.default_rng(seed)
+    candidate = rng.integers(0, 256, (300, 32), dtype=np.uint8)
+    # half the query rows are noisy copies of candidate rows (they pass the test), half unrelated
+    flips = rng.integers(0, 256, (150, 32), dtype=np.uint8) & rng.integers(0, 256, (150, 32), dtype=np.uint8) \
+        & rng.integers(0, 256, (150, 32), dtype=np.uint8)
+    query = np.concatenate([candidate[rng.choice(300, 150, replace=False)] ^ flips,
+                            rng.integers(0, 256, (150, 32), dtype=np.uint8)])
+    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(query, candidate, k=2)
+    good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < _RATIO * m[1].distance]
+    query_idx, candidate_idx = ratio_matches(query, candidate)
+    assert 100 <= len(good) < 300
+    assert query_idx.tolist() == [m.queryIdx for m in good]
+    assert candidate_idx.tolist() == [m.trainIdx for m in good]

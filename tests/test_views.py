@@ -42,10 +42,13 @@ def _groups(catalog: Catalog) -> set[frozenset[str]]:
 
 def _drop(catalog: Catalog, statement: str) -> None:
     """Run an SQL delete on the catalog file, as another program would, and mark the catalog
-    changed (a new generation) so that nothing derived from the old rows is used."""
+    changed (a new generation) so that nothing derived from the old rows is used. Stored
+    pair evidence is keyed by content, which such a delete leaves as it was, so it goes too."""
     db = sqlite3.connect(catalog.path)
     with db:
         db.execute(statement)
+        db.execute("DELETE FROM evidence_segments")
+        db.execute("DELETE FROM evidence_sets")
         db.execute("UPDATE settings SET value = ? WHERE key = 'generation'", (json.dumps("changed"),))
     db.close()
 

@@ -1,0 +1,253 @@
+"""Auto's pair evidence, judged once, stored, and brought up to date as the catalog changes.
+
+Judging candidate pairs (fused hashes, cosines, geometric verification: `candidates` ->
+`evidence`) is nearly all that `duplicates --by auto` costs, and a pair's judgement depends
+only on its two images' contents and on the versions of everything that judged them (the
+evidence key). So the judgements are stored in the catalog (`storage.pairs`), and a run:
+
+1. compares the images whose pairs are stored (with the content each had) with the images
+   the collection holds now, one per content (an exact copy is judged through its content's
+   first image);
+2. finds the candidate pairs again (`pair_candidates`: every image's lists, FAISS queries,
+   but range pairs only from the images new or changed), and judges only the pairs that
+   touch an image new or changed, or that were not candidates before, or became candidates
+   in another way (marked for verification or not, in range or not: what a judgement
+   depends on); every other pair keeps its stored judgement, and those of images gone or
+   changed are dropped. With nothing stored, or more new images than old, it judges all;
+3. hands every stored judgement to the decision (`duplicates.decide`), which is as it was.
+
+The candidates are thus exactly those a run from nothing finds, each judged as it would be,
+so the groups are the same. A catalog whose generation is the one the store was completed at
+skips steps 1 and 2. Only judgements that can matter to a decision are stored: those with
+some kind of evidence at the threshold (no other is ever kept, nor counted as a weak link by
+`auto.attachments`); every candidate is stored as a pair of ids and its two flags.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from neardup.indexer.features import FEATURES_ID
+from neardup.storage.catalog import Catalog
+from neardup.storage.pairs import FIRST, IMAGE_ID, SECOND, Columns, PairStore
+from neardup.storage.schema import CatalogBusyError, CatalogReadOnlyError, DiskFullError
+
+from . import verify
+from .auto import GEOMETRY, HASHES, POLICY, AutoPolicy, Evidence
+from .candidates import PairCandidates, pair_candidates
+from .evidence import pair_evidence
+from .features import features_of
+from .verify import Side, Verification
+
+# Bumped whenever the code that judges pairs changes what it returns: stored judgements of
+# another version are dropped and judged again.
+EVIDENCE_VERSION = 2
+CONTENT, KINDS, INLIERS, VERIFY, IN_RANGE = "content", "kinds", "inliers", "verify", "in_range"
+_SIDE_FIELDS = {"coverage": np.float64, "centre": np.float64, "central": np.int32, "share": np.float64,
+                "cells": np.uint64, "hole": np.int32}
+
+
+@dataclass(frozen=True)
+class EvidenceReport:
+    """What a run did with the stored evidence: judged pairs `reused` from it, pairs
+    `computed` (candidate pairs judged now) with `verified` geometric verifications among
+    them; `images` new or changed images whose pairs were judged; `dropped` images whose
+    pairs were dropped; `stored` judged pairs kept after the run; `seconds` it took."""
+
+    reused: int = 0
+    computed: int = 0
+    verified: int = 0
+    images: int = 0
+    dropped: int = 0
+    stored: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        if not self.computed and not self.dropped:
+            return f"reused stored evidence for {self.reused:,} pairs, computed 0"
+        return (f"reused stored evidence for {self.reused:,} pairs, computed {self.computed:,} "
+                f"({self.verified:,} verified) for {self.images:,} new or changed images"
+                + (f", dropped those of {self.dropped:,}" if self.dropped else ""))
+
+
+@dataclass(frozen=True)
+class JudgedPairs:
+    """Candidate pairs (M, 2) int64 with their evidence and their geometric verifications
+    (`verification(row)`, None where a pair was not verified)."""
+
+    pairs: NDArray[np.int64]
+    evidence: Evidence
+    columns: Columns  # the verification columns (`_verification_columns`)
+
+    def verification(self, row: int) -> Verification | None:
+        if INLIERS not in self.columns or self.columns[INLIERS][row] < 0:
+            return None
+        c = self.columns
+        sides = [Side(**{f: c[f"{side}_{f}"][row].item() for f in _SIDE_FIELDS}) for side in ("query", "candidate")]
+        return Verification(int(c[INLIERS][row]), *sides)
+
+
+def judged_pairs(catalog: Catalog, threshold: float, *, merge: Mapping[int, int],
+                 policy: AutoPolicy = POLICY) -> tuple[JudgedPairs, EvidenceReport]:
+    """Every stored judgement of the catalog's candidate pairs, brought up to date first."""
+    start = time.perf_counter()
+    weights = policy.weights(catalog.settings.hashes)
+    vector_features = [n for n in policy.vector_features if n in features_of(catalog)]
+    verifying = catalog.settings.local_features == FEATURES_ID
+    kinds = [HASHES, *vector_features, *([GEOMETRY] if verifying else [])]
+    store = PairStore(catalog, evidence_key(catalog, threshold, vector_features, kinds, policy))
+    generation = catalog.generation()
+    stored = store.read()
+    if stored.generation == generation:
+        judged = _judged(stored.pairs, kinds)
+        return judged, EvidenceReport(reused=len(judged.pairs), stored=len(judged.pairs),
+                                      seconds=time.perf_counter() - start)
+    ids, contents = catalog.contents()
+    current = {int(i): _content(c) for i, c in zip(ids.tolist(), contents) if int(i) not in merge}
+    known = dict(zip(stored.images.get(IMAGE_ID, np.zeros(0, np.int64)).tolist(),
+                     stored.images.get(CONTENT, np.zeros(0, np.uint64)).tolist()))
+    kept = {i for i, c in known.items() if current.get(i) == c}
+    new = np.array(sorted(set(current) - kept), np.int64)
+    gone = sorted(set(known) - kept)
+    full = not kept or len(new) > len(kept)
+    old_candidates = {} if full else _without(stored.candidates, new, gone)
+    known_range = None if full else np.zeros((0, 2), np.int64)
+    if old_candidates:
+        known_range = np.stack([old_candidates[FIRST], old_candidates[SECOND]], axis=1)[old_candidates[IN_RANGE]]
+    candidates = pair_candidates(catalog, threshold, weights, vector_features, verifying=verifying, merge=merge,
+                                 policy=policy, new=None if full else new, known_range=known_range)
+    judge = np.arange(len(candidates.pairs)) if full else _changed(candidates, old_candidates, new)
+    computed = _judge(catalog, candidates.subset(judge), threshold, weights, vector_features, verifying, kinds, policy)
+    relevant = computed[KINDS].max(axis=1, initial=0.0) >= threshold if len(judge) else np.zeros(0, bool)
+    fresh = {k: v[relevant] for k, v in computed.items()}
+    old = {} if full else _still(_without(stored.pairs, new, gone), candidates, judge)
+    pairs = _concat(old, fresh)
+    _store(store, images={IMAGE_ID: np.array(sorted(current), np.int64),
+                          CONTENT: np.array([current[i] for i in sorted(current)], np.uint64)},
+           candidates={FIRST: candidates.pairs[:, 0].copy(), SECOND: candidates.pairs[:, 1].copy(),
+                       VERIFY: candidates.verify, IN_RANGE: candidates.in_range},
+           pairs=pairs, generation=generation)
+    judged = _judged(pairs, kinds)
+    report = EvidenceReport(reused=len(old.get(FIRST, ())), computed=len(judge),
+                            verified=int((computed.get(INLIERS, np.zeros(0)) >= 0).sum()),
+                            images=len(new), dropped=len(gone), stored=len(judged.pairs),
+                            seconds=time.perf_counter() - start)
+    return judged, report
+
+
+def _changed(candidates: PairCandidates, old: Columns, new: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Rows of `candidates` to judge now: pairs touching a `new` image, pairs that were no
+    candidates before, and pairs whose flags (verify, in range) changed."""
+    pairs = candidates.pairs
+    before = {(a, b): (v, r) for a, b, v, r in zip(old.get(FIRST, np.zeros(0, np.int64)).tolist(),
+                                                   old.get(SECOND, np.zeros(0, np.int64)).tolist(),
+                                                   old.get(VERIFY, np.zeros(0, bool)).tolist(),
+                                                   old.get(IN_RANGE, np.zeros(0, bool)).tolist())}
+    now = zip(pairs[:, 0].tolist(), pairs[:, 1].tolist(), candidates.verify.tolist(), candidates.in_range.tolist())
+    same = np.array([before.get((a, b)) == (v, r) for a, b, v, r in now], dtype=bool)
+    touching = np.isin(pairs[:, 0], new) | np.isin(pairs[:, 1], new)
+    return np.flatnonzero(touching | ~same)
+
+
+def _still(pairs: Columns, candidates: PairCandidates, judged: NDArray[np.int64]) -> Columns:
+    """The stored judgements of pairs that are still candidates and were not judged again now."""
+    if not pairs or not len(pairs.get(FIRST, ())):
+        return {}
+    keep_rows = np.ones(len(candidates.pairs), bool)
+    keep_rows[judged] = False
+    valid = {(int(a), int(b)) for a, b in candidates.pairs[keep_rows].tolist()}
+    keep = np.array([(a, b) in valid for a, b in zip(pairs[FIRST].tolist(), pairs[SECOND].tolist())], dtype=bool)
+    return {k: v[keep] for k, v in pairs.items()}
+
+
+def _store(store: PairStore, **update) -> None:
+    """Store the judgements; the store is a cache, so a catalog that cannot be written now
+    (read-only, busy with another writer, full) is used as it is, and judged again next time."""
+    if store.catalog.readonly:
+        return
+    try:
+        store.replace(**update)
+    except (CatalogReadOnlyError, CatalogBusyError, DiskFullError):
+        pass
+
+
+def evidence_key(catalog: Catalog, threshold: float, vector_features: list[str], kinds: list[str],
+                 policy: AutoPolicy) -> dict[str, object]:
+    """Everything that shaped stored judgements: the code's version, the hashes and their
+    version, the fused models' identities, the local features, the threshold and the policy,
+    and the stored columns."""
+    models = catalog.models()
+    return {
+        "version": EVIDENCE_VERSION, "hashes": list(catalog.settings.hashes), "hash_version": catalog.settings.hash_version,
+        "decode_side": catalog.settings.decode_side, "local_features": catalog.settings.local_features,
+        "models": {n: repr(models[n].identity()) for n in vector_features if n in models},
+        "threshold": threshold, "policy": repr(sorted(asdict(policy).items())), "kinds": kinds,
+        "verify": [verify.VERIFY_THRESHOLD, verify.VERIFY_FULL, verify.VERIFY_CEILING, verify.MIN_COVERAGE,
+                   verify.RELATIVE_CENTRE, verify.MIN_HOLE],
+    }
+
+
+def _judge(catalog: Catalog, candidates: PairCandidates, threshold: float, weights: dict[str, float],
+           vector_features: list[str], verifying: bool, kinds: list[str], policy: AutoPolicy) -> Columns:
+    """The judgement of every candidate pair as columns: FIRST, SECOND, KINDS (M, K) and the
+    verification columns."""
+    pairs = candidates.pairs
+    if not len(pairs):
+        return {FIRST: np.zeros(0, np.int64), SECOND: np.zeros(0, np.int64), KINDS: np.zeros((0, len(kinds))),
+                **_verification_columns({}, 0)}
+    found = pair_evidence(catalog, candidates, threshold, weights, vector_features, verifying=verifying, policy=policy)
+    return {FIRST: pairs[:, 0].copy(), SECOND: pairs[:, 1].copy(),
+            KINDS: np.stack([found.evidence.kinds[k] for k in kinds], axis=1),
+            **_verification_columns(found.verified, len(pairs))}
+
+
+def _verification_columns(verified: Mapping[int, Verification], rows: int) -> Columns:
+    """Verifications by row as columns: INLIERS (-1: not verified) and each side's fields."""
+    out: Columns = {INLIERS: np.full(rows, -1, np.int32)}
+    for side in ("query", "candidate"):
+        out |= {f"{side}_{f}": np.zeros(rows, dtype) for f, dtype in _SIDE_FIELDS.items()}
+    for row, found in verified.items():
+        out[INLIERS][row] = found.inliers
+        for side in ("query", "candidate"):
+            for f in _SIDE_FIELDS:
+                out[f"{side}_{f}"][row] = getattr(getattr(found, side), f)
+    return out
+
+
+def _judged(pairs: Columns, kinds: list[str]) -> JudgedPairs:
+    """Stored columns as judged pairs, in (a, b) order: the order the candidates of a whole
+    catalog come in, so that the decision meets them alike however they were judged."""
+    if not pairs or not len(pairs.get(FIRST, ())):
+        empty = np.zeros(0)
+        return JudgedPairs(np.zeros((0, 2), np.int64), Evidence({k: empty for k in kinds}), {})
+    order = np.lexsort((pairs[SECOND], pairs[FIRST]))
+    pairs = {k: v[order] for k, v in pairs.items()}
+    matrix = pairs[KINDS]
+    return JudgedPairs(np.stack([pairs[FIRST], pairs[SECOND]], axis=1),
+                       Evidence({k: matrix[:, j] for j, k in enumerate(kinds)}),
+                       {k: v for k, v in pairs.items() if k not in (FIRST, SECOND, KINDS)})
+
+
+def _without(columns: Columns, new: NDArray[np.int64], gone: list[int]) -> Columns:
+    """Stored pair columns without the pairs touching an image new (changed) or gone."""
+    if not columns or not len(columns.get(FIRST, ())):
+        return {}
+    drop = np.concatenate([new, np.array(gone, np.int64)])
+    keep = ~(np.isin(columns[FIRST], drop) | np.isin(columns[SECOND], drop))
+    return {k: v[keep] for k, v in columns.items()}
+
+
+def _concat(a: Columns, b: Columns) -> Columns:
+    if not a:
+        return b
+    return {k: np.concatenate([a[k], b[k]]) for k in b}
+
+
+def _content(sha256: str | None) -> int:
+    """An image's content as stored beside its judgements: the first 64 bits of its SHA-256."""
+    return int(sha256[:16], 16) if sha256 else 0

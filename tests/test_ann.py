@@ -1,0 +1,161 @@
+"""Approximate indexes (storage.ann through storage.vectors.FeatureIndex): chosen by size and
+memory budget, tuned to recall@10 >= 0.99 on the catalog itself, checked here against NumPy
+brute force on real catalogs of clustered rows, kept up to date in place, and shown by
+`neardup stats`; a small catalog forced onto the approximate path groups as the exact one does."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neardup.api import new_settings
+from neardup.search.fusion import hamming_rows
+from neardup.storage import ann
+from neardup.storage.ann import GIB, IndexPolicy, IndexPolicyError, describe
+from neardup.storage.catalog import Catalog
+from neardup.storage.records import ImageRecord, ModelRecord
+
+from conftest import make_collection
+from test_cli import run
+
+FLOAT = "vec"  # a vector feature of synthetic rows: the index does not care what made them
+DIM = 64
+
+
+def _clustered(n: int, seed: int, *, clusters: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 32) uint8 codes and (n, DIM) unit float32 vectors around `clusters` centres: the
+    structure real features have, which inverted lists exploit (uniform noise has none)."""
+    rng = np.random.default_rng(seed)
+    which = rng.integers(0, clusters, n)
+    centres = rng.integers(0, 256, (clusters, 32), dtype=np.uint8)
+    noise = rng.integers(0, 256, (n, 32), dtype=np.uint8) & rng.integers(0, 256, (n, 32), dtype=np.uint8) \
+        & rng.integers(0, 256, (n, 32), dtype=np.uint8)
+    codes = centres[which] ^ noise
+    vectors = rng.normal(size=(clusters, DIM))[which] + 0.6 * rng.normal(size=(n, DIM))
+    return codes, (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _records(codes: np.ndarray, vectors: np.ndarray, start: int) -> list[ImageRecord]:
+    return [ImageRecord(path=f"/synthetic/{start + i}.png", size=1, mtime_ns=1, sha256=f"{start + i:064x}",
+                        hashes={"image": {"pdq": c}}, vectors={"image": {FLOAT: v}})
+            for i, (c, v) in enumerate(zip(codes, vectors))]
+
+
+@pytest.fixture
+def synthetic(tmp_path: Path) -> Catalog:
+    """A real catalog of 4,000 images of clustered pdq codes and vectors, approximate from 1,000."""
+    settings = replace(new_settings(), hashes=("pdq",), local_features=None)
+    model = ModelRecord(name=FLOAT, model_id="synthetic", version=1, dim=DIM, input_size=1)
+    catalog = Catalog.create(tmp_path / "syn.db", settings, [model])
+    codes, vectors = _clustered(4300, 0)  # the last 300: unseen rows of the same clusters, for the tests
+    catalog.write(_records(codes[:4000], vectors[:4000], 0))
+    catalog.set_index_policy(IndexPolicy(exact_below=1000))
+    yield catalog
+    catalog.close()
+
+
+def _truth_binary(catalog: Catalog, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each query's k smallest Hamming distances to every stored code, and the stored ids."""
+    ids, codes = catalog.hashes("pdq")
+    d = np.stack([hamming_rows(codes, np.broadcast_to(q, codes.shape)) for q in queries])
+    return np.sort(d, axis=1)[:, :k], ids
+
+
+def test_the_index_kind_follows_size_and_memory_budget() -> None:
+    policy = IndexPolicy(exact_below=100_000, memory_budget=2 * GIB)
+    assert describe(99_999, 32, binary=True, policy=policy) == ann.EXACT
+    assert describe(1_000_000, 32, binary=True, policy=policy) == "BIVF4096"
+    assert describe(1_000_000, 1280, binary=False, policy=policy) == "IVF4096,SQ8"  # 1.3 GB of codes fit 2 GiB
+    small = IndexPolicy(exact_below=100_000, memory_budget=512 * 2**20)
+    assert describe(1_000_000, 1280, binary=False, policy=small) == "IVF4096,PQ320"  # 320 B a vector fits
+    with pytest.raises(IndexPolicyError, match="memory budget"):
+        describe(100_000_000, 1280, binary=False, policy=small)
+    with pytest.raises(IndexPolicyError):
+        policy.with_options(memory_budget=1000)
+
+
+def test_an_approximate_binary_index_is_tuned_to_its_recall_and_answers_like_brute_force(synthetic) -> None:
+    index = synthetic.index("pdq")
+    queries = _clustered(4300, 0)[0][4000:4200]  # 200 unseen rows
+    found = index.knn(queries, 10)
+    state = index.state()
+    assert ann.family(state.kind) == "BIVF" and state.fresh and state.entries == 4000
+    assert state.recall >= 0.99 and 1 <= state.nprobe < int(state.kind[4:])  # tuned, not a full scan
+    truth, _ = _truth_binary(synthetic, queries, 10)
+    hits = [np.sum(np.array([n.distance for n in row]) <= t[-1]) for row, t in zip(found, truth)]
+    assert sum(hits) / truth.size >= 0.98  # held-out queries: near the recall measured at build
+    assert 0 < state.memory < 4000 * (32 + 8) * 2
+
+
+def test_an_approximate_float_index_reranks_by_exact_cosine_and_range_pairs_are_exact(synthetic) -> None:
+    index = synthetic.index(FLOAT)
+    ids, vectors = synthetic.vectors(FLOAT)
+    found = index.knn(vectors[:50], 10)
+    state = index.state()
+    assert ann.family(state.kind) == "IVF,SQ8" and state.recall >= 0.99
+    cosines = vectors[:50] @ vectors.T
+    for row, scores in zip(found, cosines):
+        assert all(abs(n.distance - scores[ids == n.image_id][0]) < 1e-5 for n in row)  # exact, not SQ8's
+    hits = sum(np.sum(np.array([n.distance for n in row]) >= np.sort(s)[-10] - 1e-6) for row, s in zip(found, cosines))
+    assert hits / 500 >= 0.98
+    pairs = index.within(vectors, ids, 0.9)
+    upper = np.triu(vectors @ vectors.T >= np.float32(0.9), 1)
+    oracle = {(int(ids[a]), int(ids[b])) for a, b in zip(*np.nonzero(upper))}
+    got = set(zip(pairs.src.tolist(), pairs.dst.tolist()))
+    assert got <= oracle and len(got) >= 0.99 * len(oracle) > 0
+
+
+def test_an_approximate_index_is_updated_in_place_as_images_come_and_go(synthetic) -> None:
+    index = synthetic.index("pdq")
+    assert len(index) == 4000
+    built = index.state()
+    codes, vectors = _clustered(4300, 0)
+    synthetic.write(_records(codes[4000:], vectors[4000:], 4000))
+    gone = synthetic.hashes("pdq")[0][:100]
+    synthetic.remove(gone.tolist())
+    answers = index.knn(codes[4000:4100], 1)
+    after = index.state()
+    assert after.kind == built.kind and after.fresh and after.trained_on == built.trained_on == 4000  # not retrained
+    assert after.entries == 4200
+    ids = synthetic.hashes("pdq")[0]
+    assert all(row[0].distance == 0 and row[0].image_id in ids for row in answers)  # the added rows are found
+    assert not set(gone.tolist()) & {n.image_id for row in index.knn(codes[:100], 10) for n in row}
+    reopened = Catalog.open(synthetic.path).index("pdq")  # the updated file, read back
+    assert reopened.state().fresh and reopened.state().entries == 4200
+
+
+def test_exact_indexes_report_their_memory_read_back_from_their_files(synthetic) -> None:
+    synthetic.set_index_policy(IndexPolicy(exact_below=10**6))
+    assert len(synthetic.index(FLOAT)) == len(synthetic.index("pdq")) == 4000
+    reopened = Catalog.open(synthetic.path, readonly=True)
+    states = {f: reopened.index(f).state() for f in (FLOAT, "pdq")}
+    reopened.close()
+    assert states[FLOAT].kind == states["pdq"].kind == ann.EXACT and states[FLOAT].fresh
+    assert states[FLOAT].memory == 4000 * (DIM * 4 + 8) and states["pdq"].memory == 4000 * (32 + 8)
+
+
+def test_growth_past_the_training_size_trains_again() -> None:
+    tuning = ann.Tuning("BIVF64", nprobe=4, recall=0.995, trained_on=1000, residual=20.0)
+    policy = IndexPolicy()
+    assert not ann.drifted(tuning, 3000, 20.0, 2000, policy)
+    assert ann.drifted(tuning, 4001, 20.0, 3001, policy)  # lists 4x longer than they were cut for
+    assert ann.drifted(tuning, 1200, 26.0, 200, policy)  # the added rows lie far from every centroid
+    assert not ann.drifted(tuning, 1050, 26.0, 50, policy)  # too few yet to judge
+
+
+def test_a_small_catalog_forced_approximate_groups_as_the_exact_one_and_stats_says_so(tmp_path) -> None:
+    make_collection(tmp_path / "photos")
+    run("index", tmp_path / "photos", "--db", tmp_path / "exact.db", "--embedder", "none", "-q")
+    run("index", tmp_path / "photos", "--db", tmp_path / "ann.db", "--embedder", "none", "-q", "--exact-below", "5")
+    exact = run("duplicates", "--db", tmp_path / "exact.db", "--format", "json").stdout
+    approximate = run("duplicates", "--db", tmp_path / "ann.db", "--format", "json").stdout
+    assert approximate.replace("ann.db", "exact.db") == exact and "coffee_half" in exact
+    stats = run("stats", "--db", tmp_path / "ann.db").stdout
+    pdq = next(line for line in stats.splitlines() if "index pdq" in line)
+    assert "BIVF" in pdq and "recall@10 1.000" in pdq, stats
+    assert "exact" in run("stats", "--db", tmp_path / "exact.db").stdout
+    bad = run("index", tmp_path / "photos", "--db", tmp_path / "ann.db", "--memory-budget", "lots", ok=False)
+    assert "error: --memory-budget takes a size" in bad.stderr

@@ -1,0 +1,138 @@
+"""Stored pair evidence (storage.pairs) and incremental duplicates (search.incremental): a second
+`duplicates` reads what the first judged, a change judges only the pairs it touches, and the
+groups are always the ones a fresh computation over the whole catalog gives."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import neardup
+
+from conftest import make_collection, photo, save, scene
+from test_cli import run
+from test_verify import fit384, rotated_crop, screenshot
+
+
+def _groups(found) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    """Groups as comparable values: keeper, members, composites' parts (by file name)."""
+    return [(Path(g.keeper).name, tuple(sorted(Path(m).name for m in g.members)),
+             tuple(sorted(Path(c).name for c in g.contains))) for g in found.groups]
+
+
+def _fresh(cat: neardup.Collection, tmp_path: Path):
+    """What a computation from nothing finds: the same catalog, copied without its stored evidence."""
+    copy = tmp_path / f"fresh{len(list(tmp_path.glob('fresh*.db')))}.db"
+    source, target = sqlite3.connect(cat.catalog.path), sqlite3.connect(copy)
+    with target:
+        source.backup(target)
+        target.execute("DELETE FROM evidence_segments")
+        target.execute("DELETE FROM evidence_sets")
+    source.close()
+    target.close()
+    other = neardup.open(copy)
+    found = other.duplicate_report()
+    other.close()
+    assert found.evidence.reused == 0 and found.evidence.computed > 0
+    return found
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    """Real photos, their made copies (see `make_collection`), a rotated crop and a screenshot."""
+    root = tmp_path / "photos"
+    make_collection(root)
+    save(rotated_crop(fit384(photo("astronaut"))), root / "edits" / "astronaut_crop.png")
+    save(screenshot(photo("hubble")), root / "edits" / "hubble_shot.png")
+    return root
+
+
+@pytest.fixture
+def cat(tmp_path: Path, photos: Path):
+    collection = neardup.open(tmp_path / "cat.db", create=True, embedder="cnn")
+    collection.index([photos], workers=1)
+    yield collection
+    collection.close()
+
+
+def test_a_second_run_reads_the_stored_evidence_and_finds_the_same_groups(cat, tmp_path) -> None:
+    first = cat.duplicate_report()
+    assert first.evidence.reused == 0 and first.evidence.computed > 0 and first.evidence.verified > 0
+    second = cat.duplicate_report()
+    assert second.evidence.computed == 0 and second.evidence.verified == 0
+    assert second.evidence.reused == first.evidence.stored > 0
+    assert _groups(second) == _groups(first) == _groups(_fresh(cat, tmp_path))
+    assert any({"astronaut_crop.png", "astronaut.jpg"} <= set(members) for _, members, _ in _groups(second))
+
+
+def test_adding_an_image_judges_only_its_pairs_and_gives_the_fresh_groups(cat, tmp_path, photos) -> None:
+    whole = cat.duplicate_report()
+    save(rotated_crop(fit384(photo("chelsea")), degrees=-8), photos / "edits" / "chelsea_crop.png")
+    save(scene(11), photos / "scenes" / "scene11.png")  # unrelated: joins nothing
+    cat.index([photos], workers=1)
+    after = cat.duplicate_report()
+    assert after.evidence.images == 2  # only the added images' lists were searched
+    assert 0 < after.evidence.computed < whole.evidence.computed / 2
+    assert 0 < after.evidence.verified < whole.evidence.verified / 2
+    assert after.evidence.reused > 0
+    chelsea = next(members for _, members, _ in _groups(after) if "chelsea.jpg" in members)
+    assert "chelsea_crop.png" in chelsea
+    assert _groups(after) == _groups(_fresh(cat, tmp_path))
+
+
+def test_deleting_images_drops_their_pairs_and_gives_the_fresh_groups(cat, tmp_path, photos) -> None:
+    before = cat.duplicate_report()
+    (photos / "edits" / "chelsea_q40.jpg").unlink()
+    (photos / "edits" / "coffee_half.jpg").unlink()
+    cat.index([photos], workers=1)
+    after = cat.duplicate_report()
+    assert after.evidence.dropped == 2 and after.evidence.images == 0
+    # judged again: only the pairs whose lists the deleted images left (their ranks moved up)
+    assert after.evidence.computed < before.evidence.computed / 4
+    assert after.evidence.stored < before.evidence.stored
+    names = {n for _, members, _ in _groups(after) for n in members}
+    assert "chelsea_q40.jpg" not in names and "chelsea.jpg" not in names  # its only copy is gone
+    assert {"coffee.jpg", "coffee_bright.png"} <= names
+    assert _groups(after) == _groups(_fresh(cat, tmp_path))
+
+
+def test_an_image_whose_content_changed_is_judged_again(cat, tmp_path, photos) -> None:
+    cat.duplicate_report()
+    shutil.copyfile(photos / "hubble.jpg", photos / "scenes" / "scene0.png")  # scene0 now holds hubble
+    cat.index([photos], workers=1)
+    after = cat.duplicate_report()
+    assert after.evidence.dropped == 1 and after.evidence.images == 0  # now an exact copy: judged through hubble
+    hubble = next(members for _, members, _ in _groups(after) if "hubble.jpg" in members)
+    assert "scene0.png" in hubble
+    assert _groups(after) == _groups(_fresh(cat, tmp_path))
+
+
+def test_a_readonly_catalog_judges_without_storing(cat, tmp_path) -> None:
+    path = cat.catalog.path
+    cat.close()
+    readonly = neardup.open(path, readonly=True)
+    first, second = readonly.duplicate_report(), readonly.duplicate_report()
+    readonly.close()
+    assert first.evidence.computed > 0 and second.evidence.computed == first.evidence.computed
+    assert _groups(first) == _groups(second)
+
+
+def test_the_cli_says_when_the_second_run_reads_stored_evidence(cat) -> None:
+    path = str(cat.catalog.path)
+    cat.close()
+    first, second = run("duplicates", "--db", path), run("duplicates", "--db", path)
+    assert "reused stored evidence for 0 pairs" in first.stderr
+    assert "computed 0" in second.stderr and "reused stored evidence for 0 pairs" not in second.stderr
+    assert first.stdout == second.stdout
+
+
+def test_refusing_an_output_over_the_catalog_leaves_it_untouched(cat) -> None:
+    """The output path is checked before any work: a run would store its evidence first."""
+    path = cat.catalog.path
+    cat.close()
+    before = path.read_bytes()
+    refused = run("duplicates", "--db", path, "--output", path, ok=False)
+    assert "refusing to overwrite" in refused.stderr and path.read_bytes() == before
