@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -619,6 +620,22 @@ def test_every_documented_route_exists_and_get_on_a_post_route_is_405(shared) ->
     assert c.get("/docs").status_code == 200
     assert_error(c.get("/api/search"), 405, "method_not_allowed")
     assert_error(c.get("/api/nothing-here"), 404, "not_found")
+
+
+def test_the_api_docs_load_every_asset_from_this_server(shared) -> None:
+    # offline (no CDN): the page's scripts and styles are served here, and they are Swagger UI's
+    _, _, c = shared
+    page = c.get("/docs")
+    assert page.status_code == 200
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert not [a for a in assets if "://" in a], assets
+    scripts = [a for a in assets if a.endswith(".js")]
+    styles = [a for a in assets if a.endswith(".css")]
+    assert scripts and styles, assets
+    for asset in scripts + styles:
+        got = c.get(asset)
+        assert got.status_code == 200 and len(got.content) > 10_000, asset
+    assert "SwaggerUIBundle" in c.get(scripts[0]).text
 
 
 def test_the_pages_render_and_set_the_csrf_cookie(shared) -> None:

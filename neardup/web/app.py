@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 import neardup
 from neardup.api import Collection
@@ -30,7 +31,8 @@ def create_app(collection: Collection, *, security: Security | None = None, work
     names, request size limit (default: loopback names, no token, 50 MB). `workers`: decoding
     processes of index jobs (default: one per core)."""
     security = security or Security()
-    app = FastAPI(title="neardup", version=neardup.__version__, description=DESCRIPTION)
+    # the API docs' Swagger UI from an installed package, not a CDN: the app works offline
+    app = FastAPIOffline(title="neardup", version=neardup.__version__, description=DESCRIPTION)
     app.state.neardup = ServerState(collection, security=security, workers=workers)
     errors.install(app)
     for module in (api_images, api_clean, api_jobs):
