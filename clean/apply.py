@@ -200,14 +200,20 @@ class _Checks:
             return "in a protected folder"
         if (size := os.path.getsize(path)) != member.size:
             return f"size changed since planning ({member.size} -> {size} bytes)"
+        if why := self._action_reason(group, member):
+            return why
+        if sha256_of(path) != member.sha256:
+            return "content changed since planning"
+        return None
+
+    def _action_reason(self, group: PlannedGroup, member: PlannedFile) -> str | None:
+        """Why the member's action cannot be carried out as planned, or None."""
         if member.action == "move" and os.path.lexists(member.destination or ""):
             return f"the destination exists: {member.destination}"
-        if member.action == "hardlink" and os.stat(path).st_dev != os.stat(keeper).st_dev:
+        if member.action == "hardlink" and os.stat(member.path).st_dev != os.stat(group.keeper.path).st_dev:
             return "on another filesystem than the keeper (a hard link cannot cross it)"
         if member.action in LINKS and member.sha256 != group.keeper.sha256 and not self.plan.include_near:
             return "not an exact copy of the keeper (plan with include_near to link near copies)"
-        if sha256_of(path) != member.sha256:
-            return "content changed since planning"
         return None
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -87,11 +87,7 @@ def index_paths(
                    if p not in known or known[p].status == "failed"])
     orphans = {s.sha256: s.image_id for s in changes.gone if s.sha256}
     todo = changes.new + changes.changed
-    # embedders that can run in the workers do (vectors travel back, not pixels); the rest here.
-    # A cluster's workers embed everything themselves (`dask_tasks`).
-    copies = [worker_copy(e) for e in embedders] if todo and cluster is None else []
-    in_workers = [copy for copy in copies if copy is not None]
-    here = [e for e, copy in zip(embedders, copies) if copy is None]
+    here, in_workers = _placement(embedders, todo, cluster)
     writer = _Writer(catalog, here, report, embedding=bool(embedders))
     moved: set[int] = set()
     progress.start(len(todo))
@@ -101,16 +97,10 @@ def index_paths(
                                       embedders)
         else:
             args = (catalog.settings, orphans, sorted({e.input_size for e in here}), in_workers)
-            warm = writer.warm_up if here and todo else None
-            results = parallel_map(extract_embedded, todo, args, workers=workers, started=warm, fork=fork)
+            results = parallel_map(extract_embedded, todo, args, workers=workers, started=writer.warm_up_for(todo),
+                                   fork=fork)
         for result in results:
-            if isinstance(result, Moved):
-                catalog.move(result.image_id, result.entry.path, result.entry.size, result.entry.mtime_ns)
-                moved.add(result.image_id)
-                report.moved += 1
-                report.new -= 1
-            else:
-                writer.add(result)
+            _take(result, catalog, writer, report, moved)
             progress.advance()
         writer.flush()
     except KeyboardInterrupt:
@@ -122,13 +112,39 @@ def index_paths(
     finally:
         progress.close()
     if not report.interrupted:
-        stale = [s.image_id for s in changes.gone if s.image_id not in moved]
-        catalog.remove(stale)
-        report.removed = len(stale)
-        for embedder in embedders:
-            report.embedded += embed_missing(catalog=catalog, embedder=embedder, workers=workers, progress=progress)
+        _finish(catalog, changes, moved, embedders, report, workers=workers, progress=progress)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _placement(embedders: Sequence[Embedder], todo: Sequence, cluster: Cluster | None) -> tuple[list[Embedder], list[Embedder]]:
+    """(embedders run here, copies run in the decoding workers): those that can run in the
+    workers do, so vectors travel back instead of pixels. A cluster's workers embed everything
+    themselves (`dask_tasks`), so then neither list has any."""
+    copies = [worker_copy(e) for e in embedders] if todo and cluster is None else []
+    return [e for e, copy in zip(embedders, copies) if copy is None], [copy for copy in copies if copy is not None]
+
+
+def _take(result: Extracted | Moved, catalog: Catalog, writer: _Writer, report: IndexReport, moved: set[int]) -> None:
+    """One file's outcome: a move is recorded at once, anything else goes to the writer."""
+    if isinstance(result, Moved):
+        catalog.move(result.image_id, result.entry.path, result.entry.size, result.entry.mtime_ns)
+        moved.add(result.image_id)
+        report.moved += 1
+        report.new -= 1
+    else:
+        writer.add(result)
+
+
+def _finish(catalog: Catalog, changes, moved: set[int], embedders: Sequence[Embedder], report: IndexReport, *,
+            workers: int, progress: Progress) -> None:
+    """After a complete run: drop the images whose files are gone (and did not move), and
+    embed whatever still has no vector (an earlier interrupted run, a new embedder)."""
+    stale = [s.image_id for s in changes.gone if s.image_id not in moved]
+    catalog.remove(stale)
+    report.removed = len(stale)
+    for embedder in embedders:
+        report.embedded += embed_missing(catalog=catalog, embedder=embedder, workers=workers, progress=progress)
 
 
 def embed_missing(*, catalog: Catalog, embedder: Embedder, workers: int = 1, progress: Progress | None = None) -> int:
@@ -192,6 +208,10 @@ class _Writer:
         self.catalog, self.embedders, self.report, self.embedding = catalog, embedders, report, embedding
         self.buffer: list[Extracted] = []
         self._warming: threading.Thread | None = None
+
+    def warm_up_for(self, todo: Sequence) -> Callable[[], None] | None:
+        """`warm_up`, to run as the workers start, when there are files and models to load."""
+        return self.warm_up if self.embedders and todo else None
 
     def warm_up(self) -> None:
         """Load the models in a thread while the workers decode the first files."""

@@ -107,14 +107,7 @@ def judged_pairs(catalog: Catalog, threshold: float, *, merge: Mapping[int, int]
         judged = _judged(stored.pairs, kinds)
         return judged, EvidenceReport(reused=len(judged.pairs), stored=len(judged.pairs),
                                       seconds=time.perf_counter() - start)
-    ids, contents = catalog.contents()
-    current = {int(i): _content(c) for i, c in zip(ids.tolist(), contents) if int(i) not in merge}
-    known = dict(zip(stored.images.get(IMAGE_ID, np.zeros(0, np.int64)).tolist(),
-                     stored.images.get(CONTENT, np.zeros(0, np.uint64)).tolist()))
-    kept = {i for i, c in known.items() if current.get(i) == c}
-    new = np.array(sorted(set(current) - kept), np.int64)
-    gone = sorted(set(known) - kept)
-    full = not kept or len(new) > len(kept)
+    current, new, gone, full = _image_changes(catalog, stored.images, merge)
     old_candidates = {} if full else _without(stored.candidates, new, gone)
     known_range = None if full else np.zeros((0, 2), np.int64)
     if old_candidates:
@@ -138,6 +131,18 @@ def judged_pairs(catalog: Catalog, threshold: float, *, merge: Mapping[int, int]
                             images=len(new), dropped=len(gone), stored=len(judged.pairs),
                             seconds=time.perf_counter() - start)
     return judged, report
+
+
+def _image_changes(catalog: Catalog, stored: Columns, merge: Mapping[int, int]):
+    """(each image's current content, images new or changed since `stored`, images gone,
+    whether to judge everything again: nothing kept, or more new than kept)."""
+    ids, contents = catalog.contents()
+    current = {int(i): _content(c) for i, c in zip(ids.tolist(), contents) if int(i) not in merge}
+    known = dict(zip(stored.get(IMAGE_ID, np.zeros(0, np.int64)).tolist(),
+                     stored.get(CONTENT, np.zeros(0, np.uint64)).tolist()))
+    kept = {i for i, c in known.items() if current.get(i) == c}
+    new = np.array(sorted(set(current) - kept), np.int64)
+    return current, new, sorted(set(known) - kept), not kept or len(new) > len(kept)
 
 
 def _changed(candidates: PairCandidates, old: Columns, new: NDArray[np.int64]) -> NDArray[np.int64]:
