@@ -162,6 +162,9 @@ def test_a_group_reviewed_cleaned_with_a_chosen_keeper_and_undone(server, page, 
     assert "keeper" in members.nth(1).get_attribute("class") and "keeper" not in members.nth(0).get_attribute("class")
     assert "chosen by you" in page.locator("#keeper-reason").inner_text()
 
+    # choosing a keeper redraws the comparison (fitted anew once its images load): let it settle,
+    # or a zoom made meanwhile is undone by the fit
+    page.wait_for_load_state("networkidle")
     page.keyboard.press("+")  # zoom and pan are one for both panes
     page.mouse.move(400, 700)
     transforms = page.evaluate("[document.getElementById('img-a').style.transform, "
