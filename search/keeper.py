@@ -25,6 +25,7 @@ Similarity = Callable[[ImageInfo, ImageInfo], float]
 _LOSSLESS = frozenset({"PNG", "BMP", "TIFF", "WEBP"})
 _PHOTO_ASPECTS = (1.0, 5 / 4, 4 / 3, 3 / 2, 16 / 10, 16 / 9, 2.0)  # and their inverses
 _BLURRED = 0.6  # detail below this share of the group's most detailed member marks a blurred copy
+_LOSSY_TOLERANCE = 10.0  # JPEG qualities this close are no evidence of a re-encode
 
 
 @dataclass(frozen=True)
@@ -96,10 +97,18 @@ def _detail(im: ImageInfo, ctx: Context) -> float | None:
 
 
 def _resaved(im: ImageInfo, ctx: Context) -> float:
-    """A lossless file the size of a JPEG member is taken for a re-save of it (an edit saved
-    as PNG, a screenshot): the same picture in a larger file. Stored features cannot tell it
-    from a lossless original with a same-size JPEG copy, which then loses: a known gap."""
-    same_size = any(o.format == "JPEG" and (o.width, o.height) == (im.width, im.height) for o in ctx.group)
+    """A lossless file the size of a JPEG member that could be the original is taken for a
+    re-save of it (an edit saved as PNG, a screenshot): the same picture in a larger file.
+    A JPEG re-encoded lossier than another member is a copy itself (`least-lossy`), more
+    likely made from the lossless file than the other way round, so it accuses no one: a
+    lossless original with a same-size low-quality JPEG copy keeps its place."""
+    best = max((o.jpeg_quality for o in ctx.group if o.jpeg_quality is not None), default=None)
+
+    def could_be_original(o: ImageInfo) -> bool:
+        return o.jpeg_quality is None or best is None or o.jpeg_quality >= best - _LOSSY_TOLERANCE
+
+    same_size = any(o.format == "JPEG" and (o.width, o.height) == (im.width, im.height) and could_be_original(o)
+                    for o in ctx.group)
     return 1.0 if (im.format or "") in _LOSSLESS and same_size else 0.0
 
 
@@ -139,12 +148,18 @@ def _smaller(im: ImageInfo, ctx: Context) -> float | None:
     return None if not im.width or not im.height else -float(im.width * im.height)
 
 
+def _smaller_file(im: ImageInfo, ctx: Context) -> float | None:
+    """A JPEG's size says how much of the picture it kept; a lossless file's says nothing (a
+    brightened or filtered copy compresses worse than its original and would win)."""
+    return None if (im.format or "") in _LOSSLESS else -float(im.size)
+
+
 RULES: dict[str, Rule] = {rule.name: rule for rule in (
     Rule("preferred", "in a preferred folder", _preferred),
     Rule("full-frame", "no frame, border or window around the picture", _framed),
-    Rule("central", "closest to every other member (the copies derive from it)", _central, 0.02),
+    Rule("central", "closest to every other member (the copies derive from it)", _central, 0.005),
     Rule("not-resaved", "not a lossless re-save of a JPEG", _resaved),
-    Rule("least-lossy", "saved at a higher quality (the others are re-encoded lossier)", _lossy, 10.0),
+    Rule("least-lossy", "saved at a higher quality (the others are re-encoded lossier)", _lossy, _LOSSY_TOLERANCE),
     Rule("low-noise", "less grain (the others are at least twice as noisy)", _noise, 1.0),
     Rule("detail", "not blurred (far less detail than another member)", _detail),
     Rule("native-aspect", "the aspect ratio most members share (not stretched)", _odd_aspect),
@@ -152,7 +167,7 @@ RULES: dict[str, Rule] = {rule.name: rule for rule in (
     Rule("camera", "a camera's EXIF record", _no_camera),
     Rule("earliest", "captured earliest", _later),
     Rule("resolution", "largest resolution", _smaller),
-    Rule("size", "largest file", lambda im, ctx: -float(im.size)),
+    Rule("size", "largest file", _smaller_file),
     # last: a library copied without its dates has every mtime "now" in write order
     Rule("oldest", "the oldest file (copies are made later)", lambda im, ctx: float(im.mtime_ns)),
 )}

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image as PILImage
+from PIL import ImageEnhance
 
 import neardup
 
@@ -172,3 +173,22 @@ def test_a_lossless_re_save_of_a_jpeg_loses_to_the_jpeg(tmp_path, scale) -> None
             original.save(folder / f"{name}_resaved.png")
     groups = _catalog(tmp_path, folder, embedder="none").duplicates()
     assert {Path(g.keeper).name for g in groups} == {"coffee.jpg", "chelsea.jpg"}, [(g.keeper, g.reason) for g in groups]
+
+
+def test_a_lossless_original_keeps_its_place_beside_lossy_smaller_and_brightened_copies(tmp_path) -> None:
+    # The demo's groups: a PNG original, a JPEG of it at quality 30 (the same size), a
+    # half-size JPEG at quality 90 and a brightened PNG (a larger file), written in that order.
+    # The quality-30 JPEG once made every same-size PNG look like a re-save of a JPEG, so the
+    # half-size copy won; and the brightened PNG won on its larger file.
+    folder = tmp_path / "photos"
+    for name in ("coffee", "chelsea", "rocket"):
+        original = save(photo(name), folder / f"{name}.png")
+        with PILImage.open(original) as im:
+            im.save(folder / f"{name}_q30.jpg", quality=30)
+            im.resize((im.width // 2, im.height // 2), PILImage.LANCZOS).save(folder / f"{name}_half.jpg", quality=90)
+            ImageEnhance.Brightness(im).enhance(1.1).save(folder / f"{name}_bright.png")
+    groups = [g for g in _catalog(tmp_path, folder).duplicates() if not g.contains]
+    assert {_names(g.members) for g in groups} == {
+        frozenset({n, f"{n}_q30", f"{n}_half", f"{n}_bright"}) for n in ("coffee", "chelsea", "rocket")}
+    assert {Path(g.keeper).name for g in groups} == {"coffee.png", "chelsea.png", "rocket.png"}, \
+        [(g.keeper, g.reason) for g in groups]
