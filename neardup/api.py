@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,6 +176,7 @@ class Collection:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self._embedders: dict[str, tuple[ModelRecord, Embedder]] = {}
+        self._embedders_loaded = threading.Lock()  # `search` may run in several threads at once
 
     @property
     def path(self) -> Path | str:
@@ -185,10 +187,11 @@ class Collection:
         """The embedder of vector feature `name` (loaded on first use, reloaded when its model
         was retrained since; TensorFlow loads on its first batch)."""
         record = self.catalog.model(name)
-        cached = self._embedders.get(name)
-        if cached is None or cached[0] != record:
-            self._embedders[name] = (record, load_embedder(self.catalog, name))
-        return self._embedders[name][1]
+        with self._embedders_loaded:
+            cached = self._embedders.get(name)
+            if cached is None or cached[0] != record:
+                self._embedders[name] = cached = (record, load_embedder(self.catalog, name))
+        return cached[1]
 
     def embedders(self) -> list[Embedder]:
         """The embedders of every vector feature of the catalog."""
@@ -242,7 +245,9 @@ class Collection:
 
     def search(self, image: str | Path | bytes | NDArray[np.uint8], *, k: int = 10, by: str = AUTO) -> list[Match]:
         """The k images most like `image` (a file path, a file's bytes such as an upload, or
-        (h, w, 3) uint8 RGB), best first. Bytes are decoded as a file is, megapixel guard included."""
+        (h, w, 3) uint8 RGB), best first. Bytes are decoded as a file is, megapixel guard included.
+        Several threads may search one collection at once (not while another indexes, groups or
+        cleans with it)."""
         check_feature(self.catalog, by)
         if isinstance(image, bytes):
             image = decode(image, max_side=self.catalog.settings.decode_side).pixels

@@ -14,6 +14,7 @@ import glob
 import json
 import os
 import sqlite3
+import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -64,6 +65,7 @@ class Catalog:
             self._engine.dispose()
             raise
         self._indexes: dict[str, FeatureIndex] = {}
+        self._indexes_made = threading.Lock()  # threads searching at once share one per feature
 
     # -- opening -----------------------------------------------------------------------------
     @classmethod
@@ -171,8 +173,9 @@ class Catalog:
 
     def index(self, feature: str) -> FeatureIndex:
         """The nearest-neighbour index of `feature`'s whole-image hashes or vectors."""
-        if feature not in self._indexes:
-            self._indexes[feature] = FeatureIndex(self, feature, binary=feature in self.settings.hashes)
+        with self._indexes_made:
+            if feature not in self._indexes:
+                self._indexes[feature] = FeatureIndex(self, feature, binary=feature in self.settings.hashes)
         return self._indexes[feature]
 
     # -- catalog-wide values -----------------------------------------------------------------

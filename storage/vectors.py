@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -136,6 +137,9 @@ class FeatureIndex:
         self._sidecar = self.path.with_name(self.path.name + ".json")
         self._ids_path = self.path.with_name(self.path.name + ".ids.npy")
         self._built: _Built | None = None
+        # searches of one server share the index (`neardup serve`): one of them builds or
+        # refreshes it while the others wait, then all search the same built index
+        self._building = threading.Lock()
 
     def __len__(self) -> int:
         return int(self._current().index.ntotal)
@@ -180,8 +184,15 @@ class FeatureIndex:
     # -- keeping the index current ---------------------------------------------------------------
     def _current(self) -> _Built:
         generation = self.catalog.generation()
+        built = self._built
+        if built is not None and built.generation == generation:
+            return built
+        with self._building:
+            return self._brought_to(generation)
+
+    def _brought_to(self, generation: str) -> _Built:
         if self._built is not None and self._built.generation == generation:
-            return self._built
+            return self._built  # built by the search this one waited for
         built = self._built or self._read()
         if built is None or built.meta.get("source") != self._source():
             built = self._build(generation)

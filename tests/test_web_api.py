@@ -12,9 +12,11 @@ import re
 import struct
 import subprocess
 import sys
+import threading
 import time
 import warnings
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,7 @@ from neardup.web import create_app
 from neardup.web.jobs import Jobs
 from neardup.web.errors import ConflictError
 from neardup.web.security import Security, hosts_for, is_loopback
+from neardup.web.state import Turns
 
 with warnings.catch_warnings():  # newer Starlette would rather have httpx2; httpx is what we ship
     warnings.simplefilter("ignore")
@@ -149,6 +152,75 @@ def test_search_answers_in_the_clis_json_contract_plus_the_id(shared, tmp_path) 
     assert [{k: v for k, v in m.items() if k in ("path", "score", "distance", "by")} for m in got["results"]] \
         == expected["results"]
     assert all(isinstance(m["id"], int) for m in got["results"])
+
+
+def test_searches_at_once_answer_as_searches_one_by_one(fresh, tmp_path) -> None:
+    """Eight uploads at once on a catalog whose FAISS indexes are not built yet: the searches
+    share their turn (and one of them builds each index while the others wait), and every
+    answer is the one a lone search gives."""
+    cat, files, c = fresh
+    names = ["astronaut", "chelsea", "coffee", "rocket", "scene1", "scene2", "scene3", "coffee_bright"]
+    family = {n: {image_id(cat, p) for k, p in files.items() if k.split("_")[0] == n.split("_")[0]} for n in names}
+    uploads = {n: jpeg_bytes(np.asarray(Image.open(files[n]).convert("RGB")), 70) for n in names}
+    for feature in cat.features():
+        assert not cat.catalog.index(feature).path.exists()
+    start = threading.Barrier(len(names))
+
+    def post(name: str) -> list[tuple[int, float]]:
+        start.wait()
+        r = c.post("/api/search?k=5", files={"file": (f"{name}.jpg", uploads[name])}, headers=csrf(c))
+        assert r.status_code == 200, r.text
+        return [(m["id"], m["score"]) for m in r.json()["results"]]
+
+    with ThreadPoolExecutor(len(names)) as pool:
+        together = dict(zip(names, pool.map(post, names)))
+    for name in names:
+        alone = [(m.image_id, m.score) for m in cat.search(uploads[name], k=5)]
+        assert [i for i, _ in together[name]] == [i for i, _ in alone], name
+        assert [s for _, s in together[name]] == pytest.approx([s for _, s in alone], abs=1e-6), name
+        assert together[name][0][0] in family[name]  # the photo or one of its copies
+
+
+def test_searches_share_a_turn_and_a_waiting_writer_goes_before_new_searches() -> None:
+    turns = Turns()
+    order: list[str] = []
+    first_in, writer_asked, second_done = threading.Event(), threading.Event(), threading.Event()
+    release_first = threading.Event()
+
+    def first_search() -> None:
+        with turns.shared():
+            order.append("search 1 in")
+            first_in.set()
+            release_first.wait(10)
+        order.append("search 1 out")
+
+    def writer() -> None:
+        writer_asked.set()
+        with turns.exclusive():
+            order.append("writer in")
+
+    def late_search() -> None:
+        with turns.shared():
+            order.append("search 3 in")
+
+    t1 = threading.Thread(target=first_search)
+    t1.start()
+    assert first_in.wait(10)
+    with turns.shared():  # a second search runs while the first still holds its turn
+        order.append("search 2 in")
+        second_done.set()
+    tw = threading.Thread(target=writer)
+    tw.start()
+    assert writer_asked.wait(10)
+    time.sleep(0.2)
+    t3 = threading.Thread(target=late_search)
+    t3.start()
+    time.sleep(0.2)
+    assert "writer in" not in order and "search 3 in" not in order  # the writer waits for search 1,
+    release_first.set()                                             # and search 3 for the writer
+    for t in (t1, tw, t3):
+        t.join(10)
+    assert order == ["search 1 in", "search 2 in", "search 1 out", "writer in", "search 3 in"]
 
 
 def test_similar_uses_the_catalogued_file_and_leaves_the_image_out(shared) -> None:

@@ -35,7 +35,7 @@ def search(file: UploadFile = File(..., description="an image"), k: int = K, by:
     `search --json` answer, each result with its id. An image that cannot be decoded (or is
     over the decoder's megapixel limit) is a 422 saying why."""
     data = file.file.read()
-    with st.turn() as c:
+    with st.search_turn() as c:
         matches = c.search(data, k=k, by=by)
     return SearchOut(query=file.filename or "upload", results=[match_out(m) for m in matches])
 
@@ -43,7 +43,7 @@ def search(file: UploadFile = File(..., description="an image"), k: int = K, by:
 @router.get("/images/{image_id}/similar", response_model=SearchOut, tags=["search"])
 def similar(image_id: ImageId, k: int = K, by: str = BY, st: ServerState = Depends(state)) -> SearchOut:
     """The k images most like catalogued image `image_id` (itself left out)."""
-    with st.turn() as c:
+    with st.search_turn() as c:
         matches = c.similar(image_id, k=k, by=by)
     return SearchOut(query=f"image {image_id}", results=[match_out(m) for m in matches])
 
