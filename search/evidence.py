@@ -36,15 +36,24 @@ VERIFY_BATCH = 2048  # pairs verified per batch: only their images' keypoints ar
 def search_evidence(query: Query, ids: list[int], catalog: Catalog, weights: dict[str, float],
                     policy: AutoPolicy = POLICY) -> Evidence:
     """Hash and vector evidence for candidates `ids` (each its best over the query's variants)."""
-    stored = catalog.hashes_of(ids, list(weights))
-    candidates = {name: np.stack([stored[name][i] for i in ids]) for name in weights}
+    candidates = {name: _rows_of(catalog, name, ids, query.hashes[0][name]) for name in weights}
     similarity = np.max([fused_similarity(h, candidates, weights) for h in query.hashes], axis=0)
     kinds = {HASHES: confidence(similarity, policy.hash_background, hash_anchor(weights))}
     for name, query_vectors in query.vectors.items():
-        feature, vectors = VECTOR_FEATURES[name], catalog.vectors_of(ids, name)
-        matrix = np.stack([vectors.get(i, np.zeros(query_vectors.shape[1], np.float32)) for i in ids])
+        feature, matrix = VECTOR_FEATURES[name], _rows_of(catalog, name, ids, query_vectors[0])
         kinds[name] = confidence((matrix @ query_vectors.T).max(axis=1), feature.background, feature.threshold)
     return Evidence(kinds)
+
+
+def _rows_of(catalog: Catalog, feature: str, ids: list[int], like: NDArray) -> NDArray:
+    """(len(ids), width) rows of `feature` for the sorted, unique `ids` (zeros where an image
+    has none), from the feature's index when it holds them; `like` is a query's row."""
+    found, rows = catalog.index(feature).rows(ids)
+    if len(found) == len(ids):
+        return rows
+    out = np.zeros((len(ids), len(like)), like.dtype)
+    out[np.searchsorted(ids, found)] = rows
+    return out
 
 
 def with_search_geometry(query: Query, ids: list[int], evidence: Evidence, catalog: Catalog, decode_side: int,

@@ -22,7 +22,8 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,6 +43,7 @@ REFINE = 2  # an approximate float index finds REFINE x k candidates, re-ranked 
 _MARGIN = {"IVF,SQ8": 0.02}
 _PQ_MARGIN = 0.1
 _CHUNK = 65_536  # rows read from the catalog and added at a time
+_FEW_QUERIES = 16  # up to this many queries, FAISS searches on one thread (`_threads_for`)
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,45 @@ class _Built:
     def tuning(self) -> ann.Tuning:
         return ann.Tuning(**self.meta["tuning"])
 
+    _held: _HeldRows | None = field(default=None, init=False, repr=False)
+
+
+@dataclass(frozen=True)
+class _HeldRows:
+    """The rows of an exact FAISS index, found by id: `ids` sorted, `rows[positions[i]]` the
+    row of `ids[i]` (the float rows are a view into the index's own memory, not a copy)."""
+
+    ids: NDArray[np.int64]
+    positions: NDArray[np.int64]
+    rows: NDArray
+
+    @classmethod
+    def of(cls, index) -> _HeldRows:
+        id_map = faiss.vector_to_array(index.id_map).astype(np.int64)
+        if isinstance(index, faiss.IndexBinary):
+            flat = faiss.downcast_IndexBinary(index.index)
+            rows = faiss.vector_to_array(flat.xb).reshape(len(id_map), flat.code_size)
+        else:
+            flat = faiss.downcast_index(index.index)
+            rows = faiss.rev_swig_ptr(flat.get_xb(), len(id_map) * flat.d).reshape(len(id_map), flat.d)
+        order = np.argsort(id_map, kind="stable")
+        return cls(id_map[order], order, rows)
+
+    @classmethod
+    def read(cls, catalog: Catalog, feature: str) -> _HeldRows:
+        """Every row of `feature` of the images on disk, from the catalog."""
+        chunks = list(catalog.feature_chunks(feature, size=_CHUNK))
+        if not chunks:
+            return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 1), np.uint8))
+        ids = np.concatenate([c[0] for c in chunks])
+        return cls(ids, np.arange(len(ids)), np.concatenate([c[1] for c in chunks]))
+
+    def get(self, ids: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray]:
+        """The rows of those of the sorted, unique `ids` held: (ids found, their rows)."""
+        at = np.minimum(np.searchsorted(self.ids, ids), max(len(self.ids) - 1, 0))
+        found = (at < len(self.ids)) & (self.ids[at] == ids) if len(self.ids) else np.zeros(len(ids), bool)
+        return ids[found], self.rows[self.positions[at[found]]]
+
 
 class FeatureIndex:
     """The nearest-neighbour index of one feature's whole-image hashes or vectors."""
@@ -151,6 +192,35 @@ class FeatureIndex:
         if self.binary or built.tuning.exact or k <= 0:
             return knn(built.index, queries, k)
         return self._reranked(knn(built.index, queries, REFINE * k), queries, k)
+
+    def rows(self, ids: Sequence[int]) -> tuple[NDArray[np.int64], NDArray]:
+        """The stored rows of `ids` as `Catalog.feature_rows` gives them: the ids that have one,
+        in id order, and their packed bits or float32 vectors. An exact index holds them all
+        and answers from memory: a search weighs hundreds of candidates, and reading their
+        rows from the catalog was half of its time at 100,000 images (docs/RELIABILITY.md).
+        Beside an approximate binary index every hash is kept in memory too (32 bytes a
+        row: 32 MB a million); an approximate float index's rows come from the catalog."""
+        wanted = np.unique(np.asarray(ids, np.int64))
+        held = self._held_rows(self._current())
+        if held is None:
+            return self.catalog.feature_rows(self.feature, wanted.tolist())
+        found, rows = held.get(wanted)
+        if len(found) == len(wanted):
+            return found, rows
+        # rows the index does not hold (images not on disk) are the catalog's to give
+        rest_ids, rest = self.catalog.feature_rows(self.feature, np.setdiff1d(wanted, found).tolist())
+        if not len(rest_ids):
+            return found, rows
+        order = np.argsort(np.concatenate([found, rest_ids]), kind="stable")
+        return np.concatenate([found, rest_ids])[order], np.concatenate([rows, rest.astype(rows.dtype)])[order]
+
+    def _held_rows(self, built: _Built) -> _HeldRows | None:
+        if built._held is None and (built.tuning.exact or self.binary):
+            with self._building:
+                if built._held is None:
+                    built._held = _HeldRows.of(built.index) if built.tuning.exact else \
+                        _HeldRows.read(self.catalog, self.feature)
+        return built._held
 
     def within(self, queries: NDArray, query_ids: NDArray[np.int64], limit: float, *, batch: int = 4096,
                symmetric: bool = True) -> Edges:
@@ -434,11 +504,29 @@ def build_float(ids: NDArray[np.int64], vectors: NDArray[np.float32]) -> faiss.I
     return index
 
 
+@contextmanager
+def _threads_for(queries: int) -> Iterator[None]:
+    """One OpenMP thread for a few queries (a search's): they are answered before a team of
+    threads would start, 1.5-3x sooner on two cores (docs/BENCHMARKS.md, scale), and a
+    server's searches run side by side without fighting for the cores. The setting is the
+    calling thread's own, so other threads keep theirs."""
+    if queries > _FEW_QUERIES:
+        yield
+        return
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
 def knn(index, queries: NDArray, k: int) -> list[list[Neighbor]]:
     """The k nearest entries of each query row, nearest first; fewer when the index is small."""
     if index.ntotal == 0 or k <= 0:
         return [[] for _ in range(len(queries))]
-    distances, ids = index.search(np.ascontiguousarray(queries), min(k, index.ntotal))
+    with _threads_for(len(queries)):
+        distances, ids = index.search(np.ascontiguousarray(queries), min(k, index.ntotal))
     return [
         [Neighbor(int(i), float(d)) for d, i in zip(drow, irow) if i != -1]
         for drow, irow in zip(distances, ids)

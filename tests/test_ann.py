@@ -159,3 +159,26 @@ def test_a_small_catalog_forced_approximate_groups_as_the_exact_one_and_stats_sa
     assert "exact" in run("stats", "--db", tmp_path / "exact.db").stdout
     bad = run("index", tmp_path / "photos", "--db", tmp_path / "ann.db", "--memory-budget", "lots", ok=False)
     assert "error: --memory-budget takes a size" in bad.stderr
+
+
+@pytest.mark.parametrize("exact_below", [100_000, 1000])
+def test_an_index_gives_the_rows_the_catalog_stores(tmp_path, exact_below) -> None:
+    """A search weighs its candidates' stored rows; an exact index hands them from memory,
+    an approximate one (whose codes are lossy) from the catalog: the same rows either way."""
+    settings = replace(new_settings(), hashes=("pdq",), local_features=None)
+    model = ModelRecord(name=FLOAT, model_id="synthetic", version=1, dim=DIM, input_size=1)
+    catalog = Catalog.create(tmp_path / "rows.db", settings, [model])
+    codes, vectors = _clustered(3000, 3)
+    catalog.write(_records(codes, vectors, 0))
+    catalog.set_index_policy(IndexPolicy(exact_below=exact_below))
+    all_ids, _ = catalog.feature_ids("pdq")
+    wanted = [int(all_ids[5]), int(all_ids[0]), int(all_ids[-1]), int(all_ids[1234]), 10**9]  # 10**9: no such image
+    for feature in ("pdq", FLOAT):
+        index = catalog.index(feature)
+        got_ids, got = index.rows(wanted)
+        want_ids, want = catalog.feature_rows(feature, wanted)
+        assert got_ids.tolist() == want_ids.tolist() == sorted(wanted[:4])
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+        held = index._held_rows(index._current())
+        assert (held is not None) == (exact_below == 100_000 or feature == "pdq")
+    catalog.close()

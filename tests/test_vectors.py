@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 
+import faiss
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -163,3 +164,20 @@ def test_a_damaged_or_empty_index_file_is_rebuilt(tmp_path, collection) -> None:
         assert again.catalog.index("pdq").state().fresh is False
         assert _neighbours(again) == fresh
         assert again.catalog.index("pdq").state().fresh is True  # and saved again
+
+
+def test_an_exact_index_finds_its_rows_by_id_whatever_order_they_were_added_in() -> None:
+    from neardup.storage.vectors import _HeldRows
+
+    rng = np.random.default_rng(4)
+    ids = rng.permutation(np.arange(10, 60, dtype=np.int64))
+    codes, vectors = _codes(len(ids), 32, 4)[1], rng.normal(size=(len(ids), 16)).astype(np.float32)
+    binary, floats = faiss.IndexBinaryIDMap(faiss.IndexBinaryFlat(256)), faiss.IndexIDMap(faiss.IndexFlatIP(16))
+    binary.add_with_ids(codes, ids)
+    floats.add_with_ids(vectors, ids)
+    wanted = np.array([3, 10, 17, 42, 59, 60], np.int64)  # 3 and 60: not held
+    where = {int(i): p for p, i in enumerate(ids.tolist())}
+    for index, rows in ((binary, codes), (floats, vectors)):
+        found, got = _HeldRows.of(index).get(wanted)
+        assert found.tolist() == [10, 17, 42, 59]
+        assert np.array_equal(got, rows[[where[i] for i in found.tolist()]])
