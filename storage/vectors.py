@@ -44,6 +44,9 @@ _MARGIN = {"IVF,SQ8": 0.02}
 _PQ_MARGIN = 0.1
 _CHUNK = 65_536  # rows read from the catalog and added at a time
 _FEW_QUERIES = 16  # up to this many queries, FAISS searches on one thread (`_threads_for`)
+# reading every hash in id order costs about as much as looking up this share of them one by
+# one (4.5 against 22 microseconds a row, 100,000 rows, docs/RELIABILITY.md)
+_BULK_READ = 0.2
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,7 @@ class _Built:
     def tuning(self) -> ann.Tuning:
         return ann.Tuning(**self.meta["tuning"])
 
-    _held: _HeldRows | None = field(default=None, init=False, repr=False)
+    held: _HeldRows | None = field(default=None, init=False, repr=False)  # its rows by id, once asked
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,9 @@ class FeatureIndex:
         # searches of one server share the index (`neardup serve`): one of them builds or
         # refreshes it while the others wait, then all search the same built index
         self._building = threading.Lock()
+        self._held: tuple[str, _HeldRows] | None = None  # every hash, at a generation (`rows`)
+        # rows read from the catalog at a generation, and how many images it has
+        self._looked_up: tuple[str, int, int] = ("", 0, 0)
 
     def __len__(self) -> int:
         return int(self._current().index.ntotal)
@@ -195,13 +201,18 @@ class FeatureIndex:
 
     def rows(self, ids: Sequence[int]) -> tuple[NDArray[np.int64], NDArray]:
         """The stored rows of `ids` as `Catalog.feature_rows` gives them: the ids that have one,
-        in id order, and their packed bits or float32 vectors. An exact index holds them all
-        and answers from memory: a search weighs hundreds of candidates, and reading their
-        rows from the catalog was half of its time at 100,000 images (docs/RELIABILITY.md).
-        Beside an approximate binary index every hash is kept in memory too (32 bytes a
-        row: 32 MB a million); an approximate float index's rows come from the catalog."""
+        in id order, and their packed bits or float32 vectors.
+
+        A search weighs hundreds of candidates by their rows, and reading them from the catalog
+        a row at a time was half of a search's time at 100,000 images (docs/RELIABILITY.md).
+        An exact index in memory holds every row and hands them over. Hashes (32 bytes a row)
+        are otherwise read all at once, the way one rents skis until the rent paid would have
+        bought them: once this process has looked up a fifth as many rows as the feature has
+        (reading them all costs about that much, `_BULK_READ`), so a one-off search reads only
+        its candidates and a server or a folder of queries soon holds every hash. Vectors of
+        an approximate index (5 GB a million as float32) always come from the catalog."""
         wanted = np.unique(np.asarray(ids, np.int64))
-        held = self._held_rows(self._current())
+        held = self._held_rows(len(wanted))
         if held is None:
             return self.catalog.feature_rows(self.feature, wanted.tolist())
         found, rows = held.get(wanted)
@@ -214,13 +225,27 @@ class FeatureIndex:
         order = np.argsort(np.concatenate([found, rest_ids]), kind="stable")
         return np.concatenate([found, rest_ids])[order], np.concatenate([rows, rest.astype(rows.dtype)])[order]
 
-    def _held_rows(self, built: _Built) -> _HeldRows | None:
-        if built._held is None and (built.tuning.exact or self.binary):
-            with self._building:
-                if built._held is None:
-                    built._held = _HeldRows.of(built.index) if built.tuning.exact else \
-                        _HeldRows.read(self.catalog, self.feature)
-        return built._held
+    def _held_rows(self, asked: int) -> _HeldRows | None:
+        """Every row in memory, when an exact index holds them or hashes have been looked up
+        often enough at this generation (see `rows`); else None."""
+        generation = self.catalog.generation()
+        built = self._built
+        if built is not None and built.generation == generation and built.tuning.exact:
+            if built.held is None:
+                built.held = _HeldRows.of(built.index)
+            return built.held
+        if not self.binary:
+            return None
+        with self._building:
+            if self._held is None or self._held[0] != generation:
+                if self._looked_up[0] != generation:
+                    self._looked_up = (generation, 0, self.catalog.present())
+                _, looked_up, images = self._looked_up
+                self._looked_up = (generation, looked_up + asked, images)
+                if looked_up + asked < _BULK_READ * images:
+                    return None
+                self._held = (generation, _HeldRows.read(self.catalog, self.feature))
+            return self._held[1]
 
     def within(self, queries: NDArray, query_ids: NDArray[np.int64], limit: float, *, batch: int = 4096,
                symmetric: bool = True) -> Edges:

@@ -163,8 +163,10 @@ def test_a_small_catalog_forced_approximate_groups_as_the_exact_one_and_stats_sa
 
 @pytest.mark.parametrize("exact_below", [100_000, 1000])
 def test_an_index_gives_the_rows_the_catalog_stores(tmp_path, exact_below) -> None:
-    """A search weighs its candidates' stored rows; an exact index hands them from memory,
-    an approximate one (whose codes are lossy) from the catalog: the same rows either way."""
+    """A search weighs its candidates' stored rows: an exact index hands them from memory,
+    hashes are read all at once after a fifth of them were looked up one by one, and an
+    approximate float index's (whose codes are lossy) come from the catalog: the same rows
+    whichever way."""
     settings = replace(new_settings(), hashes=("pdq",), local_features=None)
     model = ModelRecord(name=FLOAT, model_id="synthetic", version=1, dim=DIM, input_size=1)
     catalog = Catalog.create(tmp_path / "rows.db", settings, [model])
@@ -173,12 +175,20 @@ def test_an_index_gives_the_rows_the_catalog_stores(tmp_path, exact_below) -> No
     catalog.set_index_policy(IndexPolicy(exact_below=exact_below))
     all_ids, _ = catalog.feature_ids("pdq")
     wanted = [int(all_ids[5]), int(all_ids[0]), int(all_ids[-1]), int(all_ids[1234]), 10**9]  # 10**9: no such image
+    exact = exact_below == 100_000
     for feature in ("pdq", FLOAT):
         index = catalog.index(feature)
-        got_ids, got = index.rows(wanted)
         want_ids, want = catalog.feature_rows(feature, wanted)
-        assert got_ids.tolist() == want_ids.tolist() == sorted(wanted[:4])
-        assert got.dtype == want.dtype and np.array_equal(got, want)
-        held = index._held_rows(index._current())
-        assert (held is not None) == (exact_below == 100_000 or feature == "pdq")
+        assert want_ids.tolist() == sorted(wanted[:4])
+        held = []
+        for asked in (wanted, all_ids[:500], all_ids[500:700], wanted):  # 5 + 500 rows, then 705 >= 3000 / 5
+            got_ids, got = index.rows(asked)
+            assert got_ids.tolist() == sorted(set(np.asarray(asked).tolist()) & set(all_ids.tolist()))
+            if asked is wanted:
+                assert got.dtype == want.dtype and np.array_equal(got, want)
+            held.append(index._held is not None)
+        assert held == ([False, False, True, True] if feature == "pdq" else [False] * 4)
+        len(index)  # built: an exact index now holds every row
+        assert (index._held_rows(1) is not None) == (exact or feature == "pdq")
+        assert np.array_equal(index.rows(wanted)[1], want)
     catalog.close()
