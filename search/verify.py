@@ -41,11 +41,6 @@ VERIFY_FULL = 128  # inliers at the highest verified confidence, VERIFY_CEILING
 VERIFY_CEILING = 0.95  # geometry alone never says "identical": an exact hash match still ranks first
 _RATIO = 0.8
 _REPROJECTION_PX = 6.0  # RANSAC tolerance, in pixels of the decoded (384-pixel) images
-# OpenCV's USAC with its fast settings (seeded: the same answer every run). Classic RANSAC
-# spent 5.7 ms on each pair of ~25 matches with a third of them inliers, the common case
-# between look-alikes: 52 % of `duplicates`; USAC answers the same 4,417 pairs 27x sooner,
-# with the same duplicate groups within 0.002 (docs/BENCHMARKS.md, issue 17).
-_ROBUST = cv2.USAC_FAST
 # Fewer ratio-test matches than VERIFY_THRESHOLD cannot make VERIFY_THRESHOLD inliers, so no
 # homography is fitted for them (their confidence is 0 either way): most candidate pairs of
 # unrelated images stop here, before the costliest step.
@@ -142,7 +137,7 @@ def verify(query: LocalFeatures, candidate: LocalFeatures, *, mirrored: bool = F
     query_idx, candidate_idx = ratio_matches(qd, cd)
     if len(query_idx) < _MIN_MATCHES:
         return Verification()
-    homography, mask = cv2.findHomography(qp[query_idx], cp[candidate_idx], _ROBUST, _REPROJECTION_PX)
+    homography, mask = cv2.findHomography(qp[query_idx], cp[candidate_idx], cv2.RANSAC, _REPROJECTION_PX)
     if homography is None or mask is None or not _plausible(homography):
         return Verification()
     kept = mask.ravel().astype(bool)
