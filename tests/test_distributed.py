@@ -248,7 +248,10 @@ def test_ctrl_c_cancels_a_cluster_run_cleanly_and_the_next_run_finishes(tmp_path
     folder = _scenes(tmp_path / "many", 240, (480, 360))
     db = str(tmp_path / "c.db")
     command = [*NEARDUP, "index", str(folder), "--db", db, "--cluster", "local:2", "--embedder", "none", "-q"]
-    run = subprocess.Popen(command, start_new_session=True, stderr=subprocess.PIPE, text=True)
+    # as a terminal starts it: SIGINT at its default action, even when the test runner itself
+    # was started in the background of a shell, which ignores SIGINT and passes that on
+    run = subprocess.Popen(command, start_new_session=True, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and image_rows(db) < 64 and run.poll() is None:
