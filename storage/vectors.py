@@ -187,6 +187,7 @@ class FeatureIndex:
         self._held: tuple[str, _HeldRows] | None = None  # every hash, at a generation (`rows`)
         # rows read from the catalog at a generation, and how many images it has
         self._looked_up: tuple[str, int, int] = ("", 0, 0)
+        self._reading: str | None = None  # the generation whose hashes one thread is reading
 
     def __len__(self) -> int:
         return int(self._current().index.ntotal)
@@ -237,15 +238,24 @@ class FeatureIndex:
         if not self.binary:
             return None
         with self._building:
-            if self._held is None or self._held[0] != generation:
-                if self._looked_up[0] != generation:
-                    self._looked_up = (generation, 0, self.catalog.present())
-                _, looked_up, images = self._looked_up
-                self._looked_up = (generation, looked_up + asked, images)
-                if looked_up + asked < _BULK_READ * images:
-                    return None
-                self._held = (generation, _HeldRows.read(self.catalog, self.feature))
-            return self._held[1]
+            if self._held is not None and self._held[0] == generation:
+                return self._held[1]
+            if self._looked_up[0] != generation:
+                self._looked_up = (generation, 0, self.catalog.present())
+            _, looked_up, images = self._looked_up
+            self._looked_up = (generation, looked_up + asked, images)
+            if looked_up + asked < _BULK_READ * images or self._reading == generation:
+                return None
+            self._reading = generation
+        # one thread reads them all while the others go on looking rows up: none waits for it
+        try:
+            held = _HeldRows.read(self.catalog, self.feature)
+            with self._building:
+                self._held = (generation, held)
+        finally:
+            with self._building:
+                self._reading = None
+        return held
 
     def within(self, queries: NDArray, query_ids: NDArray[np.int64], limit: float, *, batch: int = 4096,
                symmetric: bool = True) -> Edges:
