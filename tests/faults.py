@@ -336,6 +336,21 @@ def wait_for(condition: Callable[[], object], timeout: float, interval: float = 
     return None
 
 
+def index_killing_a_worker(*args: Arg, started_within: float, settle: float) -> tuple[int, str]:
+    """`neardup index *args` with one of its decoding workers killed by SIGKILL `settle`
+    seconds after two have started (within `started_within`): its exit code and stderr."""
+    proc = start("index", *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        started = wait_for(lambda: len(workers(proc.pid)) >= 2 and workers(proc.pid), timeout=started_within)
+        assert started, "the indexer started no workers"
+        time.sleep(settle)
+        os.kill(started[-1], signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        kill_group(proc.pid)
+    return proc.returncode, err.decode(errors="replace")
+
+
 PEAK_RSS = r"""
 import resource, subprocess, sys
 limit = int(sys.argv[2])

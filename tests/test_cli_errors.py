@@ -36,6 +36,7 @@ from faults import (
     digest,
     failures,
     in_session,
+    index_killing_a_worker,
     kill_group,
     mount,
     neardup as run,
@@ -350,19 +351,9 @@ def test_killed_worker_is_an_error_or_recovered_not_a_traceback(tmp_path, many_s
     `BrokenProcessPool` traceback. Either way the next run completes the catalog."""
     folder, files = many_scenes[0].parent, many_scenes
     db = tmp_path / "c.db"
-    proc = start("index", folder, "--db", db, *NONE, "-q", "--workers", "2",
-                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        started = wait_for(lambda: len(workers(proc.pid)) >= 2 and workers(proc.pid), timeout=30)
-        assert started, "the indexer started no workers"
-        time.sleep(0.3)
-        os.kill(started[-1], signal.SIGKILL)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        kill_group(proc.pid)
-    err = err.decode(errors="replace")
+    code, err = index_killing_a_worker(folder, "--db", db, *NONE, "-q", "--workers", "2", started_within=30, settle=0.3)
     assert "Traceback" not in err, err.strip().splitlines()[-1]
-    if proc.returncode != 0:
+    if code != 0:
         assert err.strip().splitlines()[-1].startswith("error: "), err
     assert_ok(index(folder, db, "--workers", "2"))
     assert sum(s == "ok" for s in catalog_paths(db).values()) == len(files)

@@ -3,11 +3,7 @@ embedder without a worker copy still runs here, and a killed worker is an error,
 
 from __future__ import annotations
 
-import os
 import pickle
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +17,7 @@ from neardup.storage.models import BOX, IMAGE
 
 import neardup
 from conftest import photo, save, scene
-from faults import assert_ok, catalog_paths, kill_group, neardup as run, start, wait_for, workers
+from faults import assert_ok, catalog_paths, index_killing_a_worker, neardup as run
 from test_verify import screenshot
 
 
@@ -98,18 +94,9 @@ def test_a_killed_worker_running_the_cnn_is_an_error_line_not_a_hang(tmp_path) -
     for i in range(160):
         save(scene(i, (320, 240)), folder / f"s{i:03d}.png")
     db = tmp_path / "c.db"
-    proc = start("index", folder, "--db", db, "-q", "--workers", "2", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        started = wait_for(lambda: len(workers(proc.pid)) >= 2 and workers(proc.pid), timeout=60)
-        assert started, "the indexer started no workers"
-        time.sleep(0.5)
-        os.kill(started[-1], signal.SIGKILL)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        kill_group(proc.pid)
-    err = err.decode(errors="replace")
+    code, err = index_killing_a_worker(folder, "--db", db, "-q", "--workers", "2", started_within=60, settle=0.5)
     assert "Traceback" not in err, err
-    if proc.returncode != 0:
+    if code != 0:
         assert err.strip().splitlines()[-1].startswith("error: "), err
     assert_ok(run("index", folder, "--db", db, "-q", "--workers", "2"))
     assert sum(s == "ok" for s in catalog_paths(db).values()) == 160
