@@ -18,7 +18,7 @@ from collections.abc import Mapping
 import numpy as np
 from numpy.typing import NDArray
 
-from .verify import REGION_GRID, Verification
+from .verify import REGION_GRID, VERIFY_THRESHOLD, Verification
 
 MAX_OVERLAP = 0.2  # Jaccard overlap of two matched regions below which they are different parts
 MAX_COMPONENT = 500  # a larger component is not searched for composites (bounded cost)
@@ -32,7 +32,10 @@ def composites(pairs: NDArray[np.int64], kept: NDArray[np.bool_], verified: Mapp
     for row in np.flatnonzero(kept).tolist():
         a, b = int(pairs[row, 0]), int(pairs[row, 1])
         found = verified.get(row)
-        known = found is not None and found.inliers > 0
+        # a few chance inliers (a pair kept on its hashes, whose geometry did not verify) lie
+        # anywhere: their cells are no region, and a copy whose blur or noise leaves it a
+        # handful of them must not look linked "elsewhere" in itself
+        known = found is not None and found.inliers >= VERIFY_THRESHOLD
         links[a].append((b, found.query.cells if known else _EVERYWHERE))
         links[b].append((a, found.candidate.cells if known else _EVERYWHERE))
     out = {}
