@@ -16,7 +16,9 @@ from neardup.cli import main
 from neardup.indexer.features import FEATURES_ID, LocalFeatures, mirrored, orb_features
 from neardup.indexer.pipeline import index_paths
 from neardup.search.duplicates import find_duplicates
-from neardup.search.verify import VERIFY_CEILING, VERIFY_FULL, VERIFY_THRESHOLD, best_inliers, inliers, verified_confidence
+from neardup.search import verify
+from neardup.search.verify import (VERIFY_CEILING, VERIFY_FULL, VERIFY_THRESHOLD, _fit, _samples, best_inliers, inliers,
+                                   ratio_matches, verified_confidence)
 from neardup.storage.catalog import Catalog
 from neardup.api import new_settings
 from neardup.indexer.hashes import HASH_VERSION, HASHES
@@ -181,3 +183,32 @@ def test_ratio_matches_equal_opencvs_brute_force_ratio_test(seed: int) -> None:
     assert 100 <= len(good) < 300
     assert query_idx.tolist() == [m.queryIdx for m in good]
     assert candidate_idx.tolist() == [m.trainIdx for m in good]
+
+
+def test_the_shortened_ransac_finds_what_opencvs_default_finds() -> None:
+    """`verify._fit` draws fewer samples for pairs that cannot be near a match, and must give
+    OpenCV's default RANSAC's homography and inliers wherever either finds enough to matter:
+    blurred, rotated, half-cropped copies of each photo against every photo."""
+    stored = {name: orb_features(fit384(photo(name))) for name in PHOTOS}
+    fits = shortened = 0
+    for name in PHOTOS:
+        for sigma in (0.5, 2.0, 3.0, 4.0):
+            copy = orb_features(fit384(rotated_crop(cv2.GaussianBlur(photo(name), (0, 0), sigma), 25.0, 0.5)))
+            for other, features in stored.items():
+                q, c = ratio_matches(copy.descriptors, features.descriptors)
+                if len(q) < VERIFY_THRESHOLD:
+                    continue
+                source, target = copy.points[q], features.points[c]
+                default, default_mask = cv2.findHomography(source, target, cv2.RANSAC, 6.0)
+                found, mask = _fit(source, target)
+                expected, got = (0 if m is None else int(m.sum()) for m in (default_mask, mask))
+                fits += 1
+                shortened += _samples(verify._SCREEN_INLIERS / len(source), verify._SCREEN_CONFIDENCE) < verify._RANSAC_ITERS
+                if max(expected, got) >= verify._RERUN_FROM:
+                    assert got == expected and np.array_equal(mask, default_mask), (name, sigma, other)
+                    assert np.allclose(found, default), (name, sigma, other)
+                else:
+                    assert max(expected, got) < VERIFY_THRESHOLD
+                if other == name and sigma == 0.5:
+                    assert got >= VERIFY_THRESHOLD, (name, sigma)
+    assert fits >= 15 and shortened >= 8  # the short run was tried, on copies and on unrelated photos
