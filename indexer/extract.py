@@ -24,7 +24,7 @@ from neardup.storage.settings import CatalogSettings
 from .decode import UnreadableImageError, decode
 from .embed import Embedder, resize_square
 from .embedders import embed_views
-from .features import FEATURES_ID, mirrored, orb_features
+from .features import FEATURES_ID, orb_and_mirror
 from .hashes import compute_hashes, pdq
 from .regions import content_box
 from .traits import exif_record
@@ -87,8 +87,7 @@ def extract(
         record.hashes[BOX] = image_hashes(box, settings.hashes)[0]
         views[BOX] = box
     if settings.local_features == FEATURES_ID:
-        record.keypoints = tuple(orb_features(image.pixels))
-        record.mirrored_keypoints = tuple(orb_features(mirrored(image.pixels)))
+        record.keypoints, record.mirrored_keypoints = (tuple(f) for f in orb_and_mirror(image.pixels))
     return Extracted(record, _resized(views, sizes))
 
 

@@ -30,7 +30,7 @@ from bench_speed import select_files  # noqa: E402
 from neardup.indexer import decode as decode_module  # noqa: E402
 from neardup.indexer.embed import CnnEmbedder, resize_square  # noqa: E402
 from neardup.indexer.extract import Extracted, extract, image_hashes  # noqa: E402
-from neardup.indexer.features import FEATURES_ID, mirrored, orb_features  # noqa: E402
+from neardup.indexer.features import FEATURES_ID, orb_and_mirror  # noqa: E402
 from neardup.indexer.hashes import HASH_VERSION, HASHES  # noqa: E402
 from neardup.indexer.regions import content_box  # noqa: E402
 from neardup.indexer.traits import exif_record  # noqa: E402
@@ -64,8 +64,7 @@ def stages(files: list[str], cnn: CnnEmbedder | None) -> tuple[dict[str, float],
         box = timed(times, "content box", content_box, pixels)
         if box is not None:
             timed(times, "box hashes", image_hashes, box, SETTINGS.hashes)
-        timed(times, "ORB", orb_features, pixels)
-        timed(times, "ORB of the mirror", lambda: orb_features(mirrored(pixels)))
+        timed(times, "ORB of the image and its mirror", orb_and_mirror, pixels)
         views = [pixels] if box is None else [pixels, box]
         small = timed(times, "resize to 224 (CNN input)", lambda: [resize_square(v, 224) for v in views])
         if cnn is not None:

@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 
 import neardup
 from neardup.cli import main
-from neardup.indexer.features import FEATURES_ID, LocalFeatures, mirrored, orb_features
+from neardup.indexer.features import FEATURES_ID, LocalFeatures, mirrored, orb_and_mirror, orb_features
 from neardup.indexer.pipeline import index_paths
 from neardup.search.duplicates import find_duplicates
 from neardup.search import verify
@@ -212,3 +212,25 @@ def test_the_shortened_ransac_finds_what_opencvs_default_finds() -> None:
                 if other == name and sigma == 0.5:
                     assert got >= VERIFY_THRESHOLD, (name, sigma)
     assert fits >= 15 and shortened >= 8  # the short run was tried, on copies and on unrelated photos
+
+
+@pytest.mark.parametrize("name", PHOTOS)
+def test_the_mirrors_keypoints_found_once_are_those_found_on_the_mirror(name: str) -> None:
+    pixels = fit384(photo(name))
+    plain, mirror = orb_and_mirror(pixels)
+    alone = orb_features(pixels)
+    assert np.array_equal(plain.points, alone.points) and np.array_equal(plain.descriptors, alone.descriptors)
+    detected = orb_features(mirrored(pixels))
+    at = {tuple(np.round(p, 1)): i for i, p in enumerate(detected.points)}
+    same = [j for j, p in enumerate(mirror.points)
+            if (i := at.get(tuple(np.round(p, 1)))) is not None
+            and np.array_equal(mirror.descriptors[j], detected.descriptors[i])]
+    assert len(mirror.points) == len(detected.points)
+    assert len(same) >= 0.97 * len(detected.points)
+    flipped_copy = orb_features(np.ascontiguousarray(fit384(rotated_crop(photo(name)))[:, ::-1]))
+    assert inliers(flipped_copy, mirror) >= VERIFY_THRESHOLD
+
+
+def test_an_image_too_small_for_orb_has_no_features_nor_mirror_features() -> None:
+    plain, mirror = orb_and_mirror(np.zeros((20, 300, 3), np.uint8))
+    assert len(plain.points) == len(mirror.points) == 0 and mirror.descriptors.shape == (0, 32)
