@@ -36,6 +36,7 @@ from neardup.storage.records import ImageRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = 200
+WRITE_CHUNK = 10_000
 
 
 def parse_size(text: str) -> int:
@@ -57,24 +58,29 @@ def derived(codes: np.ndarray, vectors: np.ndarray, n: int, rng: np.random.Gener
 
 
 def make_catalog(path: Path, source: Catalog, n: int, seed: int) -> tuple[Catalog, np.ndarray, np.ndarray]:
-    """A catalog of n rows (the source's real ones first), and held-out query rows."""
+    """A catalog of n rows (the source's real ones first), and held-out query rows. Derived rows
+    are made and written WRITE_CHUNK at a time: a million vectors' float64 mixing alone would
+    take 10 GB at once."""
     ids, codes = source.hashes("pdq")
     vids, vectors = source.vectors("cnn")
     common = np.intersect1d(ids, vids)
     codes, vectors = codes[np.isin(ids, common)], vectors[np.isin(vids, common)]
     rng = np.random.default_rng(seed)
-    extra_codes, extra_vectors = derived(codes, vectors, max(n - len(codes), 0) + QUERIES, rng)
-    all_codes = np.concatenate([codes, extra_codes])[: n + QUERIES]
-    all_vectors = np.concatenate([vectors, extra_vectors])[: n + QUERIES]
+    query_codes, query_vectors = derived(codes, vectors, QUERIES, rng)
     settings = replace(source.settings, hashes=("pdq",), local_features=None)
     path.unlink(missing_ok=True)
     catalog = Catalog.create(path, settings, [source.model("cnn")])
-    for lo in range(0, n, 10_000):
-        hi = min(lo + 10_000, n)
+    for lo in range(0, n, WRITE_CHUNK):
+        hi = min(lo + WRITE_CHUNK, n)
+        real = max(min(hi, len(codes)) - lo, 0)
+        made = derived(codes, vectors, hi - lo - real, rng)
+        chunk_codes = np.concatenate([codes[lo : lo + real], made[0]])
+        chunk_vectors = np.concatenate([vectors[lo : lo + real], made[1]])
         catalog.write([ImageRecord(path=f"/derived/{i}.jpg", size=1, mtime_ns=1, sha256=f"{i:064x}",
-                                   hashes={"image": {"pdq": all_codes[i]}}, vectors={"image": {"cnn": all_vectors[i]}})
+                                   hashes={"image": {"pdq": chunk_codes[i - lo]}},
+                                   vectors={"image": {"cnn": chunk_vectors[i - lo]}})
                        for i in range(lo, hi)])
-    return catalog, all_codes[n:], all_vectors[n:]
+    return catalog, query_codes, query_vectors
 
 
 def measure(catalog: Catalog, feature: str, queries: np.ndarray, policy: IndexPolicy) -> dict:
