@@ -43,7 +43,8 @@ class LocalFeatures(NamedTuple):
 
 
 def orb_features(pixels: NDArray[np.uint8], *, max_keypoints: int = MAX_KEYPOINTS) -> LocalFeatures:
-    """(H, W, 3) uint8 RGB or (H, W) uint8 gray -> its ORB keypoints, strongest first."""
+    """(H, W, 3) uint8 RGB or (H, W) uint8 gray -> its ORB keypoints (by pyramid level, not by
+    strength: a prefix of them is no sample of the strongest)."""
     gray = _gray(pixels)
     if min(gray.shape) < _MIN_SIDE:
         return _NONE
@@ -55,9 +56,8 @@ def orb_and_mirror(pixels: NDArray[np.uint8], *, max_keypoints: int = MAX_KEYPOI
     """The ORB features of an image and those of its mirror image (`mirrored`), with the
     keypoints detected once. FAST corners, their Harris scores and ORB's image pyramid are all
     symmetric under a mirror, so the mirror's keypoints are the image's own mirrored within
-    their pyramid level; only their descriptors are computed on the mirror. On the test
-    photos 99 % of them are exactly those a detection on the mirror finds, with the same
-    descriptors, in a third of the time (the rest sit a rounding away)."""
+    their pyramid level; only their descriptors are computed on the mirror. All but a few
+    (a rounding away) are exactly those a detection on the mirror finds, descriptors included."""
     gray = _gray(pixels)
     if min(gray.shape) < _MIN_SIDE:
         return _NONE, _NONE

@@ -73,16 +73,13 @@ _FAR = np.iinfo(np.int32).max
 # RANSAC as OpenCV runs it by default: up to 2,000 samples, stopping once the best homography
 # so far is found with this confidence. Most candidate pairs are unrelated images with a few
 # dozen chance matches, a third of them "inliers" of some homography: for those the default
-# draws all 2,000 samples, which was half of `duplicates`' time. Only a homography explaining
-# VERIFY_THRESHOLD matches matters, so a first run draws just the samples that find one
-# explaining _SCREEN_INLIERS (a margin below it) with _SCREEN_CONFIDENCE; the full run follows
-# only when that first one found enough inliers (_RERUN_FROM) to be near a match and stopped at
-# its cap rather than by the default's own rule. Every result is therefore the default's, bar
-# pairs the first run puts below _RERUN_FROM that the full run would have lifted to a match
-# (RANSAC's own odds: a sample of inliers can still miss some): none of the duplicates
-# benchmark's 4,417 fits on its development seed, one of 4,100 on its test seed (17 inliers of
-# 26 matches found as 8), groups unchanged on both; the fits took half the time
-# (docs/BENCHMARKS.md).
+# draws all 2,000 samples. Only a homography explaining VERIFY_THRESHOLD matches matters, so a
+# first run draws just the samples that find one explaining _SCREEN_INLIERS (a margin below it)
+# with _SCREEN_CONFIDENCE; the default follows only when that run found enough inliers
+# (_RERUN_FROM) to be near a match and stopped at its cap rather than by the default's own
+# rule. Every result is the default's, bar the rare pair whose model the short run misses
+# (RANSAC's own odds: a sample of inliers can still miss some) and leaves below _RERUN_FROM;
+# how rare, and the time saved, are in docs/BENCHMARKS.md (issue 17).
 _RANSAC_ITERS, _RANSAC_CONFIDENCE = 2000, 0.995
 _SCREEN_INLIERS, _SCREEN_CONFIDENCE, _RERUN_FROM = 14, 0.999, 10
 
