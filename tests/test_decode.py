@@ -5,13 +5,14 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
-from neardup.indexer.decode import UnreadableImageError, decode, fit
+from neardup.indexer.decode import UnreadableImageError, _measure, decode, fit
 
-from conftest import DATA, scene
+from conftest import DATA, PHOTOS, photo, scene
 
 
 def _encode(im: Image.Image, fmt: str, **kw) -> bytes:
@@ -125,3 +126,20 @@ def test_a_jpeg_tells_the_quality_it_was_saved_at(quality: int) -> None:
 
 def test_a_lossless_file_has_no_jpeg_quality() -> None:
     assert decode(_encode(Image.fromarray(scene(2, (160, 120))), "PNG")).jpeg_quality is None
+
+
+@pytest.mark.parametrize("name", PHOTOS)
+def test_detail_and_noise_are_the_gradient_percentile_and_the_flattest_patches_deviation(name: str) -> None:
+    """`_measure`'s figures, by their definitions in plain NumPy: the 90th percentile of the
+    Sobel gradient magnitude and the mean deviation of the flattest tenth of 8 x 8 patches,
+    on a photo and on a grainy copy of it (which must read noisier)."""
+    rgb = photo(name)
+    grainy = np.clip(rgb + np.random.default_rng(0).normal(0, 12, rgb.shape), 0, 255).astype(np.uint8)
+    for pixels in (rgb, grainy):
+        gray = cv2.cvtColor(fit(pixels, 768), cv2.COLOR_RGB2GRAY).astype(np.float32)
+        h, w = (gray.shape[0] // 8) * 8, (gray.shape[1] // 8) * 8
+        gradient = np.hypot(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1))
+        patches = np.sort(gray[:h, :w].reshape(h // 8, 8, w // 8, 8).std(axis=(1, 3)).ravel())
+        expected = (round(float(np.percentile(gradient, 90)), 2), round(float(patches[: len(patches) // 10].mean()), 3))
+        assert _measure(pixels, 384) == pytest.approx(expected, abs=0.011)
+    assert _measure(grainy, 384)[1] > 2 * _measure(rgb, 384)[1]
