@@ -14,7 +14,8 @@ vector: 5 GB at a million) or both, so the index is approximate (`describe`):
 
 An approximate index is trained on a sample of the catalog's own rows, and its `nprobe` is
 raised (doubling from 1) until its recall@k against exact search, measured on `sample` of
-the catalog's own rows (each one's k nearest *other* rows), reaches `target_recall`. Float
+the catalog's own rows that it was not trained on (each one's k nearest *other* rows),
+reaches `target_recall`. Float
 candidates are re-ranked by their exact cosine (`FeatureIndex`), and the recall is measured
 after that, as a search sees it. The index is then updated in place as images come and go,
 and trained again only when the data drifted from what it was trained on (`drifted`).

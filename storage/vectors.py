@@ -353,6 +353,7 @@ class FeatureIndex:
         description = ann.describe(len(ids), width, binary=self.binary, policy=policy)
         index = ann.new_index(description, width, binary=self.binary)
         tuning = ann.Tuning(description)
+        unseen = ids
         if description != ann.EXACT:
             rng = np.random.default_rng(0)
             lists = ann.nlist(len(ids))
@@ -360,7 +361,11 @@ class FeatureIndex:
             _, rows = self.catalog.feature_rows(self.feature, sample.tolist())
             tuning = ann.Tuning(description, trained_on=len(ids), residual=ann.train(index, rows))
             del rows
-        queries = np.sort(np.random.default_rng(1).choice(ids, min(len(ids), policy.sample), replace=False))
+            # recall is measured on rows the centroids were not cut from, as a new image's are
+            # not: the training rows' own lists fit them better than they fit a query
+            untrained = np.setdiff1d(ids, sample, assume_unique=True)
+            unseen = untrained if len(untrained) >= policy.sample else ids
+        queries = np.sort(np.random.default_rng(1).choice(unseen, min(len(unseen), policy.sample), replace=False))
         query_ids, query_rows = self.catalog.feature_rows(self.feature, queries.tolist())
         truth = _ExactNeighbours(query_ids, query_rows, policy.k, binary=self.binary)
         for chunk_ids, rows in self.catalog.feature_chunks(self.feature, size=_CHUNK):

@@ -86,7 +86,7 @@ def test_an_approximate_binary_index_is_tuned_to_its_recall_and_answers_like_bru
     assert state.recall >= 0.99 and 1 <= state.nprobe < int(state.kind[4:])  # tuned, not a full scan
     truth, _ = _truth_binary(synthetic, queries, 10)
     hits = [np.sum(np.array([n.distance for n in row]) <= t[-1]) for row, t in zip(found, truth)]
-    assert sum(hits) / truth.size >= 0.98  # held-out queries: near the recall measured at build
+    assert sum(hits) / truth.size >= 0.99  # held-out queries: the recall it was tuned to (on unseen rows)
     assert 0 < state.memory < 4000 * (32 + 8) * 2
 
 
