@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import neardup
 from neardup.api import new_settings
-from neardup.indexer.features import LocalFeatures, mirrored, orb_features
+from neardup.indexer.features import LocalFeatures, mirrored, orb_and_mirror, orb_features
 from neardup.indexer.hashes import pdq
 from neardup.indexer.pipeline import embed_missing, index_paths
 from neardup.indexer.regions import content_box
@@ -69,9 +69,12 @@ def test_indexing_stores_the_mirror_images_keypoints(tmp_path, photos) -> None:
     stored = catalog.keypoints_of(list(ids.values()), mirrored=True)
     assert set(stored) == set(ids.values())
     points, descriptors = stored[ids["chelsea"]]
-    expected = orb_features(mirrored(fit384(photo("chelsea"))))
+    expected = orb_and_mirror(fit384(photo("chelsea")))[1]
     assert np.array_equal(descriptors, expected.descriptors)
     assert np.allclose(points, expected.points, atol=0.25)  # float16 in storage
+    detected = orb_features(mirrored(fit384(photo("chelsea"))))  # the mirror's own keypoints, nearly all
+    nearest = np.abs(points[:, None, :] - detected.points[None, :, :]).max(axis=2).min(axis=1)
+    assert np.sum(nearest <= 0.25) >= 0.97 * len(detected.points)
     plain = _catalog(tmp_path / "plain.db", photos, local_features=None)
     assert plain.keypoints_of(list(_ids(plain).values()), mirrored=True) == {}
     catalog.close()
