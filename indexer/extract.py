@@ -3,8 +3,9 @@
 One read per file: its SHA-256 (a known file that moved is recognised by it and not decoded
 again), then one decode to the catalog's decode side, from which come the hashes, the PDQ
 quality, the content box and its hashes (`regions`), the ORB keypoints of the image and of
-its mirror, and the pixels the embedders need, resized in the worker so that only small
-arrays travel back. Those pixels are pipeline-only values: they are never stored.
+its mirror and its colour layout (all three for verification), and the pixels the embedders
+need, resized in the worker so that only small arrays travel back. Those pixels are
+pipeline-only values: they are never stored.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from neardup.storage.models import BOX, IMAGE
 from neardup.storage.records import Bits, ImageRecord
 from neardup.storage.settings import CatalogSettings
 
+from .colours import colour_layout
 from .decode import UnreadableImageError, decode
 from .embed import Embedder, resize_square
 from .embedders import embed_views
@@ -88,7 +90,23 @@ def extract(
         views[BOX] = box
     if settings.local_features == FEATURES_ID:
         record.keypoints, record.mirrored_keypoints = (tuple(f) for f in orb_and_mirror(image.pixels))
+        record.colour_layout = stored_layout(image.pixels)
     return Extracted(record, _resized(views, sizes))
+
+
+def stored_layout(pixels: Pixels) -> tuple[int, int, bytes]:
+    """An image's colour layout as the catalog stores it (`ImageRecord.colour_layout`)."""
+    layout = colour_layout(pixels)
+    return layout.width, layout.height, layout.to_bytes()
+
+
+def layout_of(path: str, decode_side: int) -> tuple[int, int, bytes] | str:
+    """A catalogued file's stored colour layout, decoded as the indexer decodes, or why that
+    failed now."""
+    try:
+        return stored_layout(decode(path, max_side=decode_side).pixels)
+    except UnreadableImageError as e:
+        return str(e)
 
 
 def extract_embedded(

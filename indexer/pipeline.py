@@ -23,7 +23,7 @@ from neardup.storage.records import ImageRecord
 
 from .embed import Embedder, worker_copy
 from .embedders import embed_views, vector_feature
-from .extract import EmbedInputs, Extracted, Moved, embed_inputs, extract_embedded
+from .extract import EmbedInputs, Extracted, Moved, embed_inputs, extract_embedded, layout_of
 from .progress import Progress
 from .walk import classify, walk
 from .workers import WorkerDiedError, parallel_map
@@ -143,8 +143,39 @@ def _finish(catalog: Catalog, changes, moved: set[int], embedders: Sequence[Embe
     stale = [s.image_id for s in changes.gone if s.image_id not in moved]
     catalog.remove(stale)
     report.removed = len(stale)
+    fill_colour_layouts(catalog=catalog, workers=workers, progress=progress)
     for embedder in embedders:
         report.embedded += embed_missing(catalog=catalog, embedder=embedder, workers=workers, progress=progress)
+
+
+def fill_colour_layouts(*, catalog: Catalog, workers: int = 1, progress: Progress | None = None) -> int:
+    """Compute the colour layout of every image that has keypoints but none (a catalog indexed
+    before layouts were stored), from its file. A file that can no longer be decoded is
+    recorded as failed, with the reason. Returns how many layouts were stored."""
+    missing = catalog.missing_colour_layouts()
+    if not missing:
+        return 0
+    progress = progress or Progress()
+    progress.start(len(missing))
+    done, batch, failed = 0, {}, {}
+    try:
+        found = parallel_map(layout_of, [p for _, p in missing], (catalog.settings.decode_side,), workers=workers)
+        for (image_id, _), layout in zip(missing, found):
+            progress.advance()
+            if isinstance(layout, str):
+                failed[image_id] = layout
+            else:
+                batch[image_id] = layout
+            if len(batch) >= WRITE_BATCH:
+                catalog.put_colour_layouts(batch)
+                done, batch = done + len(batch), {}
+        catalog.put_colour_layouts(batch)
+        done += len(batch)
+    finally:
+        progress.close()
+        if failed:
+            catalog.mark_failed(failed)
+    return done
 
 
 def embed_missing(*, catalog: Catalog, embedder: Embedder, workers: int = 1, progress: Progress | None = None) -> int:

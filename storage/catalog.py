@@ -33,7 +33,8 @@ from sqlalchemy.orm import Session
 
 from . import database, places, schema
 from .models import (
-    BOX, IMAGE, Hash, Image, Keypoints, MirroredKeypoints, Model, NotDuplicate, Root, Setting, Vector, utcnow,
+    BOX, IMAGE, ColourLayout, EvidenceSet, Hash, Image, Keypoints, MirroredKeypoints, Model, NotDuplicate, Root,
+    Setting, Vector, utcnow,
 )
 from .records import Bits, FileState, ImageInfo, ImageRecord, ModelRecord
 from .records import Keypoints as KeypointArrays
@@ -397,6 +398,36 @@ class Catalog:
                 out.update({r[0]: _keypoints(r[1], r[2]) for r in s.execute(q)})
         return out
 
+    def colour_layouts_of(self, ids: Sequence[int]) -> dict[int, tuple[int, int, bytes]]:
+        """Stored colour layouts (width, height, cells) of the given ids that have one."""
+        out: dict[int, tuple[int, int, bytes]] = {}
+        with self.session() as s:
+            for chunk in _chunks([int(i) for i in ids]):
+                q = select(ColourLayout.image_id, ColourLayout.width, ColourLayout.height, ColourLayout.cells).where(
+                    ColourLayout.image_id.in_(chunk))
+                out.update({r[0]: (r[1], r[2], r[3]) for r in s.execute(q)})
+        return out
+
+    def missing_colour_layouts(self) -> list[tuple[int, str]]:
+        """(id, path) of indexed images with keypoints but no colour layout (indexed before
+        layouts were stored, or by an interrupted run)."""
+        q = (select(Image.id, Image.path).where(Image.status == "ok", Image.id.in_(select(Keypoints.image_id)),
+                                                Image.id.not_in(select(ColourLayout.image_id))).order_by(Image.id))
+        with self.session() as s:
+            return [(i, p) for i, p in s.execute(q)]
+
+    def put_colour_layouts(self, layouts: Mapping[int, tuple[int, int, bytes]]) -> None:
+        """Store colour layouts {id: (width, height, cells)}, replacing older ones. Stored pair
+        evidence is dropped: it was judged without them (`search.incremental`)."""
+        if not layouts:
+            return
+        with self.transaction() as s:
+            s.execute(delete(EvidenceSet))
+            for chunk in _chunks(list(layouts)):
+                s.execute(delete(ColourLayout).where(ColourLayout.image_id.in_(chunk)))
+            s.execute(insert(ColourLayout), [{"image_id": int(i), "width": w, "height": h, "cells": c}
+                                             for i, (w, h, c) in layouts.items()])
+
     def same_content_groups(self) -> list[list[int]]:
         """Ids of images sharing one sha256 (exact copies), groups of two or more."""
         dup = (
@@ -463,7 +494,7 @@ class Catalog:
             return
         with self.transaction() as s:
             ids = _upsert_images(s, sorted(records, key=lambda r: r.path))
-            for table in (Hash, Vector, Keypoints, MirroredKeypoints):
+            for table in (Hash, Vector, Keypoints, MirroredKeypoints, ColourLayout):
                 for chunk in _chunks(list(ids.values())):
                     s.execute(delete(table).where(table.image_id.in_(chunk)))
             # Core inserts, one statement per table: ORM objects cost more than the SQL itself
@@ -496,7 +527,7 @@ class Catalog:
         """Record images that can no longer be processed (image id -> why), dropping their features."""
         with self.transaction() as s:
             for image_id, reason in failures.items():
-                for table in (Hash, Vector, Keypoints, MirroredKeypoints):
+                for table in (Hash, Vector, Keypoints, MirroredKeypoints, ColourLayout):
                     s.execute(delete(table).where(table.image_id == image_id))
                 s.execute(update(Image).where(Image.id == image_id).values(status="failed", error=reason))
 
@@ -637,8 +668,9 @@ def _image_values(r: ImageRecord) -> dict[str, object]:
 
 
 def _feature_rows(records: Sequence[ImageRecord], ids: Sequence[int]) -> dict[type, list[dict[str, Any]]]:
-    """The hashes, vectors and keypoint rows of records stored under `ids`, per table."""
-    out: dict[type, list[dict[str, Any]]] = {Hash: [], Vector: [], Keypoints: [], MirroredKeypoints: []}
+    """The hashes, vectors, keypoint and colour layout rows of records stored under `ids`, per table."""
+    out: dict[type, list[dict[str, Any]]] = {table: [] for table in (Hash, Vector, Keypoints, MirroredKeypoints,
+                                                                     ColourLayout)}
     for r, image_id in zip(records, ids):
         out[Hash] += [{"image_id": image_id, "algo": a, "view": view, "bits": np.ascontiguousarray(b, np.uint8).tobytes()}
                       for view, named in r.hashes.items() for a, b in named.items()]
@@ -648,6 +680,9 @@ def _feature_rows(records: Sequence[ImageRecord], ids: Sequence[int]) -> dict[ty
             out[Keypoints].append({"image_id": image_id, **_keypoint_blobs(r.keypoints)})
         if r.mirrored_keypoints is not None:
             out[MirroredKeypoints].append({"image_id": image_id, **_keypoint_blobs(r.mirrored_keypoints)})
+        if r.colour_layout is not None:
+            width, height, cells = r.colour_layout
+            out[ColourLayout].append({"image_id": image_id, "width": width, "height": height, "cells": cells})
     return out
 
 

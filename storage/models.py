@@ -152,6 +152,18 @@ class MirroredKeypoints(_LocalFeatureColumns, Base):
     image: Mapped[Image] = relationship(back_populates="mirrored_keypoints")
 
 
+class ColourLayout(Base):
+    """An image's colour layout (`indexer.colours`): `cells` holds (32, 32, 3) uint8 RGB cell
+    means over its decoded image of `width` x `height` pixels, the frame of its keypoints."""
+
+    __tablename__ = "colour_layouts"
+
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    cells: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class Model(Base):
     """The model behind one vector feature (`indexer.embedders`): its identity, which decides
     whether stored vectors are still valid, and for a model trained on the catalog its file."""

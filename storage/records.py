@@ -73,8 +73,9 @@ class ImageRecord:
     model name -> (D,) float32 L2-normalised vector, stored as float16. The "image" view is
     the whole image; the "box" view, when present, its content box (`models.VIEWS`).
     `keypoints` is (points (n, 2) float32, descriptors (n, 32) uint8), points stored as
-    float16, and `mirrored_keypoints` the same of the mirror image. A failed file has `error`
-    set and no features.
+    float16, and `mirrored_keypoints` the same of the mirror image; `colour_layout` is (width,
+    height, cells) of `indexer.colours.ColourLayout`. A failed file has `error` set and no
+    features.
     """
 
     path: str
@@ -95,6 +96,7 @@ class ImageRecord:
     vectors: dict[str, dict[str, NDArray[np.float32]]] = field(default_factory=dict)
     keypoints: Keypoints | None = None
     mirrored_keypoints: Keypoints | None = None
+    colour_layout: tuple[int, int, bytes] | None = None
 
     def image_hashes(self) -> dict[str, Bits]:
         return self.hashes.get(IMAGE, {})
