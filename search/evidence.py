@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from neardup.indexer.colours import ColourLayout
 from neardup.indexer.embedders import VECTOR_FEATURES
 from neardup.indexer.features import LocalFeatures, orb_features
 from neardup.indexer.hashes import LOW_QUALITY
@@ -152,17 +153,20 @@ def _over_views(pairs: NDArray[np.int64], boxed: set[int],
 
 def verify_pairs(catalog: Catalog, pairs: NDArray[np.int64], rows: NDArray[np.int64]) -> dict[int, Verification]:
     """Geometric verification of pairs[rows]: the first image's keypoints as stored and
-    mirrored against the second's (pairs whose images have no keypoints are left out)."""
+    mirrored against the second's (pairs whose images have no keypoints are left out), with
+    their colour layouts where both have one (`recolour`)."""
     out: dict[int, Verification] = {}
     for start in range(0, len(rows), VERIFY_BATCH):
         batch = rows[start : start + VERIFY_BATCH]
         batch_ids = np.unique(pairs[batch]).tolist()
         stored, flipped = catalog.keypoints_of(batch_ids), catalog.keypoints_of(batch_ids, mirrored=True)
+        layouts = {i: ColourLayout.from_bytes(*found) for i, found in catalog.colour_layouts_of(batch_ids).items()}
         for i in batch.tolist():
             a, b = int(pairs[i, 0]), int(pairs[i, 1])
             if a in stored and b in stored:
                 views = [LocalFeatures(*stored[a])] + ([LocalFeatures(*flipped[a])] if a in flipped else [])
-                out[i] = best_match(views, LocalFeatures(*stored[b]), mirrored=(False, True))
+                colours = (layouts[a], layouts[b]) if a in layouts and b in layouts else None
+                out[i] = best_match(views, LocalFeatures(*stored[b]), mirrored=(False, True), colours=colours)
     return out
 
 

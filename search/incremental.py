@@ -46,8 +46,9 @@ from .verify import Side, Verification
 
 # Bumped whenever the code that judges pairs changes what it returns: stored judgements of
 # another version are dropped and judged again.
-EVIDENCE_VERSION = 3
+EVIDENCE_VERSION = 4
 CONTENT, KINDS, INLIERS, VERIFY, IN_RANGE = "content", "kinds", "inliers", "verify", "in_range"
+RECOLOURED = "recoloured"
 _SIDE_FIELDS = {"coverage": np.float64, "centre": np.float64, "central": np.int32, "share": np.float64,
                 "cells": np.uint64, "hole": np.int32}
 
@@ -89,7 +90,7 @@ class JudgedPairs:
             return None
         c = self.columns
         sides = [Side(**{f: c[f"{side}_{f}"][row].item() for f in _SIDE_FIELDS}) for side in ("query", "candidate")]
-        return Verification(int(c[INLIERS][row]), *sides)
+        return Verification(int(c[INLIERS][row]), *sides, bool(c[RECOLOURED][row]))
 
 
 def judged_pairs(catalog: Catalog, threshold: float, *, merge: Mapping[int, int],
@@ -212,12 +213,13 @@ def _judge(catalog: Catalog, candidates: PairCandidates, threshold: float, weigh
 
 
 def _verification_columns(verified: Mapping[int, Verification], rows: int) -> Columns:
-    """Verifications by row as columns: INLIERS (-1: not verified) and each side's fields."""
-    out: Columns = {INLIERS: np.full(rows, -1, np.int32)}
+    """Verifications by row as columns: INLIERS (-1: not verified), RECOLOURED and each side's fields."""
+    out: Columns = {INLIERS: np.full(rows, -1, np.int32), RECOLOURED: np.zeros(rows, np.uint8)}
     for side in ("query", "candidate"):
         out |= {f"{side}_{f}": np.zeros(rows, dtype) for f, dtype in _SIDE_FIELDS.items()}
     for row, found in verified.items():
         out[INLIERS][row] = found.inliers
+        out[RECOLOURED][row] = found.recoloured
         for side in ("query", "candidate"):
             for f in _SIDE_FIELDS:
                 out[f"{side}_{f}"][row] = getattr(getattr(found, side), f)

@@ -14,7 +14,8 @@ The inliers must also lie on an image's content (`Verification.on_content`): two
 photos carrying the same watermark, logo, caption or frame share many keypoints at the
 periphery or in one patch, which alone is not a copy. And when the periphery matches but the
 content inside does not (`Verification.content_differs`), they are variants of one template
-or a picture with another pasted in.
+or a picture with another pasted in; so are two aligned images whose colours differ in one
+inner region while the rest agrees (`recolour`: the same drawing in another colour).
 
 Inliers map onto the confidence scale of `fusion`: fewer than VERIFY_THRESHOLD -> no
 evidence (the global score stands), VERIFY_THRESHOLD -> 0.5 (a match), VERIFY_FULL or more
@@ -35,7 +36,10 @@ import faiss
 import numpy as np
 from numpy.typing import NDArray
 
+from neardup.indexer.colours import ColourLayout
 from neardup.indexer.features import LocalFeatures
+
+from .recolour import recoloured
 
 VERIFY_THRESHOLD = 16  # RANSAC inliers that make a match (confidence 0.5)
 VERIFY_FULL = 128  # inliers at the highest verified confidence, VERIFY_CEILING
@@ -114,6 +118,7 @@ class Verification:
     inliers: int = 0  # matches one plausible homography explains (0: none)
     query: Side = Side()
     candidate: Side = Side()
+    recoloured: bool = False  # aligned, one inner region differs in colour (`search.recolour`)
 
     @property
     def on_content(self) -> bool:
@@ -133,17 +138,21 @@ class Verification:
         """Both images match over most of their area, but both hold content in one inner
         region that does not match at all: a different letter or object on one template, another picture
         pasted in. Such pairs look alike to every global descriptor, and a copy's own changes
-        (a small sticker, compression, a crop) leave no such region in both images."""
+        (a small sticker, compression, a crop) leave no such region in both images. Or, aligned
+        by their keypoints, one inner region differs in colour: the same object recoloured."""
         sides = (self.query, self.candidate)
         aligned = self.inliers >= VERIFY_THRESHOLD and min(s.coverage for s in sides) >= MIN_COVERAGE
-        return aligned and min(s.hole for s in sides) >= MIN_HOLE
+        return (aligned and min(s.hole for s in sides) >= MIN_HOLE) or self.recoloured
 
 
-def verify(query: LocalFeatures, candidate: LocalFeatures, *, mirrored: bool = False) -> Verification:
+def verify(query: LocalFeatures, candidate: LocalFeatures, *, mirrored: bool = False,
+           colours: tuple[ColourLayout, ColourLayout] | None = None) -> Verification:
     """Match two keypoint sets and fit one RANSAC homography to the matches. No fit is tried
     for fewer than VERIFY_THRESHOLD ratio-test matches, and an implausible homography (a
     mirror, an extreme scale) explains nothing. `mirrored`: the query's keypoints are those
-    of its mirror image (its region cells are flipped back)."""
+    of its mirror image (its region cells are flipped back). `colours`: the two images' colour
+    layouts, in the keypoints' frames (the query's mirrored with it), compared once the
+    homography explains VERIFY_THRESHOLD matches (`recolour.recoloured`)."""
     (qp, qd), (cp, cd) = query, candidate
     if len(qd) < _MIN_MATCHES or len(cd) < 2:
         return Verification()
@@ -156,8 +165,9 @@ def verify(query: LocalFeatures, candidate: LocalFeatures, *, mirrored: bool = F
     kept = mask.ravel().astype(bool)
     if kept.sum() < 3:
         return Verification()
+    differs = colours is not None and kept.sum() >= VERIFY_THRESHOLD and recoloured(*colours, homography)
     return Verification(int(kept.sum()), layout(qp, query_idx[kept], mirrored=mirrored),
-                        layout(cp, candidate_idx[kept]))
+                        layout(cp, candidate_idx[kept]), differs)
 
 
 def ratio_matches(query: NDArray[np.uint8], candidate: NDArray[np.uint8]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
@@ -256,13 +266,17 @@ def _largest_hole(relative: NDArray[np.float32], hit: NDArray[np.bool_]) -> int:
     return int(stats[1:, cv2.CC_STAT_AREA].max()) if found > 1 else 0
 
 
-def best_match(queries: Sequence[LocalFeatures], candidate: LocalFeatures, *, mirrored: Sequence[bool] = ()) -> Verification:
+def best_match(queries: Sequence[LocalFeatures], candidate: LocalFeatures, *, mirrored: Sequence[bool] = (),
+               colours: tuple[ColourLayout, ColourLayout] | None = None) -> Verification:
     """The verification of the query's variant (as given, mirrored, …) with the most
     counting inliers; stops at the first reaching VERIFY_FULL (more cannot count).
-    `mirrored[i]`: variant i is a mirror image."""
+    `mirrored[i]`: variant i is a mirror image. `colours`: the query's colour layout (as
+    given) and the candidate's, for `verify`."""
     best = Verification()
     for i, query in enumerate(queries):
-        found = verify(query, candidate, mirrored=bool(mirrored[i]) if i < len(mirrored) else False)
+        flipped = bool(mirrored[i]) if i < len(mirrored) else False
+        pair = None if colours is None else ((colours[0].mirrored() if flipped else colours[0]), colours[1])
+        found = verify(query, candidate, mirrored=flipped, colours=pair)
         if (found.count, found.inliers) > (best.count, best.inliers):
             best = found
         if best.count >= VERIFY_FULL:

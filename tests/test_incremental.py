@@ -110,6 +110,25 @@ def test_an_image_whose_content_changed_is_judged_again(cat, tmp_path, photos) -
     assert _groups(after) == _groups(_fresh(cat, tmp_path))
 
 
+def test_a_catalog_indexed_before_colour_layouts_gets_them_and_is_judged_again(cat, tmp_path, photos) -> None:
+    """A catalog from before colour layouts (migrated: none stored) judges its pairs without
+    them; the next `index` computes every layout from the files, exactly as indexing does,
+    and the evidence judged without them is judged again."""
+    stored = cat.catalog.colour_layouts_of(range(1, 1000))
+    assert len(stored) == cat.catalog.present() > 0
+    with sqlite3.connect(cat.catalog.path) as db:
+        db.execute("DELETE FROM colour_layouts")
+    db.close()
+    cat.duplicate_report()
+    assert cat.catalog.missing_colour_layouts() != []
+    cat.index([photos], workers=1)
+    assert cat.catalog.missing_colour_layouts() == []
+    assert cat.catalog.colour_layouts_of(range(1, 1000)) == stored
+    again = cat.duplicate_report()
+    assert again.evidence.reused == 0 and again.evidence.computed > 0
+    assert _groups(again) == _groups(_fresh(cat, tmp_path))
+
+
 def test_a_readonly_catalog_judges_without_storing(cat, tmp_path) -> None:
     path = cat.catalog.path
     cat.close()
