@@ -103,14 +103,20 @@ def _tone_mapped(a: NDArray[np.float32], b: NDArray[np.float32], cells: NDArray[
     x, y = a[cells].ravel(), b[cells].ravel()
     edges = np.quantile(x, np.linspace(0.0, 1.0, _TONE_BINS + 1))
     bins = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, _TONE_BINS - 1)
-    xs, ys = [], []
-    for k in range(_TONE_BINS):
-        members = bins == k
-        if members.sum() >= 3:
-            xs.append(np.median(x[members]))
-            ys.append(np.median(y[members]))
-    xs_arr, first = np.unique(np.array(xs, np.float32), return_index=True)
-    ys_arr = np.maximum.accumulate(np.array(ys, np.float32))[first]
+    counts = np.bincount(bins, minlength=_TONE_BINS)
+    used = counts >= 3
+    xs_arr, first = np.unique(_bin_medians(x, bins, counts)[used], return_index=True)
+    ys_arr = np.maximum.accumulate(_bin_medians(y, bins, counts)[used])[first]
     if len(xs_arr) < 2:  # a flat image: only its offset can be fitted
         return a + (np.median(y) - np.median(x))
     return np.interp(a, xs_arr, ys_arr).astype(np.float32)
+
+
+def _bin_medians(values: NDArray[np.float32], bins: NDArray[np.intp], counts: NDArray[np.intp]) -> NDArray[np.float32]:
+    """np.median of `values` within each bin (0 for an empty one), from one sort: a bin's
+    values are contiguous once sorted by (bin, value)."""
+    ordered = values[np.lexsort((values, bins))]
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    low = ordered[np.minimum(starts + (counts - 1) // 2, len(ordered) - 1)]
+    high = ordered[np.minimum(starts + counts // 2, len(ordered) - 1)]
+    return np.where(counts > 0, (low + high) / 2, 0).astype(np.float32)
