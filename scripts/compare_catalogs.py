@@ -5,9 +5,9 @@
 A speed change must not change what is stored: index one folder with two checkouts (e.g.
 `bench-out/base/.venv/bin/neardup index DIR --db A.db` and `.venv/bin/neardup index DIR --db
 B.db`), then compare. Images are matched by path; per table (hashes, vectors, keypoints,
-mirrored keypoints, the images' own columns) it prints how many rows are identical, differ,
+mirrored keypoints, colour layouts, the images' own columns) it prints how many rows are identical, differ,
 or are only in one catalog, and for differing vectors the largest absolute difference.
-Columns only one catalog has (a newer schema) are left out. Exits 1 when anything differs.
+Columns and tables only one catalog has (a newer schema) are left out. Exits 1 when anything differs.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ TABLES = {  # table -> (key columns besides the image, value columns)
     "vectors": (("model", "view"), ("data",)),
     "keypoints": ((), ("points", "descriptors")),
     "mirrored_keypoints": ((), ("points", "descriptors")),
+    "colour_layouts": ((), ("width", "height", "cells")),
 }
 
 
@@ -59,6 +60,9 @@ def main() -> None:
     ok = compare(rows(a, "images", (), tuple(shared)), rows(b, "images", (), tuple(shared)),
                  f"images ({len(shared)} columns)")
     for table, (keys, values) in TABLES.items():
+        if not (columns(a, table) and columns(b, table)):  # a catalog from before the table
+            print(f"{table:20} only in {'B' if columns(b, table) else 'A'}: not compared")
+            continue
         ok &= compare(rows(a, table, keys, values), rows(b, table, keys, values), table, vectors=table == "vectors")
     print("identical" if ok else "DIFFERENT")
     sys.exit(0 if ok else 1)
