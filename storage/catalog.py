@@ -457,6 +457,7 @@ class Catalog:
             vectors = s.execute(select(Vector.model, Vector.view, func.count()).group_by(Vector.model, Vector.view)).all()
             keypoints = s.scalar(select(func.count()).select_from(Keypoints))
             mirrored = s.scalar(select(func.count()).select_from(MirroredKeypoints))
+            layouts = s.scalar(select(func.count()).select_from(ColourLayout))
         return {
             "images": sum(by_status.values()),
             "ok": by_status.get("ok", 0),
@@ -466,6 +467,7 @@ class Catalog:
             **{f"vectors.{_label(m, v)}": n for m, v, n in vectors},
             **({"keypoints": keypoints} if keypoints else {}),
             **({"keypoints.mirrored": mirrored} if mirrored else {}),
+            **({"colour_layouts": layouts} if layouts else {}),
         }
 
     def present(self) -> int:

@@ -115,12 +115,13 @@ def test_a_catalog_indexed_before_colour_layouts_gets_them_and_is_judged_again(c
     them; the next `index` computes every layout from the files, exactly as indexing does,
     and the evidence judged without them is judged again."""
     stored = cat.catalog.colour_layouts_of(range(1, 1000))
-    assert len(stored) == cat.catalog.present() > 0
+    assert len(stored) == cat.catalog.present() == cat.catalog.counts()["colour_layouts"] > 0
     with sqlite3.connect(cat.catalog.path) as db:
         db.execute("DELETE FROM colour_layouts")
     db.close()
     cat.duplicate_report()
     assert cat.catalog.missing_colour_layouts() != []
+    assert "colour_layouts" not in cat.catalog.counts()
     cat.index([photos], workers=1)
     assert cat.catalog.missing_colour_layouts() == []
     assert cat.catalog.colour_layouts_of(range(1, 1000)) == stored
