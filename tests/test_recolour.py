@@ -19,13 +19,6 @@ from neardup.search.verify import verify
 from conftest import photo
 from images import jpeg
 
-
-
-def flagged(query: np.ndarray, candidate: np.ndarray) -> bool:
-    """Whether verifying `candidate` against `query` finds them aligned and recoloured."""
-    found = verify(orb_features(query), orb_features(candidate), colours=(colour_layout(query), colour_layout(candidate)))
-    assert found.inliers >= 16, "the pair should align"
-    return found.recoloured
 TINTS = {"purple": (150, 40, 170), "teal": (20, 160, 150), "orange": (240, 140, 20)}
 
 
@@ -44,6 +37,14 @@ def drawing(tint: str) -> np.ndarray:
     region = out[69:219, 92:292]
     region[mask.astype(bool)] = tinted[mask.astype(bool)]
     return out
+
+
+def flagged(query: np.ndarray, candidate: np.ndarray) -> bool:
+    """Whether verifying `candidate` against `query` finds them aligned and recoloured."""
+    colours = (colour_layout(query), colour_layout(candidate))
+    found = verify(orb_features(query), orb_features(candidate), colours=colours)
+    assert found.inliers >= 16, "the pair should align"
+    return found.recoloured
 
 
 def gamma(rgb: np.ndarray, g: float) -> np.ndarray:
