@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -152,54 +152,48 @@ def fill_colour_layouts(*, catalog: Catalog, workers: int = 1, progress: Progres
     """Compute the colour layout of every image that has keypoints but none (a catalog indexed
     before layouts were stored), from its file. A file that can no longer be decoded is
     recorded as failed, with the reason. Returns how many layouts were stored."""
-    missing = catalog.missing_colour_layouts()
-    if not missing:
-        return 0
-    progress = progress or Progress()
-    progress.start(len(missing))
-    done, batch, failed = 0, {}, {}
-    try:
-        found = parallel_map(layout_of, [p for _, p in missing], (catalog.settings.decode_side,), workers=workers)
-        for (image_id, _), layout in zip(missing, found):
-            progress.advance()
-            if isinstance(layout, str):
-                failed[image_id] = layout
-            else:
-                batch[image_id] = layout
-            if len(batch) >= WRITE_BATCH:
-                catalog.put_colour_layouts(batch)
-                done, batch = done + len(batch), {}
-        catalog.put_colour_layouts(batch)
-        done += len(batch)
-    finally:
-        progress.close()
-        if failed:
-            catalog.mark_failed(failed)
-    return done
+
+    def store(batch: list[tuple[int, tuple[int, int, bytes]]]) -> int:
+        catalog.put_colour_layouts(dict(batch))
+        return len(batch)
+
+    return _from_files(catalog, catalog.missing_colour_layouts(), layout_of, (catalog.settings.decode_side,),
+                       lambda found: found if isinstance(found, str) else None, store,
+                       workers=workers, progress=progress)
 
 
 def embed_missing(*, catalog: Catalog, embedder: Embedder, workers: int = 1, progress: Progress | None = None) -> int:
     """Embed every indexed image that has no vector of `embedder` yet (after enabling or
     retraining an embedder, or an interrupted run). A file that can no longer be decoded is
     recorded as failed, with the reason. Returns how many images were embedded."""
-    missing = catalog.missing_vectors(embedder.name)
+    args = (catalog.settings.decode_side, (embedder.input_size,), vector_feature(embedder.name).views)
+    return _from_files(catalog, catalog.missing_vectors(embedder.name), embed_inputs, args,
+                       lambda found: found.error, lambda batch: _store_vectors(catalog, embedder, batch),
+                       workers=workers, progress=progress)
+
+
+def _from_files(catalog: Catalog, missing: list[tuple[int, str]], compute: Callable, args: tuple,
+                error: Callable[[Any], str | None], store: Callable[[list[tuple[int, Any]]], int], *,
+                workers: int, progress: Progress | None) -> int:
+    """What catalogued images lack, computed again from their files: `compute(path, *args)`
+    for each (id, path) of `missing`, in the workers; `store` writes WRITE_BATCH results at a
+    time and returns how many it stored. A result whose `error` is not None marks its image
+    failed, with that reason. Returns how many were stored."""
     if not missing:
         return 0
     progress = progress or Progress()
     progress.start(len(missing))
-    views = vector_feature(embedder.name).views
-    args = (catalog.settings.decode_side, (embedder.input_size,), views)
     done, batch, failed = 0, [], {}
     try:
-        for (image_id, _), found in zip(missing, parallel_map(embed_inputs, [p for _, p in missing], args, workers=workers)):
+        for (image_id, _), found in zip(missing, parallel_map(compute, [p for _, p in missing], args, workers=workers)):
             progress.advance()
-            if found.error is not None:
-                failed[image_id] = found.error
+            if (why := error(found)) is not None:
+                failed[image_id] = why
             else:
                 batch.append((image_id, found))
             if len(batch) >= WRITE_BATCH:
-                done, batch = done + _store_vectors(catalog, embedder, batch), []
-        done += _store_vectors(catalog, embedder, batch)
+                done, batch = done + store(batch), []
+        done += store(batch) if batch else 0
     finally:
         progress.close()
         if failed:
