@@ -22,7 +22,7 @@ from neardup.storage.catalog import Catalog
 from neardup.storage.records import ImageInfo
 from neardup.storage.vectors import Edges
 
-from .auto import GEOMETRY, POLICY, duplicate_pairs
+from .auto import GEOMETRY, POLICY, verified_links
 from .composites import composites
 from .features import AUTO, check_feature, check_threshold, default_threshold, features_of
 from .fusion import fused_similarity
@@ -164,22 +164,21 @@ def auto_edges(catalog: Catalog, threshold: float, *,
 
 
 def decide(judged: JudgedPairs, threshold: float) -> AutoPairs:
-    """Auto's decision over judged pairs: `auto.duplicate_pairs`, then, when they were
-    verified geometrically, the veto of pairs whose content differs in one region (two
-    variants of one template, a picture and another pasted into it:
-    `Verification.content_differs`) and the composites (`composites`)."""
+    """Auto's decision over judged pairs: `auto.verified_links` (the duplicate pairs, less
+    those whose content differs in one region), then, when they were verified geometrically,
+    the composites (`composites`), which also read the strip links (`strips`: a container's
+    free part showing a picture of another group)."""
     pairs = judged.pairs
     if not len(pairs):
         return AutoPairs(Edges.empty(), {})
-    keep = duplicate_pairs(pairs, judged.evidence, threshold)
+    keep, verified = verified_links(pairs, judged.evidence, judged.verification, threshold)
     contained: dict[int, list[int]] = {}
     if GEOMETRY in judged.evidence.kinds:
-        verified = {row: found for row in np.flatnonzero(keep).tolist()
-                    if (found := judged.verification(row)) is not None}
-        differs = np.zeros(len(pairs), dtype=bool)
-        differs[[row for row, found in verified.items() if found.content_differs]] = True
-        keep &= ~differs
-        contained = composites(pairs, keep, verified)
+        strip = judged.strip_links()
+        for row in np.flatnonzero(strip).tolist():
+            if (found := judged.verification(row)) is not None:
+                verified[row] = found
+        contained = composites(pairs, keep | strip, verified)
         keep &= ~(np.isin(pairs[:, 0], list(contained)) | np.isin(pairs[:, 1], list(contained)))
     kept = pairs[keep]
     return AutoPairs(Edges(kept[:, 0], kept[:, 1], judged.evidence.best()[keep].astype(np.float32)), contained)
