@@ -7,7 +7,9 @@ that remain without it) through *different regions of itself*: the cells of it t
 inliers verified against one group and against the other barely overlap. A true copy that
 bridges two groups (say, an original between two sets of crops) matches both in the same
 place, and two crops of one original usually overlap and link directly. A composite keeps its
-links to none of the groups and is reported as containing them instead.
+links to none of the groups and is reported as containing them instead. Its links are the
+kept pairs and the strip links (`strips`), which find a second picture in the part of an
+image its match leaves free when no candidate search paired the two.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from neardup.storage.models import BOX, IMAGE
 from .auto import GEOMETRY, HASHES, POLICY, AutoPolicy, Evidence
 from .candidates import PairCandidates, Query
 from .fusion import confidence, fused_similarity, hash_anchor
+from .strips import Strip, strip_link, strip_of
 from .verify import VERIFY_CEILING, Verification, best_inliers, best_match, verified_confidence
 
 PAIR_CHUNK = 65536  # pairs whose cosines are computed at once (2 x 335 MB at D = 1280)
@@ -179,3 +180,38 @@ def _both_low_quality(catalog: Catalog, pairs: NDArray[np.int64], ids: list[int]
     """Pairs of two low-quality images, whose hashes are mostly noise."""
     low = {i for i, im in catalog.images(ids).items() if im.quality is not None and im.quality < LOW_QUALITY}
     return np.array([a in low and b in low for a, b in pairs.tolist()], dtype=bool)
+
+
+def strips_of(catalog: Catalog, partners: Mapping[int, int]) -> dict[int, Strip]:
+    """Container id -> its strip (`strips.strip_of`), for containers and their partners with
+    stored keypoints and colour layouts."""
+    out: dict[int, Strip] = {}
+    items = sorted(partners.items())
+    for start in range(0, len(items), VERIFY_BATCH):
+        batch = items[start : start + VERIFY_BATCH]
+        ids = sorted({i for pair in batch for i in pair})
+        stored = catalog.keypoints_of(ids)
+        layouts = {i: ColourLayout.from_bytes(*found) for i, found in catalog.colour_layouts_of(ids).items()}
+        for container, partner in batch:
+            if all(i in stored and i in layouts for i in (container, partner)):
+                strip = strip_of(LocalFeatures(*stored[container]), LocalFeatures(*stored[partner]),
+                                 layouts[container], layouts[partner])
+                if strip is not None:
+                    out[container] = strip
+    return out
+
+
+def verify_strips(catalog: Catalog, wanted: Sequence[tuple[int, int, int]]) -> dict[int, Verification]:
+    """Index into `wanted` (container, candidate, strip) -> its strip link (`strips.strip_link`),
+    sides in the order of the pair (smaller id first, as the query)."""
+    out: dict[int, Verification] = {}
+    for start in range(0, len(wanted), VERIFY_BATCH):
+        batch = wanted[start : start + VERIFY_BATCH]
+        stored = catalog.keypoints_of(sorted({i for k, c, _ in batch for i in (k, c)}))
+        for i, (container, candidate, _) in enumerate(batch, start):
+            if container in stored and candidate in stored:
+                found = strip_link(LocalFeatures(*stored[container]), LocalFeatures(*stored[candidate]))
+                if found is not None:
+                    out[i] = (found if container < candidate
+                              else Verification(found.inliers, found.candidate, found.query))
+    return out

@@ -14,7 +14,10 @@ evidence key). So the judgements are stored in the catalog (`storage.pairs`), an
    in another way (marked for verification or not, in range or not: what a judgement
    depends on); every other pair keeps its stored judgement, and those of images gone or
    changed are dropped. With nothing stored, or more new images than old, it judges all;
-3. hands every stored judgement to the decision (`duplicates.decide`), which is as it was.
+3. searches the containers' strips (`strips`: the part of an image its match leaves free)
+   again from the judged pairs, cheaply (a homography per container, colour thumbnails),
+   and verifies only the strip candidates not verified before with the same strip;
+4. hands every stored judgement to the decision (`duplicates.decide`), which is as it was.
 
 The candidates are thus exactly those a run from nothing finds, each judged as it would be,
 so the groups are the same. A catalog whose generation is the one the store was completed at
@@ -26,29 +29,32 @@ some kind of evidence at the threshold (no other is ever kept, nor counted as a 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
+from neardup.indexer.colours import ColourLayout
 from neardup.indexer.features import FEATURES_ID
 from neardup.storage.catalog import Catalog
 from neardup.storage.pairs import FIRST, IMAGE_ID, SECOND, Columns, PairStore
 from neardup.storage.schema import CatalogBusyError, CatalogReadOnlyError, DiskFullError
 
-from . import verify
-from .auto import GEOMETRY, HASHES, POLICY, AutoPolicy, Evidence
+from . import strips, verify
+from .auto import GEOMETRY, HASHES, POLICY, AutoPolicy, Evidence, verified_links
 from .candidates import PairCandidates, pair_candidates
-from .evidence import pair_evidence
+from .evidence import pair_evidence, strips_of, verify_strips
 from .features import features_of
+from .strips import containers, packed, strip_candidates
 from .verify import Side, Verification
 
 # Bumped whenever the code that judges pairs changes what it returns: stored judgements of
 # another version are dropped and judged again.
-EVIDENCE_VERSION = 4
+EVIDENCE_VERSION = 5
 CONTENT, KINDS, INLIERS, VERIFY, IN_RANGE = "content", "kinds", "inliers", "verify", "in_range"
 RECOLOURED = "recoloured"
+STRIP = "strip"  # a strip candidate's or strip link's strip (`strips`); 0: an ordinary candidate or pair
 _SIDE_FIELDS = {"coverage": np.float64, "centre": np.float64, "central": np.int32, "share": np.float64,
                 "cells": np.uint64, "hole": np.int32}
 
@@ -92,6 +98,10 @@ class JudgedPairs:
         sides = [Side(**{f: c[f"{side}_{f}"][row].item() for f in _SIDE_FIELDS}) for side in ("query", "candidate")]
         return Verification(int(c[INLIERS][row]), *sides, bool(c[RECOLOURED][row]))
 
+    def strip_links(self) -> NDArray[np.bool_]:
+        """(M,) which pairs are strip links (`strips`), not candidates judged as duplicates."""
+        return self.columns[STRIP] != 0 if STRIP in self.columns else np.zeros(len(self.pairs), bool)
+
 
 def judged_pairs(catalog: Catalog, threshold: float, *, merge: Mapping[int, int],
                  policy: AutoPolicy = POLICY) -> tuple[JudgedPairs, EvidenceReport]:
@@ -110,6 +120,8 @@ def judged_pairs(catalog: Catalog, threshold: float, *, merge: Mapping[int, int]
                                       seconds=time.perf_counter() - start)
     current, new, gone, full = _image_changes(catalog, stored.images, merge)
     old_candidates = {} if full else _without(stored.candidates, new, gone)
+    old_strips = _rows_where(old_candidates, lambda c: c[STRIP] != 0)
+    old_candidates = _rows_where(old_candidates, lambda c: c[STRIP] == 0)
     known_range = None if full else np.zeros((0, 2), np.int64)
     if old_candidates:
         known_range = np.stack([old_candidates[FIRST], old_candidates[SECOND]], axis=1)[old_candidates[IN_RANGE]]
@@ -119,16 +131,23 @@ def judged_pairs(catalog: Catalog, threshold: float, *, merge: Mapping[int, int]
     computed = _judge(catalog, candidates.subset(judge), threshold, weights, vector_features, verifying, kinds, policy)
     relevant = computed[KINDS].max(axis=1, initial=0.0) >= threshold if len(judge) else np.zeros(0, bool)
     fresh = {k: v[relevant] for k, v in computed.items()}
-    old = {} if full else _still(_without(stored.pairs, new, gone), candidates, judge)
+    stored_pairs = {} if full else _without(stored.pairs, new, gone)
+    old = _still(_rows_where(stored_pairs, lambda c: c[STRIP] == 0), candidates, judge)
     pairs = _concat(old, fresh)
+    strip_candidates_, strip_pairs, strips_verified = (
+        _strip_links(catalog, pairs, kinds, threshold, candidates, sorted(current), old_strips,
+                     _rows_where(stored_pairs, lambda c: c[STRIP] != 0), policy)
+        if verifying else ({}, {}, 0))
+    pairs = _concat(pairs, strip_pairs)
+    ordinary = {FIRST: candidates.pairs[:, 0].copy(), SECOND: candidates.pairs[:, 1].copy(),
+                VERIFY: candidates.verify, IN_RANGE: candidates.in_range,
+                STRIP: np.zeros(len(candidates.pairs), np.uint64)}
     _store(store, images={IMAGE_ID: np.array(sorted(current), np.int64),
                           CONTENT: np.array([current[i] for i in sorted(current)], np.uint64)},
-           candidates={FIRST: candidates.pairs[:, 0].copy(), SECOND: candidates.pairs[:, 1].copy(),
-                       VERIFY: candidates.verify, IN_RANGE: candidates.in_range},
-           pairs=pairs, generation=generation)
+           candidates=_concat(ordinary, strip_candidates_), pairs=pairs, generation=generation)
     judged = _judged(pairs, kinds)
     report = EvidenceReport(reused=len(old.get(FIRST, ())), computed=len(judge),
-                            verified=int((computed.get(INLIERS, np.zeros(0)) >= 0).sum()),
+                            verified=int((computed.get(INLIERS, np.zeros(0)) >= 0).sum()) + strips_verified,
                             images=len(new), dropped=len(gone), stored=len(judged.pairs),
                             seconds=time.perf_counter() - start)
     return judged, report
@@ -171,6 +190,59 @@ def _still(pairs: Columns, candidates: PairCandidates, judged: NDArray[np.int64]
     return {k: v[keep] for k, v in pairs.items()}
 
 
+def _strip_links(catalog: Catalog, pairs: Columns, kinds: list[str], threshold: float, candidates: PairCandidates,
+                 ids: list[int], old_candidates: Columns, old_links: Columns, policy: AutoPolicy
+                 ) -> tuple[Columns, Columns, int]:
+    """(strip candidates, strip links, verifications done) of the judged `pairs` (`strips`):
+    the containers' strip candidates are found again (colour thumbnails, cheap), and only
+    those not verified before with the same strip are verified now."""
+    judged = _judged(pairs, kinds)
+    keep, verified = verified_links(judged.pairs, judged.evidence, judged.verification, threshold, policy)
+    ordinary = {(int(a), int(b)) for a, b in candidates.pairs.tolist()}
+    wanted: dict[tuple[int, int], tuple[int, int, int]] = {}
+    found_strips = strips_of(catalog, containers(judged.pairs, keep, verified))
+    for container, other, strip in strip_candidates(found_strips, judged.pairs[keep],
+                                                   lambda some: _layouts(catalog, some), ids):
+        key = (min(container, other), max(container, other))
+        if key not in ordinary:
+            wanted.setdefault(key, (container, other, packed(strip)))
+    before = set(zip(old_candidates.get(FIRST, np.zeros(0, np.int64)).tolist(),
+                     old_candidates.get(SECOND, np.zeros(0, np.int64)).tolist(),
+                     old_candidates.get(STRIP, np.zeros(0, np.uint64)).tolist()))
+    key_of = {key: (*key, strip) for key, (_, _, strip) in wanted.items()}
+    todo = [wanted[key] for key in wanted if key_of[key] not in before]
+    found = verify_strips(catalog, todo)
+    still = set(key_of.values())
+    links = _rows_where(old_links, lambda c: np.array(
+        [k in still for k in zip(c[FIRST].tolist(), c[SECOND].tolist(), c[STRIP].tolist())], dtype=bool))
+    rows = sorted(found)
+    new_links = {FIRST: np.array([min(todo[i][:2]) for i in rows], np.int64),
+                 SECOND: np.array([max(todo[i][:2]) for i in rows], np.int64),
+                 KINDS: np.zeros((len(rows), len(kinds))),
+                 **_verification_columns({j: found[i] for j, i in enumerate(rows)}, len(rows)),
+                 STRIP: np.array([todo[i][2] for i in rows], np.uint64)}
+    keys = sorted(key_of)
+    strip_columns = {FIRST: np.array([a for a, _ in keys], np.int64), SECOND: np.array([b for _, b in keys], np.int64),
+                     VERIFY: np.zeros(len(keys), bool), IN_RANGE: np.zeros(len(keys), bool),
+                     STRIP: np.array([key_of[k][2] for k in keys], np.uint64)}
+    return strip_columns, _concat(links, new_links), len(todo)
+
+
+def _layouts(catalog: Catalog, ids: Sequence[int]) -> dict[int, ColourLayout]:
+    return {i: ColourLayout.from_bytes(*found) for i, found in catalog.colour_layouts_of(ids).items()}
+
+
+def _rows_where(columns: Columns, test: Callable[[Columns], NDArray[np.bool_]]) -> Columns:
+    """The rows of `columns` passing `test` (a column group stored before STRIP existed has
+    only ordinary rows)."""
+    if not columns or not len(columns.get(FIRST, ())):
+        return {}
+    if STRIP not in columns:
+        columns = {**columns, STRIP: np.zeros(len(columns[FIRST]), np.uint64)}
+    keep = test(columns)
+    return {k: v[keep] for k, v in columns.items()}
+
+
 def _store(store: PairStore, **update) -> None:
     """Store the judgements; the store is a cache, so a catalog that cannot be written now
     (read-only, busy with another writer, full) is used as it is, and judged again next time."""
@@ -195,6 +267,7 @@ def evidence_key(catalog: Catalog, threshold: float, vector_features: list[str],
         "threshold": threshold, "policy": repr(sorted(asdict(policy).items())), "kinds": kinds,
         "verify": [verify.VERIFY_THRESHOLD, verify.VERIFY_FULL, verify.VERIFY_CEILING, verify.MIN_COVERAGE,
                    verify.RELATIVE_CENTRE, verify.MIN_HOLE],
+        "strips": [strips.MIN_STRIP, strips.MIN_FREE, strips.THUMB, strips.TOP, strips.STRIP_COVERAGE],
     }
 
 
@@ -205,11 +278,11 @@ def _judge(catalog: Catalog, candidates: PairCandidates, threshold: float, weigh
     pairs = candidates.pairs
     if not len(pairs):
         return {FIRST: np.zeros(0, np.int64), SECOND: np.zeros(0, np.int64), KINDS: np.zeros((0, len(kinds))),
-                **_verification_columns({}, 0)}
+                **_verification_columns({}, 0), STRIP: np.zeros(0, np.uint64)}
     found = pair_evidence(catalog, candidates, threshold, weights, vector_features, verifying=verifying, policy=policy)
     return {FIRST: pairs[:, 0].copy(), SECOND: pairs[:, 1].copy(),
             KINDS: np.stack([found.evidence.kinds[k] for k in kinds], axis=1),
-            **_verification_columns(found.verified, len(pairs))}
+            **_verification_columns(found.verified, len(pairs)), STRIP: np.zeros(len(pairs), np.uint64)}
 
 
 def _verification_columns(verified: Mapping[int, Verification], rows: int) -> Columns:
@@ -252,6 +325,8 @@ def _without(columns: Columns, new: NDArray[np.int64], gone: list[int]) -> Colum
 def _concat(a: Columns, b: Columns) -> Columns:
     if not a:
         return b
+    if not b:
+        return a
     return {k: np.concatenate([a[k], b[k]]) for k in b}
 
 

@@ -190,6 +190,21 @@ def ratio_matches(query: NDArray[np.uint8], candidate: NDArray[np.uint8]) -> tup
     return good, nearest[good]
 
 
+def homography(query: LocalFeatures, candidate: LocalFeatures) -> NDArray[np.float64] | None:
+    """The homography `verify` fits from the query's keypoints to the candidate's, when it
+    explains VERIFY_THRESHOLD matches or more; else None."""
+    (qp, qd), (cp, cd) = query, candidate
+    if len(qd) < _MIN_MATCHES or len(cd) < 2:
+        return None
+    query_idx, candidate_idx = ratio_matches(qd, cd)
+    if len(query_idx) < _MIN_MATCHES:
+        return None
+    found, mask = _fit(qp[query_idx], cp[candidate_idx])
+    if found is None or mask is None or not _plausible(found) or int(mask.sum()) < VERIFY_THRESHOLD:
+        return None
+    return found
+
+
 def inliers(query: LocalFeatures, candidate: LocalFeatures) -> int:
     """The inliers of `verify` that count as evidence: 0 unless they lie on the content."""
     return verify(query, candidate).count

@@ -1,0 +1,188 @@
+"""The part of an image its match leaves free, searched for a second picture: a composite's other half.
+
+Two pictures side by side (or stacked) make an image whose hashes and CNN vector resemble
+the larger or more textured one; its nearest neighbours hold that picture's group but rarely
+the other picture, so the composite is never verified against it, links to one group only,
+and `composites` cannot tell it from a copy (a copy with a caption band is the same shape).
+The match that links it says where to look: the verified inliers cover one part of it and
+leave a strip at one edge free.
+
+1. A *container* is the image of a kept, verified pair whose inliers cover fewer region cells
+   than the other image's, and leave MIN_STRIP or more whole columns (or rows) of the
+   REGION_GRID grid free at one edge.
+2. Its *strip* is where the other image is not: the partner's frame is mapped into the
+   container by their homography, and the widest band between that and the container's
+   edge (MIN_FREE of its area or more) is the strip, in LAYOUT_SIDE cells.
+3. The strip's colours (the stored colour layout cropped to it, shrunk to THUMB x THUMB) are
+   compared with every image's whole-frame layout; the TOP most alike that are not in the
+   container's group are its *strip candidates* (on the duplicates benchmark's development
+   seed, one side-by-side composite's second picture ranks first for 27 of 36).
+4. Each is verified; a *strip link* is one whose inliers lie on the candidate's content: its
+   centre matches and STRIP_COVERAGE of its cells hold inliers. The picture is small in the
+   composite, so fewer of its cells match than a copy's would (`Verification.on_content`
+   asks 0.6).
+
+A strip link is no duplicate pair: it only tells `composites` that the container shows
+another group's picture in another part of itself, which `composites` accepts only when
+the two matched regions of the container barely overlap. A caption band or padding is a strip too,
+and its search finds no picture (or only the container's own group). Mirrored and rotated
+pictures in a strip are not searched, nor a picture pasted inside another (not at an edge).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from neardup.indexer.colours import LAYOUT_SIDE, ColourLayout
+from neardup.indexer.features import LocalFeatures
+
+from .linkage import components
+from .verify import REGION_GRID, VERIFY_THRESHOLD, Side, Verification, homography, verify
+
+MIN_STRIP = 2  # free columns (or rows) of REGION_GRID: a quarter of the image
+MIN_FREE = 0.15  # of the container's area, the least strip
+THUMB = 8  # side of the colour thumbnails compared
+TOP = 10  # strip candidates verified per container
+STRIP_COVERAGE = 0.25
+_LAYOUT_CHUNK = 4096  # layouts read at once when building the thumbnails
+
+Strip = tuple[int, int, int, int]  # left, top, right, bottom, in LAYOUT_SIDE cells of the container's frame
+_FULL = (1 << (REGION_GRID * REGION_GRID)) - 1
+_COLUMN = sum(1 << (row * REGION_GRID) for row in range(REGION_GRID))
+_ROW = (1 << REGION_GRID) - 1
+
+
+def free_edge(cells: int) -> bool:
+    """Whether inliers lying in `cells` (a REGION_GRID bitmask) leave MIN_STRIP or more whole
+    columns or rows free at one edge of the image."""
+    for line, step in ((_COLUMN, 1), (_ROW, REGION_GRID)):
+        for ends in (range(REGION_GRID), range(REGION_GRID - 1, -1, -1)):
+            free = 0
+            for i in ends:
+                if cells & (line << (i * step)):
+                    break
+                free += 1
+            if free >= MIN_STRIP:
+                return True
+    return False
+
+
+def containers(pairs: NDArray[np.int64], kept: NDArray[np.bool_],
+               verified: Mapping[int, Verification]) -> dict[int, int]:
+    """Container image id -> the partner whose match leaves its edge free (the one matching the
+    fewest of its cells), from the kept pairs' verifications (by row)."""
+    out: dict[int, tuple[int, int]] = {}
+    for row in np.flatnonzero(kept).tolist():
+        found = verified.get(row)
+        if found is None or found.inliers < VERIFY_THRESHOLD:
+            continue
+        for image, partner, side, other in ((pairs[row, 0], pairs[row, 1], found.query, found.candidate),
+                                            (pairs[row, 1], pairs[row, 0], found.candidate, found.query)):
+            size = _size(side.cells)
+            if size <= _size(other.cells) and free_edge(side.cells) and size < out.get(int(image), (_FULL, 0))[0]:
+                out[int(image)] = (size, int(partner))
+    return {image: partner for image, (_, partner) in out.items()}
+
+
+def strip_of(container: LocalFeatures, partner: LocalFeatures, container_layout: ColourLayout,
+             partner_layout: ColourLayout) -> Strip | None:
+    """The widest band of the container's frame outside the partner's frame mapped into it,
+    MIN_FREE of its area or more; None without such a band or a homography."""
+    found = homography(partner, container)
+    if found is None:
+        return None
+    w, h = partner_layout.width, partner_layout.height
+    corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]]).reshape(-1, 1, 2)
+    mapped = cv2.perspectiveTransform(corners, found).reshape(-1, 2)
+    scale = np.array([LAYOUT_SIDE / container_layout.width, LAYOUT_SIDE / container_layout.height])
+    left, top = np.clip(mapped.min(axis=0) * scale, 0, LAYOUT_SIDE)
+    right, bottom = np.clip(mapped.max(axis=0) * scale, 0, LAYOUT_SIDE)
+    side = LAYOUT_SIDE
+    bands = [(0, 0, int(np.floor(left)), side), (int(np.ceil(right)), 0, side, side),
+             (0, 0, side, int(np.floor(top))), (0, int(np.ceil(bottom)), side, side)]
+    best = max(bands, key=_area)
+    return best if _area(best) >= MIN_FREE * side * side else None
+
+
+def strip_candidates(strips: Mapping[int, Strip], kept_pairs: NDArray[np.int64],
+                     layouts: Callable[[Sequence[int]], Mapping[int, ColourLayout]],
+                     ids: Sequence[int]) -> list[tuple[int, int, Strip]]:
+    """(container, candidate, strip) for each container's TOP strip candidates among `ids`
+    (one per content), outside its group (the components of `kept_pairs`)."""
+    if not strips:
+        return []
+    group = components(kept_pairs)
+    own = layouts(list(strips))
+    known, thumbs = _thumbnails(ids, layouts)
+    out = []
+    for image, (left, top, right, bottom) in sorted(strips.items()):
+        if image not in own:
+            continue
+        similar = thumbs @ _thumbnail(own[image].cells[top:bottom, left:right])
+        mine = group.get(image)
+        picked = 0
+        for j in np.argsort(-similar, kind="stable").tolist():
+            other = int(known[j])
+            if other == image or (mine is not None and group.get(other) == mine):
+                continue
+            out.append((image, other, (left, top, right, bottom)))
+            picked += 1
+            if picked == TOP:
+                break
+    return out
+
+
+def strip_link(container: LocalFeatures, candidate: LocalFeatures) -> Verification | None:
+    """The verification of a container against a strip candidate, if it is a strip link."""
+    found = verify(container, candidate)
+    return found if found.inliers >= VERIFY_THRESHOLD and _on_picture(found.candidate) else None
+
+
+def packed(strip: Strip) -> int:
+    """A strip as one integer (stored beside its candidates, so a strip that moved is searched again)."""
+    left, top, right, bottom = strip
+    return left | top << 8 | right << 16 | bottom << 24
+
+
+def _on_picture(side: Side) -> bool:
+    return side.central > 0 and side.centre_matches and side.coverage >= STRIP_COVERAGE
+
+
+def _area(band: Strip) -> int:
+    left, top, right, bottom = band
+    return max(0, right - left) * max(0, bottom - top)
+
+
+def _thumbnail(cells: NDArray[np.uint8]) -> NDArray[np.float32]:
+    """A THUMB x THUMB shrink of layout cells, zero-mean and unit-length: compared by its dot
+    product, a brighter or darker copy of the same picture still ranks first."""
+    small = cv2.resize(np.ascontiguousarray(cells), (THUMB, THUMB), interpolation=cv2.INTER_AREA)
+    v = small.astype(np.float32).ravel()
+    v -= v.mean()
+    return v / max(float(np.linalg.norm(v)), 1e-6)
+
+
+def _thumbnails(ids: Iterable[int], layouts: Callable[[Sequence[int]], Mapping[int, ColourLayout]]
+                ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    """(ids, (n, 3 * THUMB²) thumbnails) of the images among `ids` that have a layout, read in
+    chunks (a layout is 3 KB, a thumbnail 768 bytes)."""
+    ids = list(ids)
+    known: list[int] = []
+    rows: list[NDArray[np.float32]] = []
+    for start in range(0, len(ids), _LAYOUT_CHUNK):
+        found = layouts(ids[start:start + _LAYOUT_CHUNK])
+        for image in ids[start:start + _LAYOUT_CHUNK]:
+            if image in found:
+                known.append(image)
+                rows.append(_thumbnail(found[image].cells))
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros((0, 3 * THUMB * THUMB), np.float32)
+    return np.array(known, np.int64), np.stack(rows)
+
+
+def _size(cells: int) -> int:
+    return bin(cells & _FULL).count("1")

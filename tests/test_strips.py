@@ -1,0 +1,88 @@
+"""Strips (search.strips): the part of an image its match leaves free, searched for a second
+picture, so that a side-by-side composite whose global features find only one of its two
+pictures is still reported as containing both, while a copy with a caption band stays a copy.
+
+The catalogs here are small, so every pair would be a candidate; the policy's neighbour
+counts are cut to one, as in a large collection where a composite's nearest neighbours hold
+only one of its pictures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+import neardup
+from neardup.search.auto import AutoPolicy
+from neardup.search.candidates import pair_candidates
+from neardup.search.duplicates import decide
+from neardup.search.features import default_threshold
+from neardup.search.incremental import judged_pairs
+from neardup.search.strips import MIN_STRIP, free_edge
+from neardup.search.verify import REGION_GRID
+
+from conftest import photo, save, scene
+from images import jpeg
+from test_trusted_groups import _caption, _collage
+
+FEW = AutoPolicy(pair_k=1, verify_top=1, verify_hash_top=1)
+
+
+def _cells(columns: range) -> int:
+    return sum(1 << (row * REGION_GRID + col) for row in range(REGION_GRID) for col in columns)
+
+
+def test_a_match_on_the_left_leaves_a_strip_free_a_match_everywhere_does_not() -> None:
+    assert free_edge(_cells(range(REGION_GRID - MIN_STRIP)))
+    assert free_edge(_cells(range(MIN_STRIP, REGION_GRID)))
+    assert not free_edge(_cells(range(REGION_GRID - MIN_STRIP + 1)))
+    assert not free_edge(_cells(range(REGION_GRID)))
+    top_rows = sum(1 << (row * REGION_GRID + col)
+                   for row in range(REGION_GRID - MIN_STRIP) for col in range(REGION_GRID))
+    assert free_edge(top_rows)
+
+
+def _judged(tmp_path: Path, folder: Path):
+    cat = neardup.open(tmp_path / "c.db", create=True, embedder="none")
+    cat.index([folder], workers=1)
+    catalog = cat.catalog
+    threshold = default_threshold("auto")
+    judged, _ = judged_pairs(catalog, threshold, merge={}, policy=FEW)
+    names = {i: Path(im.path).stem for i, im in catalog.images(np.unique(judged.pairs).tolist()).items()}
+    ordinary = pair_candidates(catalog, threshold, FEW.weights(catalog.settings.hashes), [], verifying=True,
+                               merge={}, policy=FEW).pairs
+    return judged, decide(judged, threshold), names, {frozenset(names.get(int(i), "?") for i in p) for p in ordinary}
+
+
+def test_a_collage_whose_neighbours_hold_one_picture_still_contains_both(tmp_path) -> None:
+    folder = tmp_path / "photos"
+    for name in ("coffee", "chelsea"):
+        save(photo(name), folder / f"{name}.png")
+        save(jpeg(photo(name), 40), folder / f"{name}_q40.png")
+    save(_collage(photo("coffee"), photo("chelsea")), folder / "collage.png")
+    for seed in range(4):
+        save(scene(seed), folder / f"scene{seed}.png")
+    judged, found, names, ordinary = _judged(tmp_path, folder)
+    # as in a large collection: the collage is an ordinary candidate of one picture's group only
+    partners = {n for pair in ordinary if "collage" in pair for n in pair} - {"collage"}
+    assert len({n.split("_")[0] for n in partners} & {"coffee", "chelsea"}) == 1
+    assert judged.strip_links().any()
+    (composite,) = found.composites
+    assert names[composite] == "collage"
+    assert {names[i].split("_")[0] for i in found.composites[composite]} == {"coffee", "chelsea"}
+    grouped = {names[int(i)] for i in np.concatenate([found.edges.src, found.edges.dst])}
+    assert "collage" not in grouped and {"coffee", "coffee_q40", "chelsea", "chelsea_q40"} <= grouped
+
+
+def test_a_copy_with_a_caption_band_stays_a_copy(tmp_path) -> None:
+    folder = tmp_path / "photos"
+    save(photo("coffee"), folder / "coffee.png")
+    save(_caption(photo("coffee"), "MONDAY MORNING", band=True), folder / "coffee_caption.png")
+    for name in ("chelsea", "astronaut", "rocket"):
+        save(photo(name), folder / f"{name}.png")
+    for seed in range(3):
+        save(scene(seed), folder / f"scene{seed}.png")
+    _, found, names, _ = _judged(tmp_path, folder)
+    assert found.composites == {}
+    pairs = {frozenset((names[int(a)], names[int(b)])) for a, b in zip(found.edges.src, found.edges.dst)}
+    assert pairs == {frozenset({"coffee", "coffee_caption"})}
