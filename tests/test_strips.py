@@ -86,3 +86,38 @@ def test_a_copy_with_a_caption_band_stays_a_copy(tmp_path) -> None:
     assert found.composites == {}
     pairs = {frozenset((names[int(a)], names[int(b)])) for a, b in zip(found.edges.src, found.edges.dst)}
     assert pairs == {frozenset({"coffee", "coffee_caption"})}
+
+
+def test_a_picture_added_later_makes_the_collage_a_composite_as_a_fresh_run_does(tmp_path) -> None:
+    """Strip candidates and links are stored with the other judgements and searched again on
+    every run that judges anything: once the collage's second picture is indexed, the
+    stored judgements brought up to date give the composites and strip links a run from
+    nothing gives."""
+    folder = tmp_path / "photos"
+    save(photo("coffee"), folder / "coffee.png")
+    save(jpeg(photo("coffee"), 40), folder / "coffee_q40.png")
+    save(_collage(photo("coffee"), photo("chelsea")), folder / "collage.png")
+    for seed in range(4):
+        save(scene(seed), folder / f"scene{seed}.png")
+    cat = neardup.open(tmp_path / "c.db", create=True, embedder="none")
+    cat.index([folder], workers=1)
+    threshold = default_threshold("auto")
+    before, _ = judged_pairs(cat.catalog, threshold, merge={}, policy=FEW)
+    assert decide(before, threshold).composites == {}
+    save(photo("chelsea"), folder / "chelsea.png")
+    save(jpeg(photo("chelsea"), 40), folder / "chelsea_q40.png")
+    cat.index([folder], workers=1)
+    after, report = judged_pairs(cat.catalog, threshold, merge={}, policy=FEW)
+    assert report.reused > 0  # judged incrementally, not from nothing
+    fresh = neardup.open(tmp_path / "fresh.db", create=True, embedder="none")
+    fresh.index([folder], workers=1)
+    from_nothing, _ = judged_pairs(fresh.catalog, threshold, merge={}, policy=FEW)
+
+    def named(catalog, judged):
+        names = {i: Path(im.path).stem for i, im in catalog.images(np.unique(judged.pairs).tolist()).items()}
+        found = decide(judged, threshold)
+        return ({names[c]: sorted(names[i].split("_")[0] for i in inside) for c, inside in found.composites.items()},
+                sorted(tuple(sorted((names[int(a)], names[int(b)]))) for a, b in judged.pairs[judged.strip_links()]))
+
+    assert named(cat.catalog, after) == named(fresh.catalog, from_nothing)
+    assert named(cat.catalog, after)[0] == {"collage": ["chelsea", "coffee"]}
