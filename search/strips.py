@@ -24,9 +24,10 @@ leave a strip at one edge free.
 
 A strip link is no duplicate pair: it only tells `composites` that the container shows
 another group's picture in another part of itself, which `composites` accepts only when
-the two matched regions of the container barely overlap. A caption band or padding is a strip too,
-and its search finds no picture (or only the container's own group). Mirrored and rotated
-pictures in a strip are not searched, nor a picture pasted inside another (not at an edge).
+the two matched regions of the container barely overlap. A caption band or padding is a
+strip too, and its search finds no picture (or only the container's own group). Mirrored
+and rotated pictures in a strip are not searched, nor a picture pasted inside another (not
+at an edge: docs/BENCHMARKS.md says why).
 """
 
 from __future__ import annotations
