@@ -185,7 +185,7 @@ RULES: dict[str, Rule] = {rule.name: rule for rule in (
     Rule("usual-aspect", "a usual photo aspect ratio (not stretched)", _unusual_aspect, 0.01),
     Rule("camera", "a camera's EXIF record", _no_camera),
     Rule("earliest", "captured earliest", _later),
-    Rule("sharp", "not upscaled (the others lose far less detail when halved)", _soft),
+    Rule("sharp", "not upscaled (the others have no finest detail: halving them loses far less)", _soft),
     Rule("resolution", "largest resolution", _smaller),
     Rule("size", "largest file", _smaller_file),
     # last: a library copied without its dates has every mtime "now" in write order
