@@ -50,7 +50,6 @@ class DecodedImage:
     detail: float = 0.0  # 90th percentile of the gradient magnitude near full resolution (`_measure`)
     noise: float = 0.0  # grey-level deviation in its flattest patches near full resolution
     jpeg_quality: int | None = None  # the quality a JPEG was saved at, estimated from its tables
-    softness: float | None = None  # the share of its gradient energy that survives halving it (`_measure`)
 
 
 def decode(
@@ -109,9 +108,9 @@ def _decode_open(im: Image.Image, max_side: int, max_megapixels: float) -> Decod
     small = _reduced(im, max_side)
     im = ImageOps.exif_transpose(im) if small is im else _oriented(small, orientation)
     rgb = _to_rgb(im)
-    detail, noise, softness = _measure(rgb, max_side)
+    detail, noise = _measure(rgb, max_side)
     return DecodedImage(pixels=fit(rgb, max_side), width=full_w, height=full_h, format=fmt, detail=detail,
-                        noise=noise, jpeg_quality=quality, softness=softness)
+                        noise=noise, jpeg_quality=quality)
 
 
 # The luminance quantization table of the JPEG standard (Annex K), which libjpeg scales by
@@ -131,18 +130,16 @@ def jpeg_quality(im: Image.Image) -> int | None:
     return int(round((200.0 - scale) / 2.0 if scale <= 100.0 else 5000.0 / scale))
 
 
-def _measure(rgb: NDArray[np.uint8], max_side: int) -> tuple[float, float, float | None]:
-    """Detail, noise and softness of the image as decoded, before it is fitted to `max_side`
-    (a JPEG is decoded at most twice that size; anything larger is first shrunk to it): the
-    90th percentile of the Sobel gradient magnitude, the mean grey-level deviation of its
-    flattest tenth of 8 x 8 patches, and the share of its gradient energy left after halving
-    it and enlarging it back. An upscaled or blurred copy has less detail than its original
-    and loses less by halving (it has no finest detail to lose), a grainy one has more noise
-    (`search.keeper`). Softness is None for a flat image (no energy to compare)."""
+def _measure(rgb: NDArray[np.uint8], max_side: int) -> tuple[float, float]:
+    """Detail and noise of the image as decoded, before it is fitted to `max_side` (a JPEG is
+    decoded at most twice that size; anything larger is first shrunk to it): the 90th
+    percentile of the Sobel gradient magnitude, and the mean grey-level deviation of its
+    flattest tenth of 8 x 8 patches. An upscaled or blurred copy has less detail than its
+    original, a grainy one more noise (`search.keeper`)."""
     gray = cv2.cvtColor(fit(rgb, 2 * max_side), cv2.COLOR_RGB2GRAY).astype(np.float32)
     height, width = (gray.shape[0] // 8) * 8, (gray.shape[1] // 8) * 8
     if height < 16 or width < 16:
-        return 0.0, 0.0, None
+        return 0.0, 0.0
     # OpenCV's magnitude, a partial sort and block means of x and x² (in float64: a flat
     # patch's variance is a small difference of large squares) give np.hypot's, np.percentile's
     # and a blockwise std's figures in a quarter less time (the same on 320 corpus images)
@@ -156,22 +153,7 @@ def _measure(rgb: NDArray[np.uint8], max_side: int) -> tuple[float, float, float
     square = cv2.resize(block * block, blocks, interpolation=cv2.INTER_AREA)
     patches = np.sqrt(np.maximum(square - mean * mean, 0.0)).ravel()
     flattest = np.sort(patches)[: max(1, len(patches) // 10)]
-    return round(detail, 2), round(float(flattest.mean()), 3), _softness(gray)
-
-
-def _softness(gray: NDArray[np.float32]) -> float | None:
-    """The gradient energy of `gray` halved and enlarged back, over its own (1: nothing lost)."""
-    height, width = gray.shape
-    whole = _energy(gray)
-    if whole < 1e-3:
-        return None
-    half = cv2.resize(gray, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
-    back = cv2.resize(half, (width, height), interpolation=cv2.INTER_LINEAR)
-    return round(_energy(back) / whole, 4)
-
-
-def _energy(gray: NDArray[np.float32]) -> float:
-    return float(np.mean(cv2.Sobel(gray, cv2.CV_32F, 1, 0) ** 2 + cv2.Sobel(gray, cv2.CV_32F, 0, 1) ** 2))
+    return round(detail, 2), round(float(flattest.mean()), 3)
 
 
 def _reduced(im: Image.Image, max_side: int) -> Image.Image:

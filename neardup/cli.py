@@ -293,8 +293,8 @@ def duplicates(db: str, by: str, threshold: float | None, strict: bool, fmt: str
 
     The keeper is the likeliest original: no frame or window around the picture, closest to
     the other members, least noise, most detail, not a lossless re-save or a stretch, camera
-    EXIF and earliest capture, not upscaled, then resolution and size (`neardup keeper` shows
-    and orders the rules). Exact copies are always grouped. An image that contains pictures of several
+    EXIF and earliest capture, then resolution and size (`neardup keeper` shows and orders
+    the rules). Exact copies are always grouped. An image that contains pictures of several
     groups (a collage) is listed as containing them and joins none. Nothing is deleted or moved.
 
     \b

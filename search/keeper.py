@@ -26,13 +26,6 @@ _LOSSLESS = frozenset({"PNG", "BMP", "TIFF", "WEBP"})
 _PHOTO_ASPECTS = (1.0, 5 / 4, 4 / 3, 3 / 2, 16 / 10, 16 / 9, 2.0)  # and their inverses
 _BLURRED = 0.6  # detail below this share of the group's most detailed member marks a blurred copy
 _LOSSY_TOLERANCE = 10.0  # JPEG qualities this close are no evidence of a re-encode
-# Softness (the share of gradient energy left after halving) this far above the group's
-# sharpest member marks an upscaled or softened copy. On the duplicates benchmark's stored
-# groups (docs/BENCHMARKS.md), before `resolution`, 0.03 and 0.05 kept the original in 10
-# and 11 more groups of 365 on dev; 0.03 because softness is measured at most 768 pixels
-# wide, which weakens the mark of a large lossless upscale (a 1,080-pixel PNG enlarged 1.8
-# times from its original reads only 0.046 softer).
-_SOFTER = 0.03
 
 
 @dataclass(frozen=True)
@@ -101,18 +94,6 @@ def _detail(im: ImageInfo, ctx: Context) -> float | None:
         return None
     most = max((o.detail for o in ctx.group if o.detail is not None), default=0.0)
     return 1.0 if im.detail < _BLURRED * most else 0.0
-
-
-def _soft(im: ImageInfo, ctx: Context) -> float | None:
-    """1 for a member that loses far less detail than the sharpest member when halved: an
-    upscaled copy has no finest detail to lose, whatever its resolution. One-sided, like
-    `detail`: a downscaled copy is a little sharper than its original, which is no sign of
-    an original. Measured as decoded, so an upscale of a large JPEG decoded at a fraction of
-    its size (a quarter for a 2,000-pixel file) looks sharp and is not caught."""
-    if im.softness is None:
-        return None
-    sharpest = min((o.softness for o in ctx.group if o.softness is not None), default=im.softness)
-    return 1.0 if im.softness > sharpest + _SOFTER else 0.0
 
 
 def _resaved(im: ImageInfo, ctx: Context) -> float:
@@ -185,7 +166,6 @@ RULES: dict[str, Rule] = {rule.name: rule for rule in (
     Rule("usual-aspect", "a usual photo aspect ratio (not stretched)", _unusual_aspect, 0.01),
     Rule("camera", "a camera's EXIF record", _no_camera),
     Rule("earliest", "captured earliest", _later),
-    Rule("sharp", "not upscaled (the others have no finest detail: halving them loses far less)", _soft),
     Rule("resolution", "largest resolution", _smaller),
     Rule("size", "largest file", _smaller_file),
     # last: a library copied without its dates has every mtime "now" in write order

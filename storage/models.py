@@ -76,7 +76,6 @@ class Image(Base):
     taken_at: Mapped[str | None] = mapped_column(String(32))
     camera: Mapped[str | None] = mapped_column(String(128))
     jpeg_quality: Mapped[int | None] = mapped_column(Integer)  # 1-100: small on every backend
-    softness: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -43,7 +43,6 @@ class ImageInfo:
     camera: str | None = None
     jpeg_quality: int | None = None
     has_box: bool = False
-    softness: float | None = None
 
 
 @dataclass(frozen=True)
@@ -93,7 +92,6 @@ class ImageRecord:
     taken_at: str | None = None
     camera: str | None = None
     jpeg_quality: int | None = None
-    softness: float | None = None
     hashes: dict[str, dict[str, Bits]] = field(default_factory=dict)
     vectors: dict[str, dict[str, NDArray[np.float32]]] = field(default_factory=dict)
     keypoints: Keypoints | None = None

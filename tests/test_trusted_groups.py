@@ -220,24 +220,3 @@ def test_a_lossless_original_keeps_its_place_beside_lossy_smaller_and_brightened
         frozenset({n, f"{n}_q30", f"{n}_half", f"{n}_bright"}) for n in ("coffee", "chelsea", "rocket")}
     assert {Path(g.keeper).name for g in groups} == {"coffee.png", "chelsea.png", "rocket.png"}, \
         [(g.keeper, g.reason) for g in groups]
-
-
-@pytest.mark.parametrize("fmt", ["png", "jpg"])
-def test_an_upscaled_copy_never_wins_the_keeper_on_its_resolution(tmp_path, fmt) -> None:
-    """Enlarged 1.8 times: more pixels, no finest detail (it loses far less when halved). The
-    JPEG copies are kept under 768 pixels, which are decoded at full size (a larger JPEG is
-    decoded at a fraction of its size, where an upscale looks sharp: a known limit)."""
-    folder = tmp_path / "photos"
-    for name in ("coffee", "chelsea", "rocket"):
-        original = photo(name)
-        if fmt == "jpg":
-            scale = 400 / max(original.shape[:2])
-            original = cv2.resize(original, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        save(original, folder / f"{name}.jpg", quality=92)
-        upscaled = cv2.resize(original, None, fx=1.8, fy=1.8, interpolation=cv2.INTER_LANCZOS4)
-        save(upscaled, folder / f"{name}_upscaled.{fmt}", **({"quality": 92} if fmt == "jpg" else {}))
-    groups = [g for g in _catalog(tmp_path, folder).duplicates() if not g.contains]
-    assert {_names(g.members) for g in groups} == {frozenset({n, f"{n}_upscaled"}) for n in ("coffee", "chelsea", "rocket")}
-    for g in groups:
-        assert Path(g.keeper).stem in ("coffee", "chelsea", "rocket"), (g.keeper, g.reason)
-        assert "not upscaled" in g.reason
