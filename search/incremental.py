@@ -233,12 +233,9 @@ def _layouts(catalog: Catalog, ids: Sequence[int]) -> dict[int, ColourLayout]:
 
 
 def _rows_where(columns: Columns, test: Callable[[Columns], NDArray[np.bool_]]) -> Columns:
-    """The rows of `columns` passing `test` (a column group stored before STRIP existed has
-    only ordinary rows)."""
+    """The rows of `columns` passing `test`."""
     if not columns or not len(columns.get(FIRST, ())):
         return {}
-    if STRIP not in columns:
-        columns = {**columns, STRIP: np.zeros(len(columns[FIRST]), np.uint64)}
     keep = test(columns)
     return {k: v[keep] for k, v in columns.items()}
 

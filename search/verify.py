@@ -153,21 +153,32 @@ def verify(query: LocalFeatures, candidate: LocalFeatures, *, mirrored: bool = F
     of its mirror image (its region cells are flipped back). `colours`: the two images' colour
     layouts, in the keypoints' frames (the query's mirrored with it), compared once the
     homography explains VERIFY_THRESHOLD matches (`recolour.recoloured`)."""
+    match = _match(query, candidate)
+    if match is None:
+        return Verification()
+    homography, query_idx, candidate_idx = match
+    if len(query_idx) < 3:
+        return Verification()
+    differs = colours is not None and len(query_idx) >= VERIFY_THRESHOLD and recoloured(*colours, homography)
+    return Verification(len(query_idx), layout(query[0], query_idx, mirrored=mirrored),
+                        layout(candidate[0], candidate_idx), differs)
+
+
+def _match(query: LocalFeatures, candidate: LocalFeatures
+           ) -> tuple[NDArray[np.float64], NDArray[np.intp], NDArray[np.intp]] | None:
+    """The plausible homography fitted to the ratio-test matches and the (query, candidate)
+    keypoint indices it explains; None below _MIN_MATCHES matches or without a plausible fit."""
     (qp, qd), (cp, cd) = query, candidate
     if len(qd) < _MIN_MATCHES or len(cd) < 2:
-        return Verification()
+        return None
     query_idx, candidate_idx = ratio_matches(qd, cd)
     if len(query_idx) < _MIN_MATCHES:
-        return Verification()
+        return None
     homography, mask = _fit(qp[query_idx], cp[candidate_idx])
     if homography is None or mask is None or not _plausible(homography):
-        return Verification()
+        return None
     kept = mask.ravel().astype(bool)
-    if kept.sum() < 3:
-        return Verification()
-    differs = colours is not None and kept.sum() >= VERIFY_THRESHOLD and recoloured(*colours, homography)
-    return Verification(int(kept.sum()), layout(qp, query_idx[kept], mirrored=mirrored),
-                        layout(cp, candidate_idx[kept]), differs)
+    return homography, query_idx[kept], candidate_idx[kept]
 
 
 def ratio_matches(query: NDArray[np.uint8], candidate: NDArray[np.uint8]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
@@ -193,16 +204,8 @@ def ratio_matches(query: NDArray[np.uint8], candidate: NDArray[np.uint8]) -> tup
 def homography(query: LocalFeatures, candidate: LocalFeatures) -> NDArray[np.float64] | None:
     """The homography `verify` fits from the query's keypoints to the candidate's, when it
     explains VERIFY_THRESHOLD matches or more; else None."""
-    (qp, qd), (cp, cd) = query, candidate
-    if len(qd) < _MIN_MATCHES or len(cd) < 2:
-        return None
-    query_idx, candidate_idx = ratio_matches(qd, cd)
-    if len(query_idx) < _MIN_MATCHES:
-        return None
-    found, mask = _fit(qp[query_idx], cp[candidate_idx])
-    if found is None or mask is None or not _plausible(found) or int(mask.sum()) < VERIFY_THRESHOLD:
-        return None
-    return found
+    match = _match(query, candidate)
+    return match[0] if match is not None and len(match[1]) >= VERIFY_THRESHOLD else None
 
 
 def inliers(query: LocalFeatures, candidate: LocalFeatures) -> int:

@@ -22,8 +22,7 @@ from neardup.search.strips import MIN_STRIP, free_edge
 from neardup.search.verify import REGION_GRID
 
 from conftest import photo, save, scene
-from images import jpeg
-from test_trusted_groups import _caption, _collage
+from test_trusted_groups import _caption, _collage, _with_q40_copies
 
 FEW = AutoPolicy(pair_k=1, verify_top=1, verify_hash_top=1)
 
@@ -56,9 +55,7 @@ def _judged(tmp_path: Path, folder: Path):
 
 def test_a_collage_whose_neighbours_hold_one_picture_still_contains_both(tmp_path) -> None:
     folder = tmp_path / "photos"
-    for name in ("coffee", "chelsea"):
-        save(photo(name), folder / f"{name}.png")
-        save(jpeg(photo(name), 40), folder / f"{name}_q40.png")
+    _with_q40_copies(folder, ("coffee", "chelsea"))
     save(_collage(photo("coffee"), photo("chelsea")), folder / "collage.png")
     for seed in range(4):
         save(scene(seed), folder / f"scene{seed}.png")
@@ -94,8 +91,7 @@ def test_a_picture_added_later_makes_the_collage_a_composite_as_a_fresh_run_does
     stored judgements brought up to date give the composites and strip links a run from
     nothing gives."""
     folder = tmp_path / "photos"
-    save(photo("coffee"), folder / "coffee.png")
-    save(jpeg(photo("coffee"), 40), folder / "coffee_q40.png")
+    _with_q40_copies(folder, ("coffee",))
     save(_collage(photo("coffee"), photo("chelsea")), folder / "collage.png")
     for seed in range(4):
         save(scene(seed), folder / f"scene{seed}.png")
@@ -104,8 +100,7 @@ def test_a_picture_added_later_makes_the_collage_a_composite_as_a_fresh_run_does
     threshold = default_threshold("auto")
     before, _ = judged_pairs(cat.catalog, threshold, merge={}, policy=FEW)
     assert decide(before, threshold).composites == {}
-    save(photo("chelsea"), folder / "chelsea.png")
-    save(jpeg(photo("chelsea"), 40), folder / "chelsea_q40.png")
+    _with_q40_copies(folder, ("chelsea",))
     cat.index([folder], workers=1)
     after, report = judged_pairs(cat.catalog, threshold, merge={}, policy=FEW)
     assert report.reused > 0  # judged incrementally, not from nothing

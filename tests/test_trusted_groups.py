@@ -63,11 +63,16 @@ def _collage(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return np.hstack(parts)
 
 
-def test_a_collage_of_two_photos_joins_neither_group_and_contains_both(tmp_path) -> None:
-    folder = tmp_path / "photos"
-    for name in ("coffee", "chelsea"):
+def _with_q40_copies(folder: Path, names: tuple[str, ...]) -> None:
+    """Each named photo, and a copy of it re-encoded at quality 40 (saved losslessly)."""
+    for name in names:
         save(photo(name), folder / f"{name}.png")
         save(jpeg(photo(name), 40), folder / f"{name}_q40.png")
+
+
+def test_a_collage_of_two_photos_joins_neither_group_and_contains_both(tmp_path) -> None:
+    folder = tmp_path / "photos"
+    _with_q40_copies(folder, ("coffee", "chelsea"))
     save(_collage(photo("coffee"), photo("chelsea")), folder / "collage.png")
     for name in ("astronaut", "rocket"):
         save(photo(name), folder / f"{name}.png")
