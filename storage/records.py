@@ -43,6 +43,7 @@ class ImageInfo:
     camera: str | None = None
     jpeg_quality: int | None = None
     has_box: bool = False
+    enlargement: bytes | None = None  # `neardup.indexer.enlargement.Enlargement.to_bytes()`
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class ImageRecord:
     taken_at: str | None = None
     camera: str | None = None
     jpeg_quality: int | None = None
+    enlargement: bytes | None = None  # `neardup.indexer.enlargement.Enlargement.to_bytes()`
     hashes: dict[str, dict[str, Bits]] = field(default_factory=dict)
     vectors: dict[str, dict[str, NDArray[np.float32]]] = field(default_factory=dict)
     keypoints: Keypoints | None = None
