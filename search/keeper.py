@@ -18,6 +18,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from neardup.indexer.enlargement import Enlargement
 from neardup.storage.errors import NeardupError
 from neardup.storage.records import ImageInfo
 
@@ -26,6 +27,17 @@ _LOSSLESS = frozenset({"PNG", "BMP", "TIFF", "WEBP"})
 _PHOTO_ASPECTS = (1.0, 5 / 4, 4 / 3, 3 / 2, 16 / 10, 16 / 9, 2.0)  # and their inverses
 _BLURRED = 0.6  # detail below this share of the group's most detailed member marks a blurred copy
 _LOSSY_TOLERANCE = 10.0  # JPEG qualities this close are no evidence of a re-encode
+# A member is an enlargement of a smaller one (same aspect, at most _REDUCED of its size) when
+# reduced to that one's size it loses under _ENLARGED of what that one loses reduced by the same
+# factor (which must be at least _SOME_DETAIL: a flat picture loses nothing either way). Chosen
+# on the duplicates benchmark's development seed (docs/BENCHMARKS.md): at 0.3 / 0.35 / 0.4 /
+# 0.5 the original was kept in 276 / 279 / 280 / 281 of 365 groups (259 without the rule), and
+# from 0.4 on one more downscaled copy won over its original. The lower one, because the two
+# errors differ: an enlarged copy kept holds all the original's detail, a reduced one does not.
+_ENLARGED = 0.35
+_REDUCED = 0.9
+_SOME_DETAIL = 0.02
+_SAME_ASPECT = 0.02  # |log| of the ratio of two aspect ratios
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,47 @@ def _preferred(im: ImageInfo, ctx: Context) -> float:
 
 def _framed(im: ImageInfo, ctx: Context) -> float:
     return 1.0 if im.has_box else 0.0
+
+
+def _enlarged(im: ImageInfo, ctx: Context) -> float | None:
+    """1 for a member that is an enlargement of a smaller member: reduced to that one's size
+    it would lose far less detail than that one loses reduced by the same factor, so its extra
+    pixels hold nothing the smaller one lacks (`indexer.enlargement`). An original reduced
+    loses its own finest detail, as much as its reduced copy does, so a downscaled copy never
+    accuses it. A smaller member saved lossier than this one (a JPEG beside a lossless file, or
+    at a lower quality) accuses no one: a soft lossless original would otherwise lose to its
+    own half-size JPEG."""
+    mine = _enlargement(im)
+    if mine is None or not im.width or not im.height:
+        return None
+    for other in {o.sha256 or f"#{o.image_id}": o for o in ctx.group}.values():
+        if other is im or other.sha256 and other.sha256 == im.sha256 or not other.width or not other.height or _lossier(other, im):
+            continue
+        if abs(math.log(im.width * other.height / (im.height * other.width))) > _SAME_ASPECT:
+            continue
+        reduction = max(other.width, other.height) / max(im.width, im.height)
+        theirs = _enlargement(other) if reduction <= _REDUCED else None
+        if theirs is None:
+            continue
+        lost, theirs_lost = mine.loss(reduction), theirs.loss(reduction)
+        if lost is not None and theirs_lost is not None and theirs_lost >= _SOME_DETAIL \
+                and lost < _ENLARGED * theirs_lost:
+            return 1.0
+    return 0.0
+
+
+def _enlargement(im: ImageInfo) -> Enlargement | None:
+    return None if im.enlargement is None else Enlargement.from_bytes(im.enlargement)
+
+
+def _lossier(other: ImageInfo, im: ImageInfo) -> bool:
+    """`other` was saved with more loss than `im`, or may have been (a JPEG of unknown quality,
+    beside a file of another format)."""
+    if other.format != "JPEG":
+        return False
+    if im.format != "JPEG":
+        return True
+    return other.jpeg_quality is None or im.jpeg_quality is None or other.jpeg_quality < im.jpeg_quality - _LOSSY_TOLERANCE
 
 
 def _central(im: ImageInfo, ctx: Context) -> float | None:
@@ -157,6 +210,7 @@ def _smaller_file(im: ImageInfo, ctx: Context) -> float | None:
 RULES: dict[str, Rule] = {rule.name: rule for rule in (
     Rule("preferred", "in a preferred folder", _preferred),
     Rule("full-frame", "no frame, border or window around the picture", _framed),
+    Rule("not-enlarged", "not an enlarged copy (a larger member holds no detail a smaller one lacks)", _enlarged),
     Rule("central", "closest to every other member (the copies derive from it)", _central, 0.005),
     Rule("not-resaved", "not a lossless re-save of a JPEG", _resaved),
     Rule("least-lossy", "saved at a higher quality (the others are re-encoded lossier)", _lossy, _LOSSY_TOLERANCE),

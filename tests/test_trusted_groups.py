@@ -225,3 +225,42 @@ def test_a_lossless_original_keeps_its_place_beside_lossy_smaller_and_brightened
         frozenset({n, f"{n}_q30", f"{n}_half", f"{n}_bright"}) for n in ("coffee", "chelsea", "rocket")}
     assert {Path(g.keeper).name for g in groups} == {"coffee.png", "chelsea.png", "rocket.png"}, \
         [(g.keeper, g.reason) for g in groups]
+
+
+def _resized(rgb: np.ndarray, factor: float) -> np.ndarray:
+    return cv2.resize(rgb, None, fx=factor, fy=factor,
+                      interpolation=cv2.INTER_LANCZOS4 if factor > 1 else cv2.INTER_AREA)
+
+
+@pytest.mark.parametrize("copy", ["jpg", "large-jpg", "png", "captioned"])
+def test_an_enlarged_copy_never_wins_the_keeper_on_its_resolution(tmp_path, copy) -> None:
+    """Enlarged 1.8 times: more pixels, and nothing in them the original lacks. "large-jpg":
+    enlarged 2.2 times, to 880 pixels, which the features see decoded at half size;
+    "captioned": sharp text pasted on the enlargement, which a measure of the whole picture
+    would take for detail."""
+    folder = tmp_path / "photos"
+    suffix, kw = (".png", {}) if copy == "png" else (".jpg", {"quality": 92})
+    for name in ("coffee", "chelsea", "rocket"):
+        original = _resized(photo(name), 400 / max(photo(name).shape[:2]))
+        save(original, folder / f"{name}{suffix}", **kw)
+        enlarged = _resized(original, 2.2 if copy == "large-jpg" else 1.8)
+        if copy == "captioned":
+            enlarged = _caption(enlarged, "SAME PICTURE MORE PIXELS", band=False)
+        save(enlarged, folder / f"{name}_enlarged{suffix}", **kw)
+    groups = [g for g in _catalog(tmp_path, folder).duplicates() if not g.contains]
+    assert {_names(g.members) for g in groups} == {frozenset({n, f"{n}_enlarged"}) for n in ("coffee", "chelsea", "rocket")}
+    for g in groups:
+        assert Path(g.keeper).stem in ("coffee", "chelsea", "rocket"), (g.keeper, g.reason)
+        assert "not an enlarged copy" in g.reason
+
+
+def test_a_reduced_copy_never_wins_over_its_original_as_an_enlargement(tmp_path) -> None:
+    """The other way round: an original beside its half-size copy, both JPEGs of one quality,
+    is no enlargement of it (reduced by half, both lose their finest detail)."""
+    folder = tmp_path / "photos"
+    for name in PHOTOS[:5]:
+        save(photo(name), folder / f"{name}.jpg", quality=92)
+        save(_resized(photo(name), 0.5), folder / f"{name}_half.jpg", quality=92)
+    groups = [g for g in _catalog(tmp_path, folder, embedder="none").duplicates() if not g.contains]
+    assert {Path(g.keeper).stem for g in groups} == set(PHOTOS[:5]), [(g.keeper, g.reason) for g in groups]
+    assert not any("enlarged" in g.reason for g in groups)
