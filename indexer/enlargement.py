@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 
@@ -35,7 +36,6 @@ _WEIGHT = (_FX ** 2 + _FY ** 2) * np.where((_FX > 0) & (_FX < 0.5), 2.0, 1.0)
 # reducing to scale s keeps, in each direction, the frequencies below s times Nyquist (1/2)
 _ABOVE = np.stack([np.maximum(np.abs(_FX), np.abs(_FY)) > s / 2 for s in SCALES]).astype(np.float64)
 _WINDOW = np.outer(np.hanning(_BLOCK), np.hanning(_BLOCK))
-_LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, as JPEG's Y and Pillow's "L"
 # A block is flat when its weighted energy is under _FLAT times that of 8-bit rounding noise
 # (white, variance 1/12): there what reducing loses is the noise, which an enlarged copy saved
 # again has as much of as any original (a smooth sky enlarged 3 times "lost" 0.7 at 1/3).
@@ -98,5 +98,7 @@ def _central_blocks(image: NDArray[np.uint8]) -> NDArray[np.float64] | None:
         span = max(_BLOCK, round(side * _CENTRAL))
         first = (side - span) // 2
         starts.append(np.unique(np.linspace(first, first + span - _BLOCK, min(_GRID, span // _BLOCK)).astype(int)))
-    blocks = np.stack([image[y:y + _BLOCK, x:x + _BLOCK] for y in starts[0] for x in starts[1]]).astype(np.float64)
-    return blocks @ _LUMA if blocks.ndim == 4 else blocks
+    blocks = np.stack([image[y:y + _BLOCK, x:x + _BLOCK] for y in starts[0] for x in starts[1]])
+    if blocks.ndim == 4:  # as one tall image: OpenCV's RGB to grey is the BT.601 luma of JPEG's Y
+        blocks = cv2.cvtColor(blocks.reshape(-1, _BLOCK, 3), cv2.COLOR_RGB2GRAY).reshape(-1, _BLOCK, _BLOCK)
+    return blocks.astype(np.float64)
