@@ -291,10 +291,10 @@ def duplicates(db: str, by: str, threshold: float | None, strict: bool, fmt: str
                prefer: tuple[str, ...], not_duplicate: tuple[str, str] | None) -> None:
     """List groups of near-duplicate images, each with a suggested keeper and why.
 
-    The keeper is the likeliest original: no frame or window around the picture, closest to
-    the other members, least noise, most detail, not a lossless re-save or a stretch, camera
-    EXIF and earliest capture, then resolution and size (`neardup keeper` shows and orders
-    the rules). Exact copies are always grouped. An image that contains pictures of several
+    The keeper is the likeliest original: no frame or window around the picture, not an
+    enlargement of a smaller member, closest to the other members, least noise, most detail,
+    not a lossless re-save or a stretch, camera EXIF and earliest capture, then resolution and
+    size (`neardup keeper` shows and orders the rules). Exact copies are always grouped. An image that contains pictures of several
     groups (a collage) is listed as containing them and joins none. Nothing is deleted or moved.
 
     \b
