@@ -4,8 +4,8 @@ One path for indexing and querying: EXIF orientation applied, every mode turned 
 RGB (alpha flattened on white, 16-bit scaled, CMYK converted), first frame of animations,
 HEIC/HEIF through pillow-heif. Large JPEGs are decoded at a reduced size in the DCT domain
 (libjpeg scaling, via Pillow's `draft`) when only `max_side` pixels are needed. Beside the
-pixels, what the keeper weighs is measured here: detail, noise, JPEG quality and what reducing
-the image would lose (`enlargement`, for which a moderately large JPEG's luma is decoded again
+pixels, what the keeper weighs is measured here: noise, JPEG quality and what reducing the
+image would lose (`enlargement`, for which a moderately large JPEG's luma is decoded again
 at full size).
 """
 
@@ -56,8 +56,7 @@ class DecodedImage:
     width: int
     height: int
     format: str
-    detail: float = 0.0  # 90th percentile of the gradient magnitude near full resolution (`_measure`)
-    noise: float = 0.0  # grey-level deviation in its flattest patches near full resolution
+    noise: float = 0.0  # grey-level deviation in its flattest patches near full resolution (`_noise`)
     jpeg_quality: int | None = None  # the quality a JPEG was saved at, estimated from its tables
     enlargement: Enlargement | None = None  # what reducing it would lose (None: too small or flat)
 
@@ -118,13 +117,13 @@ def _decode_open(im: Image.Image, max_side: int, max_megapixels: float, source: 
     small = _reduced(im, max_side)
     im = ImageOps.exif_transpose(im) if small is im else _oriented(small, orientation)
     rgb = _to_rgb(im)
-    detail, noise = _measure(rgb, max_side)
+    noise = _noise(rgb, max_side)
     if fmt == "JPEG" and max(rgb.shape[:2]) < max(w, h) <= _NATIVE_LUMA_UP_TO * max_side:
         enlarged = enlargement(_full_size_luma(source))
     else:
         enlarged = enlargement(rgb, max(rgb.shape[:2]) / max(w, h))
-    return DecodedImage(pixels=fit(rgb, max_side), width=full_w, height=full_h, format=fmt, detail=detail,
-                        noise=noise, jpeg_quality=quality, enlargement=enlarged)
+    return DecodedImage(pixels=fit(rgb, max_side), width=full_w, height=full_h, format=fmt, noise=noise,
+                        jpeg_quality=quality, enlargement=enlarged)
 
 
 def _full_size_luma(source: bytes) -> NDArray[np.uint8]:
@@ -152,30 +151,23 @@ def jpeg_quality(im: Image.Image) -> int | None:
     return int(round((200.0 - scale) / 2.0 if scale <= 100.0 else 5000.0 / scale))
 
 
-def _measure(rgb: NDArray[np.uint8], max_side: int) -> tuple[float, float]:
-    """Detail and noise of the image as decoded, before it is fitted to `max_side` (a JPEG is
-    decoded at most twice that size; anything larger is first shrunk to it): the 90th
-    percentile of the Sobel gradient magnitude, and the mean grey-level deviation of its
-    flattest tenth of 8 x 8 patches. An upscaled or blurred copy has less detail than its
-    original, a grainy one more noise (`search.keeper`)."""
-    gray = cv2.cvtColor(fit(rgb, 2 * max_side), cv2.COLOR_RGB2GRAY).astype(np.float32)
+def _noise(rgb: NDArray[np.uint8], max_side: int) -> float:
+    """Noise of the image as decoded, before it is fitted to `max_side` (a JPEG is decoded at
+    most twice that size; anything larger is first shrunk to it): the mean grey-level
+    deviation of its flattest tenth of 8 x 8 patches. A grainy copy has more than its
+    original (`search.keeper`)."""
+    gray = cv2.cvtColor(fit(rgb, 2 * max_side), cv2.COLOR_RGB2GRAY).astype(np.float64)
     height, width = (gray.shape[0] // 8) * 8, (gray.shape[1] // 8) * 8
     if height < 16 or width < 16:
-        return 0.0, 0.0
-    # OpenCV's magnitude, a partial sort and block means of x and x² (in float64: a flat
-    # patch's variance is a small difference of large squares) give np.hypot's, np.percentile's
-    # and a blockwise std's figures in a quarter less time (the same on 320 corpus images)
-    gradient = cv2.magnitude(cv2.Sobel(gray, cv2.CV_32F, 1, 0), cv2.Sobel(gray, cv2.CV_32F, 0, 1)).ravel()
-    rank = 0.9 * (gradient.size - 1)  # np.percentile's linear interpolation
-    low, high = int(rank), min(int(rank) + 1, gradient.size - 1)
-    ranked = np.partition(gradient, [low, high])
-    detail = float(ranked[low]) + (rank - low) * (float(ranked[high]) - float(ranked[low]))
-    block, blocks = gray[:height, :width].astype(np.float64), (width // 8, height // 8)
+        return 0.0
+    # block means of x and x² (in float64: a flat patch's variance is a small difference of
+    # large squares) give a blockwise std's figures in a fraction of its time
+    block, blocks = gray[:height, :width], (width // 8, height // 8)
     mean = cv2.resize(block, blocks, interpolation=cv2.INTER_AREA)
     square = cv2.resize(block * block, blocks, interpolation=cv2.INTER_AREA)
     patches = np.sqrt(np.maximum(square - mean * mean, 0.0)).ravel()
     flattest = np.sort(patches)[: max(1, len(patches) // 10)]
-    return round(detail, 2), round(float(flattest.mean()), 3)
+    return round(float(flattest.mean()), 3)
 
 
 def _reduced(im: Image.Image, max_side: int) -> Image.Image:

@@ -81,7 +81,7 @@ def extract(
         return Extracted(record)
     record.width, record.height, record.format = image.width, image.height, image.format
     record.hashes[IMAGE], record.quality = image_hashes(image.pixels, settings.hashes)
-    record.detail, record.noise, record.jpeg_quality = image.detail, image.noise, image.jpeg_quality
+    record.noise, record.jpeg_quality = image.noise, image.jpeg_quality
     record.enlargement = image.enlargement.to_bytes() if image.enlargement else None
     record.taken_at, record.camera = exif_record(data)
     views = {IMAGE: image.pixels}

@@ -292,7 +292,7 @@ def duplicates(db: str, by: str, threshold: float | None, strict: bool, fmt: str
     """List groups of near-duplicate images, each with a suggested keeper and why.
 
     The keeper is the likeliest original: no frame or window around the picture, not an
-    enlargement of a smaller member, closest to the other members, least noise, most detail,
+    enlargement of a smaller member, closest to the other members, least noise, not blurred,
     not a lossless re-save or a stretch, camera EXIF and earliest capture, then resolution and
     size (`neardup keeper` shows and orders the rules). Exact copies are always grouped. An image that contains pictures of several
     groups (a collage) is listed as containing them and joins none. Nothing is deleted or moved.

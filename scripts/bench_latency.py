@@ -37,9 +37,9 @@ def grow(db: Path, size: int) -> int:
         take, offset = min(base, size - count), copy * (top + 1)
         con.execute("BEGIN")
         con.execute(f"""INSERT INTO images (id, path, size, mtime_ns, sha256, width, height, format, quality,
-                        status, error, detail, noise, taken_at, camera, jpeg_quality, created_at, updated_at)
+                        status, error, noise, taken_at, camera, jpeg_quality, enlargement, created_at, updated_at)
                         SELECT id + {offset}, path || '#{copy}', size, mtime_ns, sha256 || '#{copy}', width,
-                        height, format, quality, status, error, detail, noise, taken_at, camera, jpeg_quality,
+                        height, format, quality, status, error, noise, taken_at, camera, jpeg_quality, enlargement,
                         created_at, updated_at
                         FROM images WHERE id <= {top} ORDER BY id LIMIT {take}""")
         # a search never reads the mirrored keypoints (it mirrors its query): not replicated

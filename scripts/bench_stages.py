@@ -38,7 +38,8 @@ from neardup.indexer.walk import FileEntry  # noqa: E402
 from neardup.storage.catalog import Catalog  # noqa: E402
 from neardup.storage.settings import CatalogSettings  # noqa: E402
 
-TRAITS = "detail + noise (keeper, in decode)"
+NOISE = "noise (keeper, in decode)"
+ENLARGEMENT = "enlargement (keeper, in decode; its full-size luma included)"
 SETTINGS = CatalogSettings(hashes=tuple(HASHES), hash_version=HASH_VERSION, local_features=FEATURES_ID)
 
 
@@ -52,8 +53,11 @@ def timed(times: dict[str, float], stage: str, fn, *args):
 def stages(files: list[str], cnn: CnnEmbedder | None) -> tuple[dict[str, float], list]:
     """Run each stage of `extract` separately over `files`: seconds per stage, and the records."""
     times: dict[str, float] = defaultdict(float)
-    measure = decode_module._measure  # detail and noise, measured inside decode: a row of its own
-    decode_module._measure = lambda *a: timed(times, TRAITS, measure, *a)
+    # measured inside decode, each a row of its own
+    noise, enlargement, luma = decode_module._noise, decode_module.enlargement, decode_module._full_size_luma
+    decode_module._noise = lambda *a: timed(times, NOISE, noise, *a)
+    decode_module.enlargement = lambda *a: timed(times, ENLARGEMENT, enlargement, *a)
+    decode_module._full_size_luma = lambda *a: timed(times, ENLARGEMENT, luma, *a)
     for path in files:
         data = timed(times, "read file", Path(path).read_bytes)
         timed(times, "SHA-256", lambda: hashlib.sha256(data).hexdigest())
@@ -69,8 +73,8 @@ def stages(files: list[str], cnn: CnnEmbedder | None) -> tuple[dict[str, float],
         small = timed(times, "resize to 224 (CNN input)", lambda: [resize_square(v, 224) for v in views])
         if cnn is not None:
             timed(times, "CNN (LiteRT, 1 thread)", cnn.embed_batch, np.stack(small))
-    decode_module._measure = measure
-    times["decode (reduced)"] -= times[TRAITS]
+    decode_module._noise, decode_module.enlargement, decode_module._full_size_luma = noise, enlargement, luma
+    times["decode (reduced)"] -= times[NOISE] + times[ENLARGEMENT]
     return times
 
 

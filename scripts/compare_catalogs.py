@@ -18,7 +18,7 @@ import sys
 import numpy as np
 
 IMAGE_COLUMNS = ("size", "mtime_ns", "sha256", "width", "height", "format", "quality", "status", "error",
-                 "detail", "noise", "taken_at", "camera")
+                 "noise", "taken_at", "camera", "enlargement")
 TABLES = {  # table -> (key columns besides the image, value columns)
     "hashes": (("algo", "view"), ("bits",)),
     "vectors": (("model", "view"), ("data",)),

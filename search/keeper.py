@@ -25,8 +25,8 @@ from neardup.storage.records import ImageInfo
 Similarity = Callable[[ImageInfo, ImageInfo], float]
 _LOSSLESS = frozenset({"PNG", "BMP", "TIFF", "WEBP"})
 _PHOTO_ASPECTS = (1.0, 5 / 4, 4 / 3, 3 / 2, 16 / 10, 16 / 9, 2.0)  # and their inverses
-_BLURRED = 0.6  # detail below this share of the group's most detailed member marks a blurred copy
 _LOSSY_TOLERANCE = 10.0  # JPEG qualities this close are no evidence of a re-encode
+_GRAINIER = 1.0  # log2(1 + noise) this much higher: at least about twice as grainy
 # A member is an enlargement of a smaller one (same aspect, at most _REDUCED of its size) when
 # reduced to that one's size it loses under _ENLARGED of what that one loses reduced by the same
 # factor (which must be at least _SOME_DETAIL: a flat picture loses nothing either way). Chosen
@@ -75,26 +75,52 @@ def _enlarged(im: ImageInfo, ctx: Context) -> float | None:
     it would lose far less detail than that one loses reduced by the same factor, so its extra
     pixels hold nothing the smaller one lacks (`indexer.enlargement`). An original reduced
     loses its own finest detail, as much as its reduced copy does, so a downscaled copy never
-    accuses it. A smaller member saved lossier than this one (a JPEG beside a lossless file, or
-    at a lower quality) accuses no one: a soft lossless original would otherwise lose to its
-    own half-size JPEG."""
+    accuses it."""
+    return _lacks_detail(im, ctx, same_size=False)
+
+
+def _blurred(im: ImageInfo, ctx: Context) -> float | None:
+    """1 for a member that, halved, loses far less detail than a member of its size does:
+    blurred (or enlarged from a part). Measured in the middle of the picture, so that the
+    sharp text of a caption or the edge of a warp is no detail, as it is to a percentile of
+    the whole image's gradient; and only between members of one size, since a reduced copy is
+    sharper per pixel than its original."""
+    return _lacks_detail(im, ctx, same_size=True)
+
+
+def _lacks_detail(im: ImageInfo, ctx: Context, *, same_size: bool) -> float | None:
+    """1 when another member (`same_size`: within _REDUCED of this one's size, else at most
+    _REDUCED of it) holds detail this one lacks: reduced by one factor (half, or their size
+    ratio), this one loses under _ENLARGED of what the other loses, which is at least
+    _SOME_DETAIL (a flat picture loses nothing either way). A member saved lossier than this
+    one (a JPEG beside a lossless file, or at a lower quality), at least twice as grainy (grain
+    is no detail) or of another aspect accuses no one: a soft lossless original would
+    otherwise lose to its own half-size JPEG."""
     mine = _enlargement(im)
     if mine is None or not im.width or not im.height:
         return None
     for other in {o.sha256 or f"#{o.image_id}": o for o in ctx.group}.values():
-        if other is im or other.sha256 and other.sha256 == im.sha256 or not other.width or not other.height or _lossier(other, im):
+        if other is im or (other.sha256 and other.sha256 == im.sha256) or not _may_accuse(other, im):
             continue
-        if abs(math.log(im.width * other.height / (im.height * other.width))) > _SAME_ASPECT:
+        ratio = max(other.width, other.height) / max(im.width, im.height)
+        if not (_REDUCED < ratio < 1 / _REDUCED if same_size else ratio <= _REDUCED):
             continue
-        reduction = max(other.width, other.height) / max(im.width, im.height)
-        theirs = _enlargement(other) if reduction <= _REDUCED else None
-        if theirs is None:
-            continue
-        lost, theirs_lost = mine.loss(reduction), theirs.loss(reduction)
+        theirs = _enlargement(other)
+        reduction = 0.5 if same_size else ratio
+        lost, theirs_lost = mine.loss(reduction), theirs.loss(reduction) if theirs else None
         if lost is not None and theirs_lost is not None and theirs_lost >= _SOME_DETAIL \
                 and lost < _ENLARGED * theirs_lost:
             return 1.0
     return 0.0
+
+
+def _may_accuse(other: ImageInfo, im: ImageInfo) -> bool:
+    if not other.width or not other.height or _lossier(other, im):
+        return False
+    if other.noise is not None and im.noise is not None and \
+            math.log2(1.0 + other.noise) - math.log2(1.0 + im.noise) > _GRAINIER:
+        return False
+    return abs(math.log(im.width * other.height / (im.height * other.width))) <= _SAME_ASPECT
 
 
 def _enlargement(im: ImageInfo) -> Enlargement | None:
@@ -137,16 +163,6 @@ def _noise(im: ImageInfo, ctx: Context) -> float | None:
     grain) loses; compression smooths a photo's own sensor noise away, and that must not
     make a re-encoded copy look like the original."""
     return None if im.noise is None else math.log2(1.0 + im.noise)
-
-
-def _detail(im: ImageInfo, ctx: Context) -> float | None:
-    """1 for a member with well under the most detailed member's detail (blurred, or
-    upscaled a lot), else 0. One-sided: a downscaled copy measures sharper per pixel than its
-    original, so more detail is no sign of the original; much less is a sign of a copy."""
-    if im.detail is None:
-        return None
-    most = max((o.detail for o in ctx.group if o.detail is not None), default=0.0)
-    return 1.0 if im.detail < _BLURRED * most else 0.0
 
 
 def _resaved(im: ImageInfo, ctx: Context) -> float:
@@ -214,8 +230,8 @@ RULES: dict[str, Rule] = {rule.name: rule for rule in (
     Rule("central", "closest to every other member (the copies derive from it)", _central, 0.005),
     Rule("not-resaved", "not a lossless re-save of a JPEG", _resaved),
     Rule("least-lossy", "saved at a higher quality (the others are re-encoded lossier)", _lossy, _LOSSY_TOLERANCE),
-    Rule("low-noise", "less grain (the others are at least twice as noisy)", _noise, 1.0),
-    Rule("detail", "not blurred (far less detail than another member)", _detail),
+    Rule("low-noise", "less grain (the others are at least twice as noisy)", _noise, _GRAINIER),
+    Rule("detail", "not blurred (halved, another member of its size loses far more detail)", _blurred),
     Rule("native-aspect", "the aspect ratio most members share (not stretched)", _odd_aspect),
     Rule("usual-aspect", "a usual photo aspect ratio (not stretched)", _unusual_aspect, 0.01),
     Rule("camera", "a camera's EXIF record", _no_camera),

@@ -254,7 +254,7 @@ class Catalog:
         """What the catalog knows of the given images (`has_box`: it has a content box view)."""
         boxed = select(Hash.image_id).where(Hash.image_id == Image.id, Hash.view == BOX).exists()
         columns = (Image.id, Image.path, Image.size, Image.mtime_ns, Image.sha256, Image.width, Image.height,
-                   Image.format, Image.quality, Image.detail, Image.noise, Image.taken_at, Image.camera,
+                   Image.format, Image.quality, Image.noise, Image.taken_at, Image.camera,
                    Image.jpeg_quality, boxed, Image.enlargement)
         out: dict[int, ImageInfo] = {}
         with self.session() as s:

@@ -70,8 +70,11 @@ class Image(Base):
     quality: Mapped[int | None]
     status: Mapped[str] = mapped_column(String(8), default="ok")
     error: Mapped[str | None]
-    # what the keeper weighs (`search.keeper`); None in rows indexed before they were measured
+    # a gradient percentile the keeper read before `enlargement`; no longer written or read, but
+    # kept: dropping a column makes SQLite rebuild the table, whose cascades would empty the
+    # feature tables during the upgrade
     detail: Mapped[float | None] = mapped_column(Float)
+    # what the keeper weighs (`search.keeper`); None in rows indexed before they were measured
     noise: Mapped[float | None] = mapped_column(Float)
     taken_at: Mapped[str | None] = mapped_column(String(32))
     camera: Mapped[str | None] = mapped_column(String(128))

@@ -37,7 +37,6 @@ class ImageInfo:
     height: int | None
     format: str | None
     quality: int | None
-    detail: float | None = None
     noise: float | None = None
     taken_at: str | None = None
     camera: str | None = None
@@ -88,7 +87,6 @@ class ImageRecord:
     format: str | None = None
     quality: int | None = None
     error: str | None = None
-    detail: float | None = None
     noise: float | None = None
     taken_at: str | None = None
     camera: str | None = None

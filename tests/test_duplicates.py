@@ -96,12 +96,12 @@ def _info(i, w, h, size, mtime, path, **traits):
 
 
 def test_keeper_rules_decide_in_order_and_name_their_reason() -> None:
-    plain = _info(1, 100, 100, 5000, 1, "/a", noise=1.0, detail=100.0)
-    framed = _info(2, 200, 200, 9000, 1, "/b", noise=1.0, detail=100.0, has_box=True)
-    grainy = _info(3, 100, 100, 9000, 1, "/c", noise=4.0, detail=100.0)
+    plain = _info(1, 100, 100, 5000, 1, "/a", noise=1.0)
+    framed = _info(2, 200, 200, 9000, 1, "/b", noise=1.0, has_box=True)
+    grainy = _info(3, 100, 100, 9000, 1, "/c", noise=4.0)
     keeper, reason = choose_keeper([framed, grainy, plain])
     assert keeper is plain and "no frame" in reason and "less grain" in reason
-    bigger = _info(4, 200, 100, 10, 5, "/d", noise=1.0, detail=100.0)
+    bigger = _info(4, 200, 100, 10, 5, "/d", noise=1.0)
     assert choose_keeper([plain, bigger])[0] is bigger  # then resolution
     assert choose_keeper([plain, bigger], order=["size"])[0] is plain  # the catalog's order first
     assert choose_keeper([plain, bigger], prefer=["/a"]) == (plain, "in a preferred folder")
@@ -110,8 +110,8 @@ def test_keeper_rules_decide_in_order_and_name_their_reason() -> None:
 
 
 def test_a_lossless_resave_of_a_jpeg_loses_the_keeper() -> None:
-    jpeg = _info(1, 300, 200, 20_000, 1, "/photo.jpg", noise=0.5, detail=90.0)
-    png = _info(2, 300, 200, 90_000, 1, "/photo.png", noise=0.5, detail=90.0, format="PNG")
+    jpeg = _info(1, 300, 200, 20_000, 1, "/photo.jpg", noise=0.5)
+    png = _info(2, 300, 200, 90_000, 1, "/photo.png", noise=0.5, format="PNG")
     keeper, reason = choose_keeper([png, jpeg])
     assert keeper is jpeg and "re-save" in reason
 

@@ -9,6 +9,7 @@ cropped-off one yet.)"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -264,3 +265,18 @@ def test_a_reduced_copy_never_wins_over_its_original_as_an_enlargement(tmp_path)
     groups = [g for g in _catalog(tmp_path, folder, embedder="none").duplicates() if not g.contains]
     assert {Path(g.keeper).stem for g in groups} == set(PHOTOS[:5]), [(g.keeper, g.reason) for g in groups]
     assert not any("enlarged" in g.reason for g in groups)
+
+
+def test_a_blurred_copy_never_wins_the_keeper_even_when_it_is_the_oldest_file(tmp_path) -> None:
+    """Blurred (σ 2), same size and format, and older on disk: the last rule, 'oldest file',
+    would keep it. Halved, it loses far less detail than its original does."""
+    folder = tmp_path / "photos"
+    for i, name in enumerate(("coffee", "chelsea", "rocket")):
+        save(cv2.GaussianBlur(photo(name), (0, 0), 2.0), folder / f"{name}_blurred.png")
+        os.utime(folder / f"{name}_blurred.png", (1_000_000 + i, 1_000_000 + i))
+        save(photo(name), folder / f"{name}.png")
+    groups = [g for g in _catalog(tmp_path, folder).duplicates() if not g.contains]
+    assert {_names(g.members) for g in groups} == {frozenset({n, f"{n}_blurred"}) for n in ("coffee", "chelsea", "rocket")}
+    for g in groups:
+        assert Path(g.keeper).stem in ("coffee", "chelsea", "rocket"), (g.keeper, g.reason)
+        assert "not blurred" in g.reason

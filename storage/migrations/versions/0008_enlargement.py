@@ -1,5 +1,6 @@
 """What reducing an image would lose (`neardup.indexer.enlargement`), so the keeper can tell an
-enlarged copy, which has more pixels and no more detail, from its original.
+enlarged or blurred copy from its original. It replaces the gradient percentile ("detail"),
+which a caption's sharp text raised; that column stays (see `models.Image.detail`).
 
 Rows indexed before get NULL: the keeper then decides by the traits it has.
 
