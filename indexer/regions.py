@@ -3,8 +3,9 @@
 A copy shown inside a screenshot, framed by a border or letterboxed keeps the picture but
 changes everything around it, and a global descriptor of the whole query mostly sees the
 frame. `content_box` finds a picture pasted onto such a frame: the largest region that stands
-out from the frame (textured, or far from the image's most common colour: a dark star field
-on a grey window is flat but not the window's colour) and fills its bounding box almost
+out from the frame (textured, or far from the background colour: a dark star field on a grey
+window is flat but not the window's colour; the background is a uniform frame's colour, else
+the image's most common colour) and fills its bounding box almost
 completely, as a pasted rectangle does. The search compares that crop too, taking each
 candidate's best score over the variants; the indexer stores the crop's features as the
 image's "box" view (`storage.models.VIEWS`), which duplicates compare. On the project
@@ -26,6 +27,7 @@ _MIN_AREA = 0.04  # the region must cover at least this fraction of the query ..
 _MAX_BOX = 0.9  # ... and its box at most this fraction (else it is the whole image)
 _MIN_FILL = 0.9  # region pixels / box pixels: a pasted picture is a full rectangle
 _MIN_SIDE = 0.15  # and spans at least this fraction of the query's width and height
+_RING, _RING_UNIFORM = 2, 0.98  # the outermost pixels, and the share of them a uniform frame holds
 
 
 def content_box(pixels: NDArray[np.uint8]) -> NDArray[np.uint8] | None:
@@ -90,13 +92,27 @@ def _dominant(mask: NDArray[np.uint8]) -> tuple[int, int, int, int, int] | None:
 
 def _far_from_background(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:
     """1 where a pixel's colour differs by more than _BACKGROUND_DIFF (in any channel) from the
-    image's most common colour (16 levels per channel; the mean of that bin's pixels), else 0."""
-    histogram = cv2.calcHist([pixels], [0, 1, 2], None, [16, 16, 16], [0, 256] * 3)
-    common = np.array(np.unravel_index(int(histogram.argmax()), histogram.shape)) * 16
-    in_bin = cv2.inRange(pixels, common, common + 15)
-    background = np.round(cv2.mean(pixels, mask=in_bin)[:3])
+    background: the colour of a uniform frame around the image, else the image's most common
+    colour (16 levels per channel; the mean of that bin's pixels), else 0."""
+    background = _frame_colour(pixels)
+    if background is None:
+        histogram = cv2.calcHist([pixels], [0, 1, 2], None, [16, 16, 16], [0, 256] * 3)
+        common = np.array(np.unravel_index(int(histogram.argmax()), histogram.shape)) * 16
+        in_bin = cv2.inRange(pixels, common, common + 15)
+        background = np.round(cv2.mean(pixels, mask=in_bin)[:3])
     near = cv2.inRange(pixels, np.maximum(background - _BACKGROUND_DIFF, 0), np.minimum(background + _BACKGROUND_DIFF, 255))
     return (near == 0).view(np.uint8)
+
+
+def _frame_colour(pixels: NDArray[np.uint8]) -> NDArray[np.float64] | None:
+    """The colour of the image's outermost _RING pixels on all four sides when nearly all of
+    them (_RING_UNIFORM) are within _BACKGROUND_DIFF / 2 of it: a border or a canvas, whose
+    colour a picture inside it may outnumber (a green frame around a white-backed photo)."""
+    ring = np.concatenate([pixels[:_RING].reshape(-1, 3), pixels[-_RING:].reshape(-1, 3),
+                           pixels[:, :_RING].reshape(-1, 3), pixels[:, -_RING:].reshape(-1, 3)])
+    colour = np.median(ring, axis=0)
+    close = np.all(np.abs(ring.astype(np.int16) - colour) <= _BACKGROUND_DIFF // 2, axis=1)
+    return colour if close.mean() >= _RING_UNIFORM else None
 
 
 def query_variants(pixels: NDArray[np.uint8]) -> list[NDArray[np.uint8]]:
