@@ -67,7 +67,14 @@ def _preferred(im: ImageInfo, ctx: Context) -> float:
 
 
 def _framed(im: ImageInfo, ctx: Context) -> float:
-    return 1.0 if im.has_box else 0.0
+    """1 for a member with a content box (a frame, border or window around the picture) that
+    has more pixels than a member without one: a frame is added around a picture. A boxed
+    member no larger than every box-less one is no evidence: an original may hold a natural
+    box (a picture on a wall, a page) that its rotated or warped copies lose."""
+    if not im.has_box:
+        return 0.0
+    pixels = (im.width or 0) * (im.height or 0)
+    return 1.0 if any(not o.has_box and (o.width or 0) * (o.height or 0) < pixels for o in ctx.group) else 0.0
 
 
 def _enlarged(im: ImageInfo, ctx: Context) -> float | None:

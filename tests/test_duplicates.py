@@ -109,6 +109,17 @@ def test_keeper_rules_decide_in_order_and_name_their_reason() -> None:
         check_order(["colour"])
 
 
+def test_a_content_box_is_a_frame_only_on_a_member_larger_than_one_without() -> None:
+    """An original may hold a natural box (a picture on a wall) that a warped copy of the same
+    size loses: no evidence against it. A larger member with a box is framed."""
+    original = _info(1, 300, 200, 9000, 1, "/original", noise=1.0, has_box=True)
+    warped = _info(2, 300, 200, 9000, 2, "/warped", noise=1.0)
+    assert choose_keeper([warped, original])[0] is original  # then the oldest file
+    bordered = _info(3, 340, 240, 9000, 0, "/bordered", noise=1.0, has_box=True)
+    keeper, reason = choose_keeper([bordered, warped])
+    assert keeper is warped and "no frame" in reason
+
+
 def test_a_lossless_resave_of_a_jpeg_loses_the_keeper() -> None:
     jpeg = _info(1, 300, 200, 20_000, 1, "/photo.jpg", noise=0.5)
     png = _info(2, 300, 200, 90_000, 1, "/photo.png", noise=0.5, format="PNG")
