@@ -14,6 +14,7 @@ file, the previous rule, kept the original in 28 % of groups on the development 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -131,7 +132,13 @@ def _may_accuse(other: ImageInfo, im: ImageInfo) -> bool:
 
 
 def _enlargement(im: ImageInfo) -> Enlargement | None:
-    return None if im.enlargement is None else Enlargement.from_bytes(im.enlargement)
+    return None if im.enlargement is None else _parsed(im.enlargement)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(data: bytes) -> Enlargement:
+    """Each member is compared with every other: parsed once, not once per comparison."""
+    return Enlargement.from_bytes(data)
 
 
 def _lossier(other: ImageInfo, im: ImageInfo) -> bool:
@@ -238,7 +245,7 @@ RULES: dict[str, Rule] = {rule.name: rule for rule in (
     Rule("not-resaved", "not a lossless re-save of a JPEG", _resaved),
     Rule("least-lossy", "saved at a higher quality (the others are re-encoded lossier)", _lossy, _LOSSY_TOLERANCE),
     Rule("low-noise", "less grain (the others are at least twice as noisy)", _noise, _GRAINIER),
-    Rule("detail", "not blurred (halved, another member of its size loses far more detail)", _blurred),
+    Rule("detail", "not blurred (others of its size lose far less detail when halved)", _blurred),
     Rule("native-aspect", "the aspect ratio most members share (not stretched)", _odd_aspect),
     Rule("usual-aspect", "a usual photo aspect ratio (not stretched)", _unusual_aspect, 0.01),
     Rule("camera", "a camera's EXIF record", _no_camera),
