@@ -92,8 +92,9 @@ def _dominant(mask: NDArray[np.uint8]) -> tuple[int, int, int, int, int] | None:
 
 def _far_from_background(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:
     """1 where a pixel's colour differs by more than _BACKGROUND_DIFF (in any channel) from the
-    background: the colour of a uniform frame around the image, else the image's most common
-    colour (16 levels per channel; the mean of that bin's pixels), else 0."""
+    background colour, 0 elsewhere. The background is the colour of a uniform frame around the
+    image, else the image's most common colour (16 levels per channel; the mean of that bin's
+    pixels)."""
     background = _frame_colour(pixels)
     if background is None:
         histogram = cv2.calcHist([pixels], [0, 1, 2], None, [16, 16, 16], [0, 256] * 3)
