@@ -36,6 +36,7 @@ _WEIGHT = (_FX ** 2 + _FY ** 2) * np.where((_FX > 0) & (_FX < 0.5), 2.0, 1.0)
 # reducing to scale s keeps, in each direction, the frequencies below s times Nyquist (1/2)
 _ABOVE = np.stack([np.maximum(np.abs(_FX), np.abs(_FY)) > s / 2 for s in SCALES]).astype(np.float64)
 _WINDOW = np.outer(np.hanning(_BLOCK), np.hanning(_BLOCK))
+_LOG_SCALES = np.log(np.array((1.0, *SCALES))[::-1])  # ascending, for np.interp
 # A block is flat when its weighted energy is under _FLAT times that of 8-bit rounding noise
 # (white, variance 1/12): there what reducing loses is the noise, which an enlarged copy saved
 # again has as much of as any original (a smooth sky enlarged 3 times "lost" 0.7 at 1/3).
@@ -59,9 +60,7 @@ class Enlargement:
         if not SCALES[-1] <= relative <= 0.9:
             return None
         # log-linear between measured scales; at scale 1 nothing is lost
-        xs = np.log(np.array((1.0, *SCALES))[::-1])
-        ys = np.array((0.0, *self.losses))[::-1]
-        return float(np.interp(np.log(relative), xs, ys))
+        return float(np.interp(np.log(relative), _LOG_SCALES, np.array((0.0, *self.losses))[::-1]))
 
     def to_bytes(self) -> bytes:
         return np.array((self.scale, *self.losses), "<f4").tobytes()

@@ -125,8 +125,8 @@ def _lacks_detail(im: ImageInfo, ctx: Context, *, same_size: bool) -> float | No
 def _may_accuse(other: ImageInfo, im: ImageInfo) -> bool:
     if not other.width or not other.height or _lossier(other, im):
         return False
-    if other.noise is not None and im.noise is not None and \
-            math.log2(1.0 + other.noise) - math.log2(1.0 + im.noise) > _GRAINIER:
+    grain, their_grain = _grain(im), _grain(other)
+    if grain is not None and their_grain is not None and their_grain - grain > _GRAINIER:
         return False
     return abs(math.log(im.width * other.height / (im.height * other.width))) <= _SAME_ASPECT
 
@@ -176,6 +176,10 @@ def _noise(im: ImageInfo, ctx: Context) -> float | None:
     """Grain on a log scale: only a member at least about twice as noisy as another (added
     grain) loses; compression smooths a photo's own sensor noise away, and that must not
     make a re-encoded copy look like the original."""
+    return _grain(im)
+
+
+def _grain(im: ImageInfo) -> float | None:
     return None if im.noise is None else math.log2(1.0 + im.noise)
 
 
