@@ -51,7 +51,9 @@ def composites(pairs: NDArray[np.int64], kept: NDArray[np.bool_], verified: Mapp
         for neighbour, cells in around:
             regions[parts[neighbour]] |= cells
         first, second = sorted(regions.values(), key=_size, reverse=True)[:2]
-        if _size(first & second) <= MAX_OVERLAP * _size(first | second):
+        # a link everywhere (no geometry, or the whole image shown in another's strip: a colour
+        # link) overlaps every other region, however few cells that one has
+        if first != _EVERYWHERE and _size(first & second) <= MAX_OVERLAP * _size(first | second):
             out[image] = sorted({min(n for n, _ in around if parts[n] == part) for part in regions})
     return out
 

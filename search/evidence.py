@@ -28,7 +28,7 @@ from neardup.storage.models import BOX, IMAGE
 from .auto import GEOMETRY, HASHES, POLICY, AutoPolicy, Evidence
 from .candidates import PairCandidates, Query
 from .fusion import confidence, fused_similarity, hash_anchor
-from .strips import Strip, strip_link, strip_of
+from .strips import Strip, colour_link, strip_link, strip_of, unpacked
 from .verify import VERIFY_CEILING, Verification, best_inliers, best_match, verified_confidence
 
 PAIR_CHUNK = 65536  # pairs whose cosines are computed at once (2 x 335 MB at D = 1280)
@@ -201,16 +201,26 @@ def strips_of(catalog: Catalog, partners: Mapping[int, int]) -> dict[int, Strip]
     return out
 
 
-def verify_strips(catalog: Catalog, wanted: Sequence[tuple[int, int, int]]) -> dict[int, Verification]:
-    """Index into `wanted` (container, candidate, strip) -> its strip link (`strips.strip_link`),
-    sides in the order of the pair (smaller id first, as the query)."""
+def verify_strips(catalog: Catalog, wanted: Sequence[tuple[int, int, int]], *,
+                  colours_only: Sequence[bool] = ()) -> dict[int, Verification]:
+    """Index into `wanted` (container, candidate, packed strip) -> its strip link (`strips.strip_link`),
+    sides in the order of the pair (smaller id first, as the query); where `colours_only` says
+    so, a colour link only (`strips.colour_link`)."""
     out: dict[int, Verification] = {}
     for start in range(0, len(wanted), VERIFY_BATCH):
         batch = wanted[start : start + VERIFY_BATCH]
-        stored = catalog.keypoints_of(sorted({i for k, c, _ in batch for i in (k, c)}))
-        for i, (container, candidate, _) in enumerate(batch, start):
+        ids = sorted({i for k, c, _ in batch for i in (k, c)})
+        stored = catalog.keypoints_of(ids)
+        layouts = {i: ColourLayout.from_bytes(*found) for i, found in catalog.colour_layouts_of(ids).items()}
+        for i, (container, candidate, strip) in enumerate(batch, start):
             if container in stored and candidate in stored:
-                found = strip_link(LocalFeatures(*stored[container]), LocalFeatures(*stored[candidate]))
+                colours = ((layouts[container], layouts[candidate])
+                           if container in layouts and candidate in layouts else None)
+                if i < len(colours_only) and colours_only[i]:
+                    found = colour_link(*colours, unpacked(strip)) if colours is not None else None
+                else:
+                    found = strip_link(LocalFeatures(*stored[container]), LocalFeatures(*stored[candidate]),
+                                       colours, unpacked(strip))
                 if found is not None:
                     out[i] = (found if container < candidate
                               else Verification(found.inliers, found.candidate, found.query))

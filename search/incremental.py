@@ -203,15 +203,15 @@ def _strip_links(catalog: Catalog, pairs: Columns, kinds: list[str], threshold: 
     found_strips = strips_of(catalog, containers(judged.pairs, keep, verified))
     for container, other, strip in strip_candidates(found_strips, judged.pairs[keep],
                                                    lambda some: _layouts(catalog, some), ids):
-        key = (min(container, other), max(container, other))
-        if key not in ordinary:
-            wanted.setdefault(key, (container, other, packed(strip)))
+        wanted.setdefault((min(container, other), max(container, other)), (container, other, packed(strip)))
     before = set(zip(old_candidates.get(FIRST, np.zeros(0, np.int64)).tolist(),
                      old_candidates.get(SECOND, np.zeros(0, np.int64)).tolist(),
                      old_candidates.get(STRIP, np.zeros(0, np.uint64)).tolist()))
     key_of = {key: (*key, strip) for key, (_, _, strip) in wanted.items()}
     todo = [wanted[key] for key in wanted if key_of[key] not in before]
-    found = verify_strips(catalog, todo)
+    # a candidate pair was judged already (its keypoints did not make it a duplicate): only
+    # its colours are compared, lest a looser strip link pass what verification refused
+    found = verify_strips(catalog, todo, colours_only=[(min(c, o), max(c, o)) in ordinary for c, o, _ in todo])
     still = set(key_of.values())
     links = _rows_where(old_links, lambda c: np.array(
         [k in still for k in zip(c[FIRST].tolist(), c[SECOND].tolist(), c[STRIP].tolist())], dtype=bool))
@@ -264,7 +264,8 @@ def evidence_key(catalog: Catalog, threshold: float, vector_features: list[str],
         "threshold": threshold, "policy": repr(sorted(asdict(policy).items())), "kinds": kinds,
         "verify": [verify.VERIFY_THRESHOLD, verify.VERIFY_FULL, verify.VERIFY_CEILING, verify.MIN_COVERAGE,
                    verify.RELATIVE_CENTRE, verify.MIN_HOLE],
-        "strips": [strips.MIN_STRIP, strips.MIN_FREE, strips.THUMB, strips.TOP, strips.STRIP_COVERAGE],
+        "strips": [strips.MIN_STRIP, strips.MIN_FREE, strips.THUMB, strips.TOP, strips.STRIP_COVERAGE,
+                   strips.COLOUR_MAD, strips.COLOUR_NCC, strips.MIN_COLOUR_STRIP, strips.MIN_SPREAD],
     }
 
 

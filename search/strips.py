@@ -21,13 +21,27 @@ leave a strip at one edge free.
    centre matches and STRIP_COVERAGE of its cells hold inliers. The picture is small in the
    composite, so fewer of its cells match than a copy's would (`Verification.on_content`
    asks 0.6).
+5. A candidate that does not verify is still a strip link when the strip shows its colours
+   cell for cell (`colour_link`): the whole candidate shrunk into the strip (a side-by-side
+   picture too small in the composite for its keypoints), or the candidate in place, the
+   composite being that picture with another pasted on it (a picture-in-picture: the
+   composite's keypoints crowd on the inset's edges and frame, and the background picture
+   keeps too few to verify). A pasted picture keeps its colours to within a few levels per
+   cell, while distinct pictures that look alike in a 32 x 32 layout differ by more: on the
+   duplicates benchmark's development seed no wrong candidate of 1,024 came within both
+   COLOUR_MAD and COLOUR_NCC (the nearest, another screenshot's window chrome, 3.4 levels
+   at 0.95), and 21 containers' true ones did. The strip must fill MIN_COLOUR_STRIP of the
+   container and vary (MIN_SPREAD): a caption band, a toolbar or a margin is shared in place
+   by unrelated images, and a second picture is larger. Candidates that are ordinary
+   candidate pairs (judged already) are compared by colour only.
 
 A strip link is no duplicate pair: it only tells `composites` that the container shows
-another group's picture in another part of itself, which `composites` accepts only when
-the two matched regions of the container barely overlap. A caption band or padding is a
-strip too, and its search finds no picture (or only the container's own group). Mirrored
-and rotated pictures in a strip are not searched, nor a picture pasted inside another (not
-at an edge: docs/BENCHMARKS.md says why).
+another group's picture in another part of itself (for a colour link: in the strip), which
+`composites` accepts only when the two matched regions of the container barely overlap. A
+caption band or padding is a strip too, and its search finds no picture (or only the
+container's own group). Mirrored and rotated pictures in a strip are not searched, nor a
+picture pasted inside another when the container links to that other (no edge is free:
+docs/BENCHMARKS.md says why).
 """
 
 from __future__ import annotations
@@ -49,6 +63,10 @@ MIN_FREE = 0.15  # of the container's area, the least strip
 THUMB = 8  # side of the colour thumbnails compared
 TOP = 10  # strip candidates verified per container
 STRIP_COVERAGE = 0.25
+COLOUR_MAD = 2.5  # mean absolute difference of a colour link's cells, in 8-bit levels
+COLOUR_NCC = 0.9  # and their least normalised correlation (a brighter copy is no match)
+MIN_COLOUR_STRIP = 0.3  # of the container's area, the least strip a colour link is sought in
+MIN_SPREAD = 5.0  # standard deviation of the strip's cells, in levels: less is a flat margin
 _LAYOUT_CHUNK = 4096  # layouts read at once when building the thumbnails
 
 Strip = tuple[int, int, int, int]  # left, top, right, bottom, in LAYOUT_SIDE cells of the container's frame
@@ -137,10 +155,55 @@ def strip_candidates(strips: Mapping[int, Strip], kept_pairs: NDArray[np.int64],
     return out
 
 
-def strip_link(container: LocalFeatures, candidate: LocalFeatures) -> Verification | None:
-    """The verification of a container against a strip candidate, if it is a strip link."""
+def strip_link(container: LocalFeatures, candidate: LocalFeatures,
+               colours: tuple[ColourLayout, ColourLayout] | None = None, strip: Strip | None = None
+               ) -> Verification | None:
+    """The verification of a container against a strip candidate, if it is a strip link; else,
+    given both colour layouts and the strip, its colour link (`colour_link`) if it is one."""
     found = verify(container, candidate)
-    return found if found.inliers >= VERIFY_THRESHOLD and _on_picture(found.candidate) else None
+    if found.inliers >= VERIFY_THRESHOLD and _on_picture(found.candidate):
+        return found
+    return colour_link(*colours, strip) if colours is not None and strip is not None else None
+
+
+def colour_link(container: ColourLayout, candidate: ColourLayout, strip: Strip) -> Verification | None:
+    """The strip of `container` showing `candidate`'s colours cell for cell, whole (shrunk
+    into the strip) or in place, as a link through the strip: VERIFY_THRESHOLD "inliers" on
+    the strip's REGION_GRID cells, all that `composites` reads of a link (where in the
+    container it lies). None when the strip is too small or flat, or the colours differ."""
+    left, top, right, bottom = strip
+    if _area(strip) < MIN_COLOUR_STRIP * LAYOUT_SIDE * LAYOUT_SIDE:
+        return None
+    shown = container.cells[top:bottom, left:right].astype(np.float32)
+    if float(shown.reshape(-1, 3).std(axis=0).mean()) < MIN_SPREAD:
+        return None
+    whole = cv2.resize(candidate.cells, (right - left, bottom - top), interpolation=cv2.INTER_AREA)
+    in_place = candidate.cells[top:bottom, left:right]
+    if not any(_same_colours(shown, other.astype(np.float32)) for other in (whole, in_place)):
+        return None
+    return Verification(VERIFY_THRESHOLD, Side(cells=_region(strip)), Side(cells=_FULL))
+
+
+def _same_colours(a: NDArray[np.float32], b: NDArray[np.float32]) -> bool:
+    a, b = a.reshape(-1, 3), b.reshape(-1, 3)
+    if float(np.abs(a - b).mean()) > COLOUR_MAD:
+        return False
+    a, b = a - a.mean(axis=0), b - b.mean(axis=0)
+    return float((a * b).sum()) >= COLOUR_NCC * float(np.sqrt((a * a).sum() * (b * b).sum()))
+
+
+def _region(strip: Strip) -> int:
+    """The REGION_GRID cells whose centres lie in the strip (LAYOUT_SIDE cells), as a bitmask."""
+    left, top, right, bottom = strip
+    centre = (np.arange(REGION_GRID) + 0.5) * LAYOUT_SIDE / REGION_GRID
+    cols = np.flatnonzero((centre >= left) & (centre < right)).tolist()
+    rows = np.flatnonzero((centre >= top) & (centre < bottom)).tolist()
+    return sum(1 << (row * REGION_GRID + col) for row in rows for col in cols)
+
+
+def unpacked(strip: int) -> Strip:
+    """The strip `packed` made into one integer."""
+    return strip & 0xFF, strip >> 8 & 0xFF, strip >> 16 & 0xFF, strip >> 24 & 0xFF
 
 
 def packed(strip: Strip) -> int:

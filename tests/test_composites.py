@@ -31,3 +31,13 @@ def test_a_link_whose_geometry_did_not_verify_has_no_region() -> None:
     assert composites(pairs, kept, weak) == {}
     unverified = {0: link(40, LEFT)}
     assert composites(pairs, kept, unverified) == {}
+
+
+def test_a_link_everywhere_overlaps_even_a_small_region() -> None:
+    """However few cells the other link holds (a copy matching a corner of the image), a link
+    without a region (or a whole picture shown in another's strip) may lie there too."""
+    corner = 1 | 1 << 1 | 1 << REGION_GRID | 1 << (REGION_GRID + 1)
+    pairs = np.array([[1, 2], [1, 3]], np.int64)
+    kept = np.ones(2, bool)
+    assert composites(pairs, kept, {0: link(40, corner)}) == {}
+    assert composites(pairs, kept, {0: link(40, corner), 1: link(40, (1 << 64) - 1)}) == {}

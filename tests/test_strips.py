@@ -10,18 +10,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 import neardup
+from neardup.indexer.colours import LAYOUT_SIDE, colour_layout
 from neardup.search.auto import AutoPolicy
 from neardup.search.candidates import pair_candidates
 from neardup.search.duplicates import decide
 from neardup.search.features import default_threshold
 from neardup.search.incremental import judged_pairs
-from neardup.search.strips import MIN_STRIP, free_edge
-from neardup.search.verify import REGION_GRID
+from neardup.search.strips import MIN_STRIP, colour_link, free_edge
+from neardup.search.verify import REGION_GRID, VERIFY_THRESHOLD
 
 from conftest import photo, save, scene
+from images import jpeg
 from test_trusted_groups import _caption, _collage, _with_q40_copies
 
 FEW = AutoPolicy(pair_k=1, verify_top=1, verify_hash_top=1)
@@ -41,15 +44,15 @@ def test_a_match_on_the_left_leaves_a_strip_free_a_match_everywhere_does_not() -
     assert free_edge(top_rows)
 
 
-def _judged(tmp_path: Path, folder: Path):
+def _judged(tmp_path: Path, folder: Path, policy: AutoPolicy = FEW):
     cat = neardup.open(tmp_path / "c.db", create=True, embedder="none")
     cat.index([folder], workers=1)
     catalog = cat.catalog
     threshold = default_threshold("auto")
-    judged, _ = judged_pairs(catalog, threshold, merge={}, policy=FEW)
+    judged, _ = judged_pairs(catalog, threshold, merge={}, policy=policy)
     names = {i: Path(im.path).stem for i, im in catalog.images(np.unique(judged.pairs).tolist()).items()}
-    ordinary = pair_candidates(catalog, threshold, FEW.weights(catalog.settings.hashes), [], verifying=True,
-                               merge={}, policy=FEW).pairs
+    ordinary = pair_candidates(catalog, threshold, policy.weights(catalog.settings.hashes), [], verifying=True,
+                               merge={}, policy=policy).pairs
     return judged, decide(judged, threshold), names, {frozenset(names.get(int(i), "?") for i in p) for p in ordinary}
 
 
@@ -116,3 +119,61 @@ def test_a_picture_added_later_makes_the_collage_a_composite_as_a_fresh_run_does
 
     assert named(cat.catalog, after) == named(fresh.catalog, from_nothing)
     assert named(cat.catalog, after)[0] == {"collage": ["chelsea", "coffee"]}
+
+
+def _picture_in_picture(background: np.ndarray, inset: np.ndarray) -> np.ndarray:
+    """`inset` at half the width, framed in white, in the top-left corner of `background`."""
+    out = background.copy()
+    height, width = out.shape[:2]
+    small = cv2.resize(inset, (width // 2, round(inset.shape[0] * (width // 2) / inset.shape[1])),
+                       interpolation=cv2.INTER_AREA)[: int(height * 0.6)]
+    small = cv2.copyMakeBorder(small, 4, 4, 4, 4, cv2.BORDER_CONSTANT, value=(255, 255, 255))
+    margin = width // 30
+    out[margin:margin + small.shape[0], margin:margin + small.shape[1]] = small
+    return out
+
+
+def test_a_picture_in_picture_whose_background_keeps_too_few_keypoints_still_contains_both(tmp_path) -> None:
+    """The inset's sharp picture and white frame take the composite's keypoints; its soft
+    background picture does not verify against them, but shows its colours cell for cell."""
+    folder = tmp_path / "photos"
+    soft = cv2.GaussianBlur(photo("coffee"), (0, 0), 8)
+    save(soft, folder / "coffee.png")
+    save(jpeg(soft, 40), folder / "coffee_q40.png")
+    _with_q40_copies(folder, ("chelsea",))
+    save(_picture_in_picture(soft, photo("chelsea")), folder / "pip.png")
+    for seed in range(4):
+        save(scene(seed), folder / f"scene{seed}.png")
+    judged, found, names, _ = _judged(tmp_path, folder, policy=AutoPolicy())
+    by_keypoints = {names[int(b if names[int(a)] == "pip" else a)]: judged.verification(row)
+                    for row, (a, b) in enumerate(judged.pairs) if "pip" in (names[int(a)], names[int(b)])
+                    and not judged.strip_links()[row]}
+    assert by_keypoints["chelsea"].count >= VERIFY_THRESHOLD
+    weak = by_keypoints.get("coffee")  # judged pairs hold only those with some evidence
+    assert weak is None or weak.count < VERIFY_THRESHOLD
+    (composite,) = found.composites
+    assert names[composite] == "pip"
+    assert {names[i].split("_")[0] for i in found.composites[composite]} == {"coffee", "chelsea"}
+    grouped = {names[int(i)] for i in np.concatenate([found.edges.src, found.edges.dst])}
+    assert "pip" not in grouped and {"coffee", "coffee_q40", "chelsea", "chelsea_q40"} <= grouped
+
+
+def test_a_strip_showing_a_picture_whole_or_in_place_is_a_colour_link() -> None:
+    left, right = photo("coffee"), photo("chelsea")
+    side = _collage(left, right)
+    strip = (LAYOUT_SIDE * left.shape[1] * 400 // left.shape[0] // side.shape[1] + 1, 0, LAYOUT_SIDE, LAYOUT_SIDE)
+    found = colour_link(colour_layout(side), colour_layout(right), strip)
+    assert found is not None and found.inliers == VERIFY_THRESHOLD
+    assert found.query.cells & 1 == 0 and found.query.cells >> (REGION_GRID * REGION_GRID - 1) == 1
+    in_place = _picture_in_picture(left, right)
+    free = (LAYOUT_SIDE // 2 + 2, 0, LAYOUT_SIDE, LAYOUT_SIDE)
+    assert colour_link(colour_layout(in_place), colour_layout(left), free) is not None
+    # another picture, the same one brighter, a flat margin, a band too narrow for a picture
+    assert colour_link(colour_layout(side), colour_layout(photo("astronaut")), strip) is None
+    brighter = np.clip(right.astype(np.int16) + 24, 0, 255).astype(np.uint8)
+    assert colour_link(colour_layout(side), colour_layout(brighter), strip) is None
+    margin = np.hstack([left, np.full_like(left, 200)])
+    assert colour_link(colour_layout(margin), colour_layout(np.full_like(left, 200)),
+                       (LAYOUT_SIDE // 2, 0, LAYOUT_SIDE, LAYOUT_SIDE)) is None
+    narrow = (LAYOUT_SIDE - LAYOUT_SIDE // 5, 0, LAYOUT_SIDE, LAYOUT_SIDE)
+    assert colour_link(colour_layout(side), colour_layout(right), narrow) is None
