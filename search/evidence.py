@@ -216,11 +216,12 @@ def verify_strips(catalog: Catalog, wanted: Sequence[tuple[int, int, int]], *,
             if container in stored and candidate in stored:
                 colours = ((layouts[container], layouts[candidate])
                            if container in layouts and candidate in layouts else None)
+                where, in_place = unpacked(strip)
                 if i < len(colours_only) and colours_only[i]:
-                    found = colour_link(*colours, unpacked(strip)) if colours is not None else None
+                    found = colour_link(*colours, where, in_place=in_place) if colours is not None else None
                 else:
                     found = strip_link(LocalFeatures(*stored[container]), LocalFeatures(*stored[candidate]),
-                                       colours, unpacked(strip))
+                                       colours, where, in_place=in_place)
                 if found is not None:
                     out[i] = (found if container < candidate
                               else Verification(found.inliers, found.candidate, found.query))

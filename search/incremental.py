@@ -200,10 +200,12 @@ def _strip_links(catalog: Catalog, pairs: Columns, kinds: list[str], threshold: 
     keep, verified = verified_links(judged.pairs, judged.evidence, judged.verification, threshold, policy)
     ordinary = {(int(a), int(b)) for a, b in candidates.pairs.tolist()}
     wanted: dict[tuple[int, int], tuple[int, int, int]] = {}
-    found_strips = strips_of(catalog, containers(judged.pairs, keep, verified))
+    partners = containers(judged.pairs, keep, verified)
+    found_strips = strips_of(catalog, partners)
     for container, other, strip in strip_candidates(found_strips, judged.pairs[keep],
                                                    lambda some: _layouts(catalog, some), ids):
-        wanted.setdefault((min(container, other), max(container, other)), (container, other, packed(strip)))
+        wanted.setdefault((min(container, other), max(container, other)),
+                          (container, other, packed(strip, in_place=other not in partners)))
     before = set(zip(old_candidates.get(FIRST, np.zeros(0, np.int64)).tolist(),
                      old_candidates.get(SECOND, np.zeros(0, np.int64)).tolist(),
                      old_candidates.get(STRIP, np.zeros(0, np.uint64)).tolist()))

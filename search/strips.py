@@ -32,8 +32,10 @@ leave a strip at one edge free.
    COLOUR_MAD and COLOUR_NCC (the nearest, another screenshot's window chrome, 3.4 levels
    at 0.95), and 21 containers' true ones did. The strip must fill MIN_COLOUR_STRIP of the
    container and vary (MIN_SPREAD): a caption band, a toolbar or a margin is shared in place
-   by unrelated images, and a second picture is larger. Candidates that are ordinary
-   candidate pairs (judged already) are compared by colour only.
+   by unrelated images, and a second picture is larger. A candidate that is a container
+   itself is compared whole only: in place, two screenshots of one app window showing
+   different pictures share all but the window. Candidates that are ordinary candidate
+   pairs (judged already) are compared by colour only.
 
 A strip link is no duplicate pair: it only tells `composites` that the container shows
 another group's picture in another part of itself (for a colour link: in the strip), which
@@ -156,21 +158,25 @@ def strip_candidates(strips: Mapping[int, Strip], kept_pairs: NDArray[np.int64],
 
 
 def strip_link(container: LocalFeatures, candidate: LocalFeatures,
-               colours: tuple[ColourLayout, ColourLayout] | None = None, strip: Strip | None = None
-               ) -> Verification | None:
+               colours: tuple[ColourLayout, ColourLayout] | None = None, strip: Strip | None = None, *,
+               in_place: bool = True) -> Verification | None:
     """The verification of a container against a strip candidate, if it is a strip link; else,
     given both colour layouts and the strip, its colour link (`colour_link`) if it is one."""
     found = verify(container, candidate)
     if found.inliers >= VERIFY_THRESHOLD and _on_picture(found.candidate):
         return found
-    return colour_link(*colours, strip) if colours is not None and strip is not None else None
+    if colours is None or strip is None:
+        return None
+    return colour_link(*colours, strip, in_place=in_place)
 
 
-def colour_link(container: ColourLayout, candidate: ColourLayout, strip: Strip) -> Verification | None:
+def colour_link(container: ColourLayout, candidate: ColourLayout, strip: Strip, *,
+                in_place: bool = True) -> Verification | None:
     """The strip of `container` showing `candidate`'s colours cell for cell, whole (shrunk
-    into the strip) or in place, as a link through the strip: VERIFY_THRESHOLD "inliers" on
-    the strip's REGION_GRID cells, all that `composites` reads of a link (where in the
-    container it lies). None when the strip is too small or flat, or the colours differ."""
+    into the strip) or, with `in_place`, in place, as a link through the strip:
+    VERIFY_THRESHOLD "inliers" on the strip's REGION_GRID cells, all that `composites` reads
+    of a link (where in the container it lies). None when the strip is too small or flat, or
+    the colours differ."""
     left, top, right, bottom = strip
     if _area(strip) < MIN_COLOUR_STRIP * LAYOUT_SIDE * LAYOUT_SIDE:
         return None
@@ -178,8 +184,8 @@ def colour_link(container: ColourLayout, candidate: ColourLayout, strip: Strip) 
     if float(shown.reshape(-1, 3).std(axis=0).mean()) < MIN_SPREAD:
         return None
     whole = cv2.resize(candidate.cells, (right - left, bottom - top), interpolation=cv2.INTER_AREA)
-    in_place = candidate.cells[top:bottom, left:right]
-    if not any(_same_colours(shown, other.astype(np.float32)) for other in (whole, in_place)):
+    shows = [whole, candidate.cells[top:bottom, left:right]] if in_place else [whole]
+    if not any(_same_colours(shown, other.astype(np.float32)) for other in shows):
         return None
     return Verification(VERIFY_THRESHOLD, Side(cells=_region(strip)), Side(cells=_FULL))
 
@@ -201,15 +207,16 @@ def _region(strip: Strip) -> int:
     return sum(1 << (row * REGION_GRID + col) for row in rows for col in cols)
 
 
-def unpacked(strip: int) -> Strip:
-    """The strip `packed` made into one integer."""
-    return strip & 0xFF, strip >> 8 & 0xFF, strip >> 16 & 0xFF, strip >> 24 & 0xFF
+def unpacked(strip: int) -> tuple[Strip, bool]:
+    """The strip `packed` made into one integer, and whether its candidate may match in place."""
+    return (strip & 0xFF, strip >> 8 & 0xFF, strip >> 16 & 0xFF, strip >> 24 & 0xFF), not strip >> 32 & 1
 
 
-def packed(strip: Strip) -> int:
-    """A strip as one integer (stored beside its candidates, so a strip that moved is searched again)."""
+def packed(strip: Strip, *, in_place: bool = True) -> int:
+    """A strip as one integer (stored beside its candidates, so a strip that moved, or whose
+    candidate may no longer be matched in place, is searched again)."""
     left, top, right, bottom = strip
-    return left | top << 8 | right << 16 | bottom << 24
+    return left | top << 8 | right << 16 | bottom << 24 | (0 if in_place else 1 << 32)
 
 
 def _on_picture(side: Side) -> bool:
