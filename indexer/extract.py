@@ -101,6 +101,16 @@ def stored_layout(pixels: Pixels) -> tuple[int, int, bytes]:
     return layout.width, layout.height, layout.to_bytes()
 
 
+def local_features_of(path: str, decode_side: int) -> tuple[tuple, tuple] | str:
+    """A catalogued file's local features and its mirror image's (`ImageRecord.keypoints`,
+    `mirrored_keypoints`), computed as the indexer computes them, or why decoding failed now."""
+    try:
+        plain, mirror = orb_and_mirror(decode(path, max_side=decode_side).pixels)
+    except UnreadableImageError as e:
+        return str(e)
+    return tuple(plain), tuple(mirror)
+
+
 def layout_of(path: str, decode_side: int) -> tuple[int, int, bytes] | str:
     """A catalogued file's stored colour layout, decoded as the indexer decodes, or why that
     failed now."""

@@ -13,6 +13,11 @@ Hamming distance, stored compactly) and speed: ~3 ms per 384-pixel image. 500 ke
 image cost 18 KB in the catalog (points as float16, see `storage.catalog`). The indexer stores
 the mirror image's keypoints too (another 18 KB): ORB descriptors are not mirror-invariant,
 and duplicates, unlike a search, has no query image to mirror.
+
+Each keypoint also keeps the colour around it (`colours`: the mean of COLOUR_WINDOW x
+COLOUR_WINDOW pixels, 1.5 KB per image): ORB sees grey levels only, so the same drawing in
+another colour verifies as a copy, and what tells them apart is the colour of the matched
+keypoints themselves (`neardup.search.recolour`), finer than any whole-image layout.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from numpy.typing import NDArray
 
 from .pixels import checked_rgb
 
-__all__ = ["FEATURES_ID", "LocalFeatures", "mirrored", "orb_and_mirror", "orb_features"]
+__all__ = ["FEATURES_ID", "LocalFeatures", "keypoint_colours", "mirrored", "orb_and_mirror", "orb_features"]
 
 MAX_KEYPOINTS = 500
 FEATURES_ID = f"orb-{MAX_KEYPOINTS}-v1"  # saved in the catalog settings; changes invalidate stored rows
@@ -33,13 +38,17 @@ _FAST_THRESHOLD = 10  # lower than OpenCV's 20: keeps enough corners on soft or 
 # ORB describes a 31-pixel patch around each keypoint and ignores a 31-pixel border, so a
 # thinner image has none; OpenCV's image pyramid also fails on one a few pixels thin.
 _MIN_SIDE = 32
+COLOUR_WINDOW = 5  # pixels a side: a thin stroke's own colour, little of what surrounds it
 
 
 class LocalFeatures(NamedTuple):
-    """`points`: (n, 2) float32 x, y in pixels of the decoded image; `descriptors`: (n, 32) uint8."""
+    """`points`: (n, 2) float32 x, y in pixels of the decoded image; `descriptors`: (n, 32)
+    uint8; `colours`: (n, 3) uint8 RGB around each keypoint, None when not known (a gray
+    image, or a catalog indexed before they were stored)."""
 
     points: NDArray[np.float32]
     descriptors: NDArray[np.uint8]
+    colours: NDArray[np.uint8] | None = None
 
 
 def orb_features(pixels: NDArray[np.uint8], *, max_keypoints: int = MAX_KEYPOINTS) -> LocalFeatures:
@@ -49,7 +58,8 @@ def orb_features(pixels: NDArray[np.uint8], *, max_keypoints: int = MAX_KEYPOINT
     if min(gray.shape) < _MIN_SIDE:
         return _NONE
     keypoints, descriptors = _orb(max_keypoints).detectAndCompute(gray, None)
-    return _features(keypoints, descriptors)
+    found = _features(keypoints, descriptors)
+    return found._replace(colours=_sampled(_smoothed(pixels), found.points)) if pixels.ndim == 3 else found
 
 
 def orb_and_mirror(pixels: NDArray[np.uint8], *, max_keypoints: int = MAX_KEYPOINTS) -> tuple[LocalFeatures, LocalFeatures]:
@@ -72,7 +82,12 @@ def orb_and_mirror(pixels: NDArray[np.uint8], *, max_keypoints: int = MAX_KEYPOI
         x = (round(width / scale) - 1) * scale - k.pt[0]
         flipped.append(cv2.KeyPoint(x, k.pt[1], k.size, (180.0 - k.angle) % 360.0, k.response, k.octave, k.class_id))
     flipped, flipped_descriptors = orb.compute(mirrored(gray), flipped)
-    return _features(keypoints, descriptors), _features(flipped, flipped_descriptors)
+    plain, mirror = _features(keypoints, descriptors), _features(flipped, flipped_descriptors)
+    if pixels.ndim != 3:
+        return plain, mirror
+    smooth = _smoothed(pixels)  # a centred box filter commutes with the mirror: one serves both
+    return (plain._replace(colours=_sampled(smooth, plain.points)),
+            mirror._replace(colours=_sampled(smooth[:, ::-1], mirror.points)))
 
 
 _NONE = LocalFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
@@ -92,6 +107,22 @@ def _features(keypoints, descriptors: NDArray[np.uint8] | None) -> LocalFeatures
     if descriptors is None or not len(keypoints):
         return _NONE
     return LocalFeatures(np.array([k.pt for k in keypoints], dtype=np.float32).reshape(-1, 2), descriptors)
+
+
+def keypoint_colours(pixels: NDArray[np.uint8], points: NDArray[np.float32]) -> NDArray[np.uint8]:
+    """(n, 3) uint8: the mean RGB of the COLOUR_WINDOW-pixel square around each of `points`
+    (x, y in pixels of the (H, W, 3) uint8 `pixels`)."""
+    return _sampled(_smoothed(pixels), points)
+
+
+def _smoothed(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    return cv2.blur(checked_rgb(pixels), (COLOUR_WINDOW, COLOUR_WINDOW), borderType=cv2.BORDER_REPLICATE)
+
+
+def _sampled(smooth: NDArray[np.uint8], points: NDArray[np.float32]) -> NDArray[np.uint8]:
+    x = np.clip(np.rint(points[:, 0]).astype(np.intp), 0, smooth.shape[1] - 1)
+    y = np.clip(np.rint(points[:, 1]).astype(np.intp), 0, smooth.shape[0] - 1)
+    return np.ascontiguousarray(smooth[y, x], np.uint8)
 
 
 def mirrored(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:

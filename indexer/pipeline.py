@@ -23,7 +23,7 @@ from neardup.storage.records import ImageRecord
 
 from .embed import Embedder, worker_copy
 from .embedders import embed_views, vector_feature
-from .extract import EmbedInputs, Extracted, Moved, embed_inputs, extract_embedded, layout_of
+from .extract import EmbedInputs, Extracted, Moved, embed_inputs, extract_embedded, layout_of, local_features_of
 from .progress import Progress
 from .walk import classify, walk
 from .workers import WorkerDiedError, parallel_map
@@ -144,6 +144,7 @@ def _finish(catalog: Catalog, changes, moved: set[int], embedders: Sequence[Embe
     catalog.remove(stale)
     report.removed = len(stale)
     fill_colour_layouts(catalog=catalog, workers=workers, progress=progress)
+    fill_keypoint_colours(catalog=catalog, workers=workers, progress=progress)
     for embedder in embedders:
         report.embedded += embed_missing(catalog=catalog, embedder=embedder, workers=workers, progress=progress)
 
@@ -158,6 +159,21 @@ def fill_colour_layouts(*, catalog: Catalog, workers: int = 1, progress: Progres
         return len(batch)
 
     return _from_files(catalog, catalog.missing_colour_layouts(), layout_of, (catalog.settings.decode_side,),
+                       lambda found: found if isinstance(found, str) else None, store,
+                       workers=workers, progress=progress)
+
+
+def fill_keypoint_colours(*, catalog: Catalog, workers: int = 1, progress: Progress | None = None) -> int:
+    """Compute the local features again, with their keypoints' colours, for every image whose
+    stored keypoints have none (a catalog indexed before they were stored), from its file:
+    ORB finds the same keypoints in the same decoded pixels. A file that can no longer be
+    decoded is recorded as failed, with the reason. Returns how many images were updated."""
+
+    def store(batch: list[tuple[int, tuple[tuple, tuple]]]) -> int:
+        catalog.put_keypoints(dict(batch))
+        return len(batch)
+
+    return _from_files(catalog, catalog.missing_keypoint_colours(), local_features_of, (catalog.settings.decode_side,),
                        lambda found: found if isinstance(found, str) else None, store,
                        workers=workers, progress=progress)
 

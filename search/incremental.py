@@ -41,7 +41,7 @@ from neardup.storage.catalog import Catalog
 from neardup.storage.pairs import FIRST, IMAGE_ID, SECOND, Columns, PairStore
 from neardup.storage.schema import CatalogBusyError, CatalogReadOnlyError, DiskFullError
 
-from . import strips, verify
+from . import recolour, strips, verify
 from .auto import GEOMETRY, HASHES, POLICY, AutoPolicy, Evidence, verified_links
 from .candidates import PairCandidates, pair_candidates
 from .evidence import pair_evidence, strips_of, verify_strips
@@ -51,7 +51,7 @@ from .verify import Side, Verification
 
 # Bumped whenever the code that judges pairs changes what it returns: stored judgements of
 # another version are dropped and judged again.
-EVIDENCE_VERSION = 5
+EVIDENCE_VERSION = 6
 CONTENT, KINDS, INLIERS, VERIFY, IN_RANGE = "content", "kinds", "inliers", "verify", "in_range"
 RECOLOURED = "recoloured"
 STRIP = "strip"  # a strip candidate's or strip link's strip (`strips`); 0: an ordinary candidate or pair
@@ -266,6 +266,8 @@ def evidence_key(catalog: Catalog, threshold: float, vector_features: list[str],
         "threshold": threshold, "policy": repr(sorted(asdict(policy).items())), "kinds": kinds,
         "verify": [verify.VERIFY_THRESHOLD, verify.VERIFY_FULL, verify.VERIFY_CEILING, verify.MIN_COVERAGE,
                    verify.RELATIVE_CENTRE, verify.MIN_HOLE],
+        "recolour": [recolour.CHROMA, recolour.HUE_SHIFT, recolour.MIN_SHIFTED, recolour.MAX_SHIFTED_SHARE,
+                     recolour.KEPT_CELLS, recolour.KEPT_SHARE, recolour.KEPT_TURN, recolour.MARGIN],
         "strips": [strips.MIN_STRIP, strips.MIN_FREE, strips.THUMB, strips.TOP, strips.STRIP_COVERAGE,
                    strips.COLOUR_MAD, strips.COLOUR_NCC, strips.MIN_COLOUR_STRIP, strips.MIN_SPREAD],
     }

@@ -28,7 +28,18 @@ picture's only colourful part, shifting every hue recolours that object, and a s
 colour edit of a copy (only its purples turned orange) is one: both are taken for recolours.
 So is a large logo pasted over a copy (a third of its width), as much a region that differs
 as a pasted picture. A copy of one variant whose tones all moved (gamma) differs from another
-variant everywhere, not in one region, and still links the two.
+variant everywhere, not in one region: the layouts miss it, the keypoints' hues (below) do not.
+
+A thin object (a bird's wings, a letter's strokes) covers too little of any layout cell to
+show there. The matched keypoints keep their own colours (`neardup.indexer.features`), and
+those on a recoloured object changed hue while keeping their shading (`shifted_hues`):
+MIN_SHIFTED or more inliers saturated in both images (chroma CHROMA or more in CIELAB) whose
+hue turned by HUE_SHIFT degrees or more, at most MAX_SHIFTED_SHARE of all inliers, while the
+rest of the picture kept its colours: there are KEPT_CELLS or more aligned layout cells
+saturated in both and MARGIN cells or more from those keypoints, and KEPT_SHARE of them
+turned by less than KEPT_TURN degrees. A gamma, contrast, saturation or warm/cool filter
+turns no hue that far, and a hue rotation turns every saturated part, the context too; a
+picture whose only saturated part is the object says nothing either way and is left a copy.
 """
 
 from __future__ import annotations
@@ -39,13 +50,21 @@ from numpy.typing import NDArray
 
 from neardup.indexer.colours import LAYOUT_SIDE, ColourLayout
 
-__all__ = ["recoloured"]
+__all__ = ["recoloured", "shifted_hues"]
 
 BLOB_DISTANCE = 25.0  # RGB distance of a cell that differs (cells are means: noise averages out)
 RING = 4  # cells at the aligned area's edge that never count towards a region (an eighth of a side)
 CONTRAST = 3.0
 MIN_CONTEXT = 3.0  # the least context difference: a copy of identical colours still has some
 MIN_BLOB = 0.06  # of the aligned cells
+CHROMA = 25.0  # CIELAB chroma of a saturated colour (grey, white and skin below it)
+HUE_SHIFT = 60.0  # degrees of CIELAB hue: red to orange is about 30, red to blue over 90
+MIN_SHIFTED = 6
+MAX_SHIFTED_SHARE = 0.5
+KEPT_CELLS = 8
+KEPT_SHARE = 0.75
+KEPT_TURN = 20.0  # degrees: a re-encoded cell's hue wanders less
+MARGIN = 2  # layout cells around a shifted keypoint that are the object, not its context
 _MIN_ALIGNED = LAYOUT_SIDE * LAYOUT_SIDE // 8  # fewer aligned cells cannot show a region and a context
 _TONE_BINS = 16
 
@@ -60,6 +79,43 @@ def recoloured(query: ColourLayout, candidate: ColourLayout, homography: NDArray
     if not _region_differs(raw, aligned):
         return False
     return _region_differs(np.linalg.norm(_tone_mapped(a, b, aligned) - b, axis=2), aligned)
+
+
+def shifted_hues(query: ColourLayout, candidate: ColourLayout, homography: NDArray[np.float64],
+                 points: NDArray[np.float32], query_colours: NDArray[np.uint8],
+                 candidate_colours: NDArray[np.uint8]) -> bool:
+    """Whether the matched keypoints (the query's `points`, (n, 2), and both sides' colours,
+    (n, 3) uint8 RGB, in match order) show one object recoloured while the rest of the two
+    aligned layouts kept its colours (see the module's docstring)."""
+    if len(points) < MIN_SHIFTED:
+        return False
+    shifted = _turned(query_colours, candidate_colours) >= HUE_SHIFT
+    if not MIN_SHIFTED <= int(shifted.sum()) <= MAX_SHIFTED_SHARE * len(points):
+        return False
+    a, b, aligned = _aligned(query, candidate, homography)
+    n = LAYOUT_SIDE
+    cells = np.zeros((n, n), np.uint8)
+    cols = np.clip((points[shifted, 0] * n / query.width).astype(np.intp), 0, n - 1)
+    rows = np.clip((points[shifted, 1] * n / query.height).astype(np.intp), 0, n - 1)
+    cells[rows, cols] = 1
+    away = ~cv2.dilate(cells, np.ones((2 * MARGIN + 1, 2 * MARGIN + 1), np.uint8)).astype(bool)
+    turned = _turned(a.reshape(-1, 3), b.reshape(-1, 3))[(aligned & away).ravel()]
+    context = turned[turned >= 0]
+    return len(context) >= KEPT_CELLS and float((context < KEPT_TURN).mean()) >= KEPT_SHARE
+
+
+def _turned(a: NDArray, b: NDArray) -> NDArray[np.float64]:
+    """For two (n, 3) lists of RGB colours (0-255), the degrees each one's CIELAB hue turned,
+    where both are saturated (chroma CHROMA or more); -1 elsewhere."""
+    (chroma_a, hue_a), (chroma_b, hue_b) = _chroma_hue(a), _chroma_hue(b)
+    turned = np.abs(np.angle(np.exp(1j * (hue_a - hue_b)), deg=True))
+    return np.where((chroma_a >= CHROMA) & (chroma_b >= CHROMA), turned, -1.0)
+
+
+def _chroma_hue(rgb: NDArray) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """CIELAB chroma and hue angle (radians) of (n, 3) RGB colours (0-255)."""
+    lab = cv2.cvtColor(np.asarray(rgb, np.float32).reshape(-1, 1, 3) / 255.0, cv2.COLOR_RGB2Lab).reshape(-1, 3)
+    return np.hypot(lab[:, 1], lab[:, 2]), np.arctan2(lab[:, 2], lab[:, 1])
 
 
 def _aligned(query: ColourLayout, candidate: ColourLayout,

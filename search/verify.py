@@ -39,7 +39,7 @@ from numpy.typing import NDArray
 from neardup.indexer.colours import ColourLayout
 from neardup.indexer.features import LocalFeatures
 
-from .recolour import recoloured
+from .recolour import recoloured, shifted_hues
 
 VERIFY_THRESHOLD = 16  # RANSAC inliers that make a match (confidence 0.5)
 VERIFY_FULL = 128  # inliers at the highest verified confidence, VERIFY_CEILING
@@ -118,7 +118,7 @@ class Verification:
     inliers: int = 0  # matches one plausible homography explains (0: none)
     query: Side = Side()
     candidate: Side = Side()
-    recoloured: bool = False  # aligned, one inner region differs in colour (`search.recolour`)
+    recoloured: bool = False  # one inner region, or the inliers on one object, differ in colour (`search.recolour`)
 
     @property
     def on_content(self) -> bool:
@@ -152,14 +152,19 @@ def verify(query: LocalFeatures, candidate: LocalFeatures, *, mirrored: bool = F
     mirror, an extreme scale) explains nothing. `mirrored`: the query's keypoints are those
     of its mirror image (its region cells are flipped back). `colours`: the two images' colour
     layouts, in the keypoints' frames (the query's mirrored with it), compared once the
-    homography explains VERIFY_THRESHOLD matches (`recolour.recoloured`)."""
+    homography explains VERIFY_THRESHOLD matches (`recolour.recoloured`), as are the inliers'
+    own colours when both feature sets have them (`recolour.shifted_hues`)."""
     match = _match(query, candidate)
     if match is None:
         return Verification()
     homography, query_idx, candidate_idx = match
     if len(query_idx) < 3:
         return Verification()
-    differs = colours is not None and len(query_idx) >= VERIFY_THRESHOLD and recoloured(*colours, homography)
+    differs = colours is not None and len(query_idx) >= VERIFY_THRESHOLD and (
+        recoloured(*colours, homography)
+        or (query.colours is not None and candidate.colours is not None
+            and shifted_hues(*colours, homography, query.points[query_idx], query.colours[query_idx],
+                             candidate.colours[candidate_idx])))
     return Verification(len(query_idx), layout(query[0], query_idx, mirrored=mirrored),
                         layout(candidate[0], candidate_idx), differs)
 
@@ -168,7 +173,7 @@ def _match(query: LocalFeatures, candidate: LocalFeatures
            ) -> tuple[NDArray[np.float64], NDArray[np.intp], NDArray[np.intp]] | None:
     """The plausible homography fitted to the ratio-test matches and the (query, candidate)
     keypoint indices it explains; None below _MIN_MATCHES matches or without a plausible fit."""
-    (qp, qd), (cp, cd) = query, candidate
+    qp, qd, cp, cd = query.points, query.descriptors, candidate.points, candidate.descriptors
     if len(qd) < _MIN_MATCHES or len(cd) < 2:
         return None
     query_idx, candidate_idx = ratio_matches(qd, cd)

@@ -388,14 +388,15 @@ class Catalog:
         return out
 
     def keypoints_of(self, ids: Sequence[int], *, mirrored: bool = False) -> dict[int, KeypointArrays]:
-        """Stored local features (points (n, 2) float32, descriptors (n, 32) uint8) of the given
-        ids, or of their mirror images; ids without them are left out."""
+        """Stored local features (points (n, 2) float32, descriptors (n, 32) uint8, colours (n, 3)
+        uint8 or None) of the given ids, or of their mirror images; ids without them are left out."""
         table = MirroredKeypoints if mirrored else Keypoints
         out: dict[int, KeypointArrays] = {}
         with self.session() as s:
             for chunk in _chunks([int(i) for i in ids]):
-                q = select(table.image_id, table.points, table.descriptors).where(table.image_id.in_(chunk))
-                out.update({r[0]: _keypoints(r[1], r[2]) for r in s.execute(q)})
+                q = select(table.image_id, table.points, table.descriptors, table.colours).where(
+                    table.image_id.in_(chunk))
+                out.update({r[0]: _keypoints(r[1], r[2], r[3]) for r in s.execute(q)})
         return out
 
     def colour_layouts_of(self, ids: Sequence[int]) -> dict[int, tuple[int, int, bytes]]:
@@ -415,6 +416,27 @@ class Catalog:
                                                 Image.id.not_in(select(ColourLayout.image_id))).order_by(Image.id))
         with self.session() as s:
             return [(i, p) for i, p in s.execute(q)]
+
+    def missing_keypoint_colours(self) -> list[tuple[int, str]]:
+        """(id, path) of indexed images whose stored keypoints have no colours (indexed before
+        keypoint colours were stored)."""
+        q = (select(Image.id, Image.path).join(Keypoints, Keypoints.image_id == Image.id)
+             .where(Image.status == "ok", Keypoints.colours.is_(None)).order_by(Image.id))
+        with self.session() as s:
+            return [(i, p) for i, p in s.execute(q)]
+
+    def put_keypoints(self, features: Mapping[int, tuple[KeypointArrays, KeypointArrays]]) -> None:
+        """Store local features {id: (of the image, of its mirror image)}, replacing older ones.
+        Stored pair evidence is dropped: it was judged without them (`search.incremental`)."""
+        if not features:
+            return
+        with self.transaction() as s:
+            s.execute(delete(EvidenceSet))
+            for table, side in ((Keypoints, 0), (MirroredKeypoints, 1)):
+                for chunk in _chunks(list(features)):
+                    s.execute(delete(table).where(table.image_id.in_(chunk)))
+                s.execute(insert(table), [{"image_id": int(i), **_keypoint_blobs(both[side])}
+                                          for i, both in features.items()])
 
     def put_colour_layouts(self, layouts: Mapping[int, tuple[int, int, bytes]]) -> None:
         """Store colour layouts {id: (width, height, cells)}, replacing older ones. Stored pair
@@ -708,15 +730,18 @@ def _label(name: str, view: str) -> str:
     return name if view == IMAGE else f"{name}@{view}"
 
 
-def _keypoint_blobs(features: KeypointArrays) -> dict[str, bytes]:
-    points, descriptors = features
+def _keypoint_blobs(features: KeypointArrays) -> dict[str, bytes | None]:
+    points, descriptors, *rest = features
+    colours = rest[0] if rest else None
     return {"points": np.asarray(points, "<f2").tobytes(),
-            "descriptors": np.ascontiguousarray(descriptors, np.uint8).tobytes()}
+            "descriptors": np.ascontiguousarray(descriptors, np.uint8).tobytes(),
+            "colours": None if colours is None else np.ascontiguousarray(colours, np.uint8).tobytes()}
 
 
-def _keypoints(points: bytes, descriptors: bytes) -> KeypointArrays:
+def _keypoints(points: bytes, descriptors: bytes, colours: bytes | None) -> KeypointArrays:
     return (np.frombuffer(points, "<f2").astype(np.float32).reshape(-1, 2),
-            np.frombuffer(descriptors, np.uint8).reshape(-1, 32))
+            np.frombuffer(descriptors, np.uint8).reshape(-1, 32),
+            None if colours is None else np.frombuffer(colours, np.uint8).reshape(-1, 3))
 
 
 def _chunks(items: list, n: int = _CHUNK) -> Iterator[list]:

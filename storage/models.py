@@ -130,13 +130,15 @@ class Vector(Base):
 class _LocalFeatureColumns:
     """The columns of one image's local features (`indexer.features`): `points` holds (n, 2)
     x, y as float16 in pixels of the decoded image, `descriptors` (n, 32) uint8 binary
-    descriptors."""
+    descriptors, `colours` (n, 3) uint8 RGB around each keypoint (NULL: indexed before they
+    were stored)."""
 
     image_id: Mapped[int] = mapped_column(
         ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
     )
     points: Mapped[bytes] = mapped_column(LargeBinary)
     descriptors: Mapped[bytes] = mapped_column(LargeBinary)
+    colours: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 class Keypoints(_LocalFeatureColumns, Base):

@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from .models import IMAGE
 
 Bits = NDArray[np.uint8]
-Keypoints = tuple[NDArray[np.float32], NDArray[np.uint8]]
+Keypoints = tuple[NDArray[np.float32], NDArray[np.uint8], NDArray[np.uint8] | None]
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,8 @@ class ImageRecord:
     `hashes` maps view -> hash name -> packed bits (uint8 array); `vectors` maps view ->
     model name -> (D,) float32 L2-normalised vector, stored as float16. The "image" view is
     the whole image; the "box" view, when present, its content box (`models.VIEWS`).
-    `keypoints` is (points (n, 2) float32, descriptors (n, 32) uint8), points stored as
-    float16, and `mirrored_keypoints` the same of the mirror image; `colour_layout` is (width,
+    `keypoints` is (points (n, 2) float32, descriptors (n, 32) uint8, colours (n, 3) uint8 or
+    None), points stored as float16, and `mirrored_keypoints` the same of the mirror image; `colour_layout` is (width,
     height, cells) of `indexer.colours.ColourLayout`. A failed file has `error` set and no
     features.
     """

@@ -48,8 +48,9 @@ def contents(cat: neardup.Collection) -> dict[str, dict]:
             for image_id, vector in catalog.vectors_of(list(ids), model, view).items():
                 out[ids[image_id]][f"{model}@{view}"] = vector
     for mirrored in (False, True):
-        for image_id, (points, descriptors) in catalog.keypoints_of(list(ids), mirrored=mirrored).items():
-            out[ids[image_id]][f"keypoints{mirrored}"] = (points.tobytes(), descriptors.tobytes())
+        for image_id, (points, descriptors, colours) in catalog.keypoints_of(list(ids), mirrored=mirrored).items():
+            out[ids[image_id]][f"keypoints{mirrored}"] = (points.tobytes(), descriptors.tobytes(),
+                                                          None if colours is None else colours.tobytes())
     return out
 
 

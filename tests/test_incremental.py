@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import neardup
@@ -125,6 +126,30 @@ def test_a_catalog_indexed_before_colour_layouts_gets_them_and_is_judged_again(c
     cat.index([photos], workers=1)
     assert cat.catalog.missing_colour_layouts() == []
     assert cat.catalog.colour_layouts_of(range(1, 1000)) == stored
+    again = cat.duplicate_report()
+    assert again.evidence.reused == 0 and again.evidence.computed > 0
+    assert _groups(again) == _groups(_fresh(cat, tmp_path))
+
+
+def test_a_catalog_indexed_before_keypoint_colours_gets_them_and_is_judged_again(cat, tmp_path, photos) -> None:
+    """Keypoints stored without their colours (a migrated catalog) are computed again by the
+    next `index`, the same keypoints as before with the colours indexing gives them, and the
+    evidence judged without them is judged again."""
+    ids = range(1, 1000)
+    plain, mirror = cat.catalog.keypoints_of(ids), cat.catalog.keypoints_of(ids, mirrored=True)
+    assert plain and all(colours is not None for _, _, colours in [*plain.values(), *mirror.values()])
+    with sqlite3.connect(cat.catalog.path) as db:
+        db.execute("UPDATE keypoints SET colours = NULL")
+        db.execute("UPDATE mirrored_keypoints SET colours = NULL")
+    db.close()
+    cat.duplicate_report()
+    assert len(cat.catalog.missing_keypoint_colours()) == len(plain)
+    cat.index([photos], workers=1)
+    assert cat.catalog.missing_keypoint_colours() == []
+    for before, after in ((plain, cat.catalog.keypoints_of(ids)), (mirror, cat.catalog.keypoints_of(ids, mirrored=True))):
+        assert before.keys() == after.keys()
+        for image in before:
+            assert all(np.array_equal(x, y) for x, y in zip(before[image], after[image]))
     again = cat.duplicate_report()
     assert again.evidence.reused == 0 and again.evidence.computed > 0
     assert _groups(again) == _groups(_fresh(cat, tmp_path))

@@ -1,7 +1,8 @@
 """Colour layouts (indexer.colours) and the recolour rule (search.recolour), through geometric
 verification of real photos: an object recoloured on the same background differs in one
-region, and so does a picture pasted in the middle; a copy under a colour filter, a re-encoded
-copy, a crop and a change at the frame's edge do not."""
+region, and so does a picture pasted in the middle; thin strokes recoloured differ in their
+keypoints' own colours; a copy under a colour filter, a re-encoded copy, a crop and a change
+at the frame's edge do not."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from PIL import ImageOps
 
 from neardup.indexer.colours import LAYOUT_SIDE, ColourLayout, colour_layout
 from neardup.indexer.decode import fit
-from neardup.indexer.features import orb_features
+from neardup.indexer.features import LocalFeatures, orb_features
 from neardup.search.verify import verify
 
 from conftest import photo
@@ -129,3 +130,39 @@ def test_a_picture_pasted_in_the_middle_is_a_region_that_differs(name) -> None:
     pasted = rgb.copy()
     pasted[h // 3 : h // 3 + logo.shape[0], w // 3 : w // 3 + logo.shape[1]] = logo
     assert flagged(rgb, pasted)
+
+
+def line_drawing(tint: str) -> np.ndarray:
+    """A template whose variants differ in thin strokes only: a darkened, blurred photo under
+    a title bar in the template's own colour, and a figure of 2-pixel lines in `tint`,
+    outlined in black, over a twelfth of the frame."""
+    back = cv2.resize(cv2.GaussianBlur(photo("astronaut"), (0, 0), 2.0), (384, 288), interpolation=cv2.INTER_AREA)
+    out = (back * 0.6).astype(np.uint8)
+    out[:40] = (170, 40, 110)
+    cv2.putText(out, "PICK ONE", (110, 30), cv2.FONT_HERSHEY_DUPLEX, 1.0, (255, 255, 255), 2, cv2.LINE_AA)
+    corners = np.random.default_rng(3).integers([150, 110], [250, 210], size=(10, 2)).tolist()
+    for start, end in zip(corners, corners[1:]):
+        cv2.line(out, tuple(start), tuple(end), (10, 10, 10), 4, cv2.LINE_AA)
+        cv2.line(out, tuple(start), tuple(end), TINTS[tint], 2, cv2.LINE_AA)
+    return out
+
+
+def without_keypoint_colours(rgb: np.ndarray) -> LocalFeatures:
+    found = orb_features(rgb)
+    return LocalFeatures(found.points, found.descriptors)
+
+
+@pytest.mark.parametrize(("tint", "other"), [("purple", "teal"), ("teal", "orange"), ("orange", "purple")])
+def test_thin_strokes_in_another_colour_are_told_by_their_keypoints_colours(tint, other) -> None:
+    """Too thin to move any layout cell far, the strokes keep their shading, so their corners
+    match; their own colours turned hue while the title bar's did not."""
+    a, b = line_drawing(tint), line_drawing(other)
+    colours = (colour_layout(a), colour_layout(b))
+    assert not verify(without_keypoint_colours(a), without_keypoint_colours(b), colours=colours).recoloured
+    assert flagged(a, b)
+
+
+@pytest.mark.parametrize("copy", ["same", "jpeg40", "gamma1.6", "grey", "hue90", "hue180"])
+def test_a_copy_of_thin_strokes_under_a_colour_filter_is_not_recoloured(copy) -> None:
+    """A hue rotation turns the strokes and the title bar alike: no context kept its colours."""
+    assert not flagged(line_drawing("purple"), FILTERS[copy](line_drawing("purple")))

@@ -116,10 +116,11 @@ def test_indexing_stores_the_keypoints_it_computed(tmp_path, collection) -> None
     ids = {path: state.image_id for path, state in catalog.file_states().items()}
     stored = catalog.keypoints_of(list(ids.values()))
     assert len(stored) == len(ids) == catalog.counts()["keypoints"]
-    points, descriptors = stored[ids[str(collection["chelsea"])]]
+    points, descriptors, colours = stored[ids[str(collection["chelsea"])]]
     expected = orb_features(fit384(photo("chelsea")))
     assert np.array_equal(descriptors, expected.descriptors)
     assert np.allclose(points, expected.points, atol=0.25)  # float16 in storage
+    assert colours is not None and np.array_equal(colours, expected.colours)
     catalog.close()
 
 

@@ -68,10 +68,11 @@ def test_indexing_stores_the_mirror_images_keypoints(tmp_path, photos) -> None:
     ids = _ids(catalog)
     stored = catalog.keypoints_of(list(ids.values()), mirrored=True)
     assert set(stored) == set(ids.values())
-    points, descriptors = stored[ids["chelsea"]]
+    points, descriptors, colours = stored[ids["chelsea"]]
     expected = orb_and_mirror(fit384(photo("chelsea")))[1]
     assert np.array_equal(descriptors, expected.descriptors)
     assert np.allclose(points, expected.points, atol=0.25)  # float16 in storage
+    assert colours is not None and np.array_equal(colours, expected.colours)
     detected = orb_features(mirrored(fit384(photo("chelsea"))))  # the mirror's own keypoints, nearly all
     nearest = np.abs(points[:, None, :] - detected.points[None, :, :]).max(axis=2).min(axis=1)
     assert np.sum(nearest <= 0.25) >= 0.97 * len(detected.points)
@@ -131,9 +132,20 @@ def test_screenshots_of_two_star_fields_in_one_window_join_their_pictures_not_ea
     assert _groups(catalog) == {frozenset({"shot1", "shot2"})}
 
 
+def test_each_keypoint_keeps_the_mean_colour_around_it_in_either_orientation() -> None:
+    rgb = fit384(photo("chelsea"))
+    for features, pixels in zip(orb_and_mirror(rgb), (rgb, mirrored(rgb))):
+        assert features.colours is not None and features.colours.shape == (len(features.points), 3)
+        for (x, y), colour in zip(features.points[:50].round().astype(int), features.colours[:50]):
+            if 2 <= x < pixels.shape[1] - 2 and 2 <= y < pixels.shape[0] - 2:
+                around = pixels[y - 2 : y + 3, x - 2 : x + 3].reshape(-1, 3).mean(axis=0)
+                assert np.abs(around - colour).max() <= 1.0
+    assert orb_and_mirror(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))[0].colours is None  # grey has none
+
+
 def test_verification_rejects_a_homography_no_copy_could_have() -> None:
     features = orb_features(fit384(photo("astronaut")))
-    points, descriptors = features
+    points, descriptors = features.points, features.descriptors
 
     def moved(matrix: np.ndarray) -> LocalFeatures:
         return LocalFeatures(cv2.transform(points[None], matrix)[0].astype(np.float32), descriptors)
