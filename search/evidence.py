@@ -111,28 +111,28 @@ def pair_evidence(catalog: Catalog, candidates: PairCandidates, threshold: float
 def _pair_hash_evidence(catalog: Catalog, pairs: NDArray[np.int64], ids: list[int], weights: dict[str, float],
                         policy: AutoPolicy) -> NDArray[np.float64]:
     names = list(weights)
-    stored = {IMAGE: catalog.hashes_of(ids, names), BOX: catalog.hashes_of(ids, names, BOX)}
+    stored = {view: {n: _Rows(found) for n, found in catalog.hashes_of(ids, names, view).items()} for view in (IMAGE, BOX)}
 
     def similarity(rows: NDArray[np.int64], left: str, right: str) -> NDArray[np.float64]:
-        return fused_similarity({n: _rows(stored[left][n], rows[:, 0]) for n in names},
-                                {n: _rows(stored[right][n], rows[:, 1]) for n in names}, weights)
+        return fused_similarity({n: stored[left][n].of(rows[:, 0]) for n in names},
+                                {n: stored[right][n].of(rows[:, 1]) for n in names}, weights)
 
-    best = _over_views(pairs, set(stored[BOX][names[0]]), similarity)
+    best = _over_views(pairs, stored[BOX][names[0]].ids, similarity)
     score = confidence(best, policy.hash_background, hash_anchor(weights))
     return np.where(_both_low_quality(catalog, pairs, ids), 0.0, score)
 
 
 def _pair_vector_evidence(catalog: Catalog, pairs: NDArray[np.int64], ids: list[int], name: str) -> NDArray[np.float64]:
     feature = VECTOR_FEATURES[name]
-    vectors = {IMAGE: catalog.vectors_of(ids, name), BOX: catalog.vectors_of(ids, name, BOX)}
+    vectors = {view: _Rows(catalog.vectors_of(ids, name, view)) for view in (IMAGE, BOX)}
 
     def cosines(rows: NDArray[np.int64], left: str, right: str) -> NDArray[np.float64]:
         return np.concatenate([  # in chunks: M pairs x D floats at once would not fit
-            np.einsum("ij,ij->i", _rows(vectors[left], chunk[:, 0]), _rows(vectors[right], chunk[:, 1]))
+            np.einsum("ij,ij->i", vectors[left].of(chunk[:, 0]), vectors[right].of(chunk[:, 1]))
             for chunk in np.array_split(rows, max(1, -(-len(rows) // PAIR_CHUNK)))
         ])
 
-    return confidence(_over_views(pairs, set(vectors[BOX]), cosines), feature.background, feature.threshold)
+    return confidence(_over_views(pairs, vectors[BOX].ids, cosines), feature.background, feature.threshold)
 
 
 def _over_views(pairs: NDArray[np.int64], boxed: set[int],
@@ -171,9 +171,22 @@ def verify_pairs(catalog: Catalog, pairs: NDArray[np.int64], rows: NDArray[np.in
     return out
 
 
-def _rows(values: Mapping[int, NDArray], ids: NDArray[np.int64]) -> NDArray:
-    """Stack per-image arrays in the order of `ids`: (M,) ids -> (M, ...)."""
-    return np.stack([values[int(i)] for i in ids])
+class _Rows:
+    """Per-image arrays ({id: array}) stacked once, so that the rows of many pairs are one
+    gather (`of`) instead of one Python-level copy per pair."""
+
+    def __init__(self, values: Mapping[int, NDArray]) -> None:
+        self.ids = set(values)
+        self._keys = np.array(sorted(self.ids), np.int64)
+        self._matrix = np.stack([values[int(k)] for k in self._keys]) if len(self._keys) else None
+
+    def of(self, ids: NDArray[np.int64]) -> NDArray:
+        """(M,) ids -> (M, ...) their arrays, in that order; KeyError for an id without one."""
+        at = np.searchsorted(self._keys, ids)
+        known = at < len(self._keys)
+        if self._matrix is None or not known.all() or not (self._keys[at] == ids).all():
+            raise KeyError(f"no stored row for {sorted(set(np.asarray(ids).tolist()) - self.ids)[:5]}")
+        return self._matrix[at]
 
 
 def _both_low_quality(catalog: Catalog, pairs: NDArray[np.int64], ids: list[int]) -> NDArray[np.bool_]:
