@@ -111,7 +111,8 @@ def pair_evidence(catalog: Catalog, candidates: PairCandidates, threshold: float
 def _pair_hash_evidence(catalog: Catalog, pairs: NDArray[np.int64], ids: list[int], weights: dict[str, float],
                         policy: AutoPolicy) -> NDArray[np.float64]:
     names = list(weights)
-    stored = {view: {n: _Rows(found) for n, found in catalog.hashes_of(ids, names, view).items()} for view in (IMAGE, BOX)}
+    stored = {view: {n: _Rows(found) for n, found in catalog.hashes_of(ids, names, view).items()}
+              for view in (IMAGE, BOX)}
 
     def similarity(rows: NDArray[np.int64], left: str, right: str) -> NDArray[np.float64]:
         return fused_similarity({n: stored[left][n].of(rows[:, 0]) for n in names},

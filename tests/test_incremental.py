@@ -146,7 +146,8 @@ def test_a_catalog_indexed_before_keypoint_colours_gets_them_and_is_judged_again
     assert len(cat.catalog.missing_keypoint_colours()) == len(plain)
     cat.index([photos], workers=1)
     assert cat.catalog.missing_keypoint_colours() == []
-    for before, after in ((plain, cat.catalog.keypoints_of(ids)), (mirror, cat.catalog.keypoints_of(ids, mirrored=True))):
+    now = cat.catalog.keypoints_of(ids), cat.catalog.keypoints_of(ids, mirrored=True)
+    for before, after in zip((plain, mirror), now):
         assert before.keys() == after.keys()
         for image in before:
             assert all(np.array_equal(x, y) for x, y in zip(before[image], after[image]))
