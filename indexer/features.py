@@ -90,7 +90,7 @@ def orb_and_mirror(pixels: NDArray[np.uint8], *, max_keypoints: int = MAX_KEYPOI
             mirror._replace(colours=_sampled(smooth[:, ::-1], mirror.points)))
 
 
-_NONE = LocalFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
+_NONE = LocalFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), np.zeros((0, 3), np.uint8))
 
 
 def _gray(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:

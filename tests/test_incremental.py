@@ -156,6 +156,16 @@ def test_a_catalog_indexed_before_keypoint_colours_gets_them_and_is_judged_again
     assert _groups(again) == _groups(_fresh(cat, tmp_path))
 
 
+def test_an_image_too_small_for_keypoints_is_not_taken_for_one_missing_their_colours(tmp_path) -> None:
+    """Its (empty) keypoints have (empty) colours: the next `index` has nothing to compute again."""
+    folder = tmp_path / "photos"
+    save(scene(0), folder / "scene.png")
+    save(np.full((1, 1, 3), 255, np.uint8), folder / "spacer.png")
+    collection = neardup.open(tmp_path / "c.db", create=True, embedder="none")
+    collection.index([folder], workers=1)
+    assert collection.catalog.missing_keypoint_colours() == []
+
+
 def test_a_readonly_catalog_judges_without_storing(cat, tmp_path) -> None:
     path = cat.catalog.path
     cat.close()
