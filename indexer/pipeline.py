@@ -160,7 +160,7 @@ def fill_colour_layouts(*, catalog: Catalog, workers: int = 1, progress: Progres
 
     return _from_files(catalog, catalog.missing_colour_layouts(), layout_of, (catalog.settings.decode_side,),
                        lambda found: found if isinstance(found, str) else None, store,
-                       workers=workers, progress=progress)
+                       workers=workers, progress=progress, label="colour layouts (catalog from an older neardup)")
 
 
 def fill_keypoint_colours(*, catalog: Catalog, workers: int = 1, progress: Progress | None = None) -> int:
@@ -175,7 +175,7 @@ def fill_keypoint_colours(*, catalog: Catalog, workers: int = 1, progress: Progr
 
     return _from_files(catalog, catalog.missing_keypoint_colours(), local_features_of, (catalog.settings.decode_side,),
                        lambda found: found if isinstance(found, str) else None, store,
-                       workers=workers, progress=progress)
+                       workers=workers, progress=progress, label="keypoint colours (catalog from an older neardup)")
 
 
 def embed_missing(*, catalog: Catalog, embedder: Embedder, workers: int = 1, progress: Progress | None = None) -> int:
@@ -185,20 +185,21 @@ def embed_missing(*, catalog: Catalog, embedder: Embedder, workers: int = 1, pro
     args = (catalog.settings.decode_side, (embedder.input_size,), vector_feature(embedder.name).views)
     return _from_files(catalog, catalog.missing_vectors(embedder.name), embed_inputs, args,
                        lambda found: found.error, lambda batch: _store_vectors(catalog, embedder, batch),
-                       workers=workers, progress=progress)
+                       workers=workers, progress=progress, label=f"{embedder.name} vectors")
 
 
 def _from_files(catalog: Catalog, missing: list[tuple[int, str]], compute: Callable, args: tuple,
                 error: Callable[[Any], str | None], store: Callable[[list[tuple[int, Any]]], int], *,
-                workers: int, progress: Progress | None) -> int:
+                workers: int, progress: Progress | None, label: str) -> int:
     """What catalogued images lack, computed again from their files: `compute(path, *args)`
     for each (id, path) of `missing`, in the workers; `store` writes WRITE_BATCH results at a
     time and returns how many it stored. A result whose `error` is not None marks its image
-    failed, with that reason. Returns how many were stored."""
+    failed, with that reason. `label` names the stage on the progress bar. Returns how many
+    were stored."""
     if not missing:
         return 0
     progress = progress or Progress()
-    progress.start(len(missing))
+    progress.start(len(missing), label)
     done, batch, failed = 0, [], {}
     try:
         for (image_id, _), found in zip(missing, parallel_map(compute, [p for _, p in missing], args, workers=workers)):

@@ -103,10 +103,11 @@ class _Bar:
     def __init__(self, quiet: bool) -> None:
         self.quiet, self.bar = quiet, None
 
-    def start(self, total: int) -> None:
+    def start(self, total: int, label: str = "") -> None:
         from tqdm import tqdm
 
-        self.bar = tqdm(total=total, unit="file", disable=self.quiet or total == 0, file=sys.stderr, dynamic_ncols=True)
+        self.bar = tqdm(total=total, unit="file", desc=label or None, disable=self.quiet or total == 0,
+                        file=sys.stderr, dynamic_ncols=True)
 
     def advance(self, n: int = 1) -> None:
         self.bar.update(n)

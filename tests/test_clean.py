@@ -617,7 +617,7 @@ from neardup.clean.fileops import move_file
 from neardup.storage.journal import Journal
 
 class Slow:
-    def start(self, total): pass
+    def start(self, total, label=""): pass
     def advance(self, n=1): time.sleep(0.05)
     def close(self): pass
 

@@ -167,7 +167,7 @@ class _WatchBatches(Progress):
     def __init__(self, cluster: Cluster) -> None:
         self.cluster, self.total, self.unfinished = cluster, None, []
 
-    def start(self, total: int) -> None:
+    def start(self, total: int, label: str = "") -> None:
         self.total = total
 
     def advance(self, n: int = 1) -> None:

@@ -144,7 +144,8 @@ def test_a_catalog_indexed_before_keypoint_colours_gets_them_and_is_judged_again
     db.close()
     cat.duplicate_report()
     assert len(cat.catalog.missing_keypoint_colours()) == len(plain)
-    cat.index([photos], workers=1)
+    indexed = run("index", photos, "--db", cat.catalog.path, "--workers", "1")
+    assert "keypoint colours (catalog from an older neardup)" in indexed.stderr  # the bar says what it does
     assert cat.catalog.missing_keypoint_colours() == []
     now = cat.catalog.keypoints_of(ids), cat.catalog.keypoints_of(ids, mirrored=True)
     for before, after in zip((plain, mirror), now):

@@ -151,7 +151,7 @@ def test_file_deleted_between_walk_and_decode_is_not_indexed_and_run_continues(t
     doomed = normal.pop()
 
     class DeleteOnStart:
-        def start(self, total: int) -> None:
+        def start(self, total: int, label: str = "") -> None:
             doomed.unlink()
 
         def advance(self, n: int = 1) -> None: ...

@@ -81,7 +81,7 @@ class Job(Progress):
     version: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def start(self, total: int) -> None:
+    def start(self, total: int, label: str = "") -> None:
         with self._lock:
             self.stage, self.total, self.done = self.stage + 1, total, 0
             self.version += 1
