@@ -125,15 +125,16 @@ def _pair_hash_evidence(catalog: Catalog, pairs: NDArray[np.int64], ids: list[in
 
 def _pair_vector_evidence(catalog: Catalog, pairs: NDArray[np.int64], ids: list[int], name: str) -> NDArray[np.float64]:
     feature = VECTOR_FEATURES[name]
-    vectors = {view: _Rows(catalog.vectors_of(ids, name, view)) for view in (IMAGE, BOX)}
+    # kept per image, not stacked like the hashes: a million CNN vectors are 5 GB, twice that stacked
+    vectors = {IMAGE: catalog.vectors_of(ids, name), BOX: catalog.vectors_of(ids, name, BOX)}
 
     def cosines(rows: NDArray[np.int64], left: str, right: str) -> NDArray[np.float64]:
         return np.concatenate([  # in chunks: M pairs x D floats at once would not fit
-            np.einsum("ij,ij->i", vectors[left].of(chunk[:, 0]), vectors[right].of(chunk[:, 1]))
+            np.einsum("ij,ij->i", _stacked(vectors[left], chunk[:, 0]), _stacked(vectors[right], chunk[:, 1]))
             for chunk in np.array_split(rows, max(1, -(-len(rows) // PAIR_CHUNK)))
         ])
 
-    return confidence(_over_views(pairs, vectors[BOX].ids, cosines), feature.background, feature.threshold)
+    return confidence(_over_views(pairs, set(vectors[BOX]), cosines), feature.background, feature.threshold)
 
 
 def _over_views(pairs: NDArray[np.int64], boxed: set[int],
@@ -172,9 +173,15 @@ def verify_pairs(catalog: Catalog, pairs: NDArray[np.int64], rows: NDArray[np.in
     return out
 
 
+def _stacked(values: Mapping[int, NDArray], ids: NDArray[np.int64]) -> NDArray:
+    """Stack per-image arrays in the order of `ids`: (M,) ids -> (M, ...)."""
+    return np.stack([values[int(i)] for i in ids])
+
+
 class _Rows:
     """Per-image arrays ({id: array}) stacked once, so that the rows of many pairs are one
-    gather (`of`) instead of one Python-level copy per pair."""
+    gather (`of`) instead of one Python-level copy per pair: for small arrays (hashes), which
+    stacked take little more memory."""
 
     def __init__(self, values: Mapping[int, NDArray]) -> None:
         self.ids = set(values)
