@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 
 from .pixels import checked_rgb
 
-__all__ = ["FEATURES_ID", "LocalFeatures", "keypoint_colours", "mirrored", "orb_and_mirror", "orb_features"]
+__all__ = ["FEATURES_ID", "LocalFeatures", "mirrored", "orb_and_mirror", "orb_features"]
 
 MAX_KEYPOINTS = 500
 FEATURES_ID = f"orb-{MAX_KEYPOINTS}-v1"  # saved in the catalog settings; changes invalidate stored rows
@@ -109,17 +109,13 @@ def _features(keypoints, descriptors: NDArray[np.uint8] | None) -> LocalFeatures
     return LocalFeatures(np.array([k.pt for k in keypoints], dtype=np.float32).reshape(-1, 2), descriptors)
 
 
-def keypoint_colours(pixels: NDArray[np.uint8], points: NDArray[np.float32]) -> NDArray[np.uint8]:
-    """(n, 3) uint8: the mean RGB of the COLOUR_WINDOW-pixel square around each of `points`
-    (x, y in pixels of the (H, W, 3) uint8 `pixels`)."""
-    return _sampled(_smoothed(pixels), points)
-
-
 def _smoothed(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """The mean of the COLOUR_WINDOW-pixel square around each pixel of (H, W, 3) uint8 `pixels`."""
     return cv2.blur(checked_rgb(pixels), (COLOUR_WINDOW, COLOUR_WINDOW), borderType=cv2.BORDER_REPLICATE)
 
 
 def _sampled(smooth: NDArray[np.uint8], points: NDArray[np.float32]) -> NDArray[np.uint8]:
+    """(n, 3) uint8: `smooth` at the pixel nearest each of `points` (x, y)."""
     x = np.clip(np.rint(points[:, 0]).astype(np.intp), 0, smooth.shape[1] - 1)
     y = np.clip(np.rint(points[:, 1]).astype(np.intp), 0, smooth.shape[0] - 1)
     return np.ascontiguousarray(smooth[y, x], np.uint8)
