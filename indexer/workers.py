@@ -5,18 +5,26 @@ stays flat however many items there are. Each worker runs OpenCV single-threaded
 already one process per core, and OpenCV's own threads would contend with them. On Linux a
 worker is killed when the process that started it dies (by any signal, even SIGKILL), so no
 worker outlives a run holding the catalog or the caller's pipe open.
+
+A started (not forked) worker does not run the caller's script again, as multiprocessing
+would: everything a worker runs is imported from neardup, so a script calling neardup with
+several workers needs no `if __name__ == "__main__":` guard (without one, each worker re-ran
+the script, started its own pool and died).
 """
 
 from __future__ import annotations
 
 import ctypes
 import multiprocessing
+import multiprocessing.context
+import os
 import signal
 import sys
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 
 import cv2
 
@@ -30,12 +38,18 @@ class WorkerDiedError(NeardupError):
     """A worker process died mid-task: killed from outside, or by the system (out of memory)."""
 IN_FLIGHT = 3  # tasks queued per worker
 
+def cores() -> int:
+    """The cores this process may run on: the default number of workers."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def parallel_map(
     fn: Callable, items: Sequence, args: tuple = (), *, workers: int = 1,
-    started: Callable[[], None] | None = None, fork: bool = False,
+    started: Callable[[], None] | None = None, fork: bool = False, chunk: int = CHUNK,
 ) -> Iterator:
     """fn(item, *args) for each item, in input order, by `workers` processes (in this process
-    when `workers` is 1 or there is one item). `started()` is called once the workers exist.
+    when `workers` is 1 or there is one item), `chunk` items a task. `started()` is called
+    once the workers exist.
 
     `fork=True` forks the workers (instant start) and is only for a process that has not run
     FAISS, OpenCV or TensorFlow code yet, such as the CLI: a forked child can deadlock on the
@@ -51,9 +65,9 @@ def parallel_map(
     if fork and "tensorflow" not in sys.modules:
         context = multiprocessing.get_context("fork")
     else:
-        context = multiprocessing.get_context("forkserver")
+        context = _ForkServer()
         context.set_forkserver_preload([__name__])
-    chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
+    chunks = [items[i : i + chunk] for i in range(0, len(items), chunk)]
     with ProcessPoolExecutor(workers, context, initializer=_start) as pool:
         pending: deque[Future] = deque()
         try:
@@ -86,3 +100,33 @@ def _start() -> None:
 
 def _run(fn: Callable, items: list, args: tuple) -> list:
     return [fn(item, *args) for item in items]
+
+
+class _Started(multiprocessing.context.ForkServerProcess):
+    @staticmethod
+    def _Popen(process_obj):  # noqa: N802 (multiprocessing's name)
+        with _script_hidden():  # what the worker is told to prepare is read as it starts
+            return multiprocessing.context.ForkServerProcess._Popen(process_obj)
+
+
+class _ForkServer(multiprocessing.context.ForkServerContext):
+    """multiprocessing's forkserver context, whose workers do not re-run the caller's script."""
+
+    Process = _Started
+
+
+@contextmanager
+def _script_hidden() -> Iterator[None]:
+    """The main module without the file or module name multiprocessing would have a started
+    worker run again (as `__mp_main__`) before its first task."""
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__dict__.update(saved)

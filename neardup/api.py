@@ -28,6 +28,7 @@ from neardup.indexer.features import FEATURES_ID
 from neardup.indexer.hashes import HASH_VERSION, HASHES
 from neardup.indexer.pipeline import IndexReport, embed_missing, index_paths
 from neardup.indexer.progress import Progress
+from neardup.indexer.workers import cores
 from neardup.indexer.training import AUTOENCODER, NotTrainedError, TrainReport, train_catalog_autoencoder
 from neardup.search.auto import POLICY
 from neardup.search.duplicates import Duplicates, Group, duplicates, find_duplicates
@@ -257,18 +258,19 @@ class Collection:
         return search(image, catalog=self.catalog, by=by, k=k, embedders={n: self.embedder(n) for n in names})
 
     def duplicates(self, *, by: str = AUTO, threshold: float | None = None, strict: bool = False,
-                   prefer: Sequence[str | Path] = ()) -> list[Group]:
+                   prefer: Sequence[str | Path] = (), workers: int | None = None) -> list[Group]:
         """Groups of near-duplicate images, each with a suggested keeper and the reason (files
-        under `prefer` folders win), then the composites (`Group.contains`); nothing is touched."""
+        under `prefer` folders win), then the composites (`Group.contains`); nothing is touched.
+        Auto verifies candidate pairs on `workers` processes [default: one per core]."""
         return find_duplicates(catalog=self.catalog, by=by, threshold=threshold, strict=strict,
-                               prefer=[str(p) for p in prefer])
+                               prefer=[str(p) for p in prefer], workers=workers or cores())
 
     def duplicate_report(self, *, by: str = AUTO, threshold: float | None = None, strict: bool = False,
-                         prefer: Sequence[str | Path] = ()) -> Duplicates:
+                         prefer: Sequence[str | Path] = (), workers: int | None = None) -> Duplicates:
         """`duplicates`, with what `--by auto` did with the catalog's stored pair evidence
         (`Duplicates.evidence`: pairs reused, computed, verified)."""
         return duplicates(catalog=self.catalog, by=by, threshold=threshold, strict=strict,
-                          prefer=[str(p) for p in prefer])
+                          prefer=[str(p) for p in prefer], workers=workers or cores())
 
     def set_index_policy(self, *, exact_below: int | None = None, memory_budget: int | None = None) -> IndexPolicy:
         """Choose how this catalog's nearest-neighbour indexes are built (`storage.ann`): exact

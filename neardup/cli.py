@@ -15,6 +15,7 @@ from neardup.clean import ACTIONS
 from neardup.indexer.autoencoder import AutoencoderConfig
 from neardup.indexer.embedders import VECTOR_FEATURES
 from neardup.indexer.hashes import HASHES
+from neardup.indexer.workers import cores
 from neardup.search.features import check_feature
 from neardup.storage.catalog import MAX_ID
 from neardup.storage.errors import NeardupError
@@ -194,10 +195,10 @@ def _bytes(text: str) -> int:
 def _workers(asked: int | None) -> int:
     """Worker processes: one per core available to us by default; more would only contend
     for the cores (and each holds its own memory), so a larger --workers is capped, with a word."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    if asked is not None and asked > cores:
-        click.echo(f"--workers {asked} is more than the {cores} cores available; using {cores}", err=True)
-    return min(asked or cores, cores)
+    available = cores()
+    if asked is not None and asked > available:
+        click.echo(f"--workers {asked} is more than the {available} cores available; using {available}", err=True)
+    return min(asked or available, available)
 
 
 def _stop_on_signals() -> None:
@@ -288,8 +289,10 @@ def search_cmd(queries: tuple[str, ...], db: str, k: int, by: str, as_json: bool
               help="A folder whose files win the keeper (repeatable).")
 @click.option("--not-duplicate", "not_duplicate", nargs=2, type=click.Path(dir_okay=False), default=None,
               metavar="A B", help="Record that images A and B are not duplicates (never grouped again), then list.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes verifying candidate pairs (--by auto) [default: all cores].")
 def duplicates(db: str, by: str, threshold: float | None, strict: bool, fmt: str, output: str | None,
-               prefer: tuple[str, ...], not_duplicate: tuple[str, str] | None) -> None:
+               prefer: tuple[str, ...], not_duplicate: tuple[str, str] | None, workers: int | None) -> None:
     """List groups of near-duplicate images, each with a suggested keeper and why.
 
     The keeper is the likeliest original: no frame or window around the picture, not an
@@ -314,7 +317,8 @@ def duplicates(db: str, by: str, threshold: float | None, strict: bool, fmt: str
         if not_duplicate:
             cat.not_duplicate(*not_duplicate)
             click.echo(f"recorded: {not_duplicate[0]} and {not_duplicate[1]} are not duplicates", err=True)
-        found = cat.duplicate_report(by=by, threshold=threshold, strict=strict, prefer=prefer)
+        found = cat.duplicate_report(by=by, threshold=threshold, strict=strict, prefer=prefer,
+                                     workers=_workers(workers))
         groups = found.groups
         if found.evidence is not None:
             click.echo(f"{found.evidence.summary()} ({found.evidence.seconds:.1f} s)", err=True)

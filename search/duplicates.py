@@ -68,22 +68,24 @@ class Duplicates:
 
 def find_duplicates(
     *, catalog: Catalog, by: str = AUTO, threshold: float | None = None, strict: bool = False,
-    prefer: Sequence[str] = (),
+    prefer: Sequence[str] = (), workers: int = 1,
 ) -> list[Group]:
     """All duplicate groups of the catalog, largest first, then the composites (see `duplicates`)."""
-    return duplicates(catalog=catalog, by=by, threshold=threshold, strict=strict, prefer=prefer).groups
+    return duplicates(catalog=catalog, by=by, threshold=threshold, strict=strict, prefer=prefer,
+                      workers=workers).groups
 
 
 def duplicates(
     *, catalog: Catalog, by: str = AUTO, threshold: float | None = None, strict: bool = False,
-    prefer: Sequence[str] = (),
+    prefer: Sequence[str] = (), workers: int = 1,
 ) -> Duplicates:
     """All duplicate groups of the catalog, largest first, then the composites.
 
     For a hash, images at Hamming distance <= `threshold` bits match; for a vector feature,
     cosine >= `threshold`; for auto, pairs whose evidence decides so at `threshold`. Pairs a
     user marked as not duplicates are never in one group. Each group's keeper is chosen by
-    `keeper.choose_keeper`, files under `prefer` folders first.
+    `keeper.choose_keeper`, files under `prefer` folders first. Auto verifies candidate pairs
+    on `workers` processes.
     """
     check_feature(catalog, by)
     threshold = default_threshold(by) if threshold is None else check_threshold(by, threshold)
@@ -93,7 +95,7 @@ def duplicates(
     contained: dict[int, list[int]] = {}
     report = None
     if by == AUTO:
-        found, report = auto_edges(catalog, threshold, merge=first)
+        found, report = auto_edges(catalog, threshold, merge=first, workers=workers)
         edges, contained = found.edges, found.composites
     elif by in HASHES:
         ids, codes = _without(copies, *catalog.hashes(by))
@@ -154,12 +156,12 @@ def _with_exact_copies(clusters: list[list[int]], exact: list[list[int]]) -> lis
     return out + [[first, *rest] for first, rest in copies_of.items()]
 
 
-def auto_edges(catalog: Catalog, threshold: float, *,
-               merge: Mapping[int, int] | None = None) -> tuple[AutoPairs, EvidenceReport]:
+def auto_edges(catalog: Catalog, threshold: float, *, merge: Mapping[int, int] | None = None,
+               workers: int = 1) -> tuple[AutoPairs, EvidenceReport]:
     """The pairs auto calls duplicates at `threshold`, valued by their strongest evidence; an
     exact copy in `merge` is judged through the image it maps to (same bytes, same evidence).
     The judgements are the stored ones, brought up to date (`incremental`)."""
-    judged, report = judged_pairs(catalog, threshold, merge=merge or {})
+    judged, report = judged_pairs(catalog, threshold, merge=merge or {}, workers=workers)
     return decide(judged, threshold), report
 
 

@@ -22,7 +22,8 @@ from neardup.indexer.embedders import VECTOR_FEATURES
 from neardup.indexer.features import LocalFeatures, orb_features
 from neardup.indexer.hashes import LOW_QUALITY
 from neardup.indexer.regions import enlarge
-from neardup.storage.catalog import Catalog
+from neardup.indexer.workers import parallel_map
+from neardup.storage.catalog import Catalog, Location
 from neardup.storage.models import BOX, IMAGE
 
 from .auto import GEOMETRY, HASHES, POLICY, AutoPolicy, Evidence
@@ -33,6 +34,12 @@ from .verify import VERIFY_CEILING, Verification, best_inliers, best_match, veri
 
 PAIR_CHUNK = 65536  # pairs whose cosines are computed at once (2 x 335 MB at D = 1280)
 VERIFY_BATCH = 2048  # pairs verified per batch: only their images' keypoints are in memory
+# Verification spread over processes: a worker costs about a second of CPU to start, so fewer
+# pairs than this (a few seconds of one core's work) stay in this process. A task's keypoints
+# are read by its worker; smaller tasks balance the workers better but read an image's
+# keypoints more often.
+SPREAD_FROM = 4096
+TASK_PAIRS = 256
 
 
 def search_evidence(query: Query, ids: list[int], catalog: Catalog, weights: dict[str, float],
@@ -83,12 +90,14 @@ class PairEvidence:
 
 
 def pair_evidence(catalog: Catalog, candidates: PairCandidates, threshold: float, weights: dict[str, float],
-                  vector_features: Sequence[str], *, verifying: bool, policy: AutoPolicy = POLICY) -> PairEvidence:
+                  vector_features: Sequence[str], *, verifying: bool, policy: AutoPolicy = POLICY,
+                  workers: int = 1) -> PairEvidence:
     """Every kind of evidence for the candidate pairs, and every verification the decision
     reads. Geometry (when `verifying`) is evidence for the marked nearest neighbours and for
     pairs with one vote that need a second, unless another kind is already strong; pairs that
     are strong already are verified too, not as evidence (they are duplicates either way) but
-    for the decision's vetoes (`Verification.content_differs`, composites)."""
+    for the decision's vetoes (`Verification.content_differs`, composites). `workers`: processes
+    verifying (`verify_pairs`)."""
     pairs = candidates.pairs
     ids = np.unique(pairs).tolist()
     kinds = {HASHES: _pair_hash_evidence(catalog, pairs, ids, weights, policy)}
@@ -99,7 +108,7 @@ def pair_evidence(catalog: Catalog, candidates: PairCandidates, threshold: float
         best = np.max(np.stack(list(kinds.values())), axis=0)
         strong = best >= policy.strong(threshold)
         need = ~strong & (candidates.verify | (best >= threshold))
-        verified = verify_pairs(catalog, pairs, np.flatnonzero(need | strong))
+        verified = verify_pairs(catalog, pairs, np.flatnonzero(need | strong), workers=workers)
         geometry = np.zeros(len(pairs))
         for row, found in verified.items():
             if need[row]:
@@ -154,22 +163,50 @@ def _over_views(pairs: NDArray[np.int64], boxed: set[int],
     return best
 
 
-def verify_pairs(catalog: Catalog, pairs: NDArray[np.int64], rows: NDArray[np.int64]) -> dict[int, Verification]:
+def verify_pairs(catalog: Catalog, pairs: NDArray[np.int64], rows: NDArray[np.int64], *,
+                 workers: int = 1) -> dict[int, Verification]:
     """Geometric verification of pairs[rows]: the first image's keypoints as stored and
     mirrored against the second's (pairs whose images have no keypoints are left out), with
-    their colour layouts where both have one (`recolour`)."""
+    their colour layouts where both have one (`recolour`). With `workers` > 1 and at least
+    SPREAD_FROM rows, on that many processes, each reading its pairs' keypoints from its own
+    read-only connection to the catalog (no keypoints cross a pipe), TASK_PAIRS a task."""
+    if workers > 1 and len(rows) >= SPREAD_FROM:
+        location = catalog.url if catalog.url is not None else catalog.path
+        tasks = [(pairs[chunk], chunk) for chunk in np.array_split(rows, -(-len(rows) // TASK_PAIRS))]
+        out: dict[int, Verification] = {}
+        for found in parallel_map(_verified_in_worker, tasks, (location,), workers=workers, chunk=1):
+            out.update(found)
+        return out
+    return {row: found for start in range(0, len(rows), VERIFY_BATCH)
+            for row, found in _verified(catalog, pairs[rows[start : start + VERIFY_BATCH]],
+                                        rows[start : start + VERIFY_BATCH]).items()}
+
+
+_worker_catalog: dict[Location, Catalog] = {}  # a worker's connection, opened by its first task
+
+
+def _verified_in_worker(task: tuple[NDArray[np.int64], NDArray[np.int64]], location: Location
+                        ) -> dict[int, Verification]:
+    if location not in _worker_catalog:
+        import faiss
+
+        faiss.omp_set_num_threads(1)  # one worker per core already
+        _worker_catalog[location] = Catalog(location, readonly=True)
+    return _verified(_worker_catalog[location], *task)
+
+
+def _verified(catalog: Catalog, pairs: NDArray[np.int64], rows: NDArray[np.int64]) -> dict[int, Verification]:
+    """`verify_pairs` of (k, 2) `pairs`, keyed by their (k,) `rows`: one batch, whose images'
+    keypoints are read at once."""
+    ids = np.unique(pairs).tolist()
+    stored, flipped = catalog.keypoints_of(ids), catalog.keypoints_of(ids, mirrored=True)
+    layouts = {i: ColourLayout.from_bytes(*found) for i, found in catalog.colour_layouts_of(ids).items()}
     out: dict[int, Verification] = {}
-    for start in range(0, len(rows), VERIFY_BATCH):
-        batch = rows[start : start + VERIFY_BATCH]
-        batch_ids = np.unique(pairs[batch]).tolist()
-        stored, flipped = catalog.keypoints_of(batch_ids), catalog.keypoints_of(batch_ids, mirrored=True)
-        layouts = {i: ColourLayout.from_bytes(*found) for i, found in catalog.colour_layouts_of(batch_ids).items()}
-        for i in batch.tolist():
-            a, b = int(pairs[i, 0]), int(pairs[i, 1])
-            if a in stored and b in stored:
-                views = [LocalFeatures(*stored[a])] + ([LocalFeatures(*flipped[a])] if a in flipped else [])
-                colours = (layouts[a], layouts[b]) if a in layouts and b in layouts else None
-                out[i] = best_match(views, LocalFeatures(*stored[b]), mirrored=(False, True), colours=colours)
+    for (a, b), row in zip(pairs.tolist(), rows.tolist()):
+        if a in stored and b in stored:
+            views = [LocalFeatures(*stored[a])] + ([LocalFeatures(*flipped[a])] if a in flipped else [])
+            colours = (layouts[a], layouts[b]) if a in layouts and b in layouts else None
+            out[row] = best_match(views, LocalFeatures(*stored[b]), mirrored=(False, True), colours=colours)
     return out
 
 

@@ -45,7 +45,7 @@ from .vectors import FeatureIndex
 
 _CHUNK = 900  # ids per IN (...) list: SQLite allows 999 bound parameters per statement
 _UPSERT_ROWS = 200  # image rows per INSERT … ON CONFLICT statement (18 parameters each; SQLite allows 32,766)
-Location = str | Path  # a catalog file's path, or a database URL ("postgresql+psycopg://…")
+Location = str | Path | URL  # a catalog file's path, or a database URL ("postgresql+psycopg://…")
 MAX_ID = 2**63 - 1  # SQLite's INTEGER: a larger number names no row (and overflows the driver)
 
 
@@ -619,6 +619,8 @@ def _running(pid: int) -> bool:
 
 def _locate(location: Location) -> tuple[Path, None] | tuple[str, URL]:
     """(the file, None) for a file catalog; (the URL without password, the URL) for a server's."""
+    if isinstance(location, URL):  # a catalog's own `url`, reopened (by a worker process)
+        return database.display(location), location
     if database.is_url(location):
         found = database.parse(str(location))
         if isinstance(found, URL):

@@ -1,0 +1,61 @@
+"""Worker processes (indexer.workers) and the pair verification spread over them
+(search.evidence.verify_pairs): the same answers as one process, from a catalog file or a
+PostgreSQL catalog, and from a script that has no `if __name__ == "__main__":` guard."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import neardup
+from neardup.search import evidence
+from neardup.search.verify import VERIFY_THRESHOLD
+
+from conftest import make_collection
+
+
+def test_pairs_verified_on_workers_are_the_ones_verified_here(tmp_path: Path, catalog_location: str,
+                                                               monkeypatch) -> None:
+    make_collection(tmp_path / "photos")
+    cat = neardup.open(catalog_location, create=True, embedder="none")
+    cat.index([tmp_path / "photos"], workers=1)
+    ids = sorted(int(i) for i in cat.catalog.hashes("pdq")[0])
+    pairs = np.array(list(itertools.combinations(ids, 2)), np.int64)
+    rows = np.arange(len(pairs))
+    here = evidence.verify_pairs(cat.catalog, pairs, rows, workers=1)
+    monkeypatch.setattr(evidence, "SPREAD_FROM", 0)  # spread even these few pairs
+    monkeypatch.setattr(evidence, "TASK_PAIRS", 7)  # over several tasks
+    spread = evidence.verify_pairs(cat.catalog, pairs, rows, workers=2)
+    assert spread == here
+    assert len(here) == len(pairs)  # every image has keypoints
+    assert sum(v.count >= VERIFY_THRESHOLD for v in here.values()) >= 3  # the copies of coffee and chelsea
+    assert [g.members for g in cat.duplicates(workers=2)] == [g.members for g in cat.duplicates(workers=1)]
+    cat.close()
+
+
+SCRIPT = """
+import sys
+import neardup
+from neardup.search import evidence
+
+evidence.SPREAD_FROM = 0  # spread even a few pairs over the workers
+cat = neardup.open(sys.argv[1], create=True, embedder="none")
+print(cat.index([sys.argv[2]], workers=2).new)
+print(sorted(len(g.members) for g in cat.duplicates(workers=2)))
+"""
+
+
+def test_a_script_without_a_main_guard_runs_workers(tmp_path: Path) -> None:
+    """multiprocessing would start each worker by running the caller's script again (which
+    then starts workers of its own and dies): the README's Python lines, saved as a script."""
+    make_collection(tmp_path / "photos")
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT)
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "cat.db"), str(tmp_path / "photos")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[:2] == ["15", "[2, 2, 3]"]
