@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 import re
 import struct
 import subprocess
@@ -546,8 +547,24 @@ def test_an_index_job_adds_a_folder_and_streams_its_progress(fresh, tmp_path) ->
     assert blocks[-1].startswith("event: end") and last["state"] == "done" and last["percent"] == 100
     done = wait_for(c, job["id"])
     assert done["result"]["new"] == 5 and done["result"]["failed"] == 0
+    assert (done["stage"], done["label"]) == (1, "")  # decoding the new files: nothing else to do
     assert cat.catalog.counts()["ok"] == before + 5
     assert job["id"] in [j["id"] for j in c.get("/api/jobs").json()]
+
+
+def test_an_index_job_says_what_each_stage_computes(fresh) -> None:
+    """After decoding (stage 1, no label), a catalog from an older neardup gets its keypoint
+    colours from the files: the job's stage says so, as the CLI's bar does."""
+    cat, files, c = fresh
+    with sqlite3.connect(cat.catalog.path) as db:  # keypoints stored before their colours were
+        db.execute("UPDATE keypoints SET colours = NULL")
+        db.execute("UPDATE mirrored_keypoints SET colours = NULL")
+    db.close()
+    r = c.post("/api/index", json={"paths": [str(files["coffee"].parent)]}, headers=csrf(c))
+    assert r.status_code == 202, r.text
+    done = wait_for(c, r.json()["id"])  # a stream shows the latest state: a short stage may pass unseen
+    assert (done["stage"], done["label"]) == (2, "keypoint colours (catalog from an older neardup)")
+    assert cat.catalog.missing_keypoint_colours() == []
 
 
 def test_index_of_a_missing_folder_is_a_422(shared, tmp_path) -> None:

@@ -2,7 +2,8 @@
 process, its progress readable at any time and streamable as it changes.
 
 A job's work reports to a `JobProgress`, the pipeline's `Progress` sink: each `start(total)`
-opens a stage (indexing reports decoding, then embedding what is missing), `advance` counts.
+opens a stage (indexing reports decoding, then what older catalogs or a new embedder lack,
+each stage with its `label`), `advance` counts.
 Readers take `snapshot()`s, cheap immutable copies; `version` grows with every change, so a
 stream sends only what changed. Work runs in a thread, never a forked process: forking a
 process that runs threads can deadlock the child on locks another thread held.
@@ -44,6 +45,7 @@ class JobSnapshot:
     result: dict[str, Any] | None = None
     error: str | None = None
     description: str = ""
+    label: str = ""  # what the current stage computes; "" for decoding new and changed files
 
     @property
     def percent(self) -> float:
@@ -58,7 +60,7 @@ class JobSnapshot:
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "kind": self.kind, "state": self.state, "description": self.description,
-            "stage": self.stage, "total": self.total, "done": self.done, "percent": self.percent,
+            "stage": self.stage, "label": self.label, "total": self.total, "done": self.done, "percent": self.percent,
             "started_at": self.started_at, "finished_at": self.finished_at, "result": self.result, "error": self.error,
         }
 
@@ -72,6 +74,7 @@ class Job(Progress):
     description: str = ""
     state: str = RUNNING
     stage: int = 0
+    label: str = ""
     total: int = 0
     done: int = 0
     started_at: float = field(default_factory=time.time)
@@ -83,7 +86,7 @@ class Job(Progress):
 
     def start(self, total: int, label: str = "") -> None:
         with self._lock:
-            self.stage, self.total, self.done = self.stage + 1, total, 0
+            self.stage, self.label, self.total, self.done = self.stage + 1, label, total, 0
             self.version += 1
 
     def advance(self, n: int = 1) -> None:
@@ -100,7 +103,7 @@ class Job(Progress):
     def snapshot(self) -> JobSnapshot:
         with self._lock:
             return JobSnapshot(self.id, self.kind, self.state, self.stage, self.total, self.done, self.started_at,
-                               self.finished_at, self.version, self.result, self.error, self.description)
+                               self.finished_at, self.version, self.result, self.error, self.description, self.label)
 
 
 class Jobs:

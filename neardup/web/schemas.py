@@ -204,7 +204,8 @@ class JobOut(BaseModel):
     kind: str
     state: Literal["running", "done", "failed"]
     description: str
-    stage: int = Field(description="1: decoding new and changed files; 2 and on: embedding what is missing")
+    stage: int = Field(description="1: decoding new and changed files; 2 and on: what the catalog lacks (see label)")
+    label: str = Field(description="what the stage computes, e.g. 'cnn vectors'; empty for decoding new and changed files")
     total: int
     done: int
     percent: float

@@ -31,7 +31,7 @@
 
   function show(job) {
     $("job").hidden = false;
-    const stage = job.stage > 1 ? "embedding" : "decoding and hashing";
+    const stage = job.label || (job.stage > 1 ? "embedding" : "decoding and hashing");
     $("job-title").textContent = `${job.description}: ${job.state === "running" ? stage : job.state}`;
     $("job-progress").value = job.percent;
     $("job-percent").textContent = `${Math.round(job.percent)} %` + (job.total ? ` (${job.done} of ${job.total})` : "");
