@@ -13,6 +13,7 @@ perturbed copies of it) and move some of its files to the --added folder. Prints
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--added", type=Path, required=True, help="the folder indexed after the first duplicates")
     ap.add_argument("--db", type=Path, required=True, help="a new catalog file")
     ap.add_argument("--embedder", default="cnn", help="the catalog's embedder [default: cnn, as `index` uses]")
+    ap.add_argument("--json", type=Path, default=None, help="also write the rows here (for charts)")
     args = ap.parse_args(argv)
     if args.db.exists():
         raise SystemExit(f"{args.db} exists: the benchmark starts from a new catalog")
@@ -65,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
              "| --- | ---: | ---: | ---: | --- |"]
     lines += [f"| {label} | {wall:,.1f} | {cpu:,.1f} | {rss:,.0f} | {said} |" for label, wall, cpu, rss, said in rows]
     print("\n".join(lines))
+    if args.json:
+        args.json.write_text(json.dumps({"images": base, "added": added, "steps": [
+            {"step": label, "wall_s": wall, "cpu_s": cpu, "peak_rss_mb": rss, "said": said}
+            for label, wall, cpu, rss, said in rows]}, indent=1))
     return 0
 
 
