@@ -266,11 +266,13 @@ class Collection:
                                prefer=[str(p) for p in prefer], workers=workers or cores())
 
     def duplicate_report(self, *, by: str = AUTO, threshold: float | None = None, strict: bool = False,
-                         prefer: Sequence[str | Path] = (), workers: int | None = None) -> Duplicates:
+                         prefer: Sequence[str | Path] = (), workers: int | None = None,
+                         progress: Progress | None = None) -> Duplicates:
         """`duplicates`, with what `--by auto` did with the catalog's stored pair evidence
-        (`Duplicates.evidence`: pairs reused, computed, verified)."""
+        (`Duplicates.evidence`: pairs reused, computed, verified); `progress` counts the pairs
+        it verifies."""
         return duplicates(catalog=self.catalog, by=by, threshold=threshold, strict=strict,
-                          prefer=[str(p) for p in prefer], workers=workers or cores())
+                          prefer=[str(p) for p in prefer], workers=workers or cores(), progress=progress)
 
     def set_index_policy(self, *, exact_below: int | None = None, memory_budget: int | None = None) -> IndexPolicy:
         """Choose how this catalog's nearest-neighbour indexes are built (`storage.ann`): exact

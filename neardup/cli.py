@@ -101,13 +101,14 @@ def main() -> None:
 class _Bar:
     """tqdm on stderr (files/s and ETA) behind the pipeline's Progress interface."""
 
-    def __init__(self, quiet: bool) -> None:
-        self.quiet, self.bar = quiet, None
+    def __init__(self, quiet: bool, unit: str = "file") -> None:
+        self.quiet, self.bar, self.unit = quiet, None, unit
 
     def start(self, total: int, label: str = "") -> None:
         from tqdm import tqdm
 
-        self.bar = tqdm(total=total, unit="file", desc=label or None, disable=self.quiet or total == 0,
+        self.close()
+        self.bar = tqdm(total=total, unit=self.unit, desc=label or None, disable=self.quiet or total == 0,
                         file=sys.stderr, dynamic_ncols=True)
 
     def advance(self, n: int = 1) -> None:
@@ -317,8 +318,12 @@ def duplicates(db: str, by: str, threshold: float | None, strict: bool, fmt: str
         if not_duplicate:
             cat.not_duplicate(*not_duplicate)
             click.echo(f"recorded: {not_duplicate[0]} and {not_duplicate[1]} are not duplicates", err=True)
-        found = cat.duplicate_report(by=by, threshold=threshold, strict=strict, prefer=prefer,
-                                     workers=_workers(workers))
+        bar = _Bar(quiet=False, unit="pair")
+        try:
+            found = cat.duplicate_report(by=by, threshold=threshold, strict=strict, prefer=prefer,
+                                         workers=_workers(workers), progress=bar)
+        finally:
+            bar.close()
         groups = found.groups
         if found.evidence is not None:
             click.echo(f"{found.evidence.summary()} ({found.evidence.seconds:.1f} s)", err=True)

@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from neardup.indexer.hashes import HASHES, LOW_QUALITY
+from neardup.indexer.progress import Progress
 from neardup.storage.catalog import Catalog
 from neardup.storage.records import ImageInfo
 from neardup.storage.vectors import Edges
@@ -77,7 +78,7 @@ def find_duplicates(
 
 def duplicates(
     *, catalog: Catalog, by: str = AUTO, threshold: float | None = None, strict: bool = False,
-    prefer: Sequence[str] = (), workers: int = 1,
+    prefer: Sequence[str] = (), workers: int = 1, progress: Progress | None = None,
 ) -> Duplicates:
     """All duplicate groups of the catalog, largest first, then the composites.
 
@@ -85,7 +86,7 @@ def duplicates(
     cosine >= `threshold`; for auto, pairs whose evidence decides so at `threshold`. Pairs a
     user marked as not duplicates are never in one group. Each group's keeper is chosen by
     `keeper.choose_keeper`, files under `prefer` folders first. Auto verifies candidate pairs
-    on `workers` processes.
+    on `workers` processes, counted on `progress`.
     """
     check_feature(catalog, by)
     threshold = default_threshold(by) if threshold is None else check_threshold(by, threshold)
@@ -95,7 +96,7 @@ def duplicates(
     contained: dict[int, list[int]] = {}
     report = None
     if by == AUTO:
-        found, report = auto_edges(catalog, threshold, merge=first, workers=workers)
+        found, report = auto_edges(catalog, threshold, merge=first, workers=workers, progress=progress)
         edges, contained = found.edges, found.composites
     elif by in HASHES:
         ids, codes = _without(copies, *catalog.hashes(by))
@@ -157,11 +158,11 @@ def _with_exact_copies(clusters: list[list[int]], exact: list[list[int]]) -> lis
 
 
 def auto_edges(catalog: Catalog, threshold: float, *, merge: Mapping[int, int] | None = None,
-               workers: int = 1) -> tuple[AutoPairs, EvidenceReport]:
+               workers: int = 1, progress: Progress | None = None) -> tuple[AutoPairs, EvidenceReport]:
     """The pairs auto calls duplicates at `threshold`, valued by their strongest evidence; an
     exact copy in `merge` is judged through the image it maps to (same bytes, same evidence).
     The judgements are the stored ones, brought up to date (`incremental`)."""
-    judged, report = judged_pairs(catalog, threshold, merge=merge or {}, workers=workers)
+    judged, report = judged_pairs(catalog, threshold, merge=merge or {}, workers=workers, progress=progress)
     return decide(judged, threshold), report
 
 

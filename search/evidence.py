@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from neardup.indexer.colours import ColourLayout
 from neardup.indexer.embedders import VECTOR_FEATURES
 from neardup.indexer.features import LocalFeatures, orb_features
+from neardup.indexer.progress import Progress
 from neardup.indexer.hashes import LOW_QUALITY
 from neardup.indexer.regions import enlarge
 from neardup.indexer.workers import parallel_map
@@ -40,6 +41,7 @@ VERIFY_BATCH = 2048  # pairs verified per batch: only their images' keypoints ar
 # keypoints more often.
 SPREAD_FROM = 4096
 TASK_PAIRS = 256
+VERIFYING = "verifying candidate pairs"  # the progress stage's label
 
 
 def search_evidence(query: Query, ids: list[int], catalog: Catalog, weights: dict[str, float],
@@ -91,13 +93,13 @@ class PairEvidence:
 
 def pair_evidence(catalog: Catalog, candidates: PairCandidates, threshold: float, weights: dict[str, float],
                   vector_features: Sequence[str], *, verifying: bool, policy: AutoPolicy = POLICY,
-                  workers: int = 1) -> PairEvidence:
+                  workers: int = 1, progress: Progress | None = None) -> PairEvidence:
     """Every kind of evidence for the candidate pairs, and every verification the decision
     reads. Geometry (when `verifying`) is evidence for the marked nearest neighbours and for
     pairs with one vote that need a second, unless another kind is already strong; pairs that
     are strong already are verified too, not as evidence (they are duplicates either way) but
-    for the decision's vetoes (`Verification.content_differs`, composites). `workers`: processes
-    verifying (`verify_pairs`)."""
+    for the decision's vetoes (`Verification.content_differs`, composites). `workers` and
+    `progress`: see `verify_pairs`."""
     pairs = candidates.pairs
     ids = np.unique(pairs).tolist()
     kinds = {HASHES: _pair_hash_evidence(catalog, pairs, ids, weights, policy)}
@@ -108,7 +110,7 @@ def pair_evidence(catalog: Catalog, candidates: PairCandidates, threshold: float
         best = np.max(np.stack(list(kinds.values())), axis=0)
         strong = best >= policy.strong(threshold)
         need = ~strong & (candidates.verify | (best >= threshold))
-        verified = verify_pairs(catalog, pairs, np.flatnonzero(need | strong), workers=workers)
+        verified = verify_pairs(catalog, pairs, np.flatnonzero(need | strong), workers=workers, progress=progress)
         geometry = np.zeros(len(pairs))
         for row, found in verified.items():
             if need[row]:
@@ -164,22 +166,29 @@ def _over_views(pairs: NDArray[np.int64], boxed: set[int],
 
 
 def verify_pairs(catalog: Catalog, pairs: NDArray[np.int64], rows: NDArray[np.int64], *,
-                 workers: int = 1) -> dict[int, Verification]:
+                 workers: int = 1, progress: Progress | None = None) -> dict[int, Verification]:
     """Geometric verification of pairs[rows]: the first image's keypoints as stored and
     mirrored against the second's (pairs whose images have no keypoints are left out), with
     their colour layouts where both have one (`recolour`). With `workers` > 1 and at least
     SPREAD_FROM rows, on that many processes, each reading its pairs' keypoints from its own
-    read-only connection to the catalog (no keypoints cross a pipe), TASK_PAIRS a task."""
+    read-only connection to the catalog (no keypoints cross a pipe), TASK_PAIRS a task.
+    `progress` counts the pairs verified (the longest part of `duplicates` from nothing)."""
+    progress = progress or Progress()
+    progress.start(len(rows), VERIFYING)
+    out: dict[int, Verification] = {}
     if workers > 1 and len(rows) >= SPREAD_FROM:
         location = catalog.url if catalog.url is not None else catalog.path
         tasks = [(pairs[chunk], chunk) for chunk in np.array_split(rows, -(-len(rows) // TASK_PAIRS))]
-        out: dict[int, Verification] = {}
-        for found in parallel_map(_verified_in_worker, tasks, (location,), workers=workers, chunk=1):
+        for (_, chunk), found in zip(tasks, parallel_map(_verified_in_worker, tasks, (location,), workers=workers,
+                                                           chunk=1)):
             out.update(found)
+            progress.advance(len(chunk))
         return out
-    return {row: found for start in range(0, len(rows), VERIFY_BATCH)
-            for row, found in _verified(catalog, pairs[rows[start : start + VERIFY_BATCH]],
-                                        rows[start : start + VERIFY_BATCH]).items()}
+    for start in range(0, len(rows), VERIFY_BATCH):
+        batch = rows[start : start + VERIFY_BATCH]
+        out.update(_verified(catalog, pairs[batch], batch))
+        progress.advance(len(batch))
+    return out
 
 
 _worker_catalog: dict[Location, Catalog] = {}  # a worker's connection, opened by its first task

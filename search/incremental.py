@@ -37,6 +37,7 @@ from numpy.typing import NDArray
 
 from neardup.indexer.colours import ColourLayout
 from neardup.indexer.features import FEATURES_ID
+from neardup.indexer.progress import Progress
 from neardup.storage.catalog import Catalog
 from neardup.storage.pairs import FIRST, IMAGE_ID, SECOND, Columns, PairStore
 from neardup.storage.schema import CatalogBusyError, CatalogReadOnlyError, DiskFullError
@@ -104,9 +105,10 @@ class JudgedPairs:
 
 
 def judged_pairs(catalog: Catalog, threshold: float, *, merge: Mapping[int, int],
-                 policy: AutoPolicy = POLICY, workers: int = 1) -> tuple[JudgedPairs, EvidenceReport]:
+                 policy: AutoPolicy = POLICY, workers: int = 1,
+                 progress: Progress | None = None) -> tuple[JudgedPairs, EvidenceReport]:
     """Every stored judgement of the catalog's candidate pairs, brought up to date first
-    (pairs verified on `workers` processes)."""
+    (pairs verified on `workers` processes, counted on `progress`)."""
     start = time.perf_counter()
     weights = policy.weights(catalog.settings.hashes)
     vector_features = [n for n in policy.vector_features if n in features_of(catalog)]
@@ -130,7 +132,7 @@ def judged_pairs(catalog: Catalog, threshold: float, *, merge: Mapping[int, int]
                                  policy=policy, new=None if full else new, known_range=known_range)
     judge = np.arange(len(candidates.pairs)) if full else _changed(candidates, old_candidates, new)
     computed = _judge(catalog, candidates.subset(judge), threshold, weights, vector_features, verifying, kinds, policy,
-                      workers)
+                      workers, progress)
     relevant = computed[KINDS].max(axis=1, initial=0.0) >= threshold if len(judge) else np.zeros(0, bool)
     fresh = {k: v[relevant] for k, v in computed.items()}
     stored_pairs = {} if full else _without(stored.pairs, new, gone)
@@ -276,7 +278,8 @@ def evidence_key(catalog: Catalog, threshold: float, vector_features: list[str],
 
 
 def _judge(catalog: Catalog, candidates: PairCandidates, threshold: float, weights: dict[str, float],
-           vector_features: list[str], verifying: bool, kinds: list[str], policy: AutoPolicy, workers: int) -> Columns:
+           vector_features: list[str], verifying: bool, kinds: list[str], policy: AutoPolicy, workers: int,
+           progress: Progress | None) -> Columns:
     """The judgement of every candidate pair as columns: FIRST, SECOND, KINDS (M, K) and the
     verification columns."""
     pairs = candidates.pairs
@@ -284,7 +287,7 @@ def _judge(catalog: Catalog, candidates: PairCandidates, threshold: float, weigh
         return {FIRST: np.zeros(0, np.int64), SECOND: np.zeros(0, np.int64), KINDS: np.zeros((0, len(kinds))),
                 **_verification_columns({}, 0), STRIP: np.zeros(0, np.uint64)}
     found = pair_evidence(catalog, candidates, threshold, weights, vector_features, verifying=verifying, policy=policy,
-                          workers=workers)
+                          workers=workers, progress=progress)
     return {FIRST: pairs[:, 0].copy(), SECOND: pairs[:, 1].copy(),
             KINDS: np.stack([found.evidence.kinds[k] for k in kinds], axis=1),
             **_verification_columns(found.verified, len(pairs)), STRIP: np.zeros(len(pairs), np.uint64)}

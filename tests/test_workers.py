@@ -12,10 +12,23 @@ from pathlib import Path
 import numpy as np
 
 import neardup
+from neardup.indexer.progress import Progress
 from neardup.search import evidence
 from neardup.search.verify import VERIFY_THRESHOLD
 
 from conftest import make_collection
+
+
+class _Counted(Progress):
+    def __init__(self) -> None:
+        self.stages, self.steps, self.done = [], [], 0
+
+    def start(self, total: int, label: str = "") -> None:
+        self.stages.append((total, label))
+
+    def advance(self, n: int = 1) -> None:
+        self.steps.append(n)
+        self.done += n
 
 
 def test_pairs_verified_on_workers_are_the_ones_verified_here(tmp_path: Path, catalog_location: str,
@@ -26,11 +39,15 @@ def test_pairs_verified_on_workers_are_the_ones_verified_here(tmp_path: Path, ca
     ids = sorted(int(i) for i in cat.catalog.hashes("pdq")[0])
     pairs = np.array(list(itertools.combinations(ids, 2)), np.int64)
     rows = np.arange(len(pairs))
-    here = evidence.verify_pairs(cat.catalog, pairs, rows, workers=1)
+    counted = [_Counted(), _Counted()]
+    here = evidence.verify_pairs(cat.catalog, pairs, rows, workers=1, progress=counted[0])
     monkeypatch.setattr(evidence, "SPREAD_FROM", 0)  # spread even these few pairs
     monkeypatch.setattr(evidence, "TASK_PAIRS", 7)  # over several tasks
-    spread = evidence.verify_pairs(cat.catalog, pairs, rows, workers=2)
+    spread = evidence.verify_pairs(cat.catalog, pairs, rows, workers=2, progress=counted[1])
     assert spread == here
+    for bar in counted:  # every pair counted once, as it is verified: by batch here, by task on workers
+        assert bar.stages == [(len(pairs), evidence.VERIFYING)] and bar.done == len(pairs)
+    assert counted[1].steps == [7] * (len(pairs) // 7)
     assert len(here) == len(pairs)  # every image has keypoints
     assert sum(v.count >= VERIFY_THRESHOLD for v in here.values()) >= 3  # the copies of coffee and chelsea
     assert [g.members for g in cat.duplicates(workers=2)] == [g.members for g in cat.duplicates(workers=1)]
