@@ -26,6 +26,7 @@ from neardup.indexer.regions import enlarge
 from neardup.indexer.workers import parallel_map
 from neardup.storage.catalog import Catalog, Location
 from neardup.storage.models import BOX, IMAGE
+from neardup.storage.pairs import Columns
 
 from .auto import GEOMETRY, HASHES, POLICY, AutoPolicy, Evidence
 from .candidates import PairCandidates, Query
@@ -33,6 +34,11 @@ from .fusion import confidence, fused_similarity, hash_anchor
 from .strips import Strip, colour_link, strip_link, strip_of, unpacked
 from .verify import VERIFY_CEILING, Verification, best_inliers, best_match, verified_confidence
 
+# Verifications as columns: the form they are stored in (`storage.pairs`) and sent back from
+# worker processes (`Verified`).
+INLIERS, RECOLOURED = "inliers", "recoloured"
+SIDE_FIELDS = {"coverage": np.float64, "centre": np.float64, "central": np.int32, "share": np.float64,
+               "cells": np.uint64, "hole": np.int32}
 PAIR_CHUNK = 65536  # pairs whose cosines are computed at once (2 x 335 MB at D = 1280)
 VERIFY_BATCH = 2048  # pairs verified per batch: only their images' keypoints are in memory
 # Verification spread over processes: a worker costs about a second of CPU to start, so fewer
@@ -83,12 +89,55 @@ def with_search_geometry(query: Query, ids: list[int], evidence: Evidence, catal
 
 
 @dataclass(frozen=True)
+class Verified:
+    """Geometric verifications of V pairs as columns: `rows` (V,) the pairs' rows, `counts`
+    (V,) their counting inliers (`Verification.count`), `columns` INLIERS, RECOLOURED and each
+    side's `Side` fields ("query_coverage", …), (V,) each. Not a `Verification` per pair: those
+    take ~700 bytes each, gigabytes for the millions of pairs of a large catalog."""
+
+    rows: NDArray[np.int64]
+    counts: NDArray[np.int32]
+    columns: Columns
+
+    @classmethod
+    def of(cls, found: Mapping[int, Verification]) -> Verified:
+        """The verifications of pair row -> `Verification`."""
+        rows = sorted(found)
+        columns: Columns = {INLIERS: np.array([found[r].inliers for r in rows], np.int32),
+                            RECOLOURED: np.array([found[r].recoloured for r in rows], np.uint8)}
+        for side in ("query", "candidate"):
+            for f, dtype in SIDE_FIELDS.items():
+                columns[f"{side}_{f}"] = np.array([getattr(getattr(found[r], side), f) for r in rows], dtype)
+        return cls(np.array(rows, np.int64), np.array([found[r].count for r in rows], np.int32), columns)
+
+    @classmethod
+    def joined(cls, parts: Sequence[Verified]) -> Verified:
+        if not parts:
+            return cls.of({})
+        return cls(np.concatenate([p.rows for p in parts]), np.concatenate([p.counts for p in parts]),
+                   {k: np.concatenate([p.columns[k] for p in parts]) for k in parts[0].columns})
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def scattered(self, total: int) -> Columns:
+        """Columns of `total` pair rows: these verifications at their rows, INLIERS -1 (not
+        verified) and zeros elsewhere."""
+        out: Columns = {INLIERS: np.full(total, -1, np.int32)}
+        for name, values in self.columns.items():
+            if name != INLIERS:
+                out[name] = np.zeros(total, values.dtype)
+            out[name][self.rows] = values
+        return out
+
+
+@dataclass(frozen=True)
 class PairEvidence:
-    """Every kind of evidence for M candidate pairs, and the geometric verifications done
-    (pair row -> `Verification`), which the decision also reads."""
+    """Every kind of evidence for M candidate pairs, and the geometric verifications done,
+    which the decision also reads."""
 
     evidence: Evidence
-    verified: dict[int, Verification]
+    verified: Verified
 
 
 def pair_evidence(catalog: Catalog, candidates: PairCandidates, threshold: float, weights: dict[str, float],
@@ -105,16 +154,15 @@ def pair_evidence(catalog: Catalog, candidates: PairCandidates, threshold: float
     kinds = {HASHES: _pair_hash_evidence(catalog, pairs, ids, weights, policy)}
     for name in vector_features:
         kinds[name] = _pair_vector_evidence(catalog, pairs, ids, name)
-    verified: dict[int, Verification] = {}
+    verified = Verified.of({})
     if verifying:
         best = np.max(np.stack(list(kinds.values())), axis=0)
         strong = best >= policy.strong(threshold)
         need = ~strong & (candidates.verify | (best >= threshold))
         verified = verify_pairs(catalog, pairs, np.flatnonzero(need | strong), workers=workers, progress=progress)
         geometry = np.zeros(len(pairs))
-        for row, found in verified.items():
-            if need[row]:
-                geometry[row] = float(verified_confidence(found.count))
+        evidence = need[verified.rows]
+        geometry[verified.rows[evidence]] = verified_confidence(verified.counts[evidence])
         kinds[GEOMETRY] = geometry
     return PairEvidence(Evidence(kinds), verified)
 
@@ -166,7 +214,7 @@ def _over_views(pairs: NDArray[np.int64], boxed: set[int],
 
 
 def verify_pairs(catalog: Catalog, pairs: NDArray[np.int64], rows: NDArray[np.int64], *,
-                 workers: int = 1, progress: Progress | None = None) -> dict[int, Verification]:
+                 workers: int = 1, progress: Progress | None = None) -> Verified:
     """Geometric verification of pairs[rows]: the first image's keypoints as stored and
     mirrored against the second's (pairs whose images have no keypoints are left out), with
     their colour layouts where both have one (`recolour`). With `workers` > 1 and at least
@@ -175,27 +223,26 @@ def verify_pairs(catalog: Catalog, pairs: NDArray[np.int64], rows: NDArray[np.in
     `progress` counts the pairs verified (the longest part of `duplicates` from nothing)."""
     progress = progress or Progress()
     progress.start(len(rows), VERIFYING)
-    out: dict[int, Verification] = {}
+    parts: list[Verified] = []
     if workers > 1 and len(rows) >= SPREAD_FROM:
         location = catalog.url if catalog.url is not None else catalog.path
         tasks = [(pairs[chunk], chunk) for chunk in np.array_split(rows, -(-len(rows) // TASK_PAIRS))]
         for (_, chunk), found in zip(tasks, parallel_map(_verified_in_worker, tasks, (location,), workers=workers,
                                                            chunk=1)):
-            out.update(found)
+            parts.append(found)
             progress.advance(len(chunk))
-        return out
+        return Verified.joined(parts)
     for start in range(0, len(rows), VERIFY_BATCH):
         batch = rows[start : start + VERIFY_BATCH]
-        out.update(_verified(catalog, pairs[batch], batch))
+        parts.append(_verified(catalog, pairs[batch], batch))
         progress.advance(len(batch))
-    return out
+    return Verified.joined(parts)
 
 
 _worker_catalog: dict[Location, Catalog] = {}  # a worker's connection, opened by its first task
 
 
-def _verified_in_worker(task: tuple[NDArray[np.int64], NDArray[np.int64]], location: Location
-                        ) -> dict[int, Verification]:
+def _verified_in_worker(task: tuple[NDArray[np.int64], NDArray[np.int64]], location: Location) -> Verified:
     if location not in _worker_catalog:
         import faiss
 
@@ -204,7 +251,7 @@ def _verified_in_worker(task: tuple[NDArray[np.int64], NDArray[np.int64]], locat
     return _verified(_worker_catalog[location], *task)
 
 
-def _verified(catalog: Catalog, pairs: NDArray[np.int64], rows: NDArray[np.int64]) -> dict[int, Verification]:
+def _verified(catalog: Catalog, pairs: NDArray[np.int64], rows: NDArray[np.int64]) -> Verified:
     """`verify_pairs` of (k, 2) `pairs`, keyed by their (k,) `rows`: one batch, whose images'
     keypoints are read at once."""
     ids = np.unique(pairs).tolist()
@@ -216,7 +263,7 @@ def _verified(catalog: Catalog, pairs: NDArray[np.int64], rows: NDArray[np.int64
             views = [LocalFeatures(*stored[a])] + ([LocalFeatures(*flipped[a])] if a in flipped else [])
             colours = (layouts[a], layouts[b]) if a in layouts and b in layouts else None
             out[row] = best_match(views, LocalFeatures(*stored[b]), mirrored=(False, True), colours=colours)
-    return out
+    return Verified.of(out)
 
 
 def _stacked(values: Mapping[int, NDArray], ids: NDArray[np.int64]) -> NDArray:

@@ -45,7 +45,7 @@ from neardup.storage.schema import CatalogBusyError, CatalogReadOnlyError, DiskF
 from . import recolour, strips, verify
 from .auto import GEOMETRY, HASHES, POLICY, AutoPolicy, Evidence, verified_links
 from .candidates import PairCandidates, pair_candidates
-from .evidence import pair_evidence, strips_of, verify_strips
+from .evidence import INLIERS, RECOLOURED, SIDE_FIELDS, Verified, pair_evidence, strips_of, verify_strips
 from .features import features_of
 from .strips import containers, packed, strip_candidates
 from .verify import Side, Verification
@@ -53,11 +53,8 @@ from .verify import Side, Verification
 # Bumped whenever the code that judges pairs changes what it returns: stored judgements of
 # another version are dropped and judged again.
 EVIDENCE_VERSION = 6
-CONTENT, KINDS, INLIERS, VERIFY, IN_RANGE = "content", "kinds", "inliers", "verify", "in_range"
-RECOLOURED = "recoloured"
+CONTENT, KINDS, VERIFY, IN_RANGE = "content", "kinds", "verify", "in_range"
 STRIP = "strip"  # a strip candidate's or strip link's strip (`strips`); 0: an ordinary candidate or pair
-_SIDE_FIELDS = {"coverage": np.float64, "centre": np.float64, "central": np.int32, "share": np.float64,
-                "cells": np.uint64, "hole": np.int32}
 
 
 @dataclass(frozen=True)
@@ -90,13 +87,13 @@ class JudgedPairs:
 
     pairs: NDArray[np.int64]
     evidence: Evidence
-    columns: Columns  # the verification columns (`_verification_columns`)
+    columns: Columns  # the verification columns (`evidence.Verified.scattered`)
 
     def verification(self, row: int) -> Verification | None:
         if INLIERS not in self.columns or self.columns[INLIERS][row] < 0:
             return None
         c = self.columns
-        sides = [Side(**{f: c[f"{side}_{f}"][row].item() for f in _SIDE_FIELDS}) for side in ("query", "candidate")]
+        sides = [Side(**{f: c[f"{side}_{f}"][row].item() for f in SIDE_FIELDS}) for side in ("query", "candidate")]
         return Verification(int(c[INLIERS][row]), *sides, bool(c[RECOLOURED][row]))
 
     def strip_links(self) -> NDArray[np.bool_]:
@@ -225,7 +222,7 @@ def _strip_links(catalog: Catalog, pairs: Columns, kinds: list[str], threshold: 
     new_links = {FIRST: np.array([min(todo[i][:2]) for i in rows], np.int64),
                  SECOND: np.array([max(todo[i][:2]) for i in rows], np.int64),
                  KINDS: np.zeros((len(rows), len(kinds))),
-                 **_verification_columns({j: found[i] for j, i in enumerate(rows)}, len(rows)),
+                 **Verified.of({j: found[i] for j, i in enumerate(rows)}).scattered(len(rows)),
                  STRIP: np.array([todo[i][2] for i in rows], np.uint64)}
     keys = sorted(key_of)
     strip_columns = {FIRST: np.array([a for a, _ in keys], np.int64), SECOND: np.array([b for _, b in keys], np.int64),
@@ -285,26 +282,12 @@ def _judge(catalog: Catalog, candidates: PairCandidates, threshold: float, weigh
     pairs = candidates.pairs
     if not len(pairs):
         return {FIRST: np.zeros(0, np.int64), SECOND: np.zeros(0, np.int64), KINDS: np.zeros((0, len(kinds))),
-                **_verification_columns({}, 0), STRIP: np.zeros(0, np.uint64)}
+                **Verified.of({}).scattered(0), STRIP: np.zeros(0, np.uint64)}
     found = pair_evidence(catalog, candidates, threshold, weights, vector_features, verifying=verifying, policy=policy,
                           workers=workers, progress=progress)
     return {FIRST: pairs[:, 0].copy(), SECOND: pairs[:, 1].copy(),
             KINDS: np.stack([found.evidence.kinds[k] for k in kinds], axis=1),
-            **_verification_columns(found.verified, len(pairs)), STRIP: np.zeros(len(pairs), np.uint64)}
-
-
-def _verification_columns(verified: Mapping[int, Verification], rows: int) -> Columns:
-    """Verifications by row as columns: INLIERS (-1: not verified), RECOLOURED and each side's fields."""
-    out: Columns = {INLIERS: np.full(rows, -1, np.int32), RECOLOURED: np.zeros(rows, np.uint8)}
-    for side in ("query", "candidate"):
-        out |= {f"{side}_{f}": np.zeros(rows, dtype) for f, dtype in _SIDE_FIELDS.items()}
-    for row, found in verified.items():
-        out[INLIERS][row] = found.inliers
-        out[RECOLOURED][row] = found.recoloured
-        for side in ("query", "candidate"):
-            for f in _SIDE_FIELDS:
-                out[f"{side}_{f}"][row] = getattr(getattr(found, side), f)
-    return out
+            **found.verified.scattered(len(pairs)), STRIP: np.zeros(len(pairs), np.uint64)}
 
 
 def _judged(pairs: Columns, kinds: list[str]) -> JudgedPairs:
