@@ -62,16 +62,24 @@ def _parts_without(image: int, neighbours: list[int], links: Mapping[int, list[t
     """Which part (a label) each neighbour falls in once `image` is taken out of the graph of
     kept links; all one part when the component is too large to search."""
     part: dict[int, int] = {}
+    wanted = set(neighbours)
     for start in neighbours:
         if start in part:
             continue
         seen, frontier = {start}, [start]
+        # the first search stops as soon as it has met every neighbour: all one part, the
+        # usual case (copies of one picture linked among themselves), found without walking
+        # their whole component: for each of 100,000 images that walk was most of the time
+        missing = len(wanted) - 1 if not part else -1
         while frontier:
             node = frontier.pop()
             for other, _ in links[node]:
                 if other != image and other not in seen:
                     seen.add(other)
                     frontier.append(other)
+                    missing -= other in wanted
+            if missing == 0:
+                return {n: start for n in neighbours}
             if len(seen) > MAX_COMPONENT:
                 return {n: 0 for n in neighbours}
         for n in neighbours:
