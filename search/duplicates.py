@@ -11,7 +11,7 @@ single hash, except as exact copies. Nothing here deletes or moves a file.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +28,7 @@ from .composites import composites
 from .features import AUTO, check_feature, check_threshold, default_threshold, features_of
 from .fusion import fused_similarity
 from .incremental import EvidenceReport, JudgedPairs, judged_pairs
-from .keeper import DEFAULT_ORDER, choose_keeper
+from .keeper import DEFAULT_ORDER, Similarity, choose_keeper
 from .linkage import complete_linkage, single_linkage
 
 
@@ -217,27 +217,56 @@ def _groups(catalog: Catalog, clusters: list[list[int]], prefer: Sequence[str], 
         images = [info[i] for i in cluster if i in info]
         if len(images) < 2:
             continue
-        keeper, reason = choose_keeper(images, prefer=prefer, order=order, similarity=similarity)
+        keeper, reason = choose_keeper(images, prefer=prefer, order=order,
+                                       similarity=similarity(images) if similarity else None)
         rest = sorted((im for im in images if im is not keeper), key=lambda im: im.path)
         ordered = (keeper, *rest)
         groups.append(Group(keeper.path, tuple(im.path for im in ordered), ordered, reason))
     return sorted(groups, key=lambda g: (-len(g.members), g.keeper))
 
 
-def _similarity(catalog: Catalog, ids: list[int]):
-    """How alike two members are, for the keeper's `central` rule: the fused hash similarity
-    plus, when the catalog has it, the CNN cosine (both from stored features)."""
+def _similarity(catalog: Catalog, ids: list[int]) -> Callable[[Sequence[ImageInfo]], Similarity] | None:
+    """For one group's members, how alike two of them are, for the keeper's `central` rule: the
+    fused hash similarity plus, when the catalog has it, the CNN cosine (both from stored
+    features). A group's pairs are computed at once, the first time the rule asks: one call
+    per pair cost a quarter hour on 100,000 images in groups of 80."""
     if not ids:
         return None
     weights = POLICY.weights(catalog.settings.hashes)
     hashes = catalog.hashes_of(ids, list(weights))
     vectors = catalog.vectors_of(ids, "cnn") if "cnn" in features_of(catalog) else {}
 
-    def similarity(a: ImageInfo, b: ImageInfo) -> float:
-        i, j = a.image_id, b.image_id
-        if not all(i in hashes[n] and j in hashes[n] for n in weights):
-            return 0.0
-        fused = float(fused_similarity({n: hashes[n][i] for n in weights}, {n: hashes[n][j] for n in weights}, weights))
-        return fused + (float(vectors[i] @ vectors[j]) if i in vectors and j in vectors else 0.0)
+    def of_group(members: Sequence[ImageInfo]) -> Similarity:
+        at = {im.image_id: k for k, im in enumerate(members)}
+        known: list[NDArray[np.float64]] = []
 
-    return similarity
+        def similarity(a: ImageInfo, b: ImageInfo) -> float:
+            if not known:
+                known.append(_similarities([im.image_id for im in members], hashes, vectors, weights))
+            return float(known[0][at[a.image_id], at[b.image_id]])
+
+        return similarity
+
+    return of_group
+
+
+def _similarities(ids: list[int], hashes: Mapping[str, Mapping[int, NDArray[np.uint8]]],
+                  vectors: Mapping[int, NDArray[np.float32]], weights: Mapping[str, float]) -> NDArray[np.float64]:
+    """(n, n) `_similarity` of every two of `ids` (0 for a member without every hash)."""
+    n = len(ids)
+    first, second = (a.ravel() for a in np.meshgrid(np.arange(n), np.arange(n), indexing="ij"))
+    out = np.zeros(n * n)
+    hashed = np.array([all(i in hashes[name] for name in weights) for i in ids])
+    pair = hashed[first] & hashed[second]
+    if pair.any():
+        a, b = first[pair], second[pair]
+        rows = {name: np.stack([hashes[name][i] if hashed[k] else hashes[name][ids[0]] for k, i in enumerate(ids)])
+                for name in weights}
+        out[pair] = fused_similarity({name: r[a] for name, r in rows.items()}, {name: r[b] for name, r in rows.items()},
+                                     weights)
+        embedded = np.array([i in vectors for i in ids])
+        both = embedded[a] & embedded[b]
+        if both.any():
+            matrix = np.stack([vectors[i] if embedded[k] else vectors[next(iter(vectors))] for k, i in enumerate(ids)])
+            out[np.flatnonzero(pair)[both]] += np.einsum("ij,ij->i", matrix[a[both]], matrix[b[both]])
+    return out.reshape(n, n)
