@@ -228,8 +228,11 @@ def _groups(catalog: Catalog, clusters: list[list[int]], prefer: Sequence[str], 
 def _similarity(catalog: Catalog, ids: list[int]) -> Callable[[Sequence[ImageInfo]], Similarity] | None:
     """For one group's members, how alike two of them are, for the keeper's `central` rule: the
     fused hash similarity plus, when the catalog has it, the CNN cosine (both from stored
-    features). A group's pairs are computed at once, the first time the rule asks: one call
-    per pair cost a quarter hour on 100,000 images in groups of 80."""
+    features). The rule compares each member with one member per distinct content: each such
+    member's similarity to the whole group is computed at once, the first time it is asked
+    for (one call per pair cost a quarter hour on 100,000 images in groups of 80), and never
+    the whole (n, n) matrix (a thousand byte-identical files are one content, not a million
+    pairs)."""
     if not ids:
         return None
     weights = POLICY.weights(catalog.settings.hashes)
@@ -237,36 +240,33 @@ def _similarity(catalog: Catalog, ids: list[int]) -> Callable[[Sequence[ImageInf
     vectors = catalog.vectors_of(ids, "cnn") if "cnn" in features_of(catalog) else {}
 
     def of_group(members: Sequence[ImageInfo]) -> Similarity:
-        at = {im.image_id: k for k, im in enumerate(members)}
-        known: list[NDArray[np.float64]] = []
+        group = [im.image_id for im in members]
+        at = {image_id: k for k, image_id in enumerate(group)}
+        to: dict[int, NDArray[np.float64]] = {}  # member id -> its similarity to each member
 
         def similarity(a: ImageInfo, b: ImageInfo) -> float:
-            if not known:
-                known.append(_similarities([im.image_id for im in members], hashes, vectors, weights))
-            return float(known[0][at[a.image_id], at[b.image_id]])
+            if b.image_id not in to:
+                to[b.image_id] = _similarities(group, at[b.image_id], hashes, vectors, weights)
+            return float(to[b.image_id][at[a.image_id]])
 
         return similarity
 
     return of_group
 
 
-def _similarities(ids: list[int], hashes: Mapping[str, Mapping[int, NDArray[np.uint8]]],
+def _similarities(ids: list[int], of: int, hashes: Mapping[str, Mapping[int, NDArray[np.uint8]]],
                   vectors: Mapping[int, NDArray[np.float32]], weights: Mapping[str, float]) -> NDArray[np.float64]:
-    """(n, n) `_similarity` of every two of `ids` (0 for a member without every hash)."""
-    n = len(ids)
-    first, second = (a.ravel() for a in np.meshgrid(np.arange(n), np.arange(n), indexing="ij"))
-    out = np.zeros(n * n)
-    hashed = np.array([all(i in hashes[name] for name in weights) for i in ids])
-    pair = hashed[first] & hashed[second]
-    if pair.any():
-        a, b = first[pair], second[pair]
-        rows = {name: np.stack([hashes[name][i] if hashed[k] else hashes[name][ids[0]] for k, i in enumerate(ids)])
-                for name in weights}
-        out[pair] = fused_similarity({name: r[a] for name, r in rows.items()}, {name: r[b] for name, r in rows.items()},
-                                     weights)
-        embedded = np.array([i in vectors for i in ids])
-        both = embedded[a] & embedded[b]
-        if both.any():
-            matrix = np.stack([vectors[i] if embedded[k] else vectors[next(iter(vectors))] for k, i in enumerate(ids)])
-            out[np.flatnonzero(pair)[both]] += np.einsum("ij,ij->i", matrix[a[both]], matrix[b[both]])
-    return out.reshape(n, n)
+    """(n,) `_similarity` of each of `ids` to `ids[of]` (0 where either lacks a hash)."""
+    out = np.zeros(len(ids))
+    target = ids[of]
+    if not all(target in hashes[name] for name in weights):
+        return out
+    hashed = np.flatnonzero([all(i in hashes[name] for name in weights) for i in ids])
+    members = [ids[k] for k in hashed]
+    out[hashed] = fused_similarity({name: np.stack([hashes[name][i] for i in members]) for name in weights},
+                                   {name: hashes[name][target] for name in weights}, weights)
+    if target in vectors:
+        embedded = hashed[[ids[k] in vectors for k in hashed]]
+        if len(embedded):
+            out[embedded] += np.stack([vectors[ids[k]] for k in embedded]) @ vectors[target]
+    return out
