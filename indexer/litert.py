@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 from neardup.storage.places import cache_dir
 
 from . import mobilenet
+from .workers import cores
 
 __all__ = [
     "COMPILE_VERSION",
@@ -99,7 +100,7 @@ class LiteRTNetwork:
     def __init__(self, path: Path, *, threads: int | None = None) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        threads = threads or _available_cpus()
+        threads = threads or cores()
         with mobilenet._stderr_without(_DELEGATE_NOTICE):  # printed by the first allocation
             self._interpreter = Interpreter(model_path=str(path), num_threads=threads)
             self._interpreter.allocate_tensors()
@@ -134,7 +135,7 @@ def load_network(spec: NetworkSpec, *, threads: int | None = None) -> LiteRTNetw
     Raises `CompileError` if compiling fails (TensorFlow missing, converter error).
     """
     path = spec.path()
-    key = (os.getpid(), str(path), threads or _available_cpus())
+    key = (os.getpid(), str(path), threads or cores())
     if key not in _loaded:
         _loaded[key] = _load(spec, path, key[2])
     return _loaded[key]
@@ -200,10 +201,3 @@ def _compile(spec: NetworkSpec, path: Path) -> None:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
-
-
-def _available_cpus() -> int:
-    """CPUs this process may run on (its affinity mask where the OS has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1

@@ -161,8 +161,8 @@ def pair_evidence(catalog: Catalog, candidates: PairCandidates, threshold: float
         need = ~strong & (candidates.verify | (best >= threshold))
         verified = verify_pairs(catalog, pairs, np.flatnonzero(need | strong), workers=workers, progress=progress)
         geometry = np.zeros(len(pairs))
-        evidence = need[verified.rows]
-        geometry[verified.rows[evidence]] = verified_confidence(verified.counts[evidence])
+        counted = need[verified.rows]  # verifications that are evidence, not only read by the vetoes
+        geometry[verified.rows[counted]] = verified_confidence(verified.counts[counted])
         kinds[GEOMETRY] = geometry
     return PairEvidence(Evidence(kinds), verified)
 
