@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def copy_catalog(source: Path, target: Path, *, drop_evidence: bool = False) -> Path:
-    """An online copy of an SQLite catalog (WAL included), optionally without stored evidence."""
+    """An online copy of an SQLite catalog (WAL included), optionally without stored evidence
+    (and stored groups)."""
     target.unlink(missing_ok=True)
     src, dst = sqlite3.connect(source), sqlite3.connect(target)
     with dst:
@@ -40,6 +41,8 @@ def copy_catalog(source: Path, target: Path, *, drop_evidence: bool = False) -> 
         if drop_evidence and "evidence_sets" in tables:
             dst.execute("DELETE FROM evidence_segments")
             dst.execute("DELETE FROM evidence_sets")
+        if drop_evidence and "decisions" in tables:
+            dst.execute("DELETE FROM decisions")
     src.close()
     dst.close()
     return target

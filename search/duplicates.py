@@ -10,16 +10,23 @@ single hash, except as exact copies. Nothing here deletes or moves a file.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
+from neardup.indexer import pixels
 from neardup.indexer.hashes import HASHES, LOW_QUALITY
 from neardup.indexer.progress import Progress
 from neardup.storage.catalog import Catalog
+from neardup.storage.decisions import DecisionStore
+from neardup.storage.pairs import Columns
 from neardup.storage.records import ImageInfo
 from neardup.storage.vectors import Edges
 
@@ -86,10 +93,29 @@ def duplicates(
     cosine >= `threshold`; for auto, pairs whose evidence decides so at `threshold`. Pairs a
     user marked as not duplicates are never in one group. Each group's keeper is chosen by
     `keeper.choose_keeper`, files under `prefer` folders first. Auto verifies candidate pairs
-    on `workers` processes, counted on `progress`.
+    on `workers` processes, counted on `progress`. The groups are stored (`storage.decisions`)
+    and read back while the catalog and the options are unchanged.
     """
+    start = time.perf_counter()
     check_feature(catalog, by)
     threshold = default_threshold(by) if threshold is None else check_threshold(by, threshold)
+    prefer = [os.path.realpath(os.path.expanduser(p)) for p in prefer]
+    order = catalog.keeper_order() or DEFAULT_ORDER
+    generation = catalog.generation()
+    store = DecisionStore(catalog, {"by": by, "threshold": threshold, "strict": strict, "prefer": prefer,
+                                    "order": list(order), "code": _code_identity()})
+    stored = store.read(generation)
+    if stored is not None and (found := _stored(catalog, stored, start)) is not None:
+        return found
+    groups, contained, report = _decided(catalog, by, threshold, strict, prefer, order, workers, progress)
+    store.write(generation, _columns(groups, contained, report))
+    return Duplicates(groups + _composite_groups(catalog, contained, groups), report)
+
+
+def _decided(catalog: Catalog, by: str, threshold: float, strict: bool, prefer: Sequence[str], order: Sequence[str],
+             workers: int, progress: Progress | None) -> tuple[list[Group], dict[int, list[int]], EvidenceReport | None]:
+    """`duplicates` worked out from the catalog: the groups, composite -> what it contains,
+    and what auto did with the stored pair evidence."""
     exact = catalog.same_content_groups()
     first = {i: g[0] for g in exact for i in g[1:]}  # an exact copy -> its content's first image
     copies = np.fromiter(first.keys(), np.int64, len(first))
@@ -112,8 +138,52 @@ def duplicates(
     clusters = _with_exact_copies(clusters, exact)
     if apart and strict:
         clusters = [c for cluster in clusters for c in _split_apart(cluster, apart)]
-    prefer = [os.path.realpath(os.path.expanduser(p)) for p in prefer]
-    groups = _groups(catalog, clusters, prefer, catalog.keeper_order() or DEFAULT_ORDER)
+    return _groups(catalog, clusters, prefer, order), contained, report
+
+
+@functools.cache
+def _code_identity() -> str:
+    """A digest of the code that decides groups (this package) and of the code that made the
+    features it reads (`neardup.indexer`): stored groups decided by other code are stale.
+    Unlike the pair evidence's hand-kept version, any change counts: deciding again costs
+    minutes, judging again hours."""
+    digest = hashlib.sha256()
+    for package in (Path(__file__).parent, Path(pixels.__file__).parent):
+        for source in sorted(package.glob("*.py")):
+            digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    return digest.hexdigest()
+
+
+def _columns(groups: list[Group], contained: Mapping[int, list[int]], report: EvidenceReport | None) -> Columns:
+    """A decision as columns, by image id: each group's members in order (keeper first), its
+    reason, and each composite with what it contains."""
+    texts = sorted({g.reason for g in groups})
+    inside = [contained[c] for c in sorted(contained)]
+    return {"members": np.array([im.image_id for g in groups for im in g.images], np.int64),
+            "sizes": np.array([len(g.images) for g in groups], np.int64),
+            "reasons": np.array([texts.index(g.reason) for g in groups], np.int64),
+            "reason_texts": np.array(texts, dtype=str),
+            "composites": np.array(sorted(contained), np.int64),
+            "inside": np.array([i for parts in inside for i in parts], np.int64),
+            "inside_sizes": np.array([len(parts) for parts in inside], np.int64),
+            "pairs": np.array(-1 if report is None else report.stored, np.int64)}
+
+
+def _stored(catalog: Catalog, columns: Columns, start: float) -> Duplicates | None:
+    """The `Duplicates` of a stored decision (`_columns`); None when an image it names is gone."""
+    members, composites = columns["members"], columns["composites"]
+    info = catalog.images(np.unique(members).tolist())
+    if len(info) < len(np.unique(members)):
+        return None
+    groups = []
+    for ids, reason in zip(np.split(members, np.cumsum(columns["sizes"])[:-1]), columns["reasons"].tolist()):
+        images = tuple(info[i] for i in ids.tolist())
+        groups.append(Group(images[0].path, tuple(im.path for im in images), images, str(columns["reason_texts"][reason])))
+    parts = np.split(columns["inside"], np.cumsum(columns["inside_sizes"])[:-1]) if len(composites) else []
+    contained = {int(c): p.tolist() for c, p in zip(composites.tolist(), parts)}
+    pairs = int(columns["pairs"])
+    report = None if pairs < 0 else EvidenceReport(reused=pairs, stored=pairs, decided=True,
+                                                   seconds=time.perf_counter() - start)
     return Duplicates(groups + _composite_groups(catalog, contained, groups), report)
 
 

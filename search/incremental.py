@@ -62,7 +62,9 @@ class EvidenceReport:
     """What a run did with the stored evidence: judged pairs `reused` from it, pairs
     `computed` (candidate pairs judged now) with `verified` geometric verifications among
     them; `images` new or changed images whose pairs were judged; `dropped` images whose
-    pairs were dropped; `stored` judged pairs kept after the run; `seconds` it took."""
+    pairs were dropped; `stored` judged pairs kept after the run; `seconds` it took;
+    `decided`: the groups themselves were stored ones (`storage.decisions`), decided on the
+    `reused` pairs, and nothing was decided again."""
 
     reused: int = 0
     computed: int = 0
@@ -71,8 +73,11 @@ class EvidenceReport:
     dropped: int = 0
     stored: int = 0
     seconds: float = 0.0
+    decided: bool = False
 
     def summary(self) -> str:
+        if self.decided:
+            return f"reused the stored groups, decided on stored evidence for {self.reused:,} pairs, computed 0"
         if not self.computed and not self.dropped:
             return f"reused stored evidence for {self.reused:,} pairs, computed 0"
         return (f"reused stored evidence for {self.reused:,} pairs, computed {self.computed:,} "

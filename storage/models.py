@@ -288,6 +288,20 @@ class EvidenceSegment(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Decision(Base):
+    """The groups one `duplicates` run decided (`storage.decisions`): `key` is the JSON of what
+    shaped them (feature, threshold, options, code); `generation`, the catalog generation they
+    were decided at: at any other, they are stale."""
+
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(unique=True)
+    generation: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Setting(Base):
     """Catalog-wide values, JSON text; read and written only through `Catalog`'s accessors."""
 

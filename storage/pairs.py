@@ -95,21 +95,31 @@ class PairStore:
 
 
 def _encode(groups: Mapping[str, Columns]) -> bytes:
-    buffer = io.BytesIO()
-    np.savez(buffer, **{f"{group}/{k}": np.asarray(v) for group, columns in groups.items() for k, v in columns.items()})
-    return buffer.getvalue()
+    return columns_to_bytes({f"{group}/{k}": v for group, columns in groups.items() for k, v in columns.items()})
 
 
 def _decode(data: bytes) -> dict[str, Columns]:
-    """A segment's column groups; plain arrays only (no pickle: a catalog is a file a user
-    may be handed)."""
-    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-        out: dict[str, Columns] = {name: {} for name in GROUPS}
-        for key in npz.files:
-            group, _, column = key.partition("/")
-            if group in out:
-                out[group][column] = npz[key]
+    """A segment's column groups."""
+    out: dict[str, Columns] = {name: {} for name in GROUPS}
+    for key, column in columns_from_bytes(data).items():
+        group, _, name = key.partition("/")
+        if group in out:
+            out[group][name] = column
     return out
+
+
+def columns_to_bytes(columns: Columns) -> bytes:
+    """Named columns as an .npz of plain arrays."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: np.asarray(v) for k, v in columns.items()})
+    return buffer.getvalue()
+
+
+def columns_from_bytes(data: bytes) -> Columns:
+    """The columns `columns_to_bytes` wrote; plain arrays only (no pickle: a catalog is a file
+    a user may be handed)."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        return {key: npz[key] for key in npz.files}
 
 
 def _concat(parts: list[Columns]) -> Columns:

@@ -25,13 +25,15 @@ def _groups(found) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
 
 
 def _fresh(cat: neardup.Collection, tmp_path: Path):
-    """What a computation from nothing finds: the same catalog, copied without its stored evidence."""
+    """What a computation from nothing finds: the same catalog, copied without its stored
+    evidence and groups."""
     copy = tmp_path / f"fresh{len(list(tmp_path.glob('fresh*.db')))}.db"
     source, target = sqlite3.connect(cat.catalog.path), sqlite3.connect(copy)
     with target:
         source.backup(target)
         target.execute("DELETE FROM evidence_segments")
         target.execute("DELETE FROM evidence_sets")
+        target.execute("DELETE FROM decisions")
     source.close()
     target.close()
     other = neardup.open(copy)

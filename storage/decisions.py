@@ -1,0 +1,54 @@
+"""Stored duplicate groups: what `duplicates` last decided, read back while nothing changed.
+
+Even with every pair's evidence stored (`storage.pairs`), deciding again is not free: at
+100,000 images in groups of 80, reading 3.9 million judged pairs, vetoing, linking, finding
+composites and choosing keepers took over two minutes. The groups depend only on the catalog
+(its generation) and on what shaped the decision (the key: feature, threshold, options, the
+deciding code's identity), so they are stored under that key and generation as named columns
+(`columns_to_bytes`) and reused while both are the same.
+
+Like the pair evidence, they are derived data: writing them leaves the catalog's generation
+as it is, and a catalog that cannot be written now (read-only, busy, full) simply decides
+again next time. Decisions of an older generation are dropped when a new one is stored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from .catalog import Catalog
+from .models import Decision
+from .pairs import Columns, columns_from_bytes, columns_to_bytes
+from .schema import CatalogBusyError, CatalogReadOnlyError, DiskFullError
+
+
+class DecisionStore:
+    """The stored decision of one key in one catalog."""
+
+    def __init__(self, catalog: Catalog, key: Mapping[str, object]) -> None:
+        self.catalog = catalog
+        self.key = json.dumps(key, sort_keys=True)
+
+    def read(self, generation: str) -> Columns | None:
+        """The columns stored for this key at `generation`; None when there are none."""
+        with self.catalog.session() as s:
+            data = s.scalars(select(Decision.data).where(Decision.key == self.key,
+                                                         Decision.generation == generation)).first()
+        return None if data is None else columns_from_bytes(data)
+
+    def write(self, generation: str, columns: Columns) -> None:
+        """Store `columns` as this key's decision at `generation`, in one transaction, dropping
+        every decision of another generation (stale). Skipped when the catalog cannot be
+        written now, or when another process stored the same decision first."""
+        if self.catalog.readonly:
+            return
+        try:
+            with self.catalog.transaction(derived=True) as s:
+                s.execute(delete(Decision).where((Decision.generation != generation) | (Decision.key == self.key)))
+                s.add(Decision(key=self.key, generation=generation, data=columns_to_bytes(columns)))
+        except (CatalogReadOnlyError, CatalogBusyError, DiskFullError, IntegrityError):
+            pass
