@@ -197,3 +197,17 @@ def test_refusing_an_output_over_the_catalog_leaves_it_untouched(cat) -> None:
     before = path.read_bytes()
     refused = run("duplicates", "--db", path, "--output", path, ok=False)
     assert "refusing to overwrite" in refused.stderr and path.read_bytes() == before
+
+
+def test_an_output_over_an_image_whose_folder_moved_behind_a_link_is_refused(cat, photos, tmp_path) -> None:
+    """Indexed paths are stored symlink-free; a folder moved since and linked back is still
+    known for the images it holds, under its real name and through the link."""
+    path = cat.catalog.path
+    cat.close()
+    moved = tmp_path / "moved"
+    photos.rename(moved)
+    photos.symlink_to(moved)
+    for target in (moved / "hubble.jpg", photos / "hubble.jpg"):
+        before = target.read_bytes()
+        refused = run("duplicates", "--db", path, "--output", target, ok=False)
+        assert "refusing to overwrite" in refused.stderr and target.read_bytes() == before
