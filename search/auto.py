@@ -17,7 +17,7 @@ has repeated one-vote geometric links to (`attachments`).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,7 +26,6 @@ from numpy.typing import NDArray
 from neardup.storage.errors import NeardupError
 
 from .linkage import components
-from .verify import Verification
 
 HASHES = "hashes"  # the kind of evidence of the fused hashes
 GEOMETRY = "geometry"  # the kind of evidence of geometric verification
@@ -139,16 +138,9 @@ def attachments(
     return out
 
 
-def verified_links(pairs: NDArray[np.int64], evidence: Evidence, verification: Callable[[int], Verification | None],
-                   threshold: float, policy: AutoPolicy = POLICY) -> tuple[NDArray[np.bool_], dict[int, Verification]]:
-    """The duplicate pairs (`duplicate_pairs`) and, when pairs were verified geometrically,
-    the verifications of those kept (by row) once the pairs whose content differs in one
-    region are vetoed (two variants of one template, a picture and another pasted into it:
-    `Verification.content_differs`)."""
-    keep = duplicate_pairs(pairs, evidence, threshold, policy)
-    if GEOMETRY not in evidence.kinds:
-        return keep, {}
-    verified = {row: found for row in np.flatnonzero(keep).tolist() if (found := verification(row)) is not None}
-    differs = [row for row, found in verified.items() if found.content_differs]
-    keep[differs] = False
-    return keep, {row: found for row, found in verified.items() if keep[row]}
+def verified_links(pairs: NDArray[np.int64], evidence: Evidence, differs: NDArray[np.bool_], threshold: float,
+                   policy: AutoPolicy = POLICY) -> NDArray[np.bool_]:
+    """The duplicate pairs (`duplicate_pairs`) less those whose geometric verification found
+    their content differs in one region (`differs`, (M,): two variants of one template, a
+    picture and another pasted into it: `verify.content_differs`)."""
+    return duplicate_pairs(pairs, evidence, threshold, policy) & ~differs

@@ -20,26 +20,36 @@ from collections.abc import Mapping
 import numpy as np
 from numpy.typing import NDArray
 
-from .verify import REGION_GRID, VERIFY_THRESHOLD, Verification
+from .verify import REGION_GRID, VERIFY_THRESHOLD
 
 MAX_OVERLAP = 0.2  # Jaccard overlap of two matched regions below which they are different parts
 MAX_COMPONENT = 500  # a larger component is not searched for composites (bounded cost)
 _EVERYWHERE = (1 << (REGION_GRID * REGION_GRID)) - 1  # a link without geometry: its region is unknown
 
 
-def composites(pairs: NDArray[np.int64], kept: NDArray[np.bool_], verified: Mapping[int, Verification]) -> dict[int, list[int]]:
+def link_regions(inliers: NDArray[np.int32], query_cells: NDArray[np.uint64],
+                 candidate_cells: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    """(M, 2) where each pair's link lies in its first and in its second image, from its
+    verification's columns (`inliers` -1: not verified): the cells holding its inliers. A
+    few chance inliers (a pair kept on its hashes, whose geometry did not verify) lie
+    anywhere: their cells are no region, and a copy whose blur or noise leaves it a handful of
+    them must not look linked "elsewhere" in itself; such a link, like an unverified one, lies
+    everywhere."""
+    known = inliers >= VERIFY_THRESHOLD
+    out = np.full((len(inliers), 2), _EVERYWHERE, np.uint64)
+    out[known, 0], out[known, 1] = query_cells[known], candidate_cells[known]
+    return out
+
+
+def composites(pairs: NDArray[np.int64], kept: NDArray[np.bool_], regions: NDArray[np.uint64]) -> dict[int, list[int]]:
     """Composite image id -> one image id of each group it contains, from the (M, 2) `pairs`,
-    which of them are `kept` as duplicates, and their verifications by row."""
+    which of them are `kept` as duplicates, and where each link lies in its two images
+    (`link_regions`)."""
     links: dict[int, list[tuple[int, int]]] = defaultdict(list)  # image -> (neighbour, its region in the image)
-    for row in np.flatnonzero(kept).tolist():
-        a, b = int(pairs[row, 0]), int(pairs[row, 1])
-        found = verified.get(row)
-        # a few chance inliers (a pair kept on its hashes, whose geometry did not verify) lie
-        # anywhere: their cells are no region, and a copy whose blur or noise leaves it a
-        # handful of them must not look linked "elsewhere" in itself
-        known = found is not None and found.inliers >= VERIFY_THRESHOLD
-        links[a].append((b, found.query.cells if known else _EVERYWHERE))
-        links[b].append((a, found.candidate.cells if known else _EVERYWHERE))
+    rows = np.flatnonzero(kept)
+    for (a, b), (in_a, in_b) in zip(pairs[rows].tolist(), regions[rows].tolist()):
+        links[a].append((b, in_a))
+        links[b].append((a, in_b))
     out = {}
     for image, around in links.items():
         if len(around) < 2:
@@ -47,14 +57,14 @@ def composites(pairs: NDArray[np.int64], kept: NDArray[np.bool_], verified: Mapp
         parts = _parts_without(image, [n for n, _ in around], links)
         if len(set(parts.values())) < 2:
             continue
-        regions: dict[int, int] = defaultdict(int)
+        regions_of: dict[int, int] = defaultdict(int)
         for neighbour, cells in around:
-            regions[parts[neighbour]] |= cells
-        first, second = sorted(regions.values(), key=_size, reverse=True)[:2]
+            regions_of[parts[neighbour]] |= cells
+        first, second = sorted(regions_of.values(), key=_size, reverse=True)[:2]
         # a link everywhere (no geometry, or the whole image shown in another's strip: a colour
         # link) overlaps every other region, however few cells that one has
         if first != _EVERYWHERE and _size(first & second) <= MAX_OVERLAP * _size(first | second):
-            out[image] = sorted({min(n for n, _ in around if parts[n] == part) for part in regions})
+            out[image] = sorted({min(n for n, _ in around if parts[n] == part) for part in regions_of})
     return out
 
 

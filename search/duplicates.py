@@ -244,14 +244,10 @@ def decide(judged: JudgedPairs, threshold: float) -> AutoPairs:
     pairs = judged.pairs
     if not len(pairs):
         return AutoPairs(Edges.empty(), {})
-    keep, verified = verified_links(pairs, judged.evidence, judged.verification, threshold)
+    keep = verified_links(pairs, judged.evidence, judged.content_differs(), threshold)
     contained: dict[int, list[int]] = {}
     if GEOMETRY in judged.evidence.kinds:
-        strip = judged.strip_links()
-        for row in np.flatnonzero(strip).tolist():
-            if (found := judged.verification(row)) is not None:
-                verified[row] = found
-        contained = composites(pairs, keep | strip, verified)
+        contained = composites(pairs, keep | judged.strip_links(), judged.regions())
         keep &= ~(np.isin(pairs[:, 0], list(contained)) | np.isin(pairs[:, 1], list(contained)))
     kept = pairs[keep]
     return AutoPairs(Edges(kept[:, 0], kept[:, 1], judged.evidence.best()[keep].astype(np.float32)), contained)

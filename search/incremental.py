@@ -45,10 +45,11 @@ from neardup.storage.schema import CatalogBusyError, CatalogReadOnlyError, DiskF
 from . import recolour, strips, verify
 from .auto import GEOMETRY, HASHES, POLICY, AutoPolicy, Evidence, verified_links
 from .candidates import PairCandidates, pair_candidates
+from .composites import link_regions
 from .evidence import INLIERS, RECOLOURED, SIDE_FIELDS, Verified, pair_evidence, strips_of, verify_strips
 from .features import features_of
 from .strips import containers, packed, strip_candidates
-from .verify import Side, Verification
+from .verify import Side, Verification, content_differs
 
 # Bumped whenever the code that judges pairs changes what it returns: stored judgements of
 # another version are dropped and judged again.
@@ -100,6 +101,22 @@ class JudgedPairs:
         c = self.columns
         sides = [Side(**{f: c[f"{side}_{f}"][row].item() for f in SIDE_FIELDS}) for side in ("query", "candidate")]
         return Verification(int(c[INLIERS][row]), *sides, bool(c[RECOLOURED][row]))
+
+    def content_differs(self) -> NDArray[np.bool_]:
+        """(M,) which pairs' verification found their content differs in one region
+        (`verify.content_differs`); False where a pair was not verified."""
+        c = self.columns
+        if INLIERS not in c:
+            return np.zeros(len(self.pairs), bool)
+        return (c[INLIERS] >= 0) & content_differs(c[INLIERS], (c["query_coverage"], c["candidate_coverage"]),
+                                                   (c["query_hole"], c["candidate_hole"]), c[RECOLOURED] != 0)
+
+    def regions(self) -> NDArray[np.uint64]:
+        """(M, 2) where each pair's link lies in its two images (`composites.link_regions`)."""
+        c = self.columns
+        if INLIERS not in c:
+            return link_regions(np.full(len(self.pairs), -1), *np.zeros((2, len(self.pairs)), np.uint64))
+        return link_regions(c[INLIERS], c["query_cells"], c["candidate_cells"])
 
     def strip_links(self) -> NDArray[np.bool_]:
         """(M,) which pairs are strip links (`strips`), not candidates judged as duplicates."""
@@ -203,10 +220,10 @@ def _strip_links(catalog: Catalog, pairs: Columns, kinds: list[str], threshold: 
     the containers' strip candidates are found again (colour thumbnails, cheap), and only
     those not verified before with the same strip are verified now."""
     judged = _judged(pairs, kinds)
-    keep, verified = verified_links(judged.pairs, judged.evidence, judged.verification, threshold, policy)
+    keep = verified_links(judged.pairs, judged.evidence, judged.content_differs(), threshold, policy)
     ordinary = {(int(a), int(b)) for a, b in candidates.pairs.tolist()}
     wanted: dict[tuple[int, int], tuple[int, int, int]] = {}
-    partners = containers(judged.pairs, keep, verified)
+    partners = containers(judged.pairs, keep, judged.regions())
     found_strips = strips_of(catalog, partners)
     for container, other, strip in strip_candidates(found_strips, judged.pairs[keep],
                                                    lambda some: _layouts(catalog, some), ids):

@@ -92,20 +92,17 @@ def free_edge(cells: int) -> bool:
     return False
 
 
-def containers(pairs: NDArray[np.int64], kept: NDArray[np.bool_],
-               verified: Mapping[int, Verification]) -> dict[int, int]:
+def containers(pairs: NDArray[np.int64], kept: NDArray[np.bool_], regions: NDArray[np.uint64]) -> dict[int, int]:
     """Container image id -> the partner whose match leaves its edge free (the one matching the
-    fewest of its cells), from the kept pairs' verifications (by row)."""
+    fewest of its cells), from where the kept pairs' links lie (`composites.link_regions`; a
+    link without a verified region leaves no edge free)."""
     out: dict[int, tuple[int, int]] = {}
-    for row in np.flatnonzero(kept).tolist():
-        found = verified.get(row)
-        if found is None or found.inliers < VERIFY_THRESHOLD:
-            continue
-        for image, partner, side, other in ((pairs[row, 0], pairs[row, 1], found.query, found.candidate),
-                                            (pairs[row, 1], pairs[row, 0], found.candidate, found.query)):
-            size = _size(side.cells)
-            if size <= _size(other.cells) and free_edge(side.cells) and size < out.get(int(image), (_FULL, 0))[0]:
-                out[int(image)] = (size, int(partner))
+    rows = np.flatnonzero(kept)
+    for (first, second), cells in zip(pairs[rows].tolist(), regions[rows].tolist()):
+        for image, partner, side, other in ((first, second, *cells), (second, first, *cells[::-1])):
+            size = _size(side)
+            if size <= _size(other) and free_edge(side) and size < out.get(image, (_FULL, 0))[0]:
+                out[image] = (size, partner)
     return {image: partner for image, (_, partner) in out.items()}
 
 

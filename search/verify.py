@@ -140,9 +140,15 @@ class Verification:
         pasted in. Such pairs look alike to every global descriptor, and a copy's own changes
         (a small sticker, compression, a crop) leave no such region in both images. Or, aligned
         by their keypoints, one inner region differs in colour: the same object recoloured."""
-        sides = (self.query, self.candidate)
-        aligned = self.inliers >= VERIFY_THRESHOLD and min(s.coverage for s in sides) >= MIN_COVERAGE
-        return (aligned and min(s.hole for s in sides) >= MIN_HOLE) or self.recoloured
+        return bool(content_differs(self.inliers, (self.query.coverage, self.candidate.coverage),
+                                    (self.query.hole, self.candidate.hole), self.recoloured))
+
+
+def content_differs(inliers, coverages: tuple, holes: tuple, recoloured):
+    """`Verification.content_differs` of one pair, or of (M,) columns of pairs: `coverages`
+    and `holes` hold the two sides' values."""
+    aligned = (np.asarray(inliers) >= VERIFY_THRESHOLD) & (np.minimum(*coverages) >= MIN_COVERAGE)
+    return (aligned & (np.minimum(*holes) >= MIN_HOLE)) | recoloured
 
 
 def verify(query: LocalFeatures, candidate: LocalFeatures, *, mirrored: bool = False,

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from neardup.search.composites import composites
-from neardup.search.verify import REGION_GRID, VERIFY_THRESHOLD, Side, Verification
+from neardup.search.composites import composites, link_regions
+from neardup.search.verify import REGION_GRID, VERIFY_THRESHOLD
 
 LEFT = sum(1 << (row * REGION_GRID + col) for row in range(REGION_GRID) for col in range(REGION_GRID // 2))
 RIGHT = LEFT << (REGION_GRID // 2)
+ALL = (1 << 64) - 1
 
 
-def link(inliers: int, cells_in_first: int) -> Verification:
-    return Verification(inliers, Side(coverage=0.5, cells=cells_in_first), Side(coverage=1.0, cells=(1 << 64) - 1))
+def regions(*links: tuple[int, int] | None) -> np.ndarray:
+    """Where each pair's link lies, from (its inliers, their cells in the first image; the
+    second image matches everywhere), or None for a pair not verified."""
+    inliers = np.array([-1 if link is None else link[0] for link in links], np.int32)
+    first = np.array([0 if link is None else link[1] for link in links], np.uint64)
+    return link_regions(inliers, first, np.full(len(links), ALL, np.uint64))
 
 
 def test_an_image_linked_to_two_pictures_through_its_two_halves_contains_both() -> None:
     pairs = np.array([[1, 2], [1, 3]], np.int64)
     kept = np.ones(2, bool)
-    verified = {0: link(40, LEFT), 1: link(40, RIGHT)}
-    assert composites(pairs, kept, verified) == {1: [2, 3]}
+    assert composites(pairs, kept, regions((40, LEFT), (40, RIGHT))) == {1: [2, 3]}
 
 
 def test_a_link_whose_geometry_did_not_verify_has_no_region() -> None:
@@ -27,10 +31,8 @@ def test_a_link_whose_geometry_did_not_verify_has_no_region() -> None:
     half of it, is no composite: those inliers say nothing about where the two match."""
     pairs = np.array([[1, 2], [1, 3]], np.int64)
     kept = np.ones(2, bool)
-    weak = {0: link(40, LEFT), 1: link(VERIFY_THRESHOLD - 1, RIGHT)}
-    assert composites(pairs, kept, weak) == {}
-    unverified = {0: link(40, LEFT)}
-    assert composites(pairs, kept, unverified) == {}
+    assert composites(pairs, kept, regions((40, LEFT), (VERIFY_THRESHOLD - 1, RIGHT))) == {}
+    assert composites(pairs, kept, regions((40, LEFT), None)) == {}
 
 
 def test_a_link_everywhere_overlaps_even_a_small_region() -> None:
@@ -39,5 +41,5 @@ def test_a_link_everywhere_overlaps_even_a_small_region() -> None:
     corner = 1 | 1 << 1 | 1 << REGION_GRID | 1 << (REGION_GRID + 1)
     pairs = np.array([[1, 2], [1, 3]], np.int64)
     kept = np.ones(2, bool)
-    assert composites(pairs, kept, {0: link(40, corner)}) == {}
-    assert composites(pairs, kept, {0: link(40, corner), 1: link(40, (1 << 64) - 1)}) == {}
+    assert composites(pairs, kept, regions((40, corner), None)) == {}
+    assert composites(pairs, kept, regions((40, corner), (40, ALL))) == {}
