@@ -14,6 +14,7 @@ import functools
 import hashlib
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ from .composites import composites
 from .features import AUTO, check_feature, check_threshold, default_threshold, features_of
 from .fusion import fused_similarity
 from .incremental import EvidenceReport, JudgedPairs, judged_pairs
-from .keeper import DEFAULT_ORDER, Similarity, choose_keeper
+from .keeper import DEFAULT_ORDER, Centrality, choose_keeper
 from .linkage import complete_linkage, single_linkage
 
 
@@ -277,62 +278,70 @@ def _composite_groups(catalog: Catalog, contained: Mapping[int, list[int]], grou
 
 def _groups(catalog: Catalog, clusters: list[list[int]], prefer: Sequence[str], order: Sequence[str]) -> list[Group]:
     info = catalog.images(i for c in clusters for i in c)
-    similarity = _similarity(catalog, [i for c in clusters if len(c) > 2 for i in c])
+    centrality = _centrality(catalog, [i for c in clusters if len(c) > 2 for i in c])
     groups = []
     for cluster in clusters:
         images = [info[i] for i in cluster if i in info]
         if len(images) < 2:
             continue
         keeper, reason = choose_keeper(images, prefer=prefer, order=order,
-                                       similarity=similarity(images) if similarity else None)
+                                       centrality=centrality(images) if centrality else None)
         rest = sorted((im for im in images if im is not keeper), key=lambda im: im.path)
         ordered = (keeper, *rest)
         groups.append(Group(keeper.path, tuple(im.path for im in ordered), ordered, reason))
     return sorted(groups, key=lambda g: (-len(g.members), g.keeper))
 
 
-def _similarity(catalog: Catalog, ids: list[int]) -> Callable[[Sequence[ImageInfo]], Similarity] | None:
-    """For one group's members, how alike two of them are, for the keeper's `central` rule: the
-    fused hash similarity plus, when the catalog has it, the CNN cosine (both from stored
-    features). The rule compares each member with one member per distinct content: each such
-    member's similarity to the whole group is computed at once, the first time it is asked
-    for (one call per pair cost a quarter hour on 100,000 images in groups of 80), and never
-    the whole (n, n) matrix (a thousand byte-identical files are one content, not a million
-    pairs)."""
+def _centrality(catalog: Catalog, ids: list[int]) -> Callable[[Sequence[ImageInfo]], Centrality] | None:
+    """For one group's members, each member's mean similarity to the others, for the keeper's
+    `central` rule: the fused hash similarity plus, when the catalog has it, the CNN cosine
+    (both from stored features). Computed for the whole group the first time the rule asks,
+    one vectorised pass per distinct content (a thousand byte-identical files are one
+    content, not a million pairs), never as a whole (n, n) matrix; one call per pair cost a
+    quarter hour on 100,000 images in groups of 80."""
     if not ids:
         return None
     weights = POLICY.weights(catalog.settings.hashes)
     hashes = catalog.hashes_of(ids, list(weights))
     vectors = catalog.vectors_of(ids, "cnn") if "cnn" in features_of(catalog) else {}
 
-    def of_group(members: Sequence[ImageInfo]) -> Similarity:
-        group = [im.image_id for im in members]
-        at = {image_id: k for k, image_id in enumerate(group)}
-        to: dict[int, NDArray[np.float64]] = {}  # member id -> its similarity to each member
+    def of_group(members: Sequence[ImageInfo]) -> Centrality:
+        means: dict[int, float] = {}
 
-        def similarity(a: ImageInfo, b: ImageInfo) -> float:
-            if b.image_id not in to:
-                to[b.image_id] = _similarities(group, at[b.image_id], hashes, vectors, weights)
-            return float(to[b.image_id][at[a.image_id]])
+        def centrality(im: ImageInfo) -> float:
+            if not means:
+                found = _mean_similarities(members, hashes, vectors, weights)
+                means.update(zip((m.image_id for m in members), found.tolist()))
+            return means[im.image_id]
 
-        return similarity
+        return centrality
 
     return of_group
 
 
-def _similarities(ids: list[int], of: int, hashes: Mapping[str, Mapping[int, NDArray[np.uint8]]],
-                  vectors: Mapping[int, NDArray[np.float32]], weights: Mapping[str, float]) -> NDArray[np.float64]:
-    """(n,) `_similarity` of each of `ids` to `ids[of]` (0 where either lacks a hash)."""
-    out = np.zeros(len(ids))
-    target = ids[of]
-    if not all(target in hashes[name] for name in weights):
-        return out
+def _mean_similarities(members: Sequence[ImageInfo], hashes: Mapping[str, Mapping[int, NDArray[np.uint8]]],
+                       vectors: Mapping[int, NDArray[np.float32]], weights: Mapping[str, float]) -> NDArray[np.float64]:
+    """(n,) each member's mean `_centrality` similarity to the n - 1 others: the members of
+    one content are compared through its first one, weighted by their number (0 where either
+    image lacks a hash)."""
+    ids = [im.image_id for im in members]
+    contents = [im.sha256 or f"#{im.image_id}" for im in members]
+    firsts: dict[str, int] = {}
+    for k, content in enumerate(contents):
+        firsts.setdefault(content, k)
+    copies = Counter(contents)
     hashed = np.flatnonzero([all(i in hashes[name] for name in weights) for i in ids])
-    members = [ids[k] for k in hashed]
-    out[hashed] = fused_similarity({name: np.stack([hashes[name][i] for i in members]) for name in weights},
-                                   {name: hashes[name][target] for name in weights}, weights)
-    if target in vectors:
-        embedded = hashed[[ids[k] in vectors for k in hashed]]
-        if len(embedded):
-            out[embedded] += np.stack([vectors[ids[k]] for k in embedded]) @ vectors[target]
-    return out
+    stacked = {name: np.stack([hashes[name][ids[k]] for k in hashed]) for name in weights} if len(hashed) else {}
+    embedded = hashed[[ids[k] in vectors for k in hashed]]
+    matrix = np.stack([vectors[ids[k]] for k in embedded]) if len(embedded) else None
+    of_content = np.array(contents, dtype=object)
+    total = np.zeros(len(ids))
+    for content, first in firsts.items():
+        if not all(ids[first] in hashes[name] for name in weights):
+            continue  # no similarity to it: it adds 0 to every mean
+        similarity = np.zeros(len(ids))
+        similarity[hashed] = fused_similarity(stacked, {name: hashes[name][ids[first]] for name in weights}, weights)
+        if ids[first] in vectors and matrix is not None:
+            similarity[embedded] += matrix @ vectors[ids[first]]
+        total += np.where(of_content == content, copies[content] - 1, copies[content]) * similarity
+    return total / (len(ids) - 1)

@@ -23,7 +23,7 @@ from neardup.indexer.enlargement import Enlargement
 from neardup.storage.errors import NeardupError
 from neardup.storage.records import ImageInfo
 
-Similarity = Callable[[ImageInfo, ImageInfo], float]
+Centrality = Callable[[ImageInfo], float]  # a member's mean similarity to the group's other members
 _LOSSLESS = frozenset({"PNG", "BMP", "TIFF", "WEBP"})
 _PHOTO_ASPECTS = (1.0, 5 / 4, 4 / 3, 3 / 2, 16 / 10, 16 / 9, 2.0)  # and their inverses
 _LOSSY_TOLERANCE = 10.0  # JPEG qualities this close are no evidence of a re-encode
@@ -44,11 +44,11 @@ _SAME_ASPECT = 0.02  # |log| of the ratio of two aspect ratios
 @dataclass(frozen=True)
 class Context:
     """What a rule may look at besides the member: the whole group, the preferred folders, and
-    the similarity of two members (their fused hash and CNN evidence), when known."""
+    each member's mean similarity to the others (their fused hash and CNN evidence), when known."""
 
     group: Sequence[ImageInfo]
     prefer: Sequence[str] = ()
-    similarity: Similarity | None = None
+    centrality: Centrality | None = None
 
 
 @dataclass(frozen=True)
@@ -154,22 +154,9 @@ def _lossier(other: ImageInfo, im: ImageInfo) -> bool:
 def _central(im: ImageInfo, ctx: Context) -> float | None:
     """Minus the mean similarity to the others: each copy derives from the original on its own
     way, so the original is the one closest to all (only meaningful from three members)."""
-    if ctx.similarity is None or len(ctx.group) < 3:
+    if ctx.centrality is None or len(ctx.group) < 3:
         return None
-    # one comparison per distinct content, weighted by its copies: a group of 1,000 byte-equal
-    # files costs 1,000 comparisons, not a million
-    def content(i: ImageInfo) -> str:
-        return i.sha256 or f"#{i.image_id}"
-
-    contents: dict[str, list] = {}
-    for other in ctx.group:
-        contents.setdefault(content(other), [other, 0])[1] += 1
-    total = 0.0
-    for key, (first, copies) in contents.items():
-        others = copies - 1 if key == content(im) else copies
-        if others:
-            total += others * ctx.similarity(im, first)
-    return -total / (len(ctx.group) - 1)
+    return -ctx.centrality(im)
 
 
 def _noise(im: ImageInfo, ctx: Context) -> float | None:
@@ -271,9 +258,9 @@ def check_order(names: Sequence[str]) -> tuple[str, ...]:
 
 
 def choose_keeper(images: Sequence[ImageInfo], *, prefer: Sequence[str] = (), order: Sequence[str] = DEFAULT_ORDER,
-                  similarity: Similarity | None = None) -> tuple[ImageInfo, str]:
+                  centrality: Centrality | None = None) -> tuple[ImageInfo, str]:
     """The member to keep and the reason. `prefer` folders win first, whatever `order` says."""
-    ctx = Context(images, prefer, similarity)
+    ctx = Context(images, prefer, centrality)
     running, reasons = list(images), []
     names = ["preferred", *(n for n in check_order(order) if n != "preferred")] if prefer else check_order(order)
     for name in names:
