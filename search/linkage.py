@@ -63,5 +63,18 @@ def complete_linkage(pairs: Iterable[Pair]) -> list[list[int]]:
 
 
 def components(pairs: NDArray[np.int64]) -> dict[int, int]:
-    """Image id -> the id naming its connected component, for every image in (M, 2) `pairs`."""
-    return {x: cluster[0] for cluster in single_linkage((a, b, 0.0) for a, b in pairs.tolist()) for x in cluster}
+    """Image id -> the id naming its connected component (its smallest), for every image in
+    (M, 2) `pairs`. In compiled code (scipy): the decision asks this of millions of pairs.
+    Imported here, not with the module: every command would pay for it at start."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    ids, at = np.unique(pairs, return_inverse=True)
+    if not len(ids):
+        return {}
+    at = at.reshape(-1, 2)
+    graph = coo_matrix((np.ones(len(at), np.float32), (at[:, 0], at[:, 1])), shape=(len(ids), len(ids)))
+    _, label = connected_components(graph, directed=False)
+    smallest = np.full(label.max() + 1, np.iinfo(np.int64).max)
+    np.minimum.at(smallest, label, ids)
+    return dict(zip(ids.tolist(), smallest[label].tolist()))

@@ -57,6 +57,7 @@ from numpy.typing import NDArray
 from neardup.indexer.colours import LAYOUT_SIDE, ColourLayout
 from neardup.indexer.features import LocalFeatures
 
+from .fusion import hamming_rows
 from .linkage import components
 from .verify import REGION_GRID, VERIFY_THRESHOLD, Side, Verification, homography, verify
 
@@ -77,33 +78,38 @@ _COLUMN = sum(1 << (row * REGION_GRID) for row in range(REGION_GRID))
 _ROW = (1 << REGION_GRID) - 1
 
 
-def free_edge(cells: int) -> bool:
-    """Whether inliers lying in `cells` (a REGION_GRID bitmask) leave MIN_STRIP or more whole
-    columns or rows free at one edge of the image."""
+def free_edge(cells: NDArray[np.uint64]) -> NDArray[np.bool_]:
+    """(M,) whether inliers lying in `cells` ((M,) REGION_GRID bitmasks) leave MIN_STRIP or
+    more whole columns or rows free at one edge of the image."""
+    free = np.zeros(len(cells), bool)
     for line, step in ((_COLUMN, 1), (_ROW, REGION_GRID)):
-        for ends in (range(REGION_GRID), range(REGION_GRID - 1, -1, -1)):
-            free = 0
-            for i in ends:
-                if cells & (line << (i * step)):
-                    break
-                free += 1
-            if free >= MIN_STRIP:
-                return True
-    return False
+        for ends in (range(MIN_STRIP), range(REGION_GRID - 1, REGION_GRID - 1 - MIN_STRIP, -1)):
+            band = sum(line << (i * step) for i in ends)
+            free |= (cells & np.uint64(band)) == 0
+    return free
 
 
 def containers(pairs: NDArray[np.int64], kept: NDArray[np.bool_], regions: NDArray[np.uint64]) -> dict[int, int]:
     """Container image id -> the partner whose match leaves its edge free (the one matching the
-    fewest of its cells), from where the kept pairs' links lie (`composites.link_regions`; a
-    link without a verified region leaves no edge free)."""
-    out: dict[int, tuple[int, int]] = {}
+    fewest of its cells; the first such pair on a tie), from where the kept pairs' links lie
+    (`composites.link_regions`; a link without a verified region leaves no edge free)."""
     rows = np.flatnonzero(kept)
-    for (first, second), cells in zip(pairs[rows].tolist(), regions[rows].tolist()):
-        for image, partner, side, other in ((first, second, *cells), (second, first, *cells[::-1])):
-            size = _size(side)
-            if size <= _size(other) and free_edge(side) and size < out.get(image, (_FULL, 0))[0]:
-                out[image] = (size, partner)
-    return {image: partner for image, (_, partner) in out.items()}
+    # each kept pair seen from its first image, then from its second
+    image = np.stack([pairs[rows, 0], pairs[rows, 1]], axis=1).ravel()
+    partner = np.stack([pairs[rows, 1], pairs[rows, 0]], axis=1).ravel()
+    side, other = regions[rows].ravel(), regions[rows][:, ::-1].ravel()
+    size, other_size = _sizes(side), _sizes(other)
+    ok = np.flatnonzero((size <= other_size) & free_edge(side))
+    # per image, the fewest cells, then the first in pair order
+    order = ok[np.lexsort((ok, size[ok], image[ok]))]
+    first = np.ones(len(order), bool)
+    first[1:] = image[order][1:] != image[order][:-1]
+    return dict(zip(image[order][first].tolist(), partner[order][first].tolist()))
+
+
+def _sizes(cells: NDArray[np.uint64]) -> NDArray[np.int64]:
+    """(M,) how many cells each bitmask holds (its bits set: its Hamming distance to none)."""
+    return hamming_rows(np.ascontiguousarray(cells, np.uint64).view(np.uint8).reshape(-1, 8), np.zeros(8, np.uint8))
 
 
 def strip_of(container: LocalFeatures, partner: LocalFeatures, container_layout: ColourLayout,
@@ -251,6 +257,3 @@ def _thumbnails(ids: Iterable[int], layouts: Callable[[Sequence[int]], Mapping[i
         return np.zeros(0, np.int64), np.zeros((0, 3 * THUMB * THUMB), np.float32)
     return np.array(known, np.int64), np.stack(rows)
 
-
-def _size(cells: int) -> int:
-    return bin(cells & _FULL).count("1")

@@ -20,7 +20,7 @@ from neardup.search.candidates import pair_candidates
 from neardup.search.duplicates import decide
 from neardup.search.features import default_threshold
 from neardup.search.incremental import judged_pairs
-from neardup.search.strips import MIN_STRIP, colour_link, free_edge
+from neardup.search.strips import MIN_STRIP, colour_link, containers, free_edge
 from neardup.search.verify import REGION_GRID, VERIFY_THRESHOLD
 
 from conftest import photo, save, scene
@@ -35,13 +35,26 @@ def _cells(columns: range) -> int:
 
 
 def test_a_match_on_the_left_leaves_a_strip_free_a_match_everywhere_does_not() -> None:
-    assert free_edge(_cells(range(REGION_GRID - MIN_STRIP)))
-    assert free_edge(_cells(range(MIN_STRIP, REGION_GRID)))
-    assert not free_edge(_cells(range(REGION_GRID - MIN_STRIP + 1)))
-    assert not free_edge(_cells(range(REGION_GRID)))
     top_rows = sum(1 << (row * REGION_GRID + col)
                    for row in range(REGION_GRID - MIN_STRIP) for col in range(REGION_GRID))
-    assert free_edge(top_rows)
+    cells = [_cells(range(REGION_GRID - MIN_STRIP)), _cells(range(MIN_STRIP, REGION_GRID)),
+             _cells(range(REGION_GRID - MIN_STRIP + 1)), _cells(range(REGION_GRID)), top_rows, 0]
+    assert free_edge(np.array(cells, np.uint64)).tolist() == [True, True, False, False, True, True]
+
+
+def test_a_container_goes_with_the_partner_matching_the_fewest_of_its_cells() -> None:
+    """Each image's partner is the one whose match leaves an edge free and covers the fewest
+    of its cells (the first pair on a tie); a match covering more of the partner than of the
+    image does not make the image a container."""
+    everywhere = _cells(range(REGION_GRID))
+    pairs = np.array([[1, 2], [1, 3], [1, 4], [5, 1], [6, 7]], np.int64)
+    regions = np.array([[_cells(range(5)), everywhere],  # 1 in 2: five columns
+                        [_cells(range(3)), everywhere],  # 1 in 3: three columns
+                        [_cells(range(3, 6)), everywhere],  # 1 in 4: three columns too, later
+                        [everywhere, _cells(range(2))],  # 1 in 5: two columns, but not kept
+                        [_cells(range(4)), _cells(range(2))]], np.uint64)  # 6 covers more of itself
+    kept = np.array([True, True, True, False, True])
+    assert containers(pairs, kept, regions) == {1: 3, 7: 6}
 
 
 def _judged(tmp_path: Path, folder: Path, policy: AutoPolicy = FEW):
