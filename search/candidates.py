@@ -99,8 +99,9 @@ def pair_candidates(catalog: Catalog, threshold: float, weights: dict[str, float
     verify = Edges.concat(near).merged(merge) if verifying else Edges.empty()
     ranged_edges = Edges.concat(ranged).merged(merge)
     edges = Edges.concat([*found, ranged_edges, verify]).merged(merge)
-    pairs = np.unique(np.stack([edges.src, edges.dst], axis=1), axis=0).reshape(-1, 2)
-    return PairCandidates(pairs, _among(pairs, verify), _among(pairs, ranged_edges))
+    keys = np.unique(pair_keys(edges.src, edges.dst))
+    pairs = np.stack([keys >> 32, keys & 0xFFFFFFFF], axis=1)
+    return PairCandidates(pairs, _among(keys, verify), _among(keys, ranged_edges))
 
 
 def _range_pairs(catalog: Catalog, name: str, cosine: float, new: NDArray[np.int64] | None) -> Edges:
@@ -114,7 +115,12 @@ def _range_pairs(catalog: Catalog, name: str, cosine: float, new: NDArray[np.int
     return catalog.index(name).within(vectors, ids, cosine, batch=1024, symmetric=new is None)
 
 
-def _among(pairs: NDArray[np.int64], edges: Edges) -> NDArray[np.bool_]:
-    """(M,) which of `pairs` (a < b) are among `edges` (src < dst)."""
-    wanted = {(int(a), int(b)) for a, b in zip(edges.src.tolist(), edges.dst.tolist())}
-    return np.array([(int(a), int(b)) in wanted for a, b in pairs.tolist()], dtype=bool)
+def pair_keys(first: NDArray[np.integer], second: NDArray[np.integer]) -> NDArray[np.int64]:
+    """One int64 per pair of image ids (each below 2**31), in the pairs' lexicographic order:
+    sets of millions of pairs compared in NumPy, not as Python tuples."""
+    return np.asarray(first, np.int64) << 32 | np.asarray(second, np.int64)
+
+
+def _among(keys: NDArray[np.int64], edges: Edges) -> NDArray[np.bool_]:
+    """(M,) which pairs (`pair_keys`, a < b) are among `edges` (src < dst)."""
+    return np.isin(keys, pair_keys(edges.src, edges.dst))

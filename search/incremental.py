@@ -44,7 +44,7 @@ from neardup.storage.schema import CatalogBusyError, CatalogReadOnlyError, DiskF
 
 from . import recolour, strips, verify
 from .auto import GEOMETRY, HASHES, POLICY, AutoPolicy, Evidence, verified_links
-from .candidates import PairCandidates, pair_candidates
+from .candidates import PairCandidates, pair_candidates, pair_keys
 from .composites import link_regions
 from .evidence import INLIERS, RECOLOURED, SIDE_FIELDS, Verified, pair_evidence, strips_of, verify_strips
 from .features import features_of
@@ -192,12 +192,13 @@ def _changed(candidates: PairCandidates, old: Columns, new: NDArray[np.int64]) -
     """Rows of `candidates` to judge now: pairs touching a `new` image, pairs that were no
     candidates before, and pairs whose flags (verify, in range) changed."""
     pairs = candidates.pairs
-    before = {(a, b): (v, r) for a, b, v, r in zip(old.get(FIRST, np.zeros(0, np.int64)).tolist(),
-                                                   old.get(SECOND, np.zeros(0, np.int64)).tolist(),
-                                                   old.get(VERIFY, np.zeros(0, bool)).tolist(),
-                                                   old.get(IN_RANGE, np.zeros(0, bool)).tolist())}
-    now = zip(pairs[:, 0].tolist(), pairs[:, 1].tolist(), candidates.verify.tolist(), candidates.in_range.tolist())
-    same = np.array([before.get((a, b)) == (v, r) for a, b, v, r in now], dtype=bool)
+    keys = pair_keys(pairs[:, 0], pairs[:, 1])
+    before = pair_keys(old.get(FIRST, np.zeros(0, np.int64)), old.get(SECOND, np.zeros(0, np.int64)))
+    same = np.zeros(len(keys), bool)
+    if len(before):
+        order = np.argsort(before)
+        at = order[np.minimum(np.searchsorted(before, keys, sorter=order), len(before) - 1)]
+        same = (before[at] == keys) & (old[VERIFY][at] == candidates.verify) & (old[IN_RANGE][at] == candidates.in_range)
     touching = np.isin(pairs[:, 0], new) | np.isin(pairs[:, 1], new)
     return np.flatnonzero(touching | ~same)
 
@@ -208,8 +209,8 @@ def _still(pairs: Columns, candidates: PairCandidates, judged: NDArray[np.int64]
         return {}
     keep_rows = np.ones(len(candidates.pairs), bool)
     keep_rows[judged] = False
-    valid = {(int(a), int(b)) for a, b in candidates.pairs[keep_rows].tolist()}
-    keep = np.array([(a, b) in valid for a, b in zip(pairs[FIRST].tolist(), pairs[SECOND].tolist())], dtype=bool)
+    valid = candidates.pairs[keep_rows]
+    keep = np.isin(pair_keys(pairs[FIRST], pairs[SECOND]), pair_keys(valid[:, 0], valid[:, 1]))
     return {k: v[keep] for k, v in pairs.items()}
 
 
@@ -221,7 +222,6 @@ def _strip_links(catalog: Catalog, pairs: Columns, kinds: list[str], threshold: 
     those not verified before with the same strip are verified now."""
     judged = _judged(pairs, kinds)
     keep = verified_links(judged.pairs, judged.evidence, judged.content_differs(), threshold, policy)
-    ordinary = {(int(a), int(b)) for a, b in candidates.pairs.tolist()}
     wanted: dict[tuple[int, int], tuple[int, int, int]] = {}
     partners = containers(judged.pairs, keep, judged.regions())
     found_strips = strips_of(catalog, partners)
@@ -236,7 +236,9 @@ def _strip_links(catalog: Catalog, pairs: Columns, kinds: list[str], threshold: 
     todo = [wanted[key] for key in wanted if key_of[key] not in before]
     # a candidate pair was judged already (its keypoints did not make it a duplicate): only
     # its colours are compared, lest a looser strip link pass what verification refused
-    found = verify_strips(catalog, todo, colours_only=[(min(c, o), max(c, o)) in ordinary for c, o, _ in todo])
+    ordinary = np.isin(pair_keys([min(c, o) for c, o, _ in todo], [max(c, o) for c, o, _ in todo]),
+                       pair_keys(candidates.pairs[:, 0], candidates.pairs[:, 1]))
+    found = verify_strips(catalog, todo, colours_only=ordinary.tolist())
     still = set(key_of.values())
     links = _rows_where(old_links, lambda c: np.array(
         [k in still for k in zip(c[FIRST].tolist(), c[SECOND].tolist(), c[STRIP].tolist())], dtype=bool))
