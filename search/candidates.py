@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 from neardup.indexer.embedders import VECTOR_FEATURES
 from neardup.storage.catalog import Catalog
 from neardup.storage.models import VIEWS
-from neardup.storage.vectors import Edges
+from neardup.storage.vectors import Edges, in_sorted, pair_keys, unique_keys
 
 from .auto import POLICY, AutoPolicy
 from .fusion import similarity_at
@@ -42,7 +42,7 @@ class Query:
 
 @dataclass(frozen=True)
 class PairCandidates:
-    """Candidate pairs (M, 2) int64, a < b, unique; `verify` (M,) marks the nearest neighbours
+    """Candidate pairs (M, 2) int64, a < b, unique, in ascending order; `verify` (M,) marks the nearest neighbours
     that geometric verification looks at whatever their other evidence; `in_range` (M,) the
     pairs whose cosine by a fused vector feature alone reaches the threshold."""
 
@@ -99,7 +99,7 @@ def pair_candidates(catalog: Catalog, threshold: float, weights: dict[str, float
     verify = Edges.concat(near).merged(merge) if verifying else Edges.empty()
     ranged_edges = Edges.concat(ranged).merged(merge)
     edges = Edges.concat([*found, ranged_edges, verify]).merged(merge)
-    keys = np.unique(pair_keys(edges.src, edges.dst))
+    keys, _ = unique_keys(pair_keys(edges.src, edges.dst))
     pairs = np.stack([keys >> 32, keys & 0xFFFFFFFF], axis=1)
     return PairCandidates(pairs, _among(keys, verify), _among(keys, ranged_edges))
 
@@ -115,12 +115,9 @@ def _range_pairs(catalog: Catalog, name: str, cosine: float, new: NDArray[np.int
     return catalog.index(name).within(vectors, ids, cosine, batch=1024, symmetric=new is None)
 
 
-def pair_keys(first: NDArray[np.integer], second: NDArray[np.integer]) -> NDArray[np.int64]:
-    """One int64 per pair of image ids (each below 2**31), in the pairs' lexicographic order:
-    sets of millions of pairs compared in NumPy, not as Python tuples."""
-    return np.asarray(first, np.int64) << 32 | np.asarray(second, np.int64)
-
-
 def _among(keys: NDArray[np.int64], edges: Edges) -> NDArray[np.bool_]:
-    """(M,) which pairs (`pair_keys`, a < b) are among `edges` (src < dst)."""
-    return np.isin(keys, pair_keys(edges.src, edges.dst))
+    """(M,) which pairs (`pair_keys`, a < b, ascending) are among `edges` (src < dst)."""
+    wanted = pair_keys(edges.src, edges.dst)
+    out = np.zeros(len(keys), bool)
+    out[np.searchsorted(keys, wanted[in_sorted(keys, wanted)])] = True
+    return out

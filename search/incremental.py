@@ -41,10 +41,11 @@ from neardup.indexer.progress import Progress
 from neardup.storage.catalog import Catalog
 from neardup.storage.pairs import FIRST, IMAGE_ID, SECOND, Columns, PairStore
 from neardup.storage.schema import CatalogBusyError, CatalogReadOnlyError, DiskFullError
+from neardup.storage.vectors import in_sorted, pair_keys
 
 from . import recolour, strips, verify
 from .auto import GEOMETRY, HASHES, POLICY, AutoPolicy, Evidence, verified_links
-from .candidates import PairCandidates, pair_candidates, pair_keys
+from .candidates import PairCandidates, pair_candidates
 from .composites import link_regions
 from .evidence import INLIERS, RECOLOURED, SIDE_FIELDS, Verified, pair_evidence, strips_of, verify_strips
 from .features import features_of
@@ -210,7 +211,7 @@ def _still(pairs: Columns, candidates: PairCandidates, judged: NDArray[np.int64]
     keep_rows = np.ones(len(candidates.pairs), bool)
     keep_rows[judged] = False
     valid = candidates.pairs[keep_rows]
-    keep = np.isin(pair_keys(pairs[FIRST], pairs[SECOND]), pair_keys(valid[:, 0], valid[:, 1]))
+    keep = in_sorted(pair_keys(valid[:, 0], valid[:, 1]), pair_keys(pairs[FIRST], pairs[SECOND]))
     return {k: v[keep] for k, v in pairs.items()}
 
 
@@ -236,8 +237,8 @@ def _strip_links(catalog: Catalog, pairs: Columns, kinds: list[str], threshold: 
     todo = [wanted[key] for key in wanted if key_of[key] not in before]
     # a candidate pair was judged already (its keypoints did not make it a duplicate): only
     # its colours are compared, lest a looser strip link pass what verification refused
-    ordinary = np.isin(pair_keys([min(c, o) for c, o, _ in todo], [max(c, o) for c, o, _ in todo]),
-                       pair_keys(candidates.pairs[:, 0], candidates.pairs[:, 1]))
+    ordinary = in_sorted(pair_keys(candidates.pairs[:, 0], candidates.pairs[:, 1]),
+                         pair_keys([min(c, o) for c, o, _ in todo], [max(c, o) for c, o, _ in todo]))
     found = verify_strips(catalog, todo, colours_only=ordinary.tolist())
     still = set(key_of.values())
     links = _rows_where(old_links, lambda c: np.array(

@@ -55,6 +55,36 @@ class Neighbor:
     distance: float  # Hamming bits for binary indexes, inner product (cosine) for float ones
 
 
+def pair_keys(first: NDArray[np.integer], second: NDArray[np.integer]) -> NDArray[np.int64]:
+    """One int64 per pair of ids (each below 2**31), in the pairs' lexicographic order: sets of
+    millions of pairs compared in NumPy, not as Python tuples or rows."""
+    return np.asarray(first, np.int64) << 32 | np.asarray(second, np.int64)
+
+
+def unique_keys(keys: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """(the distinct `keys`, ascending; the index of each one's first occurrence). A sort and
+    a comparison of neighbours: np.unique (hashing, then sorting, in NumPy 2.4) took 15 s for
+    12 M keys here, where np.sort takes 0.1 s."""
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    first = np.ones(len(ordered), bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    return ordered[first], order[first]
+
+
+def in_sorted(sorted_keys: NDArray[np.int64], keys: NDArray[np.int64]) -> NDArray[np.bool_]:
+    """(len(keys),) which `keys` are among `sorted_keys` (ascending). The keys are sorted first:
+    a binary search each in their own order jumps all over memory (6 s for 4 M in 12 M, 0.2 s
+    sorted), and np.isin sorts both."""
+    order = np.argsort(keys)
+    at = np.searchsorted(sorted_keys, keys[order])
+    hit = at < len(sorted_keys)
+    hit[hit] = sorted_keys[at[hit]] == keys[order][hit]
+    out = np.empty(len(keys), bool)
+    out[order] = hit
+    return out
+
+
 @dataclass(frozen=True)
 class Edges:
     """Pairs (src[i], dst[i]) at `value[i]`: Hamming distance or cosine similarity. (M,) each."""
@@ -631,8 +661,8 @@ class Neighbourhoods:
         if rank:  # each pair found twice keeps its better rank: the first after sorting by rank
             order = np.argsort(val, kind="stable")
             src, dst, val = src[order], dst[order], val[order]
-        pairs, first = np.unique(np.stack([src, dst], axis=1), axis=0, return_index=True)
-        return Edges(pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64), val[first].astype(np.float32))
+        keys, first = unique_keys(pair_keys(src, dst))
+        return Edges(keys >> 32, keys & 0xFFFFFFFF, val[first].astype(np.float32))
 
     def reach(self, rank: int | None = None) -> NDArray[np.float64]:
         """(Q,) each query's value at place `rank` among its others (default: its farthest

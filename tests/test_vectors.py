@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import neardup
 from neardup.search.fusion import hamming_rows
-from neardup.storage.vectors import build_binary, build_float, knn, nearest, within
+from neardup.storage.vectors import build_binary, build_float, in_sorted, knn, nearest, pair_keys, unique_keys, within
 
 
 def _codes(n: int, nbytes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -181,3 +181,20 @@ def test_an_exact_index_finds_its_rows_by_id_whatever_order_they_were_added_in()
         found, got = _HeldRows.of(index).get(wanted)
         assert found.tolist() == [10, 17, 42, 59]
         assert np.array_equal(got, rows[[where[i] for i in found.tolist()]])
+
+
+def test_pair_keys_sets_agree_with_python_sets() -> None:
+    """The int64 pair keys the candidate bookkeeping compares: the same distinct pairs, first
+    occurrences and membership as Python sets of tuples (ids up to 2**31 - 1)."""
+    rng = np.random.default_rng(3)
+    pairs = rng.integers(0, 50, (400, 2)).astype(np.int64)
+    pairs[:5] = [[2**31 - 1, 0], [0, 2**31 - 1], [7, 7], [2**31 - 1, 0], [3, 4]]
+    keys = pair_keys(pairs[:, 0], pairs[:, 1])
+    distinct, first = unique_keys(keys)
+    as_tuples = [tuple(p) for p in pairs.tolist()]
+    assert [(int(k >> 32), int(k & 0xFFFFFFFF)) for k in distinct] == sorted(set(as_tuples))
+    assert [as_tuples.index(tuple(pairs[i])) for i in first] == first.tolist()
+    queries = rng.integers(0, 60, (300, 2)).astype(np.int64)
+    found = in_sorted(distinct, pair_keys(queries[:, 0], queries[:, 1]))
+    assert found.tolist() == [tuple(q) in set(as_tuples) for q in queries.tolist()]
+    assert in_sorted(distinct[:0], keys).tolist() == [False] * len(keys)
