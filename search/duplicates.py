@@ -10,7 +10,6 @@ single hash, except as exact copies. Nothing here deletes or moves a file.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import time
@@ -22,7 +21,9 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from neardup.indexer import pixels
+import neardup.indexer
+import neardup.search
+import neardup.storage
 from neardup.indexer.hashes import HASHES, LOW_QUALITY
 from neardup.indexer.progress import Progress
 from neardup.storage.catalog import Catalog
@@ -104,7 +105,7 @@ def duplicates(
     order = catalog.keeper_order() or DEFAULT_ORDER
     generation = catalog.generation()
     store = DecisionStore(catalog, {"by": by, "threshold": threshold, "strict": strict, "prefer": prefer,
-                                    "order": list(order), "code": _code_identity()})
+                                    "order": list(order), "code": _CODE})
     stored = store.read(generation)
     if stored is not None and (found := _stored(catalog, stored, start)) is not None:
         return found
@@ -114,7 +115,8 @@ def duplicates(
 
 
 def _decided(catalog: Catalog, by: str, threshold: float, strict: bool, prefer: Sequence[str], order: Sequence[str],
-             workers: int, progress: Progress | None) -> tuple[list[Group], dict[int, list[int]], EvidenceReport | None]:
+             workers: int, progress: Progress | None
+             ) -> tuple[list[Group], dict[int, list[int]], EvidenceReport | None]:
     """`duplicates` worked out from the catalog: the groups, composite -> what it contains,
     and what auto did with the stored pair evidence."""
     exact = catalog.same_content_groups()
@@ -142,17 +144,22 @@ def _decided(catalog: Catalog, by: str, threshold: float, strict: bool, prefer: 
     return _groups(catalog, clusters, prefer, order), contained, report
 
 
-@functools.cache
 def _code_identity() -> str:
-    """A digest of the code that decides groups (this package) and of the code that made the
-    features it reads (`neardup.indexer`): stored groups decided by other code are stale.
-    Unlike the pair evidence's hand-kept version, any change counts: deciding again costs
-    minutes, judging again hours."""
+    """A digest of the code that decides groups (this package) and of the code that made and
+    reads what it decides on (`neardup.indexer`, `neardup.storage`): stored groups decided by
+    other code are stale. Unlike the pair evidence's hand-kept version, any
+    change counts: deciding again costs minutes, judging again hours. Read once, when this
+    module is imported: it must name the code this process runs, not what an upgrade left on
+    disk since."""
     digest = hashlib.sha256()
-    for package in (Path(__file__).parent, Path(pixels.__file__).parent):
-        for source in sorted(package.glob("*.py")):
-            digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    for package in (neardup.search, neardup.indexer, neardup.storage):
+        for folder in package.__path__:
+            for source in sorted(Path(folder).glob("*.py")):
+                digest.update(source.name.encode() + b"\0" + source.read_bytes())
     return digest.hexdigest()
+
+
+_CODE = _code_identity()
 
 
 def _columns(groups: list[Group], contained: Mapping[int, list[int]], report: EvidenceReport | None) -> Columns:
@@ -179,7 +186,8 @@ def _stored(catalog: Catalog, columns: Columns, start: float) -> Duplicates | No
     groups = []
     for ids, reason in zip(np.split(members, np.cumsum(columns["sizes"])[:-1]), columns["reasons"].tolist()):
         images = tuple(info[i] for i in ids.tolist())
-        groups.append(Group(images[0].path, tuple(im.path for im in images), images, str(columns["reason_texts"][reason])))
+        groups.append(Group(images[0].path, tuple(im.path for im in images), images,
+                            str(columns["reason_texts"][reason])))
     parts = np.split(columns["inside"], np.cumsum(columns["inside_sizes"])[:-1]) if len(composites) else []
     contained = {int(c): p.tolist() for c, p in zip(composites.tolist(), parts)}
     pairs = int(columns["pairs"])

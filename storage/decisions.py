@@ -14,6 +14,7 @@ again next time. Decisions of an older generation are dropped when a new one is 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 
@@ -21,7 +22,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from .catalog import Catalog
-from .models import Decision
+from .models import Decision, Setting
 from .pairs import Columns, columns_from_bytes, columns_to_bytes
 from .schema import CatalogBusyError, CatalogReadOnlyError, DiskFullError
 
@@ -31,7 +32,9 @@ class DecisionStore:
 
     def __init__(self, catalog: Catalog, key: Mapping[str, object]) -> None:
         self.catalog = catalog
-        self.key = json.dumps(key, sort_keys=True)
+        # a digest, not the JSON itself: the key holds the user's folders, of any length, and
+        # a server's unique index takes a few kilobytes at most
+        self.key = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
     def read(self, generation: str) -> Columns | None:
         """The columns stored for this key at `generation`; None when there are none."""
@@ -41,13 +44,17 @@ class DecisionStore:
         return None if data is None else columns_from_bytes(data)
 
     def write(self, generation: str, columns: Columns) -> None:
-        """Store `columns` as this key's decision at `generation`, in one transaction, dropping
-        every decision of another generation (stale). Skipped when the catalog cannot be
-        written now, or when another process stored the same decision first."""
+        """Store `columns` as this key's decision at `generation`, in one transaction, in place
+        of any other of this key, dropping every decision of another generation (stale).
+        Skipped when the catalog has moved on from `generation` since (a decision nobody would
+        read must not push out current ones), when it cannot be written now, or when another
+        process is storing the same key at the same moment."""
         if self.catalog.readonly:
             return
         try:
             with self.catalog.transaction(derived=True) as s:
+                if json.loads(s.get(Setting, "generation").value) != generation:
+                    return
                 s.execute(delete(Decision).where((Decision.generation != generation) | (Decision.key == self.key)))
                 s.add(Decision(key=self.key, generation=generation, data=columns_to_bytes(columns)))
         except (CatalogReadOnlyError, CatalogBusyError, DiskFullError, IntegrityError):

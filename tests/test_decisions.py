@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import neardup
@@ -91,7 +92,7 @@ def test_a_hash_feature_stores_its_groups_too(cat) -> None:
 
 def test_other_deciding_code_decides_again(cat, monkeypatch) -> None:
     cat.duplicate_report()
-    monkeypatch.setattr(deciding, "_code_identity", lambda: "a changed keeper rule")
+    monkeypatch.setattr(deciding, "_CODE", "a changed keeper rule")
     assert not cat.duplicate_report().evidence.decided
     assert _sql(cat, "SELECT count(*) FROM decisions") == [(2,)]  # same generation: both kept
 
@@ -108,6 +109,19 @@ def test_a_readonly_catalog_reads_stored_groups(cat) -> None:
 def test_the_cli_says_it_read_the_stored_groups(cat) -> None:
     path = str(cat.catalog.path)
     cat.close()
-    first, second = run("duplicates", "--db", path, "--format", "json"), run("duplicates", "--db", path, "--format", "json")
+    first, second = (run("duplicates", "--db", path, "--format", "json") for _ in range(2))
     assert "reused the stored groups" not in first.stderr and "reused the stored groups" in second.stderr
     assert first.stdout == second.stdout
+
+
+def test_a_decision_of_a_generation_gone_by_is_not_stored(cat, photos) -> None:
+    """A run that began before another process changed the catalog stores nothing, and the
+    decisions of the current generation stay."""
+    from neardup.storage.decisions import DecisionStore
+
+    before = cat.catalog.generation()
+    cat.not_duplicate(photos / "coffee.jpg", photos / "edits" / "coffee_half.jpg")
+    cat.duplicate_report()
+    current = _sql(cat, "SELECT key, generation FROM decisions")
+    DecisionStore(cat.catalog, {"a run": "that began earlier"}).write(before, {"members": np.zeros(0, np.int64)})
+    assert _sql(cat, "SELECT key, generation FROM decisions") == current != []
