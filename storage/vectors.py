@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import ann
+from .errors import NeardupError
 
 if TYPE_CHECKING:
     from .catalog import Catalog
@@ -55,10 +56,23 @@ class Neighbor:
     distance: float  # Hamming bits for binary indexes, inner product (cosine) for float ones
 
 
+_KEY_ID_LIMIT = 2**31  # ids fit in the 32 bits of a pair key below its sign
+
+
+class IdRangeError(NeardupError, ValueError):
+    """An image id outside what pair keys can hold."""
+
+
 def pair_keys(first: NDArray[np.integer], second: NDArray[np.integer]) -> NDArray[np.int64]:
-    """One int64 per pair of ids (each below 2**31), in the pairs' lexicographic order: sets of
-    millions of pairs compared in NumPy, not as Python tuples or rows."""
-    return np.asarray(first, np.int64) << 32 | np.asarray(second, np.int64)
+    """One int64 per pair of ids (each in [0, 2**31)), in the pairs' lexicographic order: sets
+    of millions of pairs compared in NumPy, not as Python tuples or rows. Catalog ids count up
+    from 1; an id out of that range is an error, never a silently wrong pair."""
+    first, second = np.asarray(first, np.int64), np.asarray(second, np.int64)
+    for ids in (first, second):
+        if len(ids) and (ids.min() < 0 or ids.max() >= _KEY_ID_LIMIT):
+            raise IdRangeError(f"image ids must lie in [0, {_KEY_ID_LIMIT}) to be paired; "
+                               f"got {ids.min()}..{ids.max()}")
+    return first << 32 | second
 
 
 def unique_keys(keys: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -626,9 +640,8 @@ def within(index, queries: NDArray, query_ids: NDArray[np.int64], limit: float, 
     found = Edges.concat(parts)
     if symmetric or not len(found):
         return found
-    pairs, first = np.unique(np.stack([np.minimum(found.src, found.dst), np.maximum(found.src, found.dst)], axis=1),
-                             axis=0, return_index=True)
-    return Edges(pairs[:, 0], pairs[:, 1], found.value[first])
+    keys, first = unique_keys(pair_keys(np.minimum(found.src, found.dst), np.maximum(found.src, found.dst)))
+    return Edges(keys >> 32, keys & 0xFFFFFFFF, found.value[first])
 
 
 @dataclass(frozen=True)

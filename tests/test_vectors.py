@@ -8,6 +8,7 @@ import sqlite3
 
 import faiss
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -198,3 +199,10 @@ def test_pair_keys_sets_agree_with_python_sets() -> None:
     found = in_sorted(distinct, pair_keys(queries[:, 0], queries[:, 1]))
     assert found.tolist() == [tuple(q) in set(as_tuples) for q in queries.tolist()]
     assert in_sorted(distinct[:0], keys).tolist() == [False] * len(keys)
+
+
+def test_pair_keys_refuse_ids_they_cannot_hold() -> None:
+    with pytest.raises(ValueError, match="image ids must lie in"):
+        pair_keys(np.array([1]), np.array([2**31]))
+    with pytest.raises(ValueError, match="image ids must lie in"):
+        pair_keys(np.array([-1]), np.array([2]))
