@@ -89,8 +89,9 @@ class EvidenceReport:
 
 @dataclass(frozen=True)
 class JudgedPairs:
-    """Candidate pairs (M, 2) int64 with their evidence and their geometric verifications
-    (`verification(row)`, None where a pair was not verified)."""
+    """Candidate pairs (M, 2) int64 with their evidence and their geometric verifications as
+    columns, which the decision reads whole (`content_differs`, `regions`); one pair's
+    `Verification` (`verification(row)`, None where it was not verified) is for inspection."""
 
     pairs: NDArray[np.int64]
     evidence: Evidence
@@ -199,7 +200,8 @@ def _changed(candidates: PairCandidates, old: Columns, new: NDArray[np.int64]) -
     if len(before):
         order = np.argsort(before)
         at = order[np.minimum(np.searchsorted(before, keys, sorter=order), len(before) - 1)]
-        same = (before[at] == keys) & (old[VERIFY][at] == candidates.verify) & (old[IN_RANGE][at] == candidates.in_range)
+        same = ((before[at] == keys) & (old[VERIFY][at] == candidates.verify)
+                & (old[IN_RANGE][at] == candidates.in_range))
     touching = np.isin(pairs[:, 0], new) | np.isin(pairs[:, 1], new)
     return np.flatnonzero(touching | ~same)
 

@@ -144,7 +144,9 @@ class Verification:
                                     (self.query.hole, self.candidate.hole), self.recoloured))
 
 
-def content_differs(inliers, coverages: tuple, holes: tuple, recoloured):
+def content_differs(inliers: int | NDArray[np.int32], coverages: tuple[float | NDArray, float | NDArray],
+                    holes: tuple[int | NDArray, int | NDArray], recoloured: bool | NDArray[np.bool_]
+                    ) -> np.bool_ | NDArray[np.bool_]:
     """`Verification.content_differs` of one pair, or of (M,) columns of pairs: `coverages`
     and `holes` hold the two sides' values."""
     aligned = (np.asarray(inliers) >= VERIFY_THRESHOLD) & (np.minimum(*coverages) >= MIN_COVERAGE)

@@ -576,7 +576,7 @@ class Catalog:
         runs under SQLite's write lock (BEGIN IMMEDIATE); on a server the generation row's
         lock plays that part: writers commit one at a time and each reads what the previous
         one wrote, so no read-then-write in a transaction can race another writer. A write of
-        only what is `derived` from the catalog (stored pair evidence) keeps the generation:
+        only what is `derived` from the catalog (stored pair evidence, stored groups) keeps the generation:
         nothing built from the catalog is stale because of it.
         A busy, read-only or full catalog is a `NeardupError` saying so; the write is rolled back."""
         if self.readonly:
