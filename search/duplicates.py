@@ -147,10 +147,9 @@ def _decided(catalog: Catalog, by: str, threshold: float, strict: bool, prefer: 
 def _code_identity() -> str:
     """A digest of the code that decides groups (this package) and of the code that made and
     reads what it decides on (`neardup.indexer`, `neardup.storage`): stored groups decided by
-    other code are stale. Unlike the pair evidence's hand-kept version, any
-    change counts: deciding again costs minutes, judging again hours. Read once, when this
-    module is imported: it must name the code this process runs, not what an upgrade left on
-    disk since."""
+    other code are stale. Unlike the pair evidence's hand-kept version, any change counts:
+    deciding again costs minutes, judging again hours. Read once, when this module is
+    imported: it must name the code this process runs, not what an upgrade left on disk since."""
     digest = hashlib.sha256()
     for package in (neardup.search, neardup.indexer, neardup.storage):
         for folder in package.__path__:
@@ -166,10 +165,11 @@ def _columns(groups: list[Group], contained: Mapping[int, list[int]], report: Ev
     """A decision as columns, by image id: each group's members in order (keeper first), its
     reason, and each composite with what it contains."""
     texts = sorted({g.reason for g in groups})
+    code = {text: n for n, text in enumerate(texts)}
     inside = [contained[c] for c in sorted(contained)]
     return {"members": np.array([im.image_id for g in groups for im in g.images], np.int64),
             "sizes": np.array([len(g.images) for g in groups], np.int64),
-            "reasons": np.array([texts.index(g.reason) for g in groups], np.int64),
+            "reasons": np.array([code[g.reason] for g in groups], np.int64),
             "reason_texts": np.array(texts, dtype=str),
             "composites": np.array(sorted(contained), np.int64),
             "inside": np.array([i for parts in inside for i in parts], np.int64),

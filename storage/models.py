@@ -289,9 +289,9 @@ class EvidenceSegment(Base):
 
 
 class Decision(Base):
-    """The groups one `duplicates` run decided (`storage.decisions`): `key` is the JSON of what
-    shaped them (feature, threshold, options, code); `generation`, the catalog generation they
-    were decided at: at any other, they are stale."""
+    """The groups one `duplicates` run decided (`storage.decisions`): `key` is the SHA-256 of
+    what shaped them (feature, threshold, options, code); `generation`, the catalog generation
+    they were decided at: at any other, they are stale."""
 
     __tablename__ = "decisions"
 
