@@ -69,10 +69,14 @@ def components(pairs: NDArray[np.int64]) -> dict[int, int]:
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    ids, at = np.unique(pairs, return_inverse=True)
-    if not len(ids):
+    if not len(pairs):
         return {}
-    at = at.reshape(-1, 2)
+    # ids are catalog ids, dense enough for a lookup table (np.unique with its inverse, which
+    # sorts 2M ids, took 3 s at 100,000 images)
+    present = np.zeros(int(pairs.max()) + 1, bool)
+    present[pairs.ravel()] = True
+    ids = np.flatnonzero(present)
+    at = (np.cumsum(present) - 1)[pairs]
     graph = coo_matrix((np.ones(len(at), np.float32), (at[:, 0], at[:, 1])), shape=(len(ids), len(ids)))
     _, label = connected_components(graph, directed=False)
     smallest = np.full(label.max() + 1, np.iinfo(np.int64).max)

@@ -13,7 +13,7 @@ import neardup
 from neardup.indexer.hashes import HASHES
 from neardup.search.fusion import hamming_rows
 from neardup.search.keeper import UnknownRuleError, check_order, choose_keeper
-from neardup.search.linkage import complete_linkage, single_linkage
+from neardup.search.linkage import complete_linkage, components, single_linkage
 from neardup.storage.records import ImageInfo
 
 from conftest import photo, save
@@ -132,6 +132,14 @@ def test_keeper_comes_first_in_the_group_with_its_reason(indexed) -> None:
     group = next(g for g in cat.duplicates() if str(files["coffee"]) in g.members)
     assert group.keeper == group.members[0] and group.reason
     assert group.keeper != str(files["coffee_half"])  # a half-size copy never wins over its full-size original
+
+
+def test_components_name_each_image_by_the_smallest_of_its_single_linkage_group() -> None:
+    rng = np.random.default_rng(5)
+    pairs = rng.integers(0, 300, (200, 2)).astype(np.int64)
+    expected = {i: min(group) for group in single_linkage((a, b, 0.0) for a, b in pairs.tolist()) for i in group}
+    assert components(pairs) == expected
+    assert components(np.zeros((0, 2), np.int64)) == {}
 
 
 def test_complete_linkage_breaks_chains_that_single_linkage_merges() -> None:
