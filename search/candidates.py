@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 from neardup.indexer.embedders import VECTOR_FEATURES
 from neardup.storage.catalog import Catalog
 from neardup.storage.models import VIEWS
-from neardup.storage.vectors import Edges, in_sorted, pair_keys, unique_keys
+from neardup.storage.vectors import Edges, in_sorted, pair_ids, pair_keys, unique_keys
 
 from .auto import POLICY, AutoPolicy
 from .fusion import similarity_at
@@ -100,7 +100,7 @@ def pair_candidates(catalog: Catalog, threshold: float, weights: dict[str, float
     ranged_edges = Edges.concat(ranged).merged(merge)
     edges = Edges.concat([*found, ranged_edges, verify]).merged(merge)
     keys, _ = unique_keys(pair_keys(edges.src, edges.dst))
-    pairs = np.stack([keys >> 32, keys & 0xFFFFFFFF], axis=1)
+    pairs = np.stack(pair_ids(keys), axis=1)
     return PairCandidates(pairs, _among(keys, verify), _among(keys, ranged_edges))
 
 
@@ -117,7 +117,4 @@ def _range_pairs(catalog: Catalog, name: str, cosine: float, new: NDArray[np.int
 
 def _among(keys: NDArray[np.int64], edges: Edges) -> NDArray[np.bool_]:
     """(M,) which pairs (`pair_keys`, a < b, ascending) are among `edges` (src < dst)."""
-    wanted = pair_keys(edges.src, edges.dst)
-    out = np.zeros(len(keys), bool)
-    out[np.searchsorted(keys, wanted[in_sorted(keys, wanted)])] = True
-    return out
+    return in_sorted(np.sort(pair_keys(edges.src, edges.dst)), keys)

@@ -180,8 +180,9 @@ def _columns(groups: list[Group], contained: Mapping[int, list[int]], report: Ev
 def _stored(catalog: Catalog, columns: Columns, start: float) -> Duplicates | None:
     """The `Duplicates` of a stored decision (`_columns`); None when an image it names is gone."""
     members, composites = columns["members"], columns["composites"]
-    info = catalog.images(np.unique(members).tolist())
-    if len(info) < len(np.unique(members)):
+    named = np.unique(members).tolist()
+    info = catalog.images(named)
+    if len(info) < len(named):
         return None
     groups = []
     for ids, reason in zip(np.split(members, np.cumsum(columns["sizes"])[:-1]), columns["reasons"].tolist()):

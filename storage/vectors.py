@@ -75,6 +75,11 @@ def pair_keys(first: NDArray[np.integer], second: NDArray[np.integer]) -> NDArra
     return first << 32 | second
 
 
+def pair_ids(keys: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The two ids of each `pair_keys` key."""
+    return keys >> 32, keys & 0xFFFFFFFF
+
+
 def unique_keys(keys: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """(the distinct `keys`, ascending; the index of each one's first occurrence). A sort and
     a comparison of neighbours: np.unique (hashing, then sorting, in NumPy 2.4) took 15 s for
@@ -641,7 +646,7 @@ def within(index, queries: NDArray, query_ids: NDArray[np.int64], limit: float, 
     if symmetric or not len(found):
         return found
     keys, first = unique_keys(pair_keys(np.minimum(found.src, found.dst), np.maximum(found.src, found.dst)))
-    return Edges(keys >> 32, keys & 0xFFFFFFFF, found.value[first])
+    return Edges(*pair_ids(keys), found.value[first])
 
 
 @dataclass(frozen=True)
@@ -675,7 +680,7 @@ class Neighbourhoods:
             order = np.argsort(val, kind="stable")
             src, dst, val = src[order], dst[order], val[order]
         keys, first = unique_keys(pair_keys(src, dst))
-        return Edges(keys >> 32, keys & 0xFFFFFFFF, val[first].astype(np.float32))
+        return Edges(*pair_ids(keys), val[first].astype(np.float32))
 
     def reach(self, rank: int | None = None) -> NDArray[np.float64]:
         """(Q,) each query's value at place `rank` among its others (default: its farthest
