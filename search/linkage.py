@@ -1,8 +1,9 @@
 """Grouping matched pairs into clusters: single linkage (union-find) or complete linkage.
 
 Single linkage guarantees that every image in a group is linked to another member through a
-chain of matched pairs. Complete linkage guarantees that every pair inside a group matched:
-a chain A~B~C with A and C far apart is not merged.
+chain of matched pairs, and, given pairs kept apart, that no group holds one: a chain A~C~B
+whose ends are known to differ is cut at its weakest link. Complete linkage guarantees that
+every pair inside a group matched: a chain A~B~C with A and C far apart is not merged.
 """
 
 from __future__ import annotations
@@ -15,10 +16,29 @@ from numpy.typing import NDArray
 Pair = tuple[int, int, float]  # (a, b, cost): lower cost = stronger match
 
 
-def single_linkage(pairs: Iterable[Pair], *, apart: set[frozenset[int]] | None = None) -> list[list[int]]:
+def single_linkage(pairs: Iterable[Pair], *, apart: Iterable[frozenset[int]] = ()) -> list[list[int]]:
     """Connected components of the pairs' graph (each component has >= 2 ids). With `apart`
-    (pairs that must never share a component), the strongest pairs join first and a pair that
-    would bring an apart pair together is skipped."""
+    (pairs that must never share a component), a component holding an apart pair is linked
+    again, strongest pairs first, skipping each pair that would bring an apart pair together;
+    the other components are as they were."""
+    pairs = list(pairs)
+    clusters = _components(pairs)
+    partners: dict[int, set[int]] = {}
+    for a, b in (tuple(p) for p in apart if len(p) == 2):
+        partners.setdefault(a, set()).add(b)
+        partners.setdefault(b, set()).add(a)
+    home = {x: n for n, cluster in enumerate(clusters) for x in cluster}
+    torn = {home[a] for a, others in partners.items() if a in home and any(home.get(b) == home[a] for b in others)}
+    if not torn:
+        return clusters
+    inside = sorted((p for p in pairs if home[p[0]] in torn), key=lambda p: (p[2], p[0], p[1]))
+    return [c for n, c in enumerate(clusters) if n not in torn] + _components(inside, partners)
+
+
+def _components(pairs: list[Pair], partners: dict[int, set[int]] | None = None) -> list[list[int]]:
+    """Union-find over `pairs` in their order; with `partners` (id -> ids it must never share a
+    component with), a pair joining two components that hold such a pair is skipped. Members
+    move from the smaller component into the larger, so each id moves O(log n) times."""
     parent: dict[int, int] = {}
     members: dict[int, set[int]] = {}
 
@@ -29,21 +49,21 @@ def single_linkage(pairs: Iterable[Pair], *, apart: set[frozenset[int]] | None =
             x = parent[x]
         return x
 
-    ordered = sorted(pairs, key=lambda p: p[2]) if apart else pairs
-    for a, b, _ in ordered:
+    for a, b, _ in pairs:
         ra, rb = root(a), root(b)
         if ra == rb:
             continue
-        if apart:
-            ma, mb = members.setdefault(ra, {ra}), members.setdefault(rb, {rb})
-            if any(frozenset((x, y)) in apart for x in ma for y in mb):
+        if partners is not None:
+            small, big = sorted((members.setdefault(ra, {ra}), members.setdefault(rb, {rb})), key=len)
+            if any(p in big for x in small for p in partners.get(x, ())):
                 continue
-            members[min(ra, rb)] = ma | mb
+            big |= small
+            members[min(ra, rb)] = big
         parent[max(ra, rb)] = min(ra, rb)
     clusters: dict[int, list[int]] = {}
     for x in parent:
         clusters.setdefault(root(x), []).append(x)
-    return list(clusters.values())
+    return [c for c in clusters.values() if len(c) > 1]
 
 
 def complete_linkage(pairs: Iterable[Pair]) -> list[list[int]]:
