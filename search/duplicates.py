@@ -32,7 +32,7 @@ from neardup.storage.pairs import Columns
 from neardup.storage.records import ImageInfo
 from neardup.storage.vectors import Edges
 
-from .auto import GEOMETRY, POLICY, verified_links
+from .auto import GEOMETRY, POLICY, kept_apart, verified_links
 from .composites import composites
 from .features import AUTO, check_feature, check_threshold, default_threshold, features_of
 from .fusion import fused_similarity
@@ -61,11 +61,13 @@ class Group:
 
 @dataclass(frozen=True)
 class AutoPairs:
-    """Auto's decision over a catalog: the duplicate pairs, and composite image id -> one
-    image id of each group it contains."""
+    """Auto's decision over a catalog: the duplicate pairs, composite image id -> one image id
+    of each group it contains, and the (K, 2) pairs no group may hold (`auto.kept_apart`: their
+    verification found their content differs)."""
 
     edges: Edges
     composites: dict[int, list[int]]
+    apart: NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -124,9 +126,13 @@ def _decided(catalog: Catalog, by: str, threshold: float, strict: bool, prefer: 
     copies = np.fromiter(first.keys(), np.int64, len(first))
     contained: dict[int, list[int]] = {}
     report = None
+    apart = _kept_apart(catalog, first)
     if by == AUTO:
         found, report = auto_edges(catalog, threshold, merge=first, workers=workers, progress=progress)
         edges, contained = found.edges, found.composites
+        # two variants of one template, or a picture and another pasted in, still join one
+        # group through a copy each side matches: the strongest links join first instead
+        apart |= {frozenset(p) for p in found.apart.tolist()}
     elif by in HASHES:
         ids, codes = _without(copies, *catalog.hashes(by))
         edges = _drop_low_quality(catalog, catalog.index(by).within(codes, ids, int(threshold)).merged(first))
@@ -136,7 +142,6 @@ def _decided(catalog: Catalog, by: str, threshold: float, strict: bool, prefer: 
         edges = edges.merged(first)
     cost = edges.value if by in HASHES else -edges.value  # lower cost = stronger match
     pairs = list(zip(edges.src.tolist(), edges.dst.tolist(), cost.tolist()))
-    apart = _kept_apart(catalog, first)
     clusters = complete_linkage(pairs) if strict else single_linkage(pairs, apart=apart)
     clusters = _with_exact_copies(clusters, exact)
     if apart and strict:
@@ -250,17 +255,20 @@ def decide(judged: JudgedPairs, threshold: float) -> AutoPairs:
     """Auto's decision over judged pairs: `auto.verified_links` (the duplicate pairs, less
     those whose content differs in one region), then, when they were verified geometrically,
     the composites (`composites`), which also read the strip links (`strips`: a container's
-    free part showing a picture of another group)."""
+    free part showing a picture of another group). The pairs whose content differs are also
+    kept apart (`auto.kept_apart`): no group may hold one through a chain of other links."""
     pairs = judged.pairs
     if not len(pairs):
-        return AutoPairs(Edges.empty(), {})
-    keep = verified_links(pairs, judged.evidence, judged.content_differs(), threshold)
+        return AutoPairs(Edges.empty(), {}, np.zeros((0, 2), np.int64))
+    differs = judged.content_differs()
+    keep = verified_links(pairs, judged.evidence, differs, threshold)
     contained: dict[int, list[int]] = {}
     if GEOMETRY in judged.evidence.kinds:
         contained = composites(pairs, keep | judged.strip_links(), judged.regions())
         keep &= ~(np.isin(pairs[:, 0], list(contained)) | np.isin(pairs[:, 1], list(contained)))
     kept = pairs[keep]
-    return AutoPairs(Edges(kept[:, 0], kept[:, 1], judged.evidence.best()[keep].astype(np.float32)), contained)
+    return AutoPairs(Edges(kept[:, 0], kept[:, 1], judged.evidence.best()[keep].astype(np.float32)), contained,
+                     pairs[kept_apart(pairs, keep, differs)])
 
 
 def _drop_low_quality(catalog: Catalog, edges: Edges) -> Edges:

@@ -281,6 +281,13 @@ def _store(store: PairStore, **update) -> None:
         pass
 
 
+# Policy fields that only decide over stored judgements, added since evidence was first stored:
+# left out of its key, so that a catalog's judgements survive them (the stored groups, keyed by
+# the code, are decided again). `agreement` and `attach_links` decide only too, but were in the
+# key from the start; leaving them out now would change every stored key and judge every pair again.
+_DECIDES = ("overrule_links",)
+
+
 def evidence_key(catalog: Catalog, threshold: float, vector_features: list[str], kinds: list[str],
                  policy: AutoPolicy) -> dict[str, object]:
     """Everything that shaped stored judgements: the code's version, the hashes and their
@@ -291,7 +298,8 @@ def evidence_key(catalog: Catalog, threshold: float, vector_features: list[str],
         "version": EVIDENCE_VERSION, "hashes": list(catalog.settings.hashes), "hash_version": catalog.settings.hash_version,
         "decode_side": catalog.settings.decode_side, "local_features": catalog.settings.local_features,
         "models": {n: repr(models[n].identity()) for n in vector_features if n in models},
-        "threshold": threshold, "policy": repr(sorted(asdict(policy).items())), "kinds": kinds,
+        "threshold": threshold, "policy": repr(sorted((k, v) for k, v in asdict(policy).items() if k not in _DECIDES)),
+        "kinds": kinds,
         "verify": [verify.VERIFY_THRESHOLD, verify.VERIFY_FULL, verify.VERIFY_CEILING, verify.MIN_COVERAGE,
                    verify.RELATIVE_CENTRE, verify.MIN_HOLE],
         "recolour": [recolour.CHROMA, recolour.HUE_SHIFT, recolour.MIN_SHIFTED, recolour.MAX_SHIFTED_SHARE,

@@ -11,6 +11,7 @@ import pytest
 
 import neardup
 from neardup.indexer.hashes import HASHES
+from neardup.search.auto import POLICY, kept_apart
 from neardup.search.fusion import hamming_rows
 from neardup.search.keeper import UnknownRuleError, check_order, choose_keeper
 from neardup.search.linkage import complete_linkage, components, single_linkage
@@ -140,6 +141,45 @@ def test_components_name_each_image_by_the_smallest_of_its_single_linkage_group(
     expected = {i: min(group) for group in single_linkage((a, b, 0.0) for a, b in pairs.tolist()) for i in group}
     assert components(pairs) == expected
     assert components(np.zeros((0, 2), np.int64)) == {}
+
+
+def test_pairs_kept_apart_cut_a_chain_at_its_weakest_link_and_leave_other_groups_alone() -> None:
+    chain = [(1, 2, 0.1), (2, 3, 0.5), (3, 4, 0.2), (10, 11, 0.3), (11, 12, 0.9)]
+    assert sorted(map(sorted, single_linkage(chain))) == [[1, 2, 3, 4], [10, 11, 12]]
+    split = sorted(map(sorted, single_linkage(chain, apart={frozenset((1, 4))})))
+    assert split == [[1, 2], [3, 4], [10, 11, 12]]  # 2~3 was the weakest link between 1 and 4
+    assert sorted(map(sorted, single_linkage(chain, apart={frozenset((1, 2))}))) == [[2, 3, 4], [10, 11, 12]]
+    assert sorted(map(sorted, single_linkage(chain, apart={frozenset((1, 99))}))) == [[1, 2, 3, 4], [10, 11, 12]]
+
+
+def test_no_group_of_a_random_graph_holds_a_pair_kept_apart() -> None:
+    rng = np.random.default_rng(3)
+    pairs = [(int(a), int(b), float(c)) for a, b, c in zip(*rng.integers(0, 200, (2, 400)), rng.random(400)) if a != b]
+    apart = {frozenset(map(int, p)) for p in rng.integers(0, 200, (60, 2)) if p[0] != p[1]}
+    groups = single_linkage(pairs, apart=apart)
+    assert not any(p <= set(g) for g in groups for p in apart)
+    linked = {frozenset((a, b)) for a, b, _ in pairs}
+    for g in groups:  # still one chain of matched pairs inside every group
+        inside = components(np.array([sorted(p) for p in linked if p <= set(g)], np.int64))
+        assert inside.keys() == set(g) and len(set(inside.values())) == 1
+    merged = {frozenset(g) for g in single_linkage(pairs)}
+    assert all(any(set(g) <= m for m in merged) for g in groups)  # only ever cut, never joined
+
+
+def test_a_pair_whose_content_differs_is_kept_apart_unless_many_duplicates_link_both() -> None:
+    """Pair 0 (images 1, 2) was found to differ; images 10.. are kept duplicates of both. With
+    fewer than `overrule_links` of them the finding stands; with that many it is overruled."""
+    need = POLICY.overrule_links
+    for shared, expected in ((need - 1, True), (need, False)):
+        bridges = list(range(10, 10 + shared))
+        pairs = np.array([(1, 2), *((1, b) for b in bridges), *((2, b) for b in bridges), (1, bridges[0])], np.int64)
+        keep = np.ones(len(pairs), bool)
+        keep[0] = False
+        differs = np.zeros(len(pairs), bool)
+        differs[0] = True
+        out = kept_apart(pairs, keep, differs)
+        assert out[0] == expected and not out[1:].any()  # a link judged twice counts once
+    assert not kept_apart(pairs, np.zeros(len(pairs), bool), np.zeros(len(pairs), bool)).any()
 
 
 def test_complete_linkage_breaks_chains_that_single_linkage_merges() -> None:

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import neardup
+from neardup.search.auto import POLICY
+from neardup.search.features import default_threshold
+from neardup.search.incremental import judged_pairs
 
 from conftest import make_collection, photo, save, scene
 from test_cli import run
@@ -69,6 +73,16 @@ def test_a_second_run_reads_the_stored_evidence_and_finds_the_same_groups(cat, t
     assert second.evidence.reused == first.evidence.stored > 0
     assert _groups(second) == _groups(first) == _groups(_fresh(cat, tmp_path))
     assert any({"astronaut_crop.png", "astronaut.jpg"} <= set(members) for _, members, _ in _groups(second))
+
+
+def test_a_policy_field_that_only_decides_leaves_the_stored_evidence_valid(cat) -> None:
+    """Only what shaped the judgements keys them: a field that decides over them (how many
+    shared duplicates overrule a pair found to differ) must not judge every pair again."""
+    cat.duplicate_report()
+    first = {i: g[0] for g in cat.catalog.same_content_groups() for i in g[1:]}  # as duplicates merge exact copies
+    judge = lambda policy: judged_pairs(cat.catalog, default_threshold("auto"), merge=first, policy=policy)[1]  # noqa: E731
+    assert judge(replace(POLICY, overrule_links=POLICY.overrule_links + 5)).computed == 0
+    assert judge(replace(POLICY, pair_k=POLICY.pair_k + 1)).computed > 0  # one that shapes them does
 
 
 def test_adding_an_image_judges_only_its_pairs_and_gives_the_fresh_groups(cat, tmp_path, photos) -> None:

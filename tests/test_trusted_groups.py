@@ -141,6 +141,23 @@ def test_a_gamma_copy_of_one_colour_variant_does_not_link_another(tmp_path) -> N
     assert groups == {frozenset({"drawing_purple", "drawing_purple_gamma"})}
 
 
+def test_a_thumbnail_of_one_colour_variant_does_not_chain_it_to_another(tmp_path) -> None:
+    """A 96-pixel thumbnail of the purple drawing is too small for its colours to be compared,
+    and its hashes and CNN vector match both variants alike: it links to both. The variants
+    themselves verify as aligned and recoloured, so they are kept apart: the chain is cut."""
+    folder = tmp_path / "photos"
+    for tint in ("purple", "teal"):
+        save(drawing(tint), folder / f"drawing_{tint}.png")
+    purple = drawing("purple")
+    save(cv2.resize(purple, (96, 96 * purple.shape[0] // purple.shape[1]), interpolation=cv2.INTER_AREA),
+         folder / "drawing_purple_thumb.png")
+    for seed in range(3):
+        save(scene(seed), folder / f"scene{seed}.png")
+    groups = {_names(g.members) for g in _catalog(tmp_path, folder).duplicates()}
+    assert not any({"drawing_purple", "drawing_teal"} <= g for g in groups)
+    assert len(groups) == 1 and "drawing_purple_thumb" in next(iter(groups))
+
+
 def _noisy(rgb: np.ndarray) -> np.ndarray:
     noise = np.random.default_rng(0).normal(0, 12, rgb.shape)
     return np.clip(rgb + noise, 0, 255).astype(np.uint8)
