@@ -54,9 +54,9 @@ class AutoPolicy:
     attach_links: int = 2  # one-vote geometric links to one group that attach a group to it
     # duplicates linked to both images of a pair whose content was found to differ that
     # overrule the finding: a copy of a saturated drawing or a star field is now and then
-    # taken for a recolour, while two distinct variants share a thumbnail or two, not many
-    # (docs/BENCHMARKS.md: at 100,000 images, 12,766 such pairs were copies, 88 with fewer)
-    overrule_links: int = 4
+    # taken for a recolour, and most distinct variants meet through one bridge (a thumbnail);
+    # the best F1 on the duplicates benchmark's development seed (docs/BENCHMARKS.md)
+    overrule_links: int = 2
 
     def weights(self, available: tuple[str, ...]) -> dict[str, float]:
         """The hash weights restricted to the hashes a catalog stores, renormalised to sum 1."""

@@ -54,7 +54,7 @@ from .verify import Side, Verification, content_differs
 
 # Bumped whenever the code that judges pairs changes what it returns: stored judgements of
 # another version are dropped and judged again.
-EVIDENCE_VERSION = 6
+EVIDENCE_VERSION = 7
 CONTENT, KINDS, VERIFY, IN_RANGE = "content", "kinds", "verify", "in_range"
 STRIP = "strip"  # a strip candidate's or strip link's strip (`strips`); 0: an ordinary candidate or pair
 

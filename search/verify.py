@@ -124,9 +124,13 @@ class Verification:
     def on_content(self) -> bool:
         """The inliers cover an image's content, not only what unrelated images share: a
         caption, watermark, logo, date stamp or app frame lies at the periphery or in a patch,
-        while a copy shares its picture, whose centre is its subject."""
+        while a copy shares its picture, whose centre is its subject. A flat centre cannot say,
+        so the other image's centre decides: a caption over a picture with a blank middle has
+        keypoints on the caption only, and its flat centre let any other picture under the
+        same caption through."""
         sides = (self.query, self.candidate)
-        return max(s.coverage for s in sides) >= MIN_COVERAGE and any(s.centre_matches for s in sides)
+        telling = [s for s in sides if s.central > 0]
+        return max(s.coverage for s in sides) >= MIN_COVERAGE and (not telling or any(s.centre_matches for s in telling))
 
     @property
     def count(self) -> int:
