@@ -10,7 +10,7 @@ Synthetic collections (scripts/bench/scale_data.py): 256-bit codes and 1280-d un
 rows with 1–3 planted near-copies. For every kind and size, each method runs in its own fresh
 process under the same address-space cap (RLIMIT_AS):
 - neardup: build_binary/build_float, 100 warm single knn queries (k=10), then duplicates as
-  find_duplicates does them (within at the default threshold + _single_linkage). When the first
+  find_duplicates does them (within at the default threshold + single_linkage). When the first
   --probe-* queries predict more than --full-limit seconds, the total is extrapolated from them.
 - all-pairs (imagededup-style): a NumPy scan per query; duplicates from one N×N float32 matrix,
   killed after --time-cap seconds. Sizes whose matrix alone exceeds the cap are not run; one extra
@@ -111,12 +111,12 @@ def run_job(spec: str) -> None:
 def thresholds() -> dict[str, float]:
     """neardup's default duplicate thresholds: 256-bit hashes (pdq, phash256) and the CNN cosine."""
     from neardup.indexer.hashes import HASHES
-    from neardup.search.duplicates import CNN_THRESHOLD
+    from neardup.search.features import default_threshold
 
     if HASHES["pdq"].threshold != HASHES["phash256"].threshold:
         raise SystemExit(f"error: pdq and phash256 thresholds differ ({HASHES['pdq'].threshold}, "
                          f"{HASHES['phash256'].threshold}); pick one for the binary rows")
-    return {"binary": float(HASHES["pdq"].threshold), "float": CNN_THRESHOLD}
+    return {"binary": float(HASHES["pdq"].threshold), "float": default_threshold("cnn")}
 
 
 def largest_fitting(cap_gib: float) -> int:
@@ -241,7 +241,7 @@ def notes(records: list[dict], meta: dict) -> list[str]:
                              f"({'FAISS range search, both orders of every pair' if method == 'neardup' else 'matrix + threshold'}).")
     uf = next((r for r in records if r["method"] == "unionfind" and r.get("status") == "ok"), None)
     if uf:
-        lines.append(f"- Grouping alone (`_single_linkage` fed a Python list of (a, b, cost) tuples, as "
+        lines.append(f"- Grouping alone (`single_linkage` fed a Python list of (a, b, cost) tuples, as "
                      f"find_duplicates does): {uf['edges']:,} random edges in {uf['group_s']:.2f} s "
                      f"({uf['us_per_edge']:.2f} µs/edge, of which building the list {uf['list_s']:.2f} s), "
                      f"+{uf['extra_mb']:.0f} MB peak.")

@@ -6,12 +6,12 @@ measured before a crash, a ``MemoryError`` or a kill for running over time is no
 
 - ``neardup``: ``build_binary``/``build_float`` → 100 warm single ``knn`` queries (k=10) →
   duplicates exactly as ``find_duplicates`` does them: ``within`` at the threshold, then the
-  ``(a, b, cost)`` list and ``_single_linkage``. When the probe of the first ``probe`` queries
+  ``(a, b, cost)`` list and ``single_linkage``. When the probe of the first ``probe`` queries
   predicts more than ``full_limit`` seconds for all N, the figure is extrapolated from the probe.
 - ``brute``: imagededup-style all pairs. Queries are a NumPy scan of the whole collection; the
   duplicates are one N × N float32 matrix (Hamming through products of the unpacked bits, or
   ``X @ X.T``, in blocks of rows), thresholded in row blocks, then union-find.
-- ``unionfind``: ``_single_linkage`` alone on random edges, to see its cost per edge.
+- ``unionfind``: ``single_linkage`` alone on random edges, to see its cost per edge.
 """
 
 from __future__ import annotations
@@ -103,9 +103,9 @@ def neardup_latency(index, data: NDArray, job: dict) -> dict:
 
 
 def neardup_duplicates(index, data: NDArray, planted: scale_data.Planted, job: dict, emit: Emit) -> None:
-    """``within`` + ``_single_linkage`` as find_duplicates runs them; extrapolated from the first
+    """``within`` + ``single_linkage`` as find_duplicates runs them; extrapolated from the first
     ``probe`` queries when those predict more than ``full_limit`` seconds for all N."""
-    from neardup.search.duplicates import _single_linkage
+    from neardup.search.linkage import single_linkage
     from neardup.storage.vectors import within
 
     kind, n = job["kind"], len(data)
@@ -128,7 +128,7 @@ def neardup_duplicates(index, data: NDArray, planted: scale_data.Planted, job: d
 
     start = time.perf_counter()
     cost = edges.value if kind == "binary" else -edges.value
-    clusters = _single_linkage(list(zip(edges.src.tolist(), edges.dst.tolist(), cost.tolist())))
+    clusters = single_linkage(list(zip(edges.src.tolist(), edges.dst.tolist(), cost.tolist())))
     group_s = (time.perf_counter() - start) * (n / probe if extrapolated else 1.0)
     emit({
         "group_s": group_s, "dups_s": within_s + group_s, "pairs": len(edges.src),
@@ -233,8 +233,8 @@ def brute_job(job: dict, emit: Emit) -> None:
 # --- union-find alone ------------------------------------------------------------------------
 
 def unionfind_job(job: dict, emit: Emit) -> None:
-    """``_single_linkage`` on ``n`` random edges among ``n`` nodes, as find_duplicates feeds it."""
-    from neardup.search.duplicates import _single_linkage
+    """``single_linkage`` on ``n`` random edges among ``n`` nodes, as find_duplicates feeds it."""
+    from neardup.search.linkage import single_linkage
 
     rng = np.random.default_rng(job["seed"])
     a, b = rng.integers(0, job["n"], job["n"]), rng.integers(0, job["n"], job["n"])
@@ -243,7 +243,7 @@ def unionfind_job(job: dict, emit: Emit) -> None:
     start = time.perf_counter()
     pairs = list(zip(np.minimum(a, b).tolist(), np.maximum(a, b).tolist(), cost.tolist()))
     list_s = time.perf_counter() - start
-    clusters = _single_linkage(pairs)
+    clusters = single_linkage(pairs)
     total_s = time.perf_counter() - start
     emit({"edges": job["n"], "list_s": list_s, "group_s": total_s, "us_per_edge": total_s / job["n"] * 1e6,
           "extra_mb": proc_status_mb("VmHWM") - before, "groups": len(clusters), "status": "ok"})
