@@ -130,7 +130,8 @@ class Verification:
         same caption through."""
         sides = (self.query, self.candidate)
         telling = [s for s in sides if s.central > 0]
-        return max(s.coverage for s in sides) >= MIN_COVERAGE and (not telling or any(s.centre_matches for s in telling))
+        centred = not telling or any(s.centre_matches for s in telling)
+        return max(s.coverage for s in sides) >= MIN_COVERAGE and centred
 
     @property
     def count(self) -> int:

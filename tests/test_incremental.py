@@ -80,7 +80,10 @@ def test_a_policy_field_that_only_decides_leaves_the_stored_evidence_valid(cat) 
     shared duplicates overrule a pair found to differ) must not judge every pair again."""
     cat.duplicate_report()
     first = {i: g[0] for g in cat.catalog.same_content_groups() for i in g[1:]}  # as duplicates merge exact copies
-    judge = lambda policy: judged_pairs(cat.catalog, default_threshold("auto"), merge=first, policy=policy)[1]  # noqa: E731
+
+    def judge(policy):
+        return judged_pairs(cat.catalog, default_threshold("auto"), merge=first, policy=policy)[1]
+
     assert judge(replace(POLICY, overrule_links=POLICY.overrule_links + 5)).computed == 0
     assert judge(replace(POLICY, pair_k=POLICY.pair_k + 1)).computed > 0  # one that shapes them does
 
