@@ -27,6 +27,8 @@ def single_linkage(pairs: Iterable[Pair], *, apart: Iterable[frozenset[int]] = (
     for a, b in (tuple(p) for p in apart if len(p) == 2):
         partners.setdefault(a, set()).add(b)
         partners.setdefault(b, set()).add(a)
+    if not partners:
+        return clusters
     home = {x: n for n, cluster in enumerate(clusters) for x in cluster}
     torn = {home[a] for a, others in partners.items() if a in home and any(home.get(b) == home[a] for b in others)}
     if not torn:
