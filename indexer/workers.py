@@ -20,6 +20,7 @@ import multiprocessing.context
 import os
 import signal
 import sys
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -37,6 +38,8 @@ _PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent die
 class WorkerDiedError(NeardupError):
     """A worker process died mid-task: killed from outside, or by the system (out of memory)."""
 IN_FLIGHT = 3  # tasks queued per worker
+_POLL = 0.5  # seconds between looks at the workers while a result is awaited
+_NOTICE = 5.0  # seconds the pool is given to notice a dead worker itself
 
 def cores() -> int:
     """The cores this process may run on: the default number of workers."""
@@ -76,9 +79,9 @@ def parallel_map(
                 if started and len(pending) == 1:
                     started()
                 if len(pending) >= IN_FLIGHT * workers:
-                    yield from pending.popleft().result()
+                    yield from _result(pool, pending.popleft())
             while pending:
-                yield from pending.popleft().result()
+                yield from _result(pool, pending.popleft())
         except BrokenProcessPool as error:
             pool.shutdown(wait=False, cancel_futures=True)
             raise WorkerDiedError("a worker process died (killed, or out of memory); what was done is saved",
@@ -86,6 +89,30 @@ def parallel_map(
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+
+
+def _result(pool: ProcessPoolExecutor, future: Future) -> list:
+    """`future.result()`, watching the workers. A worker killed while it wrote a result leaves
+    part of a message in the pool's result pipe, which the pool's manager thread then waits on
+    forever (and one killed holding the pipe's lock blocks the others): CPython's pool hangs
+    instead of breaking (seen here: `neardup index` with a worker killed, about once in ten
+    runs under load). A worker dead for _NOTICE seconds while the pool still runs has the
+    others killed and the parent's end of the pipe closed: the manager thread reads an end of
+    file and breaks the pool, and `result()` raises BrokenProcessPool."""
+    dead_since = None
+    while True:
+        try:
+            return future.result(timeout=_POLL)
+        except TimeoutError:
+            processes = list((pool._processes or {}).values())  # noqa: SLF001 (no public view of the workers)
+            if not any(p.exitcode is not None for p in processes):
+                continue
+            dead_since = dead_since or time.monotonic()
+            if time.monotonic() - dead_since >= _NOTICE:
+                for process in processes:
+                    process.kill()
+                pool._result_queue._writer.close()  # noqa: SLF001 (the pipe the manager thread reads)
+                dead_since = float("inf")  # once
 
 
 def _start() -> None:
