@@ -21,6 +21,7 @@ import numpy as np
 from neardup.storage.catalog import Catalog
 from neardup.storage.records import ImageRecord
 
+from .colours import STORED_BYTES
 from .embed import Embedder, worker_copy
 from .embedders import embed_views, vector_feature
 from .extract import EmbedInputs, Extracted, Moved, embed_inputs, extract_embedded, layout_of, local_features_of
@@ -150,16 +151,17 @@ def _finish(catalog: Catalog, changes, moved: set[int], embedders: Sequence[Embe
 
 
 def fill_colour_layouts(*, catalog: Catalog, workers: int = 1, progress: Progress | None = None) -> int:
-    """Compute the colour layout of every image that has keypoints but none (a catalog indexed
-    before layouts were stored), from its file. A file that can no longer be decoded is
-    recorded as failed, with the reason. Returns how many layouts were stored."""
+    """Compute the colour layout of every image that has keypoints but none, or one without
+    its flat cells (a catalog indexed before they were stored), from its file. A file that
+    can no longer be decoded is recorded as failed, with the reason. Returns how many layouts
+    were stored."""
 
     def store(batch: list[tuple[int, tuple[int, int, bytes]]]) -> int:
         catalog.put_colour_layouts(dict(batch))
         return len(batch)
 
-    return _from_files(catalog, catalog.missing_colour_layouts(), layout_of, (catalog.settings.decode_side,),
-                       lambda found: found if isinstance(found, str) else None, store,
+    return _from_files(catalog, catalog.missing_colour_layouts(STORED_BYTES), layout_of,
+                       (catalog.settings.decode_side,), lambda found: found if isinstance(found, str) else None, store,
                        workers=workers, progress=progress, label="colour layouts (catalog from an older neardup)")
 
 

@@ -409,11 +409,15 @@ class Catalog:
                 out.update({r[0]: (r[1], r[2], r[3]) for r in s.execute(q)})
         return out
 
-    def missing_colour_layouts(self) -> list[tuple[int, str]]:
+    def missing_colour_layouts(self, stored_bytes: int | None = None) -> list[tuple[int, str]]:
         """(id, path) of indexed images with keypoints but no colour layout (indexed before
-        layouts were stored, or by an interrupted run)."""
+        layouts were stored, or by an interrupted run), or, given `stored_bytes`, one whose
+        stored cells are of another length (the layout of an older neardup)."""
+        current = select(ColourLayout.image_id)
+        if stored_bytes is not None:
+            current = current.where(func.length(ColourLayout.cells) == stored_bytes)
         q = (select(Image.id, Image.path).where(Image.status == "ok", Image.id.in_(select(Keypoints.image_id)),
-                                                Image.id.not_in(select(ColourLayout.image_id))).order_by(Image.id))
+                                                Image.id.not_in(current)).order_by(Image.id))
         with self.session() as s:
             return [(i, p) for i, p in s.execute(q)]
 

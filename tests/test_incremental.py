@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import neardup
+from neardup.indexer.colours import LAYOUT_SIDE, STORED_BYTES, has_flat_cells
 from neardup.search.auto import POLICY
 from neardup.search.features import default_threshold
 from neardup.search.incremental import judged_pairs
@@ -144,6 +145,26 @@ def test_a_catalog_indexed_before_colour_layouts_gets_them_and_is_judged_again(c
     assert "colour_layouts" not in cat.catalog.counts()
     cat.index([photos], workers=1)
     assert cat.catalog.missing_colour_layouts() == []
+    assert cat.catalog.colour_layouts_of(range(1, 1000)) == stored
+    again = cat.duplicate_report()
+    assert again.evidence.reused == 0 and again.evidence.computed > 0
+    assert _groups(again) == _groups(_fresh(cat, tmp_path))
+
+
+def test_a_catalog_whose_layouts_mark_no_flat_cells_gets_them_and_is_judged_again(cat, tmp_path, photos) -> None:
+    """Layouts stored before their flat cells were (`indexer.colours`: the blob ends after the
+    means) are computed again by the next `index`, exactly as indexing does, and the evidence
+    judged without them is judged again."""
+    stored = cat.catalog.colour_layouts_of(range(1, 1000))
+    assert stored and all(has_flat_cells(cells) for _, _, cells in stored.values())
+    cat.duplicate_report()
+    with sqlite3.connect(cat.catalog.path) as db:
+        db.execute("UPDATE colour_layouts SET cells = substr(cells, 1, ?)", (LAYOUT_SIDE * LAYOUT_SIDE * 3,))
+    db.close()
+    assert cat.catalog.missing_colour_layouts() == []  # each image has a layout ...
+    assert len(cat.catalog.missing_colour_layouts(STORED_BYTES)) == len(stored)  # ... of an older neardup
+    cat.index([photos], workers=1)
+    assert cat.catalog.missing_colour_layouts(STORED_BYTES) == []
     assert cat.catalog.colour_layouts_of(range(1, 1000)) == stored
     again = cat.duplicate_report()
     assert again.evidence.reused == 0 and again.evidence.computed > 0
