@@ -50,11 +50,12 @@ from .composites import link_regions
 from .evidence import INLIERS, RECOLOURED, SIDE_FIELDS, Verified, pair_evidence, strips_of, verify_strips
 from .features import features_of
 from .strips import containers, packed, strip_candidates
-from .verify import Side, Verification, content_differs
+from .canvas import on_canvas
+from .verify import VERIFY_THRESHOLD, Side, Verification, content_differs, on_content
 
 # Bumped whenever the code that judges pairs changes what it returns: stored judgements of
 # another version are dropped and judged again.
-EVIDENCE_VERSION = 7
+EVIDENCE_VERSION = 8
 CONTENT, KINDS, VERIFY, IN_RANGE = "content", "kinds", "verify", "in_range"
 STRIP = "strip"  # a strip candidate's or strip link's strip (`strips`); 0: an ordinary candidate or pair
 
@@ -112,6 +113,19 @@ class JudgedPairs:
             return np.zeros(len(self.pairs), bool)
         return (c[INLIERS] >= 0) & content_differs(c[INLIERS], (c["query_coverage"], c["candidate_coverage"]),
                                                    (c["query_hole"], c["candidate_hole"]), c[RECOLOURED] != 0)
+
+    def on_canvas(self) -> NDArray[np.int64]:
+        """(K, 2) the verified pairs of which one image shows all of the other on a blank
+        canvas (`Verification.canvas_side`): that image first, the one it shows second."""
+        c = self.columns
+        if INLIERS not in c or "query_beyond" not in c:
+            return np.zeros((0, 2), np.int64)
+        sides = [tuple(c[f"{side}_{f}"] for side in ("query", "candidate")) for f in ("coverage", "central", "centre",
+                                                                                    "share")]
+        copy = (c[INLIERS] >= VERIFY_THRESHOLD) & on_content(*sides) & ~self.content_differs()
+        query = copy & on_canvas(c["query_beyond"], c["query_blank"], c["candidate_beyond"])
+        candidate = copy & ~query & on_canvas(c["candidate_beyond"], c["candidate_blank"], c["query_beyond"])
+        return np.concatenate([self.pairs[query], self.pairs[candidate][:, ::-1]])
 
     def regions(self) -> NDArray[np.uint64]:
         """(M, 2) where each pair's link lies in its two images (`composites.link_regions`)."""

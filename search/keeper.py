@@ -43,12 +43,15 @@ _SAME_ASPECT = 0.02  # |log| of the ratio of two aspect ratios
 
 @dataclass(frozen=True)
 class Context:
-    """What a rule may look at besides the member: the whole group, the preferred folders, and
-    each member's mean similarity to the others (their fused hash and CNN evidence), when known."""
+    """What a rule may look at besides the member: the whole group, the preferred folders,
+    each member's mean similarity to the others (their fused hash and CNN evidence), when
+    known, and which members show another on a blank canvas (`search.canvas`, found by
+    geometric verification)."""
 
     group: Sequence[ImageInfo]
     prefer: Sequence[str] = ()
     centrality: Centrality | None = None
+    canvas: frozenset[int] = frozenset()  # ids of members showing another member on a blank canvas
 
 
 @dataclass(frozen=True)
@@ -68,10 +71,13 @@ def _preferred(im: ImageInfo, ctx: Context) -> float:
 
 
 def _framed(im: ImageInfo, ctx: Context) -> float:
-    """1 for a member with a content box (a frame, border or window around the picture) that
-    has more pixels than a member without one: a frame is added around a picture. A boxed
-    member no larger than every box-less one is no evidence: an original may hold a natural
-    box (a picture on a wall, a page) that its rotated or warped copies lose."""
+    """1 for a member that shows all of another member on a blank canvas (padded, rotated or
+    warped onto it: `search.canvas`), or with a content box (a frame, border or window around
+    the picture) that has more pixels than a member without one: a frame is added around a
+    picture. A boxed member no larger than every box-less one is no evidence: an original may
+    hold a natural box (a picture on a wall, a page) that its rotated or warped copies lose."""
+    if im.image_id in ctx.canvas:
+        return 1.0
     if not im.has_box:
         return 0.0
     pixels = (im.width or 0) * (im.height or 0)
@@ -227,7 +233,7 @@ def _smaller_file(im: ImageInfo, ctx: Context) -> float | None:
 
 RULES: dict[str, Rule] = {rule.name: rule for rule in (
     Rule("preferred", "in a preferred folder", _preferred),
-    Rule("full-frame", "no frame, border or window around the picture", _framed),
+    Rule("full-frame", "no frame, border, window or blank canvas around the picture", _framed),
     Rule("not-enlarged", "not an enlarged copy (a larger member holds no detail a smaller one lacks)", _enlarged),
     Rule("central", "closest to every other member (the copies derive from it)", _central, 0.005),
     Rule("not-resaved", "not a lossless re-save of a JPEG", _resaved),
@@ -255,9 +261,11 @@ def check_order(names: Sequence[str]) -> tuple[str, ...]:
 
 
 def choose_keeper(images: Sequence[ImageInfo], *, prefer: Sequence[str] = (), order: Sequence[str] = DEFAULT_ORDER,
-                  centrality: Centrality | None = None) -> tuple[ImageInfo, str]:
-    """The member to keep and the reason. `prefer` folders win first, whatever `order` says."""
-    ctx = Context(images, prefer, centrality)
+                  centrality: Centrality | None = None, canvas: frozenset[int] = frozenset()
+                  ) -> tuple[ImageInfo, str]:
+    """The member to keep and the reason. `prefer` folders win first, whatever `order` says.
+    `centrality` and `canvas`: see `Context`."""
+    ctx = Context(images, prefer, centrality, canvas)
     running, reasons = list(images), []
     names = ["preferred", *(n for n in check_order(order) if n != "preferred")] if prefer else check_order(order)
     for name in names:

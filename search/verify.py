@@ -15,7 +15,9 @@ photos carrying the same watermark, logo, caption or frame share many keypoints 
 periphery or in one patch, which alone is not a copy. And when the periphery matches but the
 content inside does not (`Verification.content_differs`), they are variants of one template
 or a picture with another pasted in; so are two aligned images whose colours differ in one
-inner region while the rest agrees (`recolour`: the same drawing in another colour).
+inner region while the rest agrees (`recolour`: the same drawing in another colour). Mapped
+through the homography, one image's frame may lie inside the other's with only flat colour
+around it: a copy padded or rotated onto a larger canvas (`canvas`), which the keeper passes over.
 
 Inliers map onto the confidence scale of `fusion`: fewer than VERIFY_THRESHOLD -> no
 evidence (the global score stands), VERIFY_THRESHOLD -> 0.5 (a match), VERIFY_FULL or more
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import faiss
@@ -39,6 +41,7 @@ from numpy.typing import NDArray
 from neardup.indexer.colours import ColourLayout
 from neardup.indexer.features import LocalFeatures
 
+from .canvas import beyond, on_canvas
 from .recolour import recoloured, shifted_hues
 
 VERIFY_THRESHOLD = 16  # RANSAC inliers that make a match (confidence 0.5)
@@ -102,6 +105,10 @@ class Side:
     share: float = 0.0  # the share of all its keypoints that are inliers
     cells: int = 0
     hole: int = 0  # the largest inner blob of HOLE_GRID cells that hold keypoints but no inlier
+    # `canvas.beyond`: the share of its colour layout's cells outside the other image's frame
+    # (as the homography maps it), and the share of those that are flat
+    beyond: float = 0.0
+    blank: float = 0.0
 
     @property
     def centre_matches(self) -> bool:
@@ -128,10 +135,9 @@ class Verification:
         so the other image's centre decides: a caption over a picture with a blank middle has
         keypoints on the caption only, and its flat centre let any other picture under the
         same caption through."""
-        sides = (self.query, self.candidate)
-        telling = [s for s in sides if s.central > 0]
-        centred = not telling or any(s.centre_matches for s in telling)
-        return max(s.coverage for s in sides) >= MIN_COVERAGE and centred
+        q, c = self.query, self.candidate
+        return bool(on_content((q.coverage, c.coverage), (q.central, c.central), (q.centre, c.centre),
+                               (q.share, c.share)))
 
     @property
     def count(self) -> int:
@@ -147,6 +153,30 @@ class Verification:
         by their keypoints, one inner region differs in colour: the same object recoloured."""
         return bool(content_differs(self.inliers, (self.query.coverage, self.candidate.coverage),
                                     (self.query.hole, self.candidate.hole), self.recoloured))
+
+    @property
+    def canvas_side(self) -> str | None:
+        """"query" when the query shows all of the candidate on a blank canvas (`canvas`), a
+        padded or rotated copy of it; "candidate" for the reverse; None when neither does or
+        the match is no copy's."""
+        if not self.count or self.content_differs:
+            return None
+        for side, this, other in (("query", self.query, self.candidate), ("candidate", self.candidate, self.query)):
+            if on_canvas(this.beyond, this.blank, other.beyond):
+                return side
+        return None
+
+
+def on_content(coverages: tuple[float | NDArray, float | NDArray], centrals: tuple[int | NDArray, int | NDArray],
+               centres: tuple[float | NDArray, float | NDArray], shares: tuple[float | NDArray, float | NDArray]
+               ) -> np.bool_ | NDArray[np.bool_]:
+    """`Verification.on_content` of one pair, or of (M,) columns of pairs (each argument holds
+    the two sides' `Side` values): a side with central keypoints decides by `centre_matches`;
+    when neither has any, the centre cannot say."""
+    telling = [np.asarray(n) > 0 for n in centrals]
+    matches = [t & (np.asarray(c) >= RELATIVE_CENTRE * np.asarray(s)) for t, c, s in zip(telling, centres, shares)]
+    centred = ~(telling[0] | telling[1]) | matches[0] | matches[1]
+    return (np.maximum(*coverages) >= MIN_COVERAGE) & centred
 
 
 def content_differs(inliers: int | NDArray[np.int32], coverages: tuple[float | NDArray, float | NDArray],
@@ -166,7 +196,8 @@ def verify(query: LocalFeatures, candidate: LocalFeatures, *, mirrored: bool = F
     of its mirror image (its region cells are flipped back). `colours`: the two images' colour
     layouts, in the keypoints' frames (the query's mirrored with it), compared once the
     homography explains VERIFY_THRESHOLD matches (`recolour.recoloured`), as are the inliers'
-    own colours when both feature sets have them (`recolour.shifted_hues`)."""
+    own colours when both feature sets have them (`recolour.shifted_hues`); and each side's
+    cells beyond the other's frame (`canvas.beyond`)."""
     match = _match(query, candidate)
     if match is None:
         return Verification()
@@ -178,8 +209,25 @@ def verify(query: LocalFeatures, candidate: LocalFeatures, *, mirrored: bool = F
         or (query.colours is not None and candidate.colours is not None
             and shifted_hues(*colours, homography, query.points[query_idx], query.colours[query_idx],
                              candidate.colours[candidate_idx])))
-    return Verification(len(query_idx), layout(query[0], query_idx, mirrored=mirrored),
-                        layout(candidate[0], candidate_idx), differs)
+    query_side, candidate_side = layout(query[0], query_idx, mirrored=mirrored), layout(candidate[0], candidate_idx)
+    if colours is not None and len(query_idx) >= VERIFY_THRESHOLD:
+        fitted, _ = cv2.findHomography(query.points[query_idx], candidate.points[candidate_idx], 0)
+        query_side, candidate_side = _with_canvas(query_side, candidate_side, colours,
+                                                  fitted if fitted is not None and _plausible(fitted) else homography)
+    return Verification(len(query_idx), query_side, candidate_side, differs)
+
+
+def _with_canvas(query: Side, candidate: Side, colours: tuple[ColourLayout, ColourLayout],
+                 homography: NDArray[np.float64]) -> tuple[Side, Side]:
+    """Both sides with what lies beyond the other image's frame (`canvas.beyond`), mapped by
+    `homography`: the least-squares fit to all the inliers. RANSAC's own is fitted to four of
+    them, which is enough to count inliers but may place a frame's corners, far from most
+    keypoints, tens of pixels off."""
+    mine, theirs = colours
+    query_beyond = beyond(mine, theirs.width, theirs.height, np.linalg.inv(homography))
+    candidate_beyond = beyond(theirs, mine.width, mine.height, homography)
+    return (replace(query, beyond=query_beyond[0], blank=query_beyond[1]),
+            replace(candidate, beyond=candidate_beyond[0], blank=candidate_beyond[1]))
 
 
 def _match(query: LocalFeatures, candidate: LocalFeatures

@@ -2,10 +2,10 @@
 real photos. What many images share (a caption) makes no group; a collage joins neither of
 the groups it contains and is reported as containing them; variants of one template (a
 different letter on the same picture, or the same drawing in another colour) are not copies;
-the keeper is the original, not a
-noisy or bordered copy; and a user's "not a duplicate" holds. (A copy with a caption band
-added above it still wins the keeper over its original: no rule tells an added band from a
-cropped-off one yet.)"""
+the keeper is the original, not a noisy or bordered copy, nor one rotated or warped onto a
+larger canvas; and a user's "not a duplicate" holds. (A copy with a caption band added above
+it still wins the keeper over its original: no rule tells an added band from a cropped-off
+one yet.)"""
 
 from __future__ import annotations
 
@@ -205,6 +205,38 @@ def test_a_noisy_or_bordered_copy_never_wins_the_keeper(tmp_path, copy) -> None:
     assert {_names(g.members) for g in groups} == {frozenset({n, f"{n}_{copy}"}) for n in ("coffee", "chelsea", "rocket")}
     for g in groups:
         assert Path(g.keeper).suffix == ".jpg", (g.keeper, g.reason)
+
+
+def _on_canvas(rgb: np.ndarray, copy: str) -> np.ndarray:
+    """Turned 7 degrees onto an expanded canvas (corners white), or warped as if photographed
+    at an angle onto a canvas 1.1 times as large (black): larger, with the picture whole inside."""
+    h, w = rgb.shape[:2]
+    if copy == "rotated":
+        matrix = cv2.getRotationMatrix2D((w / 2, h / 2), 7.0, 1.0)
+        cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
+        size = (round(w * cos + h * sin), round(w * sin + h * cos))
+        matrix[:, 2] += (size[0] - w) / 2, (size[1] - h) / 2
+        return cv2.warpAffine(rgb, matrix, size, flags=cv2.INTER_CUBIC, borderValue=(255, 255, 255))
+    size = (round(w * 1.1), round(h * 1.1))
+    source = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    target = np.float32([[0.1 * w, 0.08 * h], [w, 0.02 * h], [1.1 * w, 1.1 * h], [0, 1.1 * h]])
+    return cv2.warpPerspective(rgb, cv2.getPerspectiveTransform(source, target), size, flags=cv2.INTER_CUBIC)
+
+
+@pytest.mark.parametrize("copy", ["rotated", "warped"])
+def test_a_copy_on_a_larger_blank_canvas_never_wins_the_keeper(tmp_path, copy) -> None:
+    """More pixels and a larger file than the original, and no content box (the canvas around
+    the picture is no rectangular frame): verification's homography shows the extra is blank."""
+    folder = tmp_path / "photos"
+    for name in ("coffee", "chelsea", "rocket"):
+        save(photo(name), folder / f"{name}.jpg", quality=92)
+        save(_on_canvas(photo(name), copy), folder / f"{name}_{copy}.jpg", quality=92)
+    groups = [g for g in _catalog(tmp_path, folder).duplicates() if not g.contains]
+    names = ("coffee", "chelsea", "rocket")
+    assert {_names(g.members) for g in groups} == {frozenset({n, f"{n}_{copy}"}) for n in names}
+    for g in groups:
+        assert Path(g.keeper).stem in names, (g.keeper, g.reason)
+        assert "blank canvas" in g.reason
 
 
 def test_not_a_duplicate_is_never_grouped_again_even_after_reindexing(tmp_path) -> None:

@@ -1,0 +1,110 @@
+"""A copy on a blank canvas (search.canvas): the flat cells of a colour layout, what lies beyond
+the other image's frame under a known homography, and, through geometric verification of real
+photos, which side of a pair shows the other on a canvas."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from neardup.indexer.colours import LAYOUT_SIDE, STORED_BYTES, ColourLayout, colour_layout
+from neardup.indexer.decode import fit
+from neardup.indexer.features import orb_features
+from neardup.search.canvas import MIN_BEYOND, MIN_BLANK, beyond
+from neardup.search.verify import verify
+
+from conftest import photo
+from images import jpeg
+
+SHIFT = np.array([[1.0, 0.0, 10.0], [0.0, 1.0, 10.0], [0.0, 0.0, 1.0]])
+
+
+def _padded(rgb: np.ndarray, fill: int = 0) -> np.ndarray:
+    """On a square canvas 1.1 times its longer side, as square-only apps pad."""
+    side = round(max(rgb.shape[:2]) * 1.1)
+    out = np.full((side, side, 3), fill, np.uint8)
+    top, left = (side - rgb.shape[0]) // 2, (side - rgb.shape[1]) // 2
+    out[top:top + rgb.shape[0], left:left + rgb.shape[1]] = rgb
+    return out
+
+
+def _rotated(rgb: np.ndarray, degrees: float = 7.0) -> np.ndarray:
+    """Turned onto an expanded canvas, corners filled white."""
+    h, w = rgb.shape[:2]
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
+    cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
+    size = (round(w * cos + h * sin), round(w * sin + h * cos))
+    matrix[:, 2] += (size[0] - w) / 2, (size[1] - h) / 2
+    return cv2.warpAffine(rgb, matrix, size, flags=cv2.INTER_CUBIC, borderValue=(255, 255, 255))
+
+
+def _warped(rgb: np.ndarray) -> np.ndarray:
+    """As if photographed at an angle: the top corners drawn in, on a canvas of the same size."""
+    h, w = rgb.shape[:2]
+    source = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    target = np.float32([[0.12 * w, 0.1 * h], [0.9 * w, 0.03 * h], [w, h], [0, h]])
+    return cv2.warpPerspective(rgb, cv2.getPerspectiveTransform(source, target), (w, h), flags=cv2.INTER_CUBIC)
+
+
+def _verified(query: np.ndarray, candidate: np.ndarray):
+    """`verify` of two images as the duplicates search sees them: decoded to 384 pixels, saved
+    as JPEG first (a fill colour is no longer exact)."""
+    a, b = (fit(jpeg(rgb, 90), 384) for rgb in (query, candidate))
+    return verify(orb_features(a), orb_features(b), colours=(colour_layout(a), colour_layout(b)))
+
+
+def test_a_layout_marks_the_flat_cells_and_keeps_them_in_storage() -> None:
+    rgb = photo("chelsea")
+    padded = _padded(rgb)
+    layout = colour_layout(padded)
+    assert layout.flat is not None and layout.flat.shape == (LAYOUT_SIDE, LAYOUT_SIDE)
+    assert layout.flat[0].all() and layout.flat[:, 0].all()  # the padding's rows and columns
+    assert colour_layout(rgb).flat.mean() < 0.01  # a photo has hardly a cell of one colour ...
+    assert not colour_layout(photo("hubble")).flat.any()  # ... and a star field's dark sky none
+    stored = layout.to_bytes()
+    assert len(stored) == STORED_BYTES
+    again = ColourLayout.from_bytes(layout.width, layout.height, stored)
+    assert np.array_equal(again.flat, layout.flat) and np.array_equal(again.cells, layout.cells)
+    assert np.array_equal(layout.mirrored().flat, colour_layout(np.ascontiguousarray(padded[:, ::-1])).flat)
+    older = ColourLayout.from_bytes(layout.width, layout.height, stored[:LAYOUT_SIDE * LAYOUT_SIDE * 3])
+    assert older.flat is None and np.array_equal(older.cells, layout.cells)
+
+
+def test_beyond_counts_the_cells_outside_the_other_frame_and_which_are_flat() -> None:
+    picture = np.random.default_rng(0).integers(0, 256, (100, 100, 3), np.uint8)
+    padded = np.zeros((120, 120, 3), np.uint8)
+    padded[10:110, 10:110] = picture
+    # cells are 3.75 pixels wide; those wholly more than 2 pixels left of x = 10 are the first two
+    assert beyond(colour_layout(padded), 100, 100, SHIFT) == (1 - (28 / 32) ** 2, 1.0)
+    assert beyond(colour_layout(picture), 120, 120, np.linalg.inv(SHIFT)) == (0.0, 0.0)
+    assert beyond(colour_layout(picture), 100, 100, np.eye(3)) == (0.0, 0.0)
+    noisy = padded.copy()
+    noisy[:10] = np.random.default_rng(1).integers(0, 256, (10, 120, 3))  # picture above: not blank
+    share, blank = beyond(colour_layout(noisy), 100, 100, SHIFT)
+    assert share == pytest.approx(0.234375) and blank < MIN_BLANK
+    through_infinity = np.array([[1.0, 0, 0], [0, 1.0, 0], [-0.02, 0, 1.0]])
+    assert beyond(colour_layout(padded), 100, 100, through_infinity) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize("edit", [_padded, _rotated, _warped])
+@pytest.mark.parametrize("name", ["chelsea", "coffee", "rocket"])
+def test_a_copy_on_a_blank_canvas_is_found_from_either_side(edit, name) -> None:
+    original = photo(name)
+    copy = edit(original)
+    found = _verified(original, copy)
+    assert found.count > 0 and found.canvas_side == "candidate", (found.candidate.beyond, found.candidate.blank)
+    assert found.candidate.beyond >= MIN_BEYOND and found.query.beyond == 0.0
+    assert _verified(copy, original).canvas_side == "query"
+
+
+@pytest.mark.parametrize("name", ["chelsea", "coffee", "rocket"])
+def test_an_original_beside_its_crop_or_itself_is_on_no_canvas(name) -> None:
+    original = photo(name)
+    h, w = original.shape[:2]
+    crop = original[h // 10: h - h // 10, w // 10: w - w // 10]
+    found = _verified(original, crop)
+    assert found.count > 0 and found.query.beyond >= MIN_BEYOND  # the original extends beyond the crop ...
+    assert found.canvas_side is None  # ... with picture, not canvas
+    assert _verified(crop, original).canvas_side is None
+    assert _verified(original, jpeg(original, 60)).canvas_side is None
