@@ -13,7 +13,9 @@ A crop is the same geometry seen from the other side: the original's frame exten
 crop's. Its cells there hold picture, unless the crop took away only a flat border; then the
 two show the same picture, and either is as good a keeper.
 
-Thresholds chosen on the duplicates benchmark's development seed (docs/BENCHMARKS.md).
+Thresholds chosen on the duplicates benchmark's development seed (docs/BENCHMARKS.md). There,
+of 620 verified pairs of an original and its copy, the copy was found on a canvas in 92 (17
+of 19 warped, 33 of 38 rotated, 13 of 21 padded, 29 of 39 framed), the original in 2.
 """
 
 from __future__ import annotations

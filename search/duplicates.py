@@ -37,7 +37,7 @@ from .composites import composites
 from .features import AUTO, check_feature, check_threshold, default_threshold, features_of
 from .fusion import fused_similarity
 from .incremental import EvidenceReport, JudgedPairs, judged_pairs
-from .keeper import DEFAULT_ORDER, Centrality, choose_keeper
+from .keeper import DEFAULT_ORDER, Added, Centrality, choose_keeper
 from .linkage import complete_linkage, single_linkage
 
 
@@ -63,13 +63,15 @@ class Group:
 class AutoPairs:
     """Auto's decision over a catalog: the duplicate pairs, composite image id -> one image id
     of each group it contains, the (K, 2) pairs no group may hold (`auto.kept_apart`: their
-    verification found their content differs), and the (C, 2) pairs of which the first image
-    shows all of the second on a blank canvas (`canvas`: the keeper passes it over)."""
+    verification found their content differs), and the pairs of which the first image shows
+    all of the second on a blank canvas (`canvas`) or holds an overlay the second lacks
+    (`overlay`): the keeper passes such a copy over."""
 
     edges: Edges
     composites: dict[int, list[int]]
     apart: NDArray[np.int64]
     canvas: NDArray[np.int64] = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+    overlaid: NDArray[np.int64] = field(default_factory=lambda: np.zeros((0, 2), np.int64))
 
 
 @dataclass(frozen=True)
@@ -129,10 +131,10 @@ def _decided(catalog: Catalog, by: str, threshold: float, strict: bool, prefer: 
     contained: dict[int, list[int]] = {}
     report = None
     apart = _kept_apart(catalog, first)
-    canvas = np.zeros((0, 2), np.int64)
+    canvas = overlaid = np.zeros((0, 2), np.int64)
     if by == AUTO:
         found, report = auto_edges(catalog, threshold, merge=first, workers=workers, progress=progress)
-        edges, contained, canvas = found.edges, found.composites, found.canvas
+        edges, contained, canvas, overlaid = found.edges, found.composites, found.canvas, found.overlaid
         # two variants of one template, or a picture and another pasted in, still join one
         # group through a copy each side matches: the strongest links join first instead
         apart |= {frozenset(p) for p in found.apart.tolist()}
@@ -149,21 +151,23 @@ def _decided(catalog: Catalog, by: str, threshold: float, strict: bool, prefer: 
     clusters = _with_exact_copies(clusters, exact)
     if apart and strict:
         clusters = [c for cluster in clusters for c in _split_apart(cluster, apart)]
-    return _groups(catalog, clusters, prefer, order, _on_canvas(clusters, canvas, first)), contained, report
+    added = Added(_naming(clusters, canvas, first), _naming(clusters, overlaid, first))
+    return _groups(catalog, clusters, prefer, order, added), contained, report
 
 
-def _on_canvas(clusters: list[list[int]], canvas: NDArray[np.int64], first: Mapping[int, int]) -> frozenset[int]:
-    """The images that show all of another member of their cluster on a blank canvas (`canvas`
-    pairs are of one image per content; every exact copy of such an image is one too)."""
-    if not len(canvas):
+def _naming(clusters: list[list[int]], pairs: NDArray[np.int64], first: Mapping[int, int]) -> frozenset[int]:
+    """The images a relation (`pairs`: (K, 2), the image it names first, of one image per
+    content) names beside another member of their cluster; every exact copy of such an image
+    too."""
+    if not len(pairs):
         return frozenset()
-    shows: dict[int, set[int]] = {}
-    for image, shown in canvas.tolist():
-        shows.setdefault(image, set()).add(shown)
+    beside: dict[int, set[int]] = {}
+    for image, other in pairs.tolist():
+        beside.setdefault(image, set()).add(other)
     out: set[int] = set()
     for cluster in clusters:
         contents = {first.get(i, i) for i in cluster}
-        out.update(i for i in cluster if not shows.get(first.get(i, i), set()).isdisjoint(contents))
+        out.update(i for i in cluster if not beside.get(first.get(i, i), set()).isdisjoint(contents))
     return frozenset(out)
 
 
@@ -286,7 +290,7 @@ def decide(judged: JudgedPairs, threshold: float) -> AutoPairs:
         keep &= ~(np.isin(pairs[:, 0], list(contained)) | np.isin(pairs[:, 1], list(contained)))
     kept = pairs[keep]
     return AutoPairs(Edges(kept[:, 0], kept[:, 1], judged.evidence.best()[keep].astype(np.float32)), contained,
-                     pairs[kept_apart(pairs, keep, differs)], judged.on_canvas())
+                     pairs[kept_apart(pairs, keep, differs)], judged.on_canvas(), judged.overlaid())
 
 
 def _drop_low_quality(catalog: Catalog, edges: Edges) -> Edges:
@@ -312,9 +316,9 @@ def _composite_groups(catalog: Catalog, contained: Mapping[int, list[int]], grou
 
 
 def _groups(catalog: Catalog, clusters: list[list[int]], prefer: Sequence[str], order: Sequence[str],
-            canvas: frozenset[int] = frozenset()) -> list[Group]:
-    """Each cluster of two or more images as a `Group`, keeper first; `canvas`: the images
-    that show another member on a blank canvas (for the keeper's `full-frame` rule)."""
+            added: Added = Added()) -> list[Group]:
+    """Each cluster of two or more images as a `Group`, keeper first; `added`: the members
+    found to add canvas or an overlay to another (for the keeper)."""
     info = catalog.images(i for c in clusters for i in c)
     centrality = _centrality(catalog, [i for c in clusters if len(c) > 2 for i in c])
     groups = []
@@ -323,7 +327,7 @@ def _groups(catalog: Catalog, clusters: list[list[int]], prefer: Sequence[str], 
         if len(images) < 2:
             continue
         keeper, reason = choose_keeper(images, prefer=prefer, order=order,
-                                       centrality=centrality(images) if centrality else None, canvas=canvas)
+                                       centrality=centrality(images) if centrality else None, added=added)
         rest = sorted((im for im in images if im is not keeper), key=lambda im: im.path)
         ordered = (keeper, *rest)
         groups.append(Group(keeper.path, tuple(im.path for im in ordered), ordered, reason))

@@ -51,11 +51,12 @@ from .evidence import INLIERS, RECOLOURED, SIDE_FIELDS, Verified, pair_evidence,
 from .features import features_of
 from .strips import containers, packed, strip_candidates
 from .canvas import on_canvas
+from .overlay import has_overlay
 from .verify import VERIFY_THRESHOLD, Side, Verification, content_differs, on_content
 
 # Bumped whenever the code that judges pairs changes what it returns: stored judgements of
 # another version are dropped and judged again.
-EVIDENCE_VERSION = 8
+EVIDENCE_VERSION = 9
 CONTENT, KINDS, VERIFY, IN_RANGE = "content", "kinds", "verify", "in_range"
 STRIP = "strip"  # a strip candidate's or strip link's strip (`strips`); 0: an ordinary candidate or pair
 
@@ -120,11 +121,27 @@ class JudgedPairs:
         c = self.columns
         if INLIERS not in c or "query_beyond" not in c:
             return np.zeros((0, 2), np.int64)
-        sides = [tuple(c[f"{side}_{f}"] for side in ("query", "candidate")) for f in ("coverage", "central", "centre",
-                                                                                    "share")]
+        return self._ordered(on_canvas(c["query_beyond"], c["query_blank"], c["candidate_beyond"]),
+                             on_canvas(c["candidate_beyond"], c["candidate_blank"], c["query_beyond"]))
+
+    def overlaid(self) -> NDArray[np.int64]:
+        """(K, 2) the verified pairs of which one image holds an overlay the other lacks
+        (`Verification.overlay_side`): that image first."""
+        c = self.columns
+        if INLIERS not in c or "query_standout" not in c:
+            return np.zeros((0, 2), np.int64)
+        return self._ordered(has_overlay(c["query_standout"], c["candidate_standout"]),
+                             has_overlay(c["candidate_standout"], c["query_standout"]))
+
+    def _ordered(self, query: NDArray[np.bool_], candidate: NDArray[np.bool_]) -> NDArray[np.int64]:
+        """The pairs of copies (enough inliers on the content, no region that differs) where
+        the query (`query`) or else the candidate (`candidate`) is the one a relation names,
+        that one first."""
+        c = self.columns
+        sides = [tuple(c[f"{side}_{f}"] for side in ("query", "candidate"))
+                 for f in ("coverage", "central", "centre", "share")]
         copy = (c[INLIERS] >= VERIFY_THRESHOLD) & on_content(*sides) & ~self.content_differs()
-        query = copy & on_canvas(c["query_beyond"], c["query_blank"], c["candidate_beyond"])
-        candidate = copy & ~query & on_canvas(c["candidate_beyond"], c["candidate_blank"], c["query_beyond"])
+        query, candidate = copy & query, copy & ~query & candidate
         return np.concatenate([self.pairs[query], self.pairs[candidate][:, ::-1]])
 
     def regions(self) -> NDArray[np.uint64]:

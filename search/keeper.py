@@ -42,16 +42,25 @@ _SAME_ASPECT = 0.02  # |log| of the ratio of two aspect ratios
 
 
 @dataclass(frozen=True)
+class Added:
+    """Ids of images found, by geometric verification beside another member of their group,
+    to show it whole on a blank canvas (`search.canvas`) or to hold an overlay it lacks
+    (`search.overlay`)."""
+
+    canvas: frozenset[int] = frozenset()
+    overlay: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True)
 class Context:
     """What a rule may look at besides the member: the whole group, the preferred folders,
     each member's mean similarity to the others (their fused hash and CNN evidence), when
-    known, and which members show another on a blank canvas (`search.canvas`, found by
-    geometric verification)."""
+    known, and what members add to others (`Added`)."""
 
     group: Sequence[ImageInfo]
     prefer: Sequence[str] = ()
     centrality: Centrality | None = None
-    canvas: frozenset[int] = frozenset()  # ids of members showing another member on a blank canvas
+    added: Added = Added()
 
 
 @dataclass(frozen=True)
@@ -76,12 +85,18 @@ def _framed(im: ImageInfo, ctx: Context) -> float:
     the picture) that has more pixels than a member without one: a frame is added around a
     picture. A boxed member no larger than every box-less one is no evidence: an original may
     hold a natural box (a picture on a wall, a page) that its rotated or warped copies lose."""
-    if im.image_id in ctx.canvas:
+    if im.image_id in ctx.added.canvas:
         return 1.0
     if not im.has_box:
         return 0.0
     pixels = (im.width or 0) * (im.height or 0)
     return 1.0 if any(not o.has_box and (o.width or 0) * (o.height or 0) < pixels for o in ctx.group) else 0.0
+
+
+def _overlaid(im: ImageInfo, ctx: Context) -> float:
+    """1 for a member holding a caption, logo, watermark or other overlay another member lacks
+    (`search.overlay`): the overlay is pasted on a copy. It makes the copy's file larger."""
+    return 1.0 if im.image_id in ctx.added.overlay else 0.0
 
 
 def _enlarged(im: ImageInfo, ctx: Context) -> float | None:
@@ -234,6 +249,7 @@ def _smaller_file(im: ImageInfo, ctx: Context) -> float | None:
 RULES: dict[str, Rule] = {rule.name: rule for rule in (
     Rule("preferred", "in a preferred folder", _preferred),
     Rule("full-frame", "no frame, border, window or blank canvas around the picture", _framed),
+    Rule("no-overlay", "no caption, logo or other overlay that another member lacks", _overlaid),
     Rule("not-enlarged", "not an enlarged copy (a larger member holds no detail a smaller one lacks)", _enlarged),
     Rule("central", "closest to every other member (the copies derive from it)", _central, 0.005),
     Rule("not-resaved", "not a lossless re-save of a JPEG", _resaved),
@@ -261,11 +277,10 @@ def check_order(names: Sequence[str]) -> tuple[str, ...]:
 
 
 def choose_keeper(images: Sequence[ImageInfo], *, prefer: Sequence[str] = (), order: Sequence[str] = DEFAULT_ORDER,
-                  centrality: Centrality | None = None, canvas: frozenset[int] = frozenset()
-                  ) -> tuple[ImageInfo, str]:
+                  centrality: Centrality | None = None, added: Added = Added()) -> tuple[ImageInfo, str]:
     """The member to keep and the reason. `prefer` folders win first, whatever `order` says.
-    `centrality` and `canvas`: see `Context`."""
-    ctx = Context(images, prefer, centrality, canvas)
+    `centrality` and `added`: see `Context`."""
+    ctx = Context(images, prefer, centrality, added)
     running, reasons = list(images), []
     names = ["preferred", *(n for n in check_order(order) if n != "preferred")] if prefer else check_order(order)
     for name in names:

@@ -72,13 +72,13 @@ _TONE_BINS = 16
 def recoloured(query: ColourLayout, candidate: ColourLayout, homography: NDArray[np.float64]) -> bool:
     """Whether `query` and `candidate` (whose keypoints `homography` maps query -> candidate)
     differ in colour in one compact inner region, and agree elsewhere."""
-    a, b, aligned = _aligned(query, candidate, homography)
+    a, b, aligned = aligned_layouts(query, candidate, homography)
     if aligned.sum() < _MIN_ALIGNED:
         return False
     raw = np.linalg.norm(a - b, axis=2)
     if not _region_differs(raw, aligned):
         return False
-    return _region_differs(np.linalg.norm(_tone_mapped(a, b, aligned) - b, axis=2), aligned)
+    return _region_differs(np.linalg.norm(tone_mapped(a, b, aligned) - b, axis=2), aligned)
 
 
 def shifted_hues(query: ColourLayout, candidate: ColourLayout, homography: NDArray[np.float64],
@@ -92,7 +92,7 @@ def shifted_hues(query: ColourLayout, candidate: ColourLayout, homography: NDArr
     shifted = _turned(query_colours, candidate_colours) >= HUE_SHIFT
     if not MIN_SHIFTED <= int(shifted.sum()) <= MAX_SHIFTED_SHARE * len(points):
         return False
-    a, b, aligned = _aligned(query, candidate, homography)
+    a, b, aligned = aligned_layouts(query, candidate, homography)
     n = LAYOUT_SIDE
     cells = np.zeros((n, n), np.uint8)
     cols = np.clip((points[shifted, 0] * n / query.width).astype(np.intp), 0, n - 1)
@@ -118,10 +118,19 @@ def _chroma_hue(rgb: NDArray) -> tuple[NDArray[np.float32], NDArray[np.float32]]
     return np.hypot(lab[:, 1], lab[:, 2]), np.arctan2(lab[:, 2], lab[:, 1])
 
 
-def _aligned(query: ColourLayout, candidate: ColourLayout,
-             homography: NDArray[np.float64]) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.bool_]]:
+def aligned_layouts(query: ColourLayout, candidate: ColourLayout, homography: NDArray[np.float64]
+                    ) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.bool_]]:
     """(query cells, candidate colours at the query cells' centres, where those fall inside the
     candidate), all (LAYOUT_SIDE, LAYOUT_SIDE, ...)."""
+    x, y, inside = cell_positions(query, candidate, homography)
+    sampled = cv2.remap(candidate.cells.astype(np.float32), x, y, cv2.INTER_LINEAR)
+    return query.cells.astype(np.float32), sampled, inside
+
+
+def cell_positions(query: ColourLayout, candidate: ColourLayout, homography: NDArray[np.float64]
+                   ) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.bool_]]:
+    """Where each query cell's centre falls in the candidate's grid of cells (x, y: column and
+    row, fractional), and whether inside it; (LAYOUT_SIDE, LAYOUT_SIDE) each."""
     n = LAYOUT_SIDE
     col, row = np.meshgrid(np.arange(n, dtype=np.float32), np.arange(n, dtype=np.float32))
     centres = np.stack([(col + 0.5) * query.width / n, (row + 0.5) * query.height / n], axis=-1)
@@ -129,9 +138,7 @@ def _aligned(query: ColourLayout, candidate: ColourLayout,
     x = mapped[..., 0] * n / candidate.width - 0.5
     y = mapped[..., 1] * n / candidate.height - 0.5
     inside = (x >= 0) & (x <= n - 1) & (y >= 0) & (y <= n - 1)
-    sampled = cv2.remap(candidate.cells.astype(np.float32), x.astype(np.float32), y.astype(np.float32),
-                        cv2.INTER_LINEAR)
-    return query.cells.astype(np.float32), sampled, inside
+    return x.astype(np.float32), y.astype(np.float32), inside
 
 
 def _region_differs(distance: NDArray[np.float32], aligned: NDArray[np.bool_]) -> bool:
@@ -151,7 +158,7 @@ def _region_differs(distance: NDArray[np.float32], aligned: NDArray[np.bool_]) -
     return float(np.median(distance[blob])) >= CONTRAST * max(float(np.quantile(distance[context], 0.75)), MIN_CONTEXT)
 
 
-def _tone_mapped(a: NDArray[np.float32], b: NDArray[np.float32], cells: NDArray[np.bool_]) -> NDArray[np.float32]:
+def tone_mapped(a: NDArray[np.float32], b: NDArray[np.float32], cells: NDArray[np.bool_]) -> NDArray[np.float32]:
     """`a` through one monotone tone curve for all three channels, fitted to `b` over `cells`
     (the aligned ones): the median of b's values over each of _TONE_BINS quantile bins of a's,
     made non-decreasing. One curve explains a gamma, contrast or brightness change; a

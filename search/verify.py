@@ -17,7 +17,9 @@ content inside does not (`Verification.content_differs`), they are variants of o
 or a picture with another pasted in; so are two aligned images whose colours differ in one
 inner region while the rest agrees (`recolour`: the same drawing in another colour). Mapped
 through the homography, one image's frame may lie inside the other's with only flat colour
-around it: a copy padded or rotated onto a larger canvas (`canvas`), which the keeper passes over.
+around it: a copy padded or rotated onto a larger canvas (`canvas`); or one image may differ from
+the other in a part that stands out from the picture around it: a pasted overlay (`overlay`).
+The keeper passes both kinds of copy over.
 
 Inliers map onto the confidence scale of `fusion`: fewer than VERIFY_THRESHOLD -> no
 evidence (the global score stands), VERIFY_THRESHOLD -> 0.5 (a match), VERIFY_FULL or more
@@ -42,6 +44,7 @@ from neardup.indexer.colours import ColourLayout
 from neardup.indexer.features import LocalFeatures
 
 from .canvas import beyond, on_canvas
+from .overlay import has_overlay, standouts
 from .recolour import recoloured, shifted_hues
 
 VERIFY_THRESHOLD = 16  # RANSAC inliers that make a match (confidence 0.5)
@@ -109,6 +112,7 @@ class Side:
     # (as the homography maps it), and the share of those that are flat
     beyond: float = 0.0
     blank: float = 0.0
+    standout: float = -1.0  # `overlay.standouts`: how much the region where the two differ stands out here
 
     @property
     def centre_matches(self) -> bool:
@@ -166,6 +170,18 @@ class Verification:
                 return side
         return None
 
+    @property
+    def overlay_side(self) -> str | None:
+        """"query" when the query holds an overlay the candidate lacks (`overlay`): a caption,
+        logo or watermark pasted on a copy; "candidate" for the reverse; None when neither
+        does or the match is no copy's."""
+        if not self.count or self.content_differs:
+            return None
+        for side, this, other in (("query", self.query, self.candidate), ("candidate", self.candidate, self.query)):
+            if has_overlay(this.standout, other.standout):
+                return side
+        return None
+
 
 def on_content(coverages: tuple[float | NDArray, float | NDArray], centrals: tuple[int | NDArray, int | NDArray],
                centres: tuple[float | NDArray, float | NDArray], shares: tuple[float | NDArray, float | NDArray]
@@ -196,8 +212,8 @@ def verify(query: LocalFeatures, candidate: LocalFeatures, *, mirrored: bool = F
     of its mirror image (its region cells are flipped back). `colours`: the two images' colour
     layouts, in the keypoints' frames (the query's mirrored with it), compared once the
     homography explains VERIFY_THRESHOLD matches (`recolour.recoloured`), as are the inliers'
-    own colours when both feature sets have them (`recolour.shifted_hues`); and each side's
-    cells beyond the other's frame (`canvas.beyond`)."""
+    own colours when both feature sets have them (`recolour.shifted_hues`); and what each side
+    adds to the other (`canvas.beyond`, `overlay.standouts`)."""
     match = _match(query, candidate)
     if match is None:
         return Verification()
@@ -212,22 +228,23 @@ def verify(query: LocalFeatures, candidate: LocalFeatures, *, mirrored: bool = F
     query_side, candidate_side = layout(query[0], query_idx, mirrored=mirrored), layout(candidate[0], candidate_idx)
     if colours is not None and len(query_idx) >= VERIFY_THRESHOLD:
         fitted, _ = cv2.findHomography(query.points[query_idx], candidate.points[candidate_idx], 0)
-        query_side, candidate_side = _with_canvas(query_side, candidate_side, colours,
-                                                  fitted if fitted is not None and _plausible(fitted) else homography)
+        query_side, candidate_side = _added(query_side, candidate_side, colours,
+                                            fitted if fitted is not None and _plausible(fitted) else homography)
     return Verification(len(query_idx), query_side, candidate_side, differs)
 
 
-def _with_canvas(query: Side, candidate: Side, colours: tuple[ColourLayout, ColourLayout],
-                 homography: NDArray[np.float64]) -> tuple[Side, Side]:
-    """Both sides with what lies beyond the other image's frame (`canvas.beyond`), mapped by
-    `homography`: the least-squares fit to all the inliers. RANSAC's own is fitted to four of
-    them, which is enough to count inliers but may place a frame's corners, far from most
-    keypoints, tens of pixels off."""
+def _added(query: Side, candidate: Side, colours: tuple[ColourLayout, ColourLayout],
+           homography: NDArray[np.float64]) -> tuple[Side, Side]:
+    """Both sides with what a copy may have added to the other: canvas beyond its frame
+    (`canvas.beyond`), an overlay (`overlay.standouts`). `homography` is the least-squares fit
+    to all the inliers: RANSAC's own is fitted to four of them, which is enough to count
+    inliers but may place a frame's corners, far from most keypoints, tens of pixels off."""
     mine, theirs = colours
     query_beyond = beyond(mine, theirs.width, theirs.height, np.linalg.inv(homography))
     candidate_beyond = beyond(theirs, mine.width, mine.height, homography)
-    return (replace(query, beyond=query_beyond[0], blank=query_beyond[1]),
-            replace(candidate, beyond=candidate_beyond[0], blank=candidate_beyond[1]))
+    query_standout, candidate_standout = standouts(mine, theirs, homography)
+    return (replace(query, beyond=query_beyond[0], blank=query_beyond[1], standout=query_standout),
+            replace(candidate, beyond=candidate_beyond[0], blank=candidate_beyond[1], standout=candidate_standout))
 
 
 def _match(query: LocalFeatures, candidate: LocalFeatures
