@@ -16,8 +16,8 @@ copy, the copy was found to hold the overlay in 16 of 19 captioned, 13 of 20 sti
 of 68 pairs sharing an overlay with other pictures (and in 37 of other kinds: screenshots,
 framed, rotated), the original in 5 (docs/BENCHMARKS.md). STANDS_OUT and MARGIN were chosen
 there by the keeper's accuracy, within a plateau (docs/BENCHMARKS.md). Finding the region in
-each frame on its own instead kept the original in 2 more groups on each seed, at a second
-tone curve per pair.
+each frame on its own instead kept the original in a few more groups (2 on dev, 5 on test),
+at a second tone curve per pair.
 """
 
 from __future__ import annotations
