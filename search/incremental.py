@@ -46,12 +46,12 @@ from neardup.storage.vectors import in_sorted, pair_keys
 from . import recolour, strips, verify
 from .auto import GEOMETRY, HASHES, POLICY, AutoPolicy, Evidence, verified_links
 from .candidates import PairCandidates, pair_candidates
+from .canvas import on_canvas
 from .composites import link_regions
 from .evidence import INLIERS, RECOLOURED, SIDE_FIELDS, Verified, pair_evidence, strips_of, verify_strips
 from .features import features_of
-from .strips import containers, packed, strip_candidates
-from .canvas import on_canvas
 from .overlay import has_overlay
+from .strips import containers, packed, strip_candidates
 from .verify import VERIFY_THRESHOLD, Side, Verification, content_differs, on_content
 
 # Bumped whenever the code that judges pairs changes what it returns: stored judgements of
