@@ -32,7 +32,7 @@ astrophotos sharing a star field); thresholds from 12 to 24 move μAP by at most
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import cv2
@@ -163,22 +163,21 @@ class Verification:
         """"query" when the query shows all of the candidate on a blank canvas (`canvas`), a
         padded or rotated copy of it; "candidate" for the reverse; None when neither does or
         the match is no copy's."""
-        if not self.count or self.content_differs:
-            return None
-        for side, this, other in (("query", self.query, self.candidate), ("candidate", self.candidate, self.query)):
-            if on_canvas(this.beyond, this.blank, other.beyond):
-                return side
-        return None
+        return self._side_that(lambda this, other: on_canvas(this.beyond, this.blank, other.beyond))
 
     @property
     def overlay_side(self) -> str | None:
         """"query" when the query holds an overlay the candidate lacks (`overlay`): a caption,
         logo or watermark pasted on a copy; "candidate" for the reverse; None when neither
         does or the match is no copy's."""
+        return self._side_that(lambda this, other: has_overlay(this.standout, other.standout))
+
+    def _side_that(self, adds: Callable[[Side, Side], bool | np.bool_]) -> str | None:
+        """The side of which `adds(it, the other)` holds, the query first; None for no copy's match."""
         if not self.count or self.content_differs:
             return None
         for side, this, other in (("query", self.query, self.candidate), ("candidate", self.candidate, self.query)):
-            if has_overlay(this.standout, other.standout):
+            if adds(this, other):
                 return side
         return None
 
