@@ -13,9 +13,19 @@ A crop is the same geometry seen from the other side: the original's frame exten
 crop's. Its cells there hold picture, unless the crop took away only a flat border; then the
 two show the same picture, and either is as good a keeper.
 
+A composite of two pictures side by side (or stacked, or one inset in a corner of the other,
+matched through the inset) has that geometry too, with a difference a crop lacks: where the
+matched picture's frame ends, another picture begins, so the colours change sharply all along
+that edge (`seam`), while across a crop's edge the picture goes on as it does anywhere else.
+An image that shows another whole, with a fifth or more of itself beyond it, mostly not flat,
+across such a seam, shows it *beside* a second picture (`beside`): no copy of it.
+
 Thresholds chosen on the duplicates benchmark's development seed (docs/BENCHMARKS.md). There,
 of 620 verified pairs of an original and its copy, the copy was found on a canvas in 92 (17
-of 19 warped, 33 of 38 rotated, 13 of 21 padded, 29 of 39 framed), the original in 2.
+of 19 warped, 33 of 38 rotated, 13 of 21 padded, 29 of 39 framed), the original in 2. The
+seam's too, where every threshold around the chosen ones kept the same pairs apart; it misses
+a second picture whose colours where the two meet are those of the first (the 32 x 32 layout
+shows no seam there).
 """
 
 from __future__ import annotations
@@ -29,6 +39,14 @@ MIN_BEYOND = 0.02  # the canvas covers at least this share of the copy's cells (
 MIN_BLANK = 0.9  # and at least this share of those cells is flat (a fill saved as JPEG rings at the picture's edge)
 MAX_OTHER_BEYOND = 0.005  # while the original's frame lies inside the copy's: at most this share of its cells outside
 _MARGIN_PX = 2.0  # a cell counts as outside the other's frame only this far beyond it (decoded pixels)
+MIN_BESIDE = 0.2  # a second picture beside the other covers at least this share of the image's cells
+MAX_BESIDE_BLANK = 0.4  # of which less than this share is flat (else it is a canvas, a caption band, a window)
+MAX_BESIDE_OTHER = 0.05  # while the other's frame lies (nearly) inside the image's
+MIN_SEAM = 2.0  # the step across the seam, over the step inside the picture next to it (`seam`)
+SEAM_FLOOR = 75.0  # the least step inside counted, in levels summed over R, G and B: a seam is sharp in itself
+_SEAM_STEP = 1.0  # cells between the edge and each sample either side of it
+_SEAM_INNER = 3.0  # cells inside the edge of the sample the inner step is measured to
+_MIN_SEAM_SAMPLES = 4  # samples along an edge for it to count
 
 
 def beyond(layout: ColourLayout, other_width: int, other_height: int,
@@ -39,20 +57,13 @@ def beyond(layout: ColourLayout, other_width: int, other_height: int,
     copy's geometry) or the layout has no flat cells marked."""
     if layout.flat is None:
         return 0.0, 0.0
-    corners = np.array([[0, 0, 1], [other_width, 0, 1], [other_width, other_height, 1], [0, other_height, 1]],
-                       np.float64)
-    mapped = corners @ homography.T
-    if np.any(mapped[:, 2] <= 1e-9):
-        return 0.0, 0.0  # part of the frame maps through infinity
-    quad = mapped[:, :2] / mapped[:, 2:]
-    edges = np.roll(quad, -1, axis=0) - quad
-    turns = edges[:, 0] * np.roll(edges, -1, axis=0)[:, 1] - edges[:, 1] * np.roll(edges, -1, axis=0)[:, 0]
-    if not (np.all(turns > 0) or np.all(turns < 0)):
+    frame = _frame(other_width, other_height, homography)
+    if frame is None:
         return 0.0, 0.0
+    quad, edges, outward = frame
     xs = np.linspace(0.0, layout.width, LAYOUT_SIDE + 1)
     ys = np.linspace(0.0, layout.height, LAYOUT_SIDE + 1)
     gx, gy = np.meshgrid(xs, ys)  # (S+1, S+1) cell corners
-    outward = 1.0 if turns[0] < 0 else -1.0  # image y points down: a clockwise quad turns positive
     outside = np.zeros((LAYOUT_SIDE, LAYOUT_SIDE), bool)
     for (x0, y0), (dx, dy) in zip(quad, edges):
         distance = outward * (dx * (gy - y0) - dy * (gx - x0)) / max(np.hypot(dx, dy), 1e-9)
@@ -63,9 +74,66 @@ def beyond(layout: ColourLayout, other_width: int, other_height: int,
     return share, float(layout.flat[outside].mean()) if outside.any() else 0.0
 
 
+def seam(layout: ColourLayout, other_width: int, other_height: int, homography: NDArray[np.float64]) -> float:
+    """How sharply `layout`'s picture changes across the edge of the other image's frame
+    (mapped by `homography`, other -> this) where that edge runs inside it: per edge, the
+    median colour step from _SEAM_STEP cells inside to as many outside, over the median step
+    inside (to _SEAM_INNER cells in; SEAM_FLOOR at least); the largest over the edges with
+    _MIN_SEAM_SAMPLES samples or more whose three points all lie in the image. 0 when none does."""
+    frame = _frame(other_width, other_height, homography)
+    if frame is None:
+        return 0.0
+    quad, edges, outward = frame
+    scale = np.array([LAYOUT_SIDE / layout.width, LAYOUT_SIDE / layout.height])
+    quad, edges = quad * scale, edges * scale  # in cells
+    cells = layout.cells.astype(np.float32)
+    best = 0.0
+    for start, edge in zip(quad, edges):
+        length = float(np.hypot(*edge))
+        if length < _MIN_SEAM_SAMPLES:
+            continue
+        normal = outward * np.array([-edge[1], edge[0]]) / length
+        along = start + np.outer(np.arange(0.5, length, 1.0) / length, edge)
+        points = [along + step * normal for step in (_SEAM_STEP, -_SEAM_STEP, -_SEAM_INNER)]
+        inside = np.all([((p >= 0) & (p < LAYOUT_SIDE)).all(axis=1) for p in points], axis=0)
+        if inside.sum() < _MIN_SEAM_SAMPLES:
+            continue
+        out, near, far = (cells[p[inside, 1].astype(int), p[inside, 0].astype(int)] for p in points)
+        across = float(np.median(np.abs(out - near).sum(axis=1)))
+        within = float(np.median(np.abs(near - far).sum(axis=1)))
+        best = max(best, across / max(within, SEAM_FLOOR))
+    return best
+
+
+def _frame(other_width: int, other_height: int, homography: NDArray[np.float64]
+           ) -> tuple[NDArray[np.float64], NDArray[np.float64], float] | None:
+    """The other's frame mapped by `homography`: its corners (4, 2), its edges (each corner to
+    the next) and the sign that turns an edge's left-hand normal outward; None when part of it
+    maps through infinity or it is no convex quadrilateral (no copy's geometry)."""
+    corners = np.array([[0, 0, 1], [other_width, 0, 1], [other_width, other_height, 1], [0, other_height, 1]],
+                       np.float64)
+    mapped = corners @ homography.T
+    if np.any(mapped[:, 2] <= 1e-9):
+        return None
+    quad = mapped[:, :2] / mapped[:, 2:]
+    edges = np.roll(quad, -1, axis=0) - quad
+    turns = edges[:, 0] * np.roll(edges, -1, axis=0)[:, 1] - edges[:, 1] * np.roll(edges, -1, axis=0)[:, 0]
+    if not (np.all(turns > 0) or np.all(turns < 0)):
+        return None
+    return quad, edges, 1.0 if turns[0] < 0 else -1.0  # image y points down: a clockwise quad turns positive
+
+
 def on_canvas(beyond_this: float | NDArray, blank_this: float | NDArray,
               beyond_other: float | NDArray) -> np.bool_ | NDArray[np.bool_]:
     """Whether an image shows all of another on a blank canvas, from `beyond`'s two figures
     for it and the first for the other (scalars, or columns of pairs)."""
     return ((np.asarray(beyond_this) >= MIN_BEYOND) & (np.asarray(blank_this) >= MIN_BLANK)
             & (np.asarray(beyond_other) <= MAX_OTHER_BEYOND))
+
+
+def beside(beyond_this: float | NDArray, blank_this: float | NDArray, beyond_other: float | NDArray,
+           seam_this: float | NDArray) -> np.bool_ | NDArray[np.bool_]:
+    """Whether an image shows another whole beside a second picture (a composite), from
+    `beyond`'s figures and its `seam` (scalars, or columns of pairs)."""
+    return ((np.asarray(beyond_this) >= MIN_BESIDE) & (np.asarray(blank_this) < MAX_BESIDE_BLANK)
+            & (np.asarray(beyond_other) <= MAX_BESIDE_OTHER) & (np.asarray(seam_this) >= MIN_SEAM))

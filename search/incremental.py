@@ -46,7 +46,7 @@ from neardup.storage.vectors import in_sorted, pair_keys
 from . import recolour, strips, verify
 from .auto import GEOMETRY, HASHES, POLICY, AutoPolicy, Evidence, verified_links
 from .candidates import PairCandidates, pair_candidates
-from .canvas import on_canvas
+from .canvas import beside, on_canvas
 from .composites import link_regions
 from .evidence import INLIERS, RECOLOURED, SIDE_FIELDS, Verified, pair_evidence, strips_of, verify_strips
 from .features import features_of
@@ -56,7 +56,7 @@ from .verify import VERIFY_THRESHOLD, Side, Verification, content_differs, on_co
 
 # Bumped whenever the code that judges pairs changes what it returns: stored judgements of
 # another version are dropped and judged again.
-EVIDENCE_VERSION = 9
+EVIDENCE_VERSION = 10
 CONTENT, KINDS, VERIFY, IN_RANGE = "content", "kinds", "verify", "in_range"
 STRIP = "strip"  # a strip candidate's or strip link's strip (`strips`); 0: an ordinary candidate or pair
 
@@ -112,8 +112,12 @@ class JudgedPairs:
         c = self.columns
         if INLIERS not in c:
             return np.zeros(len(self.pairs), bool)
+        beside_ = np.zeros(len(self.pairs), bool)
+        if "query_seam" in c:
+            beside_ = (beside(c["query_beyond"], c["query_blank"], c["candidate_beyond"], c["query_seam"])
+                       | beside(c["candidate_beyond"], c["candidate_blank"], c["query_beyond"], c["candidate_seam"]))
         return (c[INLIERS] >= 0) & content_differs(c[INLIERS], (c["query_coverage"], c["candidate_coverage"]),
-                                                   (c["query_hole"], c["candidate_hole"]), c[RECOLOURED] != 0)
+                                                   (c["query_hole"], c["candidate_hole"]), c[RECOLOURED] != 0, beside_)
 
     def on_canvas(self) -> NDArray[np.int64]:
         """(K, 2) the verified pairs of which one image shows all of the other on a blank

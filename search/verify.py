@@ -43,7 +43,7 @@ from numpy.typing import NDArray
 from neardup.indexer.colours import ColourLayout
 from neardup.indexer.features import LocalFeatures
 
-from .canvas import beyond, on_canvas
+from .canvas import beside, beyond, on_canvas, seam
 from .overlay import has_overlay, standouts
 from .recolour import recoloured, shifted_hues
 
@@ -113,6 +113,7 @@ class Side:
     beyond: float = 0.0
     blank: float = 0.0
     standout: float = -1.0  # `overlay.standouts`: how much the region where the two differ stands out here
+    seam: float = 0.0  # `canvas.seam`: how sharply the picture changes where the other's frame ends inside this one
 
     @property
     def centre_matches(self) -> bool:
@@ -154,9 +155,12 @@ class Verification:
         region that does not match at all: a different letter or object on one template, another picture
         pasted in. Such pairs look alike to every global descriptor, and a copy's own changes
         (a small sticker, compression, a crop) leave no such region in both images. Or, aligned
-        by their keypoints, one inner region differs in colour: the same object recoloured."""
-        return bool(content_differs(self.inliers, (self.query.coverage, self.candidate.coverage),
-                                    (self.query.hole, self.candidate.hole), self.recoloured))
+        by their keypoints, one inner region differs in colour: the same object recoloured. Or
+        one shows the other whole beside a second picture (`canvas.beside`): a composite."""
+        q, c = self.query, self.candidate
+        return bool(content_differs(self.inliers, (q.coverage, c.coverage), (q.hole, c.hole), self.recoloured,
+                                    (beside(q.beyond, q.blank, c.beyond, q.seam)
+                                     | beside(c.beyond, c.blank, q.beyond, c.seam))))
 
     @property
     def canvas_side(self) -> str | None:
@@ -195,12 +199,14 @@ def on_content(coverages: tuple[float | NDArray, float | NDArray], centrals: tup
 
 
 def content_differs(inliers: int | NDArray[np.int32], coverages: tuple[float | NDArray, float | NDArray],
-                    holes: tuple[int | NDArray, int | NDArray], recoloured: bool | NDArray[np.bool_]
-                    ) -> np.bool_ | NDArray[np.bool_]:
+                    holes: tuple[int | NDArray, int | NDArray], recoloured: bool | NDArray[np.bool_],
+                    beside: bool | NDArray[np.bool_] = False) -> np.bool_ | NDArray[np.bool_]:
     """`Verification.content_differs` of one pair, or of (M,) columns of pairs: `coverages`
-    and `holes` hold the two sides' values."""
+    and `holes` hold the two sides' values; `beside`, whether either shows the other beside a
+    second picture (`canvas.beside`)."""
     aligned = (np.asarray(inliers) >= VERIFY_THRESHOLD) & (np.minimum(*coverages) >= MIN_COVERAGE)
-    return (aligned & (np.minimum(*holes) >= MIN_HOLE)) | recoloured
+    return ((aligned & (np.minimum(*holes) >= MIN_HOLE)) | recoloured
+            | ((np.asarray(inliers) >= VERIFY_THRESHOLD) & beside))
 
 
 def verify(query: LocalFeatures, candidate: LocalFeatures, *, mirrored: bool = False,
@@ -239,11 +245,14 @@ def _added(query: Side, candidate: Side, colours: tuple[ColourLayout, ColourLayo
     to all the inliers: RANSAC's own is fitted to four of them, which is enough to count
     inliers but may place a frame's corners, far from most keypoints, tens of pixels off."""
     mine, theirs = colours
-    query_beyond = beyond(mine, theirs.width, theirs.height, np.linalg.inv(homography))
+    inverse = np.linalg.inv(homography)
+    query_beyond = beyond(mine, theirs.width, theirs.height, inverse)
     candidate_beyond = beyond(theirs, mine.width, mine.height, homography)
     query_standout, candidate_standout = standouts(mine, theirs, homography)
-    return (replace(query, beyond=query_beyond[0], blank=query_beyond[1], standout=query_standout),
-            replace(candidate, beyond=candidate_beyond[0], blank=candidate_beyond[1], standout=candidate_standout))
+    return (replace(query, beyond=query_beyond[0], blank=query_beyond[1], standout=query_standout,
+                    seam=seam(mine, theirs.width, theirs.height, inverse)),
+            replace(candidate, beyond=candidate_beyond[0], blank=candidate_beyond[1], standout=candidate_standout,
+                    seam=seam(theirs, mine.width, mine.height, homography)))
 
 
 def _match(query: LocalFeatures, candidate: LocalFeatures

@@ -1,6 +1,7 @@
 """A copy on a blank canvas (search.canvas): the flat cells of a colour layout, what lies beyond
 the other image's frame under a known homography, and, through geometric verification of real
-photos, which side of a pair shows the other on a canvas."""
+photos, which side of a pair shows the other on a canvas, and which shows it beside a second
+picture (a composite: no copy)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from neardup.indexer.colours import LAYOUT_SIDE, STORED_BYTES, ColourLayout, colour_layout
 from neardup.indexer.decode import fit
 from neardup.indexer.features import orb_features
-from neardup.search.canvas import MIN_BEYOND, MIN_BLANK, beyond
+from neardup.search.canvas import MIN_BEYOND, MIN_BLANK, MIN_SEAM, beside, beyond, seam
 from neardup.search.verify import verify
 
 from conftest import photo
@@ -108,3 +109,52 @@ def test_an_original_beside_its_crop_or_itself_is_on_no_canvas(name) -> None:
     assert found.canvas_side is None  # ... with picture, not canvas
     assert _verified(crop, original).canvas_side is None
     assert _verified(original, jpeg(original, 60)).canvas_side is None
+
+
+def _beside(left: np.ndarray, right: np.ndarray, gap: int = 12, fill: int = 255) -> np.ndarray:
+    """Two pictures side by side at one height with a gap, as collage apps make them."""
+    height = min(left.shape[0], right.shape[0])
+    left, right = (cv2.resize(p, (round(p.shape[1] * height / p.shape[0]), height), interpolation=cv2.INTER_AREA)
+                   for p in (left, right))
+    out = np.full((height, left.shape[1] + gap + right.shape[1], 3), fill, np.uint8)
+    out[:, :left.shape[1]] = left
+    out[:, left.shape[1] + gap:] = right
+    return out
+
+
+def test_seam_is_sharp_where_a_second_picture_begins_and_not_across_a_crop() -> None:
+    astronaut, coffee = photo("astronaut"), photo("coffee")
+    pair = _beside(coffee, astronaut, fill=0)
+    h, w = coffee.shape[:2]
+    scale = pair.shape[0] / h  # coffee's frame maps onto the left part of the pair, as high as it
+    assert seam(colour_layout(pair), w, h, np.diag([scale, scale, 1.0])) >= MIN_SEAM
+    # the frame of coffee's left two thirds inside coffee: the picture goes on across it
+    assert seam(colour_layout(coffee), 2 * w // 3, h, np.eye(3)) < MIN_SEAM
+    # a frame whose edges all lie on the image's own edges has no seam inside it
+    assert seam(colour_layout(coffee), w, h, np.eye(3)) == 0.0
+
+
+# Pictures whose colours differ where they meet: a second picture of the same colours there
+# shows no seam in a 32 x 32 layout (chelsea beside coffee: 1.1 to 1.6), and stays a copy.
+@pytest.mark.parametrize("fill", [0, 255])
+@pytest.mark.parametrize(("name", "other"), [("astronaut", "coffee"), ("hubble", "chelsea"), ("astronaut", "rocket")])
+def test_a_picture_beside_another_is_no_copy_of_it(name, other, fill) -> None:
+    original = photo(name)
+    composite = _beside(original, photo(other), fill=fill)
+    found = _verified(composite, original)
+    assert found.inliers > 0 and found.query.seam >= MIN_SEAM, (found.query.beyond, found.query.blank, found.query.seam)
+    assert found.content_differs and found.canvas_side is None
+    assert _verified(original, composite).content_differs
+
+
+@pytest.mark.parametrize("name", ["chelsea", "coffee", "rocket"])
+def test_an_original_beside_its_crop_or_on_a_canvas_is_still_a_copy(name) -> None:
+    original = photo(name)
+    h, w = original.shape[:2]
+    for copy in (original[:, : 2 * w // 3], original[h // 10: h - h // 10, w // 10: w - w // 10], _padded(original),
+                 _beside(original, np.full_like(original, 255))):
+        for found in (_verified(original, copy), _verified(copy, original)):
+            q, c = found.query, found.candidate
+            assert found.count > 0 and max(q.beyond, c.beyond) >= MIN_BEYOND
+            assert not (beside(q.beyond, q.blank, c.beyond, q.seam) or beside(c.beyond, c.blank, q.beyond, c.seam)), (
+                q.seam, c.seam)

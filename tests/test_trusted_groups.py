@@ -2,10 +2,10 @@
 real photos. What many images share (a caption) makes no group; a collage joins neither of
 the groups it contains and is reported as containing them; variants of one template (a
 different letter on the same picture, or the same drawing in another colour) are not copies;
-the keeper is the original, not a noisy, bordered or captioned copy, nor one rotated or
-warped onto a larger canvas; and a user's "not a duplicate" holds. (A copy with a caption band added above
-it still wins the keeper over its original: no rule tells an added band from a cropped-off
-one yet.)"""
+a photo beside a picture the collection lacks is no copy of it; the keeper is the original,
+not a noisy, bordered or captioned copy, nor one rotated or warped onto a larger canvas; and a
+user's "not a duplicate" holds. (A copy with a caption band added above it still wins the
+keeper over its original: no rule tells an added band from a cropped-off one yet.)"""
 
 from __future__ import annotations
 
@@ -110,6 +110,20 @@ def test_a_collage_of_two_photos_joins_neither_group_and_contains_both(tmp_path)
     assert Path(composite.keeper).stem == "collage" and composite.members == (composite.keeper,)
     assert _names(composite.contains) <= {"coffee", "coffee_q40", "chelsea", "chelsea_q40"}
     assert len(composite.contains) == 2
+
+
+@pytest.mark.parametrize("embedder", ["cnn", "none"])
+def test_a_photo_beside_one_the_collection_lacks_joins_no_group(tmp_path, embedder) -> None:
+    """The second picture is nowhere else, so nothing shows the collage to be one: the seam
+    where the photo ends does (`canvas.beside`)."""
+    folder = tmp_path / "photos"
+    _with_q40_copies(folder, ("astronaut", "hubble"))
+    save(_collage(photo("astronaut"), photo("coffee")), folder / "astronaut_beside.png")
+    save(_collage(photo("hubble"), photo("chelsea")), folder / "hubble_beside.png")
+    save(photo("rocket"), folder / "rocket.png")
+    found = _catalog(tmp_path, folder, embedder).duplicates()
+    assert {_names(g.members) for g in found} == {frozenset({"astronaut", "astronaut_q40"}),
+                                                  frozenset({"hubble", "hubble_q40"})}
 
 
 def _tile(rgb: np.ndarray, letter: str, colour: tuple[int, int, int]) -> np.ndarray:
