@@ -39,11 +39,12 @@ MIN_BEYOND = 0.02  # the canvas covers at least this share of the copy's cells (
 MIN_BLANK = 0.9  # and at least this share of those cells is flat (a fill saved as JPEG rings at the picture's edge)
 MAX_OTHER_BEYOND = 0.005  # while the original's frame lies inside the copy's: at most this share of its cells outside
 _MARGIN_PX = 2.0  # a cell counts as outside the other's frame only this far beyond it (decoded pixels)
-MIN_BESIDE = 0.2  # a second picture beside the other covers at least this share of the image's cells
+MIN_BESIDE = 0.2  # a second picture beside the other covers this share of the image's cells or more
 MAX_BESIDE_BLANK = 0.4  # of which less than this share is flat (else it is a canvas, a caption band, a window)
 MAX_BESIDE_OTHER = 0.05  # while the other's frame lies (nearly) inside the image's
 MIN_SEAM = 2.0  # the step across the seam, over the step inside the picture next to it (`seam`)
 SEAM_FLOOR = 75.0  # the least step inside counted, in levels summed over R, G and B: a seam is sharp in itself
+SEAM_BEYOND = 0.1  # `seam` is measured only on a side with this share of its cells beyond the other (else 0)
 _SEAM_STEP = 1.0  # cells between the edge and each sample either side of it
 _SEAM_INNER = 3.0  # cells inside the edge of the sample the inner step is measured to
 _MIN_SEAM_SAMPLES = 4  # samples along an edge for it to count
@@ -116,8 +117,9 @@ def _frame(other_width: int, other_height: int, homography: NDArray[np.float64]
     if np.any(mapped[:, 2] <= 1e-9):
         return None
     quad = mapped[:, :2] / mapped[:, 2:]
-    edges = np.roll(quad, -1, axis=0) - quad
-    turns = edges[:, 0] * np.roll(edges, -1, axis=0)[:, 1] - edges[:, 1] * np.roll(edges, -1, axis=0)[:, 0]
+    following = [1, 2, 3, 0]
+    edges = quad[following] - quad
+    turns = edges[:, 0] * edges[following, 1] - edges[:, 1] * edges[following, 0]
     if not (np.all(turns > 0) or np.all(turns < 0)):
         return None
     return quad, edges, 1.0 if turns[0] < 0 else -1.0  # image y points down: a clockwise quad turns positive

@@ -43,7 +43,7 @@ from numpy.typing import NDArray
 from neardup.indexer.colours import ColourLayout
 from neardup.indexer.features import LocalFeatures
 
-from .canvas import beside, beyond, on_canvas, seam
+from .canvas import SEAM_BEYOND, beside, beyond, on_canvas, seam
 from .overlay import has_overlay, standouts
 from .recolour import recoloured, shifted_hues
 
@@ -114,6 +114,7 @@ class Side:
     blank: float = 0.0
     standout: float = -1.0  # `overlay.standouts`: how much the region where the two differ stands out here
     seam: float = 0.0  # `canvas.seam`: how sharply the picture changes where the other's frame ends inside this one
+    # (measured where SEAM_BEYOND of this image or more lies beyond the other's frame)
 
     @property
     def centre_matches(self) -> bool:
@@ -249,10 +250,12 @@ def _added(query: Side, candidate: Side, colours: tuple[ColourLayout, ColourLayo
     query_beyond = beyond(mine, theirs.width, theirs.height, inverse)
     candidate_beyond = beyond(theirs, mine.width, mine.height, homography)
     query_standout, candidate_standout = standouts(mine, theirs, homography)
-    return (replace(query, beyond=query_beyond[0], blank=query_beyond[1], standout=query_standout,
-                    seam=seam(mine, theirs.width, theirs.height, inverse)),
+    # the seam only where enough lies beyond the other for it to matter: most copies share one frame
+    query_seam = seam(mine, theirs.width, theirs.height, inverse) if query_beyond[0] >= SEAM_BEYOND else 0.0
+    candidate_seam = seam(theirs, mine.width, mine.height, homography) if candidate_beyond[0] >= SEAM_BEYOND else 0.0
+    return (replace(query, beyond=query_beyond[0], blank=query_beyond[1], standout=query_standout, seam=query_seam),
             replace(candidate, beyond=candidate_beyond[0], blank=candidate_beyond[1], standout=candidate_standout,
-                    seam=seam(theirs, mine.width, mine.height, homography)))
+                    seam=candidate_seam))
 
 
 def _match(query: LocalFeatures, candidate: LocalFeatures

@@ -12,7 +12,7 @@ import pytest
 from neardup.indexer.colours import LAYOUT_SIDE, STORED_BYTES, ColourLayout, colour_layout
 from neardup.indexer.decode import fit
 from neardup.indexer.features import orb_features
-from neardup.search.canvas import MIN_BEYOND, MIN_BLANK, MIN_SEAM, beside, beyond, seam
+from neardup.search.canvas import MIN_BESIDE, MIN_BEYOND, MIN_BLANK, MIN_SEAM, SEAM_BEYOND, beside, beyond, seam
 from neardup.search.verify import verify
 
 from conftest import photo
@@ -132,6 +132,7 @@ def test_seam_is_sharp_where_a_second_picture_begins_and_not_across_a_crop() -> 
     assert seam(colour_layout(coffee), 2 * w // 3, h, np.eye(3)) < MIN_SEAM
     # a frame whose edges all lie on the image's own edges has no seam inside it
     assert seam(colour_layout(coffee), w, h, np.eye(3)) == 0.0
+    assert SEAM_BEYOND <= MIN_BESIDE  # verification measures the seam wherever `beside` may hold
 
 
 # Pictures whose colours differ where they meet: a second picture of the same colours there
