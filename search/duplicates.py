@@ -277,7 +277,8 @@ def decide(judged: JudgedPairs, threshold: float) -> AutoPairs:
     """Auto's decision over judged pairs: `auto.verified_links` (the duplicate pairs, less
     those whose content differs in one region), then, when they were verified geometrically,
     the composites (`composites`), which also read the strip links (`strips`: a container's
-    free part showing a picture of another group). The pairs whose content differs are also
+    free part showing a picture of another group) and the pairs of an image showing another
+    beside a second picture (`canvas.beside`). The pairs whose content differs are also
     kept apart (`auto.kept_apart`): no group may hold one through a chain of other links."""
     pairs = judged.pairs
     if not len(pairs):
@@ -286,7 +287,7 @@ def decide(judged: JudgedPairs, threshold: float) -> AutoPairs:
     keep = verified_links(pairs, judged.evidence, differs, threshold)
     contained: dict[int, list[int]] = {}
     if GEOMETRY in judged.evidence.kinds:
-        contained = composites(pairs, keep | judged.strip_links(), judged.regions())
+        contained = composites(pairs, keep | judged.beside_pictures() | judged.strip_links(), judged.regions())
         keep &= ~(np.isin(pairs[:, 0], list(contained)) | np.isin(pairs[:, 1], list(contained)))
     kept = pairs[keep]
     return AutoPairs(Edges(kept[:, 0], kept[:, 1], judged.evidence.best()[keep].astype(np.float32)), contained,

@@ -108,16 +108,32 @@ class JudgedPairs:
 
     def content_differs(self) -> NDArray[np.bool_]:
         """(M,) which pairs' verification found their content differs in one region
-        (`verify.content_differs`); False where a pair was not verified."""
+        (`verify.content_differs`), or one image showing the other beside a second picture
+        (`beside_pictures`); False where a pair was not verified."""
         c = self.columns
         if INLIERS not in c:
             return np.zeros(len(self.pairs), bool)
-        beside_ = np.zeros(len(self.pairs), bool)
-        if "query_seam" in c:
-            beside_ = (beside(c["query_beyond"], c["query_blank"], c["candidate_beyond"], c["query_seam"])
-                       | beside(c["candidate_beyond"], c["candidate_blank"], c["query_beyond"], c["candidate_seam"]))
         return (c[INLIERS] >= 0) & content_differs(c[INLIERS], (c["query_coverage"], c["candidate_coverage"]),
-                                                   (c["query_hole"], c["candidate_hole"]), c[RECOLOURED] != 0, beside_)
+                                                   (c["query_hole"], c["candidate_hole"]), c[RECOLOURED] != 0,
+                                                   self._beside())
+
+    def beside_pictures(self) -> NDArray[np.bool_]:
+        """(M,) the verified pairs of which one image shows the other whole beside a second
+        picture (`canvas.beside`), with enough inliers on the content: no copies, but links
+        for `composites` and the strips (that image contains the other)."""
+        c = self.columns
+        if INLIERS not in c:
+            return np.zeros(len(self.pairs), bool)
+        sides = [tuple(c[f"{side}_{f}"] for side in ("query", "candidate"))
+                 for f in ("coverage", "central", "centre", "share")]
+        return (c[INLIERS] >= VERIFY_THRESHOLD) & on_content(*sides) & self._beside()
+
+    def _beside(self) -> NDArray[np.bool_]:
+        c = self.columns
+        if "query_seam" not in c:
+            return np.zeros(len(self.pairs), bool)
+        return (beside(c["query_beyond"], c["query_blank"], c["candidate_beyond"], c["query_seam"])
+                | beside(c["candidate_beyond"], c["candidate_blank"], c["query_beyond"], c["candidate_seam"]))
 
     def on_canvas(self) -> NDArray[np.int64]:
         """(K, 2) the verified pairs of which one image shows all of the other on a blank
@@ -261,7 +277,7 @@ def _strip_links(catalog: Catalog, pairs: Columns, kinds: list[str], threshold: 
     judged = _judged(pairs, kinds)
     keep = verified_links(judged.pairs, judged.evidence, judged.content_differs(), threshold, policy)
     wanted: dict[tuple[int, int], tuple[int, int, int]] = {}
-    partners = containers(judged.pairs, keep, judged.regions())
+    partners = containers(judged.pairs, keep | judged.beside_pictures(), judged.regions())
     found_strips = strips_of(catalog, partners)
     for container, other, strip in strip_candidates(found_strips, judged.pairs[keep],
                                                    lambda some: _layouts(catalog, some), ids):
