@@ -85,6 +85,7 @@ class DupScores:
     keeper_groups: int
     wrong_keepers: dict[str, int]
     contains_reported: int
+    contains_composites: int  # of the images reported as containing others, the composites
     index_s: float
     duplicates_s: float
     notes: dict[str, str] = field(default_factory=dict)
@@ -188,6 +189,7 @@ def score(method: str, predicted: Sequence[Predicted], truth: Sequence[Item], *,
         keeper_groups=assessed,
         wrong_keepers=dict(wrong_keepers.most_common()),
         contains_reported=sum(bool(g.contains) for g in predicted),
+        contains_composites=sum(bool(g.contains) and g.members[0] in composites for g in predicted),
         index_s=index_s,
         duplicates_s=duplicates_s,
     )
@@ -203,8 +205,9 @@ def overall_table(scores: Sequence[DupScores]) -> str:
     """One row per method: pairwise scores, wrong groups, joins, composites, keeper, times."""
     head = ("| method | precision | recall | F1 | predicted pairs | groups | wrong groups "
             "| largest wrong group (images / origins) | groups joining ≥ 2 originals (via a composite) "
-            "| composites grouped | keeper accuracy (groups) | index s | duplicates s |\n"
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+            "| composites grouped | reported as containing others (composites) | keeper accuracy (groups) "
+            "| index s | duplicates s |\n"
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     rows = []
     for s in scores:
         lw = s.largest_wrong
@@ -212,7 +215,8 @@ def overall_table(scores: Sequence[DupScores]) -> str:
             f"| {s.method} | {_f(s.pairs.precision)} | {_f(s.pairs.recall)} | {_f(s.pairs.f1)} "
             f"| {s.pairs.predicted_pairs:,} | {s.groups:,} | {s.wrong_groups} "
             f"| {f'{lw.size} / {lw.origins}' if lw else '—'} | {s.joins_two_originals} ({s.joins_via_composite}) "
-            f"| {s.composites_grouped} of {s.composites} | {_f(s.keeper_accuracy)} ({s.keeper_groups}) "
+            f"| {s.composites_grouped} of {s.composites} | {s.contains_reported} ({s.contains_composites}) "
+            f"| {_f(s.keeper_accuracy)} ({s.keeper_groups}) "
             f"| {s.index_s:.1f} | {s.duplicates_s:.1f} |")
     return "\n".join([head, *rows])
 
