@@ -46,7 +46,7 @@ MIN_SEAM = 2.0  # the step across the seam, over the step inside the picture nex
 SEAM_FLOOR = 75.0  # the least step inside counted, in levels summed over R, G and B: a seam is sharp in itself
 SEAM_BEYOND = 0.1  # `seam` is measured only on a side with this share of its cells beyond the other (else 0)
 _SEAM_STEP = 1.0  # cells between the edge and each sample either side of it
-_SEAM_INNER = 3.0  # cells inside the edge of the sample the inner step is measured to
+_SEAM_INNER = 3.0  # cells inside the edge of the sample the inner step is measured to, and the least depth beyond
 _MIN_SEAM_SAMPLES = 4  # samples along an edge for it to count
 
 
@@ -80,7 +80,8 @@ def seam(layout: ColourLayout, other_width: int, other_height: int, homography: 
     (mapped by `homography`, other -> this) where that edge runs inside it: per edge, the
     median colour step from _SEAM_STEP cells inside to as many outside, over the median step
     inside (to _SEAM_INNER cells in; SEAM_FLOOR at least); the largest over the edges with
-    _MIN_SEAM_SAMPLES samples or more whose three points all lie in the image. 0 when none does."""
+    _MIN_SEAM_SAMPLES samples or more where the image goes on _SEAM_INNER cells either side of
+    the edge. 0 when none does."""
     frame = _frame(other_width, other_height, homography)
     if frame is None:
         return 0.0
@@ -95,11 +96,13 @@ def seam(layout: ColourLayout, other_width: int, other_height: int, homography: 
             continue
         normal = outward * np.array([-edge[1], edge[0]]) / length
         along = start + np.outer(np.arange(0.5, length, 1.0) / length, edge)
-        points = [along + step * normal for step in (_SEAM_STEP, -_SEAM_STEP, -_SEAM_INNER)]
+        # a sample counts where the image goes on _SEAM_INNER cells beyond the edge too: a frame
+        # or a margin is thinner than that, a second picture is not
+        points = [along + step * normal for step in (_SEAM_STEP, -_SEAM_STEP, -_SEAM_INNER, _SEAM_INNER)]
         inside = np.all([((p >= 0) & (p < LAYOUT_SIDE)).all(axis=1) for p in points], axis=0)
         if inside.sum() < _MIN_SEAM_SAMPLES:
             continue
-        out, near, far = (cells[p[inside, 1].astype(int), p[inside, 0].astype(int)] for p in points)
+        out, near, far = (cells[p[inside, 1].astype(int), p[inside, 0].astype(int)] for p in points[:3])
         across = float(np.median(np.abs(out - near).sum(axis=1)))
         within = float(np.median(np.abs(near - far).sum(axis=1)))
         best = max(best, across / max(within, SEAM_FLOOR))

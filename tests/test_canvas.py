@@ -13,7 +13,7 @@ from neardup.indexer.colours import LAYOUT_SIDE, STORED_BYTES, ColourLayout, col
 from neardup.indexer.decode import fit
 from neardup.indexer.features import orb_features
 from neardup.search.canvas import MIN_BESIDE, MIN_BEYOND, MIN_BLANK, MIN_SEAM, SEAM_BEYOND, beside, beyond, seam
-from neardup.search.verify import verify
+from neardup.search.verify import VERIFY_THRESHOLD, verify
 
 from conftest import photo
 from images import jpeg
@@ -148,14 +148,34 @@ def test_a_picture_beside_another_is_no_copy_of_it(name, other, fill) -> None:
     assert _verified(original, composite).content_differs
 
 
-@pytest.mark.parametrize("name", ["chelsea", "coffee", "rocket"])
+def _cutout() -> np.ndarray:
+    """Clip-art as many collections hold it: an object (coffee's cup, cut out) on white."""
+    cup = cv2.resize(photo("coffee"), (300, 200), interpolation=cv2.INTER_AREA)
+    mask = np.zeros(cup.shape[:2], np.uint8)
+    cv2.ellipse(mask, (150, 100), (120, 85), 0, 0, 360, 1, -1)
+    out = np.full((280, 380, 3), 255, np.uint8)
+    out[40:240, 40:340][mask > 0] = cup[mask > 0]
+    return out
+
+
+def _framed(rgb: np.ndarray) -> np.ndarray:
+    """In a coloured frame a sixteenth of its longer side wide, on a margin of white."""
+    width = max(rgb.shape[:2]) // 16
+    margin = cv2.copyMakeBorder(rgb, width // 2, width // 2, width // 2, width // 2, cv2.BORDER_CONSTANT,
+                                value=(255, 255, 255))
+    return cv2.copyMakeBorder(margin, width, width, width, width, cv2.BORDER_CONSTANT, value=(40, 90, 20))
+
+
+@pytest.mark.parametrize("name", ["chelsea", "coffee", "rocket", "cutout"])
 def test_an_original_beside_its_crop_or_on_a_canvas_is_still_a_copy(name) -> None:
-    original = photo(name)
+    original = _cutout() if name == "cutout" else photo(name)
     h, w = original.shape[:2]
-    for copy in (original[:, : 2 * w // 3], original[h // 10: h - h // 10, w // 10: w - w // 10], _padded(original),
-                 _beside(original, np.full_like(original, 255))):
-        for found in (_verified(original, copy), _verified(copy, original)):
+    crop = original[h // 10: h - h // 10, w // 10: w - w // 10]
+    for first, second in ((original, original[:, : 2 * w // 3]), (original, crop), (original, _padded(original)),
+                          (original, _beside(original, np.full_like(original, 255))), (original, _framed(original)),
+                          (crop, _framed(original))):  # beyond the crop: picture, then a frame too thin for a seam
+        for found in (_verified(first, second), _verified(second, first)):
             q, c = found.query, found.candidate
-            assert found.count > 0 and max(q.beyond, c.beyond) >= MIN_BEYOND
+            assert found.inliers >= VERIFY_THRESHOLD and max(q.beyond, c.beyond) >= MIN_BEYOND
             assert not (beside(q.beyond, q.blank, c.beyond, q.seam) or beside(c.beyond, c.blank, q.beyond, c.seam)), (
                 q.seam, c.seam)
