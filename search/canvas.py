@@ -48,6 +48,9 @@ SEAM_BEYOND = 0.1  # `seam` is measured only on a side with this share of its ce
 _SEAM_STEP = 1.0  # cells between the edge and each sample either side of it
 _SEAM_INNER = 3.0  # cells inside the edge of the sample the inner step is measured to, and the least depth beyond
 _MIN_SEAM_SAMPLES = 4  # samples along an edge for it to count
+# and its tilt from the image's axes at most (degrees): pictures are put side by side, stacked
+# or inset upright, while the frame of a rotated or warped copy's crop runs aslant
+_MAX_SEAM_TILT = 3.0
 
 
 def beyond(layout: ColourLayout, other_width: int, other_height: int,
@@ -79,20 +82,20 @@ def seam(layout: ColourLayout, other_width: int, other_height: int, homography: 
     """How sharply `layout`'s picture changes across the edge of the other image's frame
     (mapped by `homography`, other -> this) where that edge runs inside it: per edge, the
     median colour step from _SEAM_STEP cells inside to as many outside, over the median step
-    inside (to _SEAM_INNER cells in; SEAM_FLOOR at least); the largest over the edges with
-    _MIN_SEAM_SAMPLES samples or more where the image goes on _SEAM_INNER cells either side of
-    the edge. 0 when none does."""
+    inside (to _SEAM_INNER cells in; SEAM_FLOOR at least); the largest over the upright edges
+    (_MAX_SEAM_TILT) with _MIN_SEAM_SAMPLES samples or more where the image goes on _SEAM_INNER
+    cells either side of the edge. 0 when none does."""
     frame = _frame(other_width, other_height, homography)
     if frame is None:
         return 0.0
-    quad, edges, outward = frame
+    quad, pixel_edges, outward = frame
     scale = np.array([LAYOUT_SIDE / layout.width, LAYOUT_SIDE / layout.height])
-    quad, edges = quad * scale, edges * scale  # in cells
+    quad, edges = quad * scale, pixel_edges * scale  # in cells
     cells = layout.cells.astype(np.float32)
     best = 0.0
-    for start, edge in zip(quad, edges):
+    for start, edge, pixels in zip(quad, edges, pixel_edges):
         length = float(np.hypot(*edge))
-        if length < _MIN_SEAM_SAMPLES:
+        if length < _MIN_SEAM_SAMPLES or _tilt(pixels) > _MAX_SEAM_TILT:
             continue
         normal = outward * np.array([-edge[1], edge[0]]) / length
         along = start + np.outer(np.arange(0.5, length, 1.0) / length, edge)
@@ -107,6 +110,12 @@ def seam(layout: ColourLayout, other_width: int, other_height: int, homography: 
         within = float(np.median(np.abs(near - far).sum(axis=1)))
         best = max(best, across / max(within, SEAM_FLOOR))
     return best
+
+
+def _tilt(edge: NDArray[np.float64]) -> float:
+    """Degrees between an edge (dx, dy, in pixels) and the nearer of the image's axes."""
+    angle = float(np.degrees(np.arctan2(abs(edge[1]), abs(edge[0]))))
+    return min(angle, 90.0 - angle)
 
 
 def _frame(other_width: int, other_height: int, homography: NDArray[np.float64]
