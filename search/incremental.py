@@ -121,12 +121,16 @@ class JudgedPairs:
         """(M,) the verified pairs of which one image shows the other whole beside a second
         picture (`canvas.beside`), with enough inliers on the content: no copies, but links
         for `composites` and the strips (that image contains the other)."""
-        c = self.columns
-        if INLIERS not in c:
+        if INLIERS not in self.columns:
             return np.zeros(len(self.pairs), bool)
+        return self._matched() & self._beside()
+
+    def _matched(self) -> NDArray[np.bool_]:
+        """(M,) the pairs verified with VERIFY_THRESHOLD inliers or more on the content."""
+        c = self.columns
         sides = [tuple(c[f"{side}_{f}"] for side in ("query", "candidate"))
                  for f in ("coverage", "central", "centre", "share")]
-        return (c[INLIERS] >= VERIFY_THRESHOLD) & on_content(*sides) & self._beside()
+        return (c[INLIERS] >= VERIFY_THRESHOLD) & on_content(*sides)
 
     def _beside(self) -> NDArray[np.bool_]:
         c = self.columns
@@ -157,10 +161,7 @@ class JudgedPairs:
         """The pairs of copies (enough inliers on the content, no region that differs) where
         the query (`query`) or else the candidate (`candidate`) is the one a relation names,
         that one first."""
-        c = self.columns
-        sides = [tuple(c[f"{side}_{f}"] for side in ("query", "candidate"))
-                 for f in ("coverage", "central", "centre", "share")]
-        copy = (c[INLIERS] >= VERIFY_THRESHOLD) & on_content(*sides) & ~self.content_differs()
+        copy = self._matched() & ~self.content_differs()
         query, candidate = copy & query, copy & ~query & candidate
         return np.concatenate([self.pairs[query], self.pairs[candidate][:, ::-1]])
 
