@@ -46,13 +46,13 @@ from neardup.storage.vectors import in_sorted, pair_keys
 from . import recolour, strips, verify
 from .auto import GEOMETRY, HASHES, POLICY, AutoPolicy, Evidence, verified_links
 from .candidates import PairCandidates, pair_candidates
-from .canvas import beside, on_canvas
+from .canvas import on_canvas
 from .composites import link_regions
 from .evidence import INLIERS, RECOLOURED, SIDE_FIELDS, Verified, pair_evidence, strips_of, verify_strips
 from .features import features_of
 from .overlay import has_overlay
 from .strips import containers, packed, strip_candidates
-from .verify import VERIFY_THRESHOLD, Side, Verification, content_differs, on_content
+from .verify import VERIFY_THRESHOLD, Side, Verification, content_differs, either_beside, on_content
 
 # Bumped whenever the code that judges pairs changes what it returns: stored judgements of
 # another version are dropped and judged again.
@@ -113,31 +113,29 @@ class JudgedPairs:
         c = self.columns
         if INLIERS not in c:
             return np.zeros(len(self.pairs), bool)
-        return (c[INLIERS] >= 0) & content_differs(c[INLIERS], (c["query_coverage"], c["candidate_coverage"]),
-                                                   (c["query_hole"], c["candidate_hole"]), c[RECOLOURED] != 0,
-                                                   self._beside())
+        return (c[INLIERS] >= 0) & content_differs(c[INLIERS], self._both("coverage"), self._both("hole"),
+                                                   c[RECOLOURED] != 0, *self._besides())
 
     def beside_pictures(self) -> NDArray[np.bool_]:
         """(M,) the verified pairs of which one image shows the other whole beside a second
         picture (`canvas.beside`), with enough inliers on the content: no copies, but links
         for `composites` and the strips (that image contains the other)."""
-        if INLIERS not in self.columns:
+        if INLIERS not in self.columns or "query_seam" not in self.columns:
             return np.zeros(len(self.pairs), bool)
-        return self._matched() & self._beside()
+        return self._matched() & either_beside(*self._besides())
 
     def _matched(self) -> NDArray[np.bool_]:
         """(M,) the pairs verified with VERIFY_THRESHOLD inliers or more on the content."""
-        c = self.columns
-        sides = [tuple(c[f"{side}_{f}"] for side in ("query", "candidate"))
-                 for f in ("coverage", "central", "centre", "share")]
-        return (c[INLIERS] >= VERIFY_THRESHOLD) & on_content(*sides)
+        sides = [self._both(f) for f in ("coverage", "central", "centre", "share")]
+        return (self.columns[INLIERS] >= VERIFY_THRESHOLD) & on_content(*sides)
 
-    def _beside(self) -> NDArray[np.bool_]:
-        c = self.columns
-        if "query_seam" not in c:
-            return np.zeros(len(self.pairs), bool)
-        return (beside(c["query_beyond"], c["query_blank"], c["candidate_beyond"], c["query_seam"])
-                | beside(c["candidate_beyond"], c["candidate_blank"], c["query_beyond"], c["candidate_seam"]))
+    def _besides(self) -> tuple[tuple[NDArray, NDArray], ...]:
+        """Both sides' beyond, blank and seam columns (`verify.either_beside`); none without seams."""
+        return tuple(self._both(f) for f in ("beyond", "blank", "seam")) if "query_seam" in self.columns else ()
+
+    def _both(self, field: str) -> tuple[NDArray, NDArray]:
+        """The query's and the candidate's column of one `Side` field."""
+        return self.columns[f"query_{field}"], self.columns[f"candidate_{field}"]
 
     def on_canvas(self) -> NDArray[np.int64]:
         """(K, 2) the verified pairs of which one image shows all of the other on a blank

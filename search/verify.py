@@ -160,8 +160,7 @@ class Verification:
         one shows the other whole beside a second picture (`canvas.beside`): a composite."""
         q, c = self.query, self.candidate
         return bool(content_differs(self.inliers, (q.coverage, c.coverage), (q.hole, c.hole), self.recoloured,
-                                    (beside(q.beyond, q.blank, c.beyond, q.seam)
-                                     | beside(c.beyond, c.blank, q.beyond, c.seam))))
+                                    (q.beyond, c.beyond), (q.blank, c.blank), (q.seam, c.seam)))
 
     @property
     def canvas_side(self) -> str | None:
@@ -199,15 +198,24 @@ def on_content(coverages: tuple[float | NDArray, float | NDArray], centrals: tup
     return (np.maximum(*coverages) >= MIN_COVERAGE) & centred
 
 
-def content_differs(inliers: int | NDArray[np.int32], coverages: tuple[float | NDArray, float | NDArray],
-                    holes: tuple[int | NDArray, int | NDArray], recoloured: bool | NDArray[np.bool_],
-                    beside: bool | NDArray[np.bool_] = False) -> np.bool_ | NDArray[np.bool_]:
-    """`Verification.content_differs` of one pair, or of (M,) columns of pairs: `coverages`
-    and `holes` hold the two sides' values; `beside`, whether either shows the other beside a
-    second picture (`canvas.beside`)."""
-    aligned = (np.asarray(inliers) >= VERIFY_THRESHOLD) & (np.minimum(*coverages) >= MIN_COVERAGE)
+_Both = tuple[float | NDArray, float | NDArray]  # one figure of the query's side, then the candidate's
+
+
+def content_differs(inliers: int | NDArray[np.int32], coverages: _Both, holes: _Both,
+                    recoloured: bool | NDArray[np.bool_], beyonds: _Both = (0.0, 0.0), blanks: _Both = (0.0, 0.0),
+                    seams: _Both = (0.0, 0.0)) -> np.bool_ | NDArray[np.bool_]:
+    """`Verification.content_differs` of one pair, or of (M,) columns of pairs: each tuple
+    holds the two sides' values (`beyonds`, `blanks`, `seams`: for `either_beside`)."""
+    matched = np.asarray(inliers) >= VERIFY_THRESHOLD
+    aligned = matched & (np.minimum(*coverages) >= MIN_COVERAGE)
     return ((aligned & (np.minimum(*holes) >= MIN_HOLE)) | recoloured
-            | ((np.asarray(inliers) >= VERIFY_THRESHOLD) & beside))
+            | (matched & either_beside(beyonds, blanks, seams)))
+
+
+def either_beside(beyonds: _Both, blanks: _Both, seams: _Both) -> np.bool_ | NDArray[np.bool_]:
+    """Whether either side shows the other whole beside a second picture (`canvas.beside`)."""
+    return (beside(beyonds[0], blanks[0], beyonds[1], seams[0])
+            | beside(beyonds[1], blanks[1], beyonds[0], seams[1]))
 
 
 def verify(query: LocalFeatures, candidate: LocalFeatures, *, mirrored: bool = False,
