@@ -120,6 +120,8 @@ def _decode_open(im: Image.Image, max_side: int, max_megapixels: float, source: 
     noise = _noise(rgb, max_side)
     if fmt == "JPEG" and max(rgb.shape[:2]) < max(w, h) <= _NATIVE_LUMA_UP_TO * max_side:
         enlarged = enlargement(_full_size_luma(source))
+        if enlarged is not None and orientation in _ROTATED:  # the luma as stored: its sides swap
+            enlarged = enlarged.transposed()
     else:
         enlarged = enlargement(rgb, max(rgb.shape[:2]) / max(w, h))
     return DecodedImage(pixels=fit(rgb, max_side), width=full_w, height=full_h, format=fmt, noise=noise,
@@ -128,7 +130,7 @@ def _decode_open(im: Image.Image, max_side: int, max_megapixels: float, source: 
 
 def _full_size_luma(source: bytes) -> NDArray[np.uint8]:
     """A JPEG's grey levels at full size, as stored (orientation does not matter to
-    `enlargement`); libjpeg decodes the luma alone."""
+    `enlargement` but for which side is which); libjpeg decodes the luma alone."""
     with Image.open(io.BytesIO(source)) as im:
         im.draft("L", im.size)
         return np.asarray(im.convert("L"))

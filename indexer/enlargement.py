@@ -12,6 +12,11 @@ over the central 70 % of the image (in both directions), each block's spectrum w
 weighted by frequency squared (a gradient's energy). A median over the middle is what keeps a
 caption, a date stamp or a logo — sharp text pasted on an enlarged copy — from looking like
 the original's detail. 0.6 ms per image.
+
+The same share is kept for each side alone (`Enlargement.across`, `Enlargement.down`): the
+energy of the gradient along it above what reducing that side alone keeps. A stretched copy is
+an enlargement along one side only: reduced back along it, it loses almost nothing, while the
+other side keeps its detail and so its whole-picture losses look like an original's.
 """
 
 from __future__ import annotations
@@ -32,9 +37,12 @@ _CENTRAL = 0.7
 
 _FY, _FX = np.meshgrid(np.fft.fftfreq(_BLOCK), np.fft.rfftfreq(_BLOCK), indexing="ij")
 # the real FFT holds the columns strictly between 0 and Nyquist once for two
-_WEIGHT = (_FX ** 2 + _FY ** 2) * np.where((_FX > 0) & (_FX < 0.5), 2.0, 1.0)
+_DOUBLED = np.where((_FX > 0) & (_FX < 0.5), 2.0, 1.0)
+_WEIGHT = (_FX ** 2 + _FY ** 2) * _DOUBLED
 # reducing to scale s keeps, in each direction, the frequencies below s times Nyquist (1/2)
 _ABOVE = np.stack([np.maximum(np.abs(_FX), np.abs(_FY)) > s / 2 for s in SCALES]).astype(np.float64)
+# one side at a time: the gradient along it (its frequency squared), above what reducing that side keeps
+_SIDES = tuple((f ** 2 * _DOUBLED, np.stack([np.abs(f) > s / 2 for s in SCALES]).astype(np.float64)) for f in (_FX, _FY))
 _WINDOW = np.outer(np.hanning(_BLOCK), np.hanning(_BLOCK))
 _LOG_SCALES = np.log(np.array((1.0, *SCALES))[::-1])  # ascending, for np.interp
 # A block is flat when its weighted energy is under _FLAT times that of 8-bit rounding noise
@@ -48,27 +56,38 @@ class Enlargement:
     """`losses[i]`: the share of fine detail that reducing the image to `SCALES[i]` of its
     size would lose, measured on the image at `scale` of its native size (1: native; a JPEG
     decoded at a fraction of its size has smaller `scale`, and nothing is known of reductions
-    finer than it)."""
+    finer than it). `across` and `down`: the same for reducing only its width or only its
+    height (empty in records stored before they were measured)."""
 
     scale: float
     losses: tuple[float, ...]
+    across: tuple[float, ...] = ()
+    down: tuple[float, ...] = ()
 
-    def loss(self, reduction: float) -> float | None:
-        """The share lost by reducing the native image to `reduction` of its size, or None
-        where it was not measured (finer than `scale` allows, coarser than the last scale)."""
+    def loss(self, reduction: float, side: str | None = None) -> float | None:
+        """The share lost by reducing the native image to `reduction` of its size (`side`:
+        "across" its width or "down" its height only), or None where it was not measured
+        (finer than `scale` allows, coarser than the last scale, a side of an older record)."""
+        losses = self.losses if side is None else getattr(self, side)
         relative = reduction / self.scale
-        if not SCALES[-1] <= relative <= 0.9:
+        if not losses or not SCALES[-1] <= relative <= 0.9:
             return None
         # log-linear between measured scales; at scale 1 nothing is lost
-        return float(np.interp(np.log(relative), _LOG_SCALES, np.array((0.0, *self.losses))[::-1]))
+        return float(np.interp(np.log(relative), _LOG_SCALES, np.array((0.0, *losses))[::-1]))
+
+    def transposed(self) -> Enlargement:
+        """The record of the image turned a quarter (its width is the other's height)."""
+        return Enlargement(self.scale, self.losses, self.down, self.across)
 
     def to_bytes(self) -> bytes:
-        return np.array((self.scale, *self.losses), "<f4").tobytes()
+        return np.array((self.scale, *self.losses, *self.across, *self.down), "<f4").tobytes()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Enlargement:
         values = np.frombuffer(data, "<f4").tolist()
-        return cls(values[0], tuple(values[1:]))
+        n = len(SCALES)
+        sides = (tuple(values[1 + n:1 + 2 * n]), tuple(values[1 + 2 * n:])) if len(values) == 1 + 3 * n else ((), ())
+        return cls(values[0], tuple(values[1:1 + n]), *sides)
 
 
 def enlargement(image: NDArray[np.uint8], scale: float = 1.0) -> Enlargement | None:
@@ -78,13 +97,21 @@ def enlargement(image: NDArray[np.uint8], scale: float = 1.0) -> Enlargement | N
     if blocks is None:
         return None
     blocks = (blocks - blocks.mean(axis=(1, 2), keepdims=True)) * _WINDOW
-    energy = np.abs(np.fft.rfft2(blocks)) ** 2 * _WEIGHT
+    power = np.abs(np.fft.rfft2(blocks)) ** 2
+    energy = power * _WEIGHT
     total = energy.sum(axis=(1, 2))
     busy = (total >= np.median(total)) & (total > _FLAT)
     if not busy.any():
         return None
     lost = np.einsum("bij,sij->bs", energy[busy], _ABOVE) / total[busy, None]
-    return Enlargement(float(scale), tuple(round(float(v), 4) for v in np.median(lost, axis=0)))
+    sides = []
+    for weight, above in _SIDES:
+        along = power[busy] * weight
+        total_along = along.sum(axis=(1, 2))[:, None]
+        # a block with no gradient along this side (level stripes) has nothing there to lose
+        sides.append(np.divide(np.einsum("bij,sij->bs", along, above), total_along,
+                               out=np.zeros((len(along), len(SCALES))), where=total_along > 0))
+    return Enlargement(float(scale), *(tuple(round(float(v), 4) for v in np.median(m, axis=0)) for m in (lost, *sides)))
 
 
 def _central_blocks(image: NDArray[np.uint8]) -> NDArray[np.float64] | None:

@@ -75,3 +75,50 @@ def test_a_jpeg_decoded_at_reduced_size_is_measured_at_full_size_up_to_four_time
         assert decoded.enlargement.scale == pytest.approx(scale, rel=0.01)
     native = _grey(np.asarray(Image.open(io.BytesIO(_jpeg(big))).convert("RGB")))
     assert decoded.enlargement.losses != pytest.approx(enlargement(native).losses, abs=0.01)
+
+
+def _stretched(grey: np.ndarray, factor: float, side: str) -> np.ndarray:
+    fx, fy = (factor, 1.0) if side == "across" else (1.0, factor)
+    return cv2.resize(grey, None, fx=fx, fy=fy, interpolation=cv2.INTER_CUBIC)
+
+
+@pytest.mark.parametrize("name", PHOTOS[:4])
+@pytest.mark.parametrize("side", ["across", "down"])
+@pytest.mark.parametrize("factor", [1.3, 2.0])
+def test_a_stretched_copy_loses_far_less_along_its_stretched_side_only(name, side, factor) -> None:
+    """Reduced back along the side it was stretched, a stretched copy loses far less than its
+    original reduced by as much; along the other side, and as a whole, it keeps the original's
+    detail (which is why the whole-picture losses cannot tell it)."""
+    original = _grey(photo(name))
+    stretched = enlargement(_stretched(original, factor, side))
+    mine = enlargement(original)
+    other = "down" if side == "across" else "across"
+    back = 1 / factor
+    assert stretched.loss(back, side) < 0.35 * mine.loss(back, side)
+    assert stretched.loss(back, other) > 0.7 * mine.loss(back, other)
+    assert stretched.loss(back) > 0.35 * mine.loss(back)
+
+
+def test_an_older_record_without_sides_is_read_and_knows_no_side_losses() -> None:
+    older = np.array((1.0, *np.linspace(0.1, 0.9, len(SCALES))), "<f4").tobytes()
+    record = Enlargement.from_bytes(older)
+    assert record.loss(0.5) is not None and record.loss(0.5, "across") is None
+    measured = enlargement(_grey(photo(PHOTOS[0])))
+    assert Enlargement.from_bytes(measured.to_bytes()).across == pytest.approx(measured.across)
+    assert Enlargement.from_bytes(measured.to_bytes()).down == pytest.approx(measured.down)
+
+
+def test_a_jpeg_stored_turned_a_quarter_reports_its_sides_as_shown() -> None:
+    """A camera stores the sensor's rows and says in EXIF how to turn them: the side stretched
+    in the picture as shown is the one reported, whichever way the pixels are stored."""
+    grey = _grey(photo(PHOTOS[0]))
+    shown = _stretched(grey, 1.6, "across")
+    stored = np.ascontiguousarray(np.rot90(shown))  # orientation 6 turns it back clockwise
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    out = io.BytesIO()
+    Image.fromarray(stored).save(out, "JPEG", quality=92, exif=exif)
+    decoded = decode(out.getvalue(), max_side=384)
+    assert (decoded.width, decoded.height) == (shown.shape[1], shown.shape[0])
+    assert decoded.enlargement.scale == 1.0
+    assert decoded.enlargement.loss(1 / 1.6, "across") < 0.35 * decoded.enlargement.loss(1 / 1.6, "down")
