@@ -104,7 +104,8 @@ def _enlarged(im: ImageInfo, ctx: Context) -> float | None:
     it would lose far less detail than that one loses reduced by the same factor, so its extra
     pixels hold nothing the smaller one lacks (`indexer.enlargement`). An original reduced
     loses its own finest detail, as much as its reduced copy does, so a downscaled copy never
-    accuses it."""
+    accuses it. Beside a member of another aspect with one side as long, along the other side:
+    a stretched copy is an enlargement along one side (`_stretched`)."""
     return _lacks_detail(im, ctx, same_size=False)
 
 
@@ -123,40 +124,62 @@ def _lacks_detail(im: ImageInfo, ctx: Context, *, same_size: bool) -> float | No
     ratio), this one loses under _ENLARGED of what the other loses, which is at least
     _SOME_DETAIL (a flat picture loses nothing either way). A member saved lossier than this
     one (a JPEG beside a lossless file, or at a lower quality), at least twice as grainy (grain
-    is no detail) or of another aspect accuses no one: a soft lossless original would
-    otherwise lose to its own half-size JPEG."""
+    is no detail) accuses no one: a soft lossless original would otherwise lose to its own
+    half-size JPEG. One of another aspect accuses only a stretch of itself (`_stretched`)."""
     if im.enlargement is None or not im.width or not im.height:
         return None
     for other in {o.sha256 or f"#{o.image_id}": o for o in ctx.group}.values():
         if other is im or (other.sha256 and other.sha256 == im.sha256) or not _may_accuse(other, im):
             continue
+        if abs(math.log(im.width * other.height / (im.height * other.width))) > _SAME_ASPECT:
+            if not same_size and _stretched(im, other):
+                return 1.0
+            continue
         ratio = max(other.width, other.height) / max(im.width, im.height)
         if not (_REDUCED < ratio < 1 / _REDUCED if same_size else ratio <= _REDUCED):
             continue
-        reduction = 0.5 if same_size else ratio
-        lost = _loss(im.enlargement, reduction)
-        theirs_lost = None if other.enlargement is None else _loss(other.enlargement, reduction)
-        if lost is not None and theirs_lost is not None and theirs_lost >= _SOME_DETAIL \
-                and lost < _ENLARGED * theirs_lost:
+        if _less_detail(im, other, 0.5 if same_size else ratio):
             return 1.0
     return 0.0
+
+
+def _stretched(im: ImageInfo, other: ImageInfo) -> bool:
+    """`im` is `other` stretched along one side: that side longer (`other`'s at most _REDUCED
+    of it), the other side about as long, and reduced back along it `im` loses far less. Only
+    then, and without a content box in either, do the sides' lengths tell the scale of the
+    picture in them: a canvas, a frame or a composite holds the picture at a scale of its own
+    (two pictures side by side, each reduced, can be as wide as one of them)."""
+    if im.has_box or other.has_box:
+        return False
+    width, height = other.width / im.width, other.height / im.height
+    for side, ratio, rest in (("across", width, height), ("down", height, width)):
+        if ratio <= _REDUCED < rest < 1 / _REDUCED and _less_detail(im, other, ratio, side):
+            return True
+    return False
+
+
+def _less_detail(im: ImageInfo, other: ImageInfo, reduction: float, side: str | None = None) -> bool:
+    """`im` reduced by `reduction` (along `side` only) loses under _ENLARGED of what `other`
+    loses reduced by as much, which is at least _SOME_DETAIL."""
+    lost = _loss(im.enlargement, reduction, side)
+    theirs_lost = None if other.enlargement is None else _loss(other.enlargement, reduction, side)
+    return lost is not None and theirs_lost is not None and theirs_lost >= _SOME_DETAIL \
+        and lost < _ENLARGED * theirs_lost
 
 
 def _may_accuse(other: ImageInfo, im: ImageInfo) -> bool:
     if not other.width or not other.height or _lossier(other, im):
         return False
     grain, their_grain = _grain(im), _grain(other)
-    if grain is not None and their_grain is not None and their_grain - grain > _GRAINIER:
-        return False
-    return abs(math.log(im.width * other.height / (im.height * other.width))) <= _SAME_ASPECT
+    return grain is None or their_grain is None or their_grain - grain <= _GRAINIER
 
 
 @functools.lru_cache(maxsize=65536)
-def _loss(data: bytes, reduction: float) -> float | None:
+def _loss(data: bytes, reduction: float, side: str | None) -> float | None:
     """`Enlargement.loss` of a stored enlargement record. Each member is compared with every
     other, mostly at one reduction (a half): parsed and interpolated once, not per comparison
     (a quarter of the keeper's time in groups of 80)."""
-    return Enlargement.from_bytes(data).loss(reduction)
+    return Enlargement.from_bytes(data).loss(reduction, side)
 
 
 def _lossier(other: ImageInfo, im: ImageInfo) -> bool:
@@ -250,7 +273,8 @@ RULES: dict[str, Rule] = {rule.name: rule for rule in (
     Rule("preferred", "in a preferred folder", _preferred),
     Rule("full-frame", "no frame, border, window or blank canvas around the picture", _framed),
     Rule("no-overlay", "no caption, logo or other overlay that another member lacks", _overlaid),
-    Rule("not-enlarged", "not an enlarged copy (a larger member holds no detail a smaller one lacks)", _enlarged),
+    Rule("not-enlarged", "not an enlarged copy, whole or stretched along one side (its extra pixels hold no detail "
+         "a smaller member lacks)", _enlarged),
     Rule("central", "closest to every other member (the copies derive from it)", _central, 0.005),
     Rule("not-resaved", "not a lossless re-save of a JPEG", _resaved),
     Rule("least-lossy", "saved at a higher quality (the others are re-encoded lossier)", _lossy, _LOSSY_TOLERANCE),

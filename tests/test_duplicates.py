@@ -3,13 +3,16 @@ file and a PostgreSQL catalog alike."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 import neardup
+from neardup.indexer.decode import decode
 from neardup.indexer.hashes import HASHES
 from neardup.search.auto import POLICY, kept_apart
 from neardup.search.fusion import hamming_rows
@@ -119,6 +122,37 @@ def test_a_content_box_is_a_frame_only_on_a_member_larger_than_one_without() -> 
     bordered = _info(3, 340, 240, 9000, 0, "/bordered", noise=1.0, has_box=True)
     keeper, reason = choose_keeper([bordered, warped])
     assert keeper is warped and "no frame" in reason
+
+
+def _measured(i: int, path: str, rgb: np.ndarray, **traits) -> ImageInfo:
+    """The record the indexer writes of `rgb` saved as a JPEG (decoded as it decodes)."""
+    out = io.BytesIO()
+    Image.fromarray(rgb).save(out, "JPEG", quality=92)
+    d = decode(out.getvalue(), max_side=384)
+    return _info(i, d.width, d.height, len(out.getvalue()), 1, path, noise=d.noise, jpeg_quality=d.jpeg_quality,
+                 enlargement=d.enlargement.to_bytes(), **traits)
+
+
+@pytest.mark.parametrize("name", ["coffee", "chelsea", "astronaut"])
+def test_a_composite_as_wide_as_a_soft_original_never_makes_it_a_stretch(name) -> None:
+    """Two pictures side by side, each reduced to half, make a canvas as wide as one of them and
+    half as high: by its sides' lengths the full-size picture would be a stretch of it, and a
+    soft one (enlarged once, as many web images are) loses far less reduced down its height
+    than the sharp reduced copies do. A member with a content box holds its picture at a scale
+    of its own, so it accuses no one of a stretch."""
+    src = photo(name)
+    h, w = src.shape[:2]
+    soft = cv2.resize(cv2.resize(src, (w * 5 // 8, h * 5 // 8), interpolation=cv2.INTER_AREA), (w, h),
+                      interpolation=cv2.INTER_CUBIC)
+    halves = [cv2.resize(a, (w // 2 - 5, round((w // 2 - 5) * a.shape[0] / a.shape[1])), interpolation=cv2.INTER_AREA)
+              for a in (soft, photo("rocket"))]
+    side = np.full((max(a.shape[0] for a in halves) + 10, w, 3), 255, np.uint8)
+    for x, a in zip((3, w // 2 + 2), halves):
+        side[5:5 + a.shape[0], x:x + a.shape[1]] = a
+    original = _measured(1, "/original.jpg", soft)
+    composite = _measured(2, "/side.jpg", side, has_box=True)
+    keeper, reason = choose_keeper([composite, original])
+    assert keeper is original and "stretched along one side" not in reason, reason
 
 
 def test_a_lossless_resave_of_a_jpeg_loses_the_keeper() -> None:

@@ -349,6 +349,44 @@ def test_an_enlarged_copy_never_wins_the_keeper_on_its_resolution(tmp_path, copy
         assert "not an enlarged copy" in g.reason or (copy == "captioned" and "overlay" in g.reason), g.reason
 
 
+@pytest.mark.parametrize("embedder", ["cnn", "none"])
+def test_a_stretched_copy_never_wins_the_keeper_on_its_resolution(tmp_path, embedder) -> None:
+    """Stretched 1.33–1.5 times along one side (3:2 to 2:1 or square, aspect ratios as usual as
+    the originals') and saved at a higher quality: more pixels, a larger file, and nothing in
+    its extra pixels that the original lacks. (A milder stretch, by 1.2, mostly goes untold.)"""
+    folder = tmp_path / "photos"
+    for name, side, factor in (("coffee", 0, 4 / 3), ("chelsea", 1, 1.5), ("rocket", 1, 1.5)):
+        original = photo(name)
+        size = [original.shape[1], original.shape[0]]
+        size[side] = round(size[side] * factor)
+        save(original, folder / f"{name}.jpg", quality=90)
+        save(cv2.resize(original, tuple(size), interpolation=cv2.INTER_CUBIC), folder / f"{name}_stretched.jpg",
+             quality=96)
+    groups = [g for g in _catalog(tmp_path, folder, embedder).duplicates() if not g.contains]
+    assert {_names(g.members) for g in groups} == {frozenset({n, f"{n}_stretched"}) for n in ("coffee", "chelsea", "rocket")}
+    for g in groups:
+        assert Path(g.keeper).stem in ("coffee", "chelsea", "rocket"), (g.keeper, g.reason)
+        assert "stretched along one side" in g.reason, g.reason
+
+
+def test_a_crop_of_another_aspect_never_makes_its_original_an_enlargement(tmp_path) -> None:
+    """A crop shows the picture at its own scale: reduced along a side, it loses what its
+    original loses, so its shorter side accuses no one; neither does a crop reduced to 60 %
+    (sharper per pixel, as a reduced copy is). (Which member is kept is not asked: the crop,
+    closest to both others, wins it, a weakness of the `central` rule.)"""
+    folder = tmp_path / "photos"
+    for name in PHOTOS[:4]:
+        original = photo(name)
+        h, w = original.shape[:2]
+        crop = original[:, w // 8: w - w // 8]  # the full height, three quarters of the width
+        save(original, folder / f"{name}.jpg", quality=92)
+        save(crop, folder / f"{name}_crop.jpg", quality=92)
+        save(_resized(crop, 0.6), folder / f"{name}_crop_small.jpg", quality=92)
+    groups = [g for g in _catalog(tmp_path, folder, embedder="none").duplicates() if not g.contains]
+    assert {_names(g.members) for g in groups} == {frozenset({n, f"{n}_crop", f"{n}_crop_small"}) for n in PHOTOS[:4]}
+    assert not any("enlarged" in g.reason for g in groups), [(g.keeper, g.reason) for g in groups]
+
+
 def test_a_reduced_copy_never_wins_over_its_original_as_an_enlargement(tmp_path) -> None:
     """The other way round: an original beside its half-size copy, both JPEGs of one quality,
     is no enlargement of it (reduced by half, both lose their finest detail)."""
