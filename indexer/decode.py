@@ -5,8 +5,8 @@ RGB (alpha flattened on white, 16-bit scaled, CMYK converted), first frame of an
 HEIC/HEIF through pillow-heif. Large JPEGs are decoded at a reduced size in the DCT domain
 (libjpeg scaling, via Pillow's `draft`) when only `max_side` pixels are needed. Beside the
 pixels, what the keeper weighs is measured here: noise, JPEG quality and what reducing the
-image would lose (`enlargement`, for which a moderately large JPEG's luma is decoded again
-at full size).
+image would lose (`enlargement`), both at the image's native size up to a few times
+`max_side`, for which a moderately large JPEG's luma is decoded again at full size.
 """
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ LARGE_PIXELS = 16_000_000  # decoded images larger than this are shrunk at once 
 _STRIP_BOXES = 16  # rows of reduce() boxes per strip
 _ROTATED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 # A JPEG decoded at a fraction of its size (`draft`) has lost the finest detail that tells an
-# enlarged copy from its original (`enlargement`): up to this many times `max_side` its luma
-# is decoded again at full size for that (3.5 ms for a 1,024-pixel file; larger files, mostly
-# camera photos, are measured as decoded).
+# enlarged copy from its original (`enlargement`), and averaged away most of the grain that
+# tells a noisy copy (`_noise`): up to this many times `max_side` its luma is decoded again
+# at full size for both (3.5 ms for a 1,024-pixel file; larger files, mostly camera photos,
+# are measured as decoded).
 _NATIVE_LUMA_UP_TO = 4
 
 
@@ -56,7 +57,7 @@ class DecodedImage:
     width: int
     height: int
     format: str
-    noise: float = 0.0  # grey-level deviation in its flattest patches near full resolution (`_noise`)
+    noise: float = 0.0  # grey-level deviation in its flattest patches at native size (`_noise`)
     jpeg_quality: int | None = None  # the quality a JPEG was saved at, estimated from its tables
     enlargement: Enlargement | None = None  # what reducing it would lose (None: too small or flat)
 
@@ -117,12 +118,14 @@ def _decode_open(im: Image.Image, max_side: int, max_megapixels: float, source: 
     small = _reduced(im, max_side)
     im = ImageOps.exif_transpose(im) if small is im else _oriented(small, orientation)
     rgb = _to_rgb(im)
-    noise = _noise(rgb, max_side)
     if fmt == "JPEG" and max(rgb.shape[:2]) < max(w, h) <= _NATIVE_LUMA_UP_TO * max_side:
-        enlarged = enlargement(_full_size_luma(source))
+        luma = _full_size_luma(source)
+        noise = _noise(luma, max_side)
+        enlarged = enlargement(luma)
         if enlarged is not None and orientation in _ROTATED:  # the luma as stored: its sides swap
             enlarged = enlarged.transposed()
     else:
+        noise = _noise(rgb, max_side)
         enlarged = enlargement(rgb, max(rgb.shape[:2]) / max(w, h))
     return DecodedImage(pixels=fit(rgb, max_side), width=full_w, height=full_h, format=fmt, noise=noise,
                         jpeg_quality=quality, enlargement=enlarged)
@@ -153,12 +156,19 @@ def jpeg_quality(im: Image.Image) -> int | None:
     return int(round((200.0 - scale) / 2.0 if scale <= 100.0 else 5000.0 / scale))
 
 
-def _noise(rgb: NDArray[np.uint8], max_side: int) -> float:
-    """Noise of the image as decoded, before it is fitted to `max_side` (a JPEG is decoded at
-    most twice that size; anything larger is first shrunk to it): the mean grey-level
-    deviation of its flattest tenth of 8 x 8 patches. A grainy copy has more than its
-    original (`search.keeper`)."""
-    gray = cv2.cvtColor(fit(rgb, 2 * max_side), cv2.COLOR_RGB2GRAY).astype(np.float64)
+def _noise(pixels: NDArray[np.uint8], max_side: int) -> float:
+    """Noise of an image, RGB or grey, at its native size up to _NATIVE_LUMA_UP_TO times
+    `max_side` (larger ones, which a JPEG is not decoded at, are shrunk to twice `max_side`):
+    the mean grey-level deviation of its flattest tenth of 8 x 8 patches. A grainy copy has
+    more than its original (`search.keeper`). At native size: reduced, grain averages away
+    (halved, added grain of 5 to 9 levels read little more than a textured original's).
+
+    Measured on a JPEG's full-size luma where `decode` has it, so a JPEG and a lossless file
+    of one picture are measured alike."""
+    gray = pixels if pixels.ndim == 2 else cv2.cvtColor(checked_rgb(pixels), cv2.COLOR_RGB2GRAY)
+    if max(gray.shape) > _NATIVE_LUMA_UP_TO * max_side:
+        gray = cv2.resize(gray, _fitted(gray.shape, 2 * max_side), interpolation=cv2.INTER_AREA)
+    gray = gray.astype(np.float64)
     height, width = (gray.shape[0] // 8) * 8, (gray.shape[1] // 8) * 8
     if height < 16 or width < 16:
         return 0.0
@@ -168,7 +178,8 @@ def _noise(rgb: NDArray[np.uint8], max_side: int) -> float:
     mean = cv2.resize(block, blocks, interpolation=cv2.INTER_AREA)
     square = cv2.resize(block * block, blocks, interpolation=cv2.INTER_AREA)
     patches = np.sqrt(np.maximum(square - mean * mean, 0.0)).ravel()
-    flattest = np.sort(patches)[: max(1, len(patches) // 10)]
+    tenth = max(1, len(patches) // 10)
+    flattest = np.partition(patches, tenth - 1)[:tenth]
     return round(float(flattest.mean()), 3)
 
 
@@ -223,12 +234,16 @@ def _to_rgb(im: Image.Image) -> NDArray[np.uint8]:
 def fit(rgb: NDArray[np.uint8], max_side: int) -> NDArray[np.uint8]:
     """(h, w, 3) uint8 RGB shrunk (area interpolation) so its long side is <= max_side."""
     rgb = checked_rgb(rgb)
-    h, w = rgb.shape[:2]
-    if max(h, w) <= max_side:
+    if max(rgb.shape[:2]) <= max_side:
         return np.ascontiguousarray(rgb)
+    return cv2.resize(rgb, _fitted(rgb.shape, max_side), interpolation=cv2.INTER_AREA)
+
+
+def _fitted(shape: tuple[int, ...], max_side: int) -> tuple[int, int]:
+    """(width, height) of an image of `shape` (h, w, ...) shrunk so its long side is max_side."""
+    h, w = shape[:2]
     scale = max_side / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    return max(1, round(w * scale)), max(1, round(h * scale))
 
 
 _pillow_ready = False

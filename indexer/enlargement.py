@@ -27,10 +27,11 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["SCALES", "Enlargement", "enlargement"]
+__all__ = ["SCALES", "STORED_BYTES", "Enlargement", "enlargement"]
 
 # (a 32-pixel block resolves frequencies in steps of 1/32: below 1/6 the reductions merge)
 SCALES = (0.8, 2 / 3, 0.5, 0.4, 1 / 3, 0.25, 0.2, 1 / 6, 0.125)
+STORED_BYTES = 4 * (1 + 3 * len(SCALES))  # `Enlargement.to_bytes`: the scale, then the losses whole and of each side
 _BLOCK = 32
 _GRID = 8
 _CENTRAL = 0.7

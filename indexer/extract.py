@@ -111,6 +111,16 @@ def local_features_of(path: str, decode_side: int) -> tuple[tuple, tuple] | str:
     return tuple(plain), tuple(mirror)
 
 
+def keeper_traits_of(path: str, decode_side: int) -> tuple[float, bytes | None] | str:
+    """A catalogued file's noise and enlargement record (`ImageRecord.noise`, `.enlargement`),
+    measured as the indexer measures them, or why decoding failed now."""
+    try:
+        image = decode(path, max_side=decode_side)
+    except UnreadableImageError as e:
+        return str(e)
+    return image.noise, image.enlargement.to_bytes() if image.enlargement else None
+
+
 def layout_of(path: str, decode_side: int) -> tuple[int, int, bytes] | str:
     """A catalogued file's stored colour layout, decoded as the indexer decodes, or why that
     failed now."""

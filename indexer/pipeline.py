@@ -24,7 +24,9 @@ from neardup.storage.records import ImageRecord
 from .colours import STORED_BYTES
 from .embed import Embedder, worker_copy
 from .embedders import embed_views, vector_feature
-from .extract import EmbedInputs, Extracted, Moved, embed_inputs, extract_embedded, layout_of, local_features_of
+from .enlargement import STORED_BYTES as ENLARGEMENT_BYTES
+from .extract import (EmbedInputs, Extracted, Moved, embed_inputs, extract_embedded, keeper_traits_of, layout_of,
+                      local_features_of)
 from .progress import Progress
 from .walk import classify, walk
 from .workers import WorkerDiedError, parallel_map
@@ -146,6 +148,7 @@ def _finish(catalog: Catalog, changes, moved: set[int], embedders: Sequence[Embe
     report.removed = len(stale)
     fill_colour_layouts(catalog=catalog, workers=workers, progress=progress)
     fill_keypoint_colours(catalog=catalog, workers=workers, progress=progress)
+    fill_keeper_traits(catalog=catalog, workers=workers, progress=progress)
     for embedder in embedders:
         report.embedded += embed_missing(catalog=catalog, embedder=embedder, workers=workers, progress=progress)
 
@@ -178,6 +181,22 @@ def fill_keypoint_colours(*, catalog: Catalog, workers: int = 1, progress: Progr
     return _from_files(catalog, catalog.missing_keypoint_colours(), local_features_of, (catalog.settings.decode_side,),
                        lambda found: found if isinstance(found, str) else None, store,
                        workers=workers, progress=progress, label="keypoint colours (catalog from an older neardup)")
+
+
+def fill_keeper_traits(*, catalog: Catalog, workers: int = 1, progress: Progress | None = None) -> int:
+    """Measure again, from its file, the noise and enlargement record of every image whose
+    record is of an older neardup (without the losses of each side; its noise measured on the
+    decoded, not the native, pixels): compared with traits measured now, they would mislead the
+    keeper. A file that can no longer be decoded is recorded as failed, with the reason.
+    Returns how many images were updated."""
+
+    def store(batch: list[tuple[int, tuple[float, bytes | None]]]) -> int:
+        catalog.put_keeper_traits(dict(batch))
+        return len(batch)
+
+    return _from_files(catalog, catalog.stale_keeper_traits(ENLARGEMENT_BYTES), keeper_traits_of,
+                       (catalog.settings.decode_side,), lambda found: found if isinstance(found, str) else None, store,
+                       workers=workers, progress=progress, label="keeper traits (catalog from an older neardup)")
 
 
 def embed_missing(*, catalog: Catalog, embedder: Embedder, workers: int = 1, progress: Progress | None = None) -> int:

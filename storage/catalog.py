@@ -421,6 +421,22 @@ class Catalog:
         with self.session() as s:
             return [(i, p) for i, p in s.execute(q)]
 
+    def stale_keeper_traits(self, stored_bytes: int) -> list[tuple[int, str]]:
+        """(id, path) of indexed images whose stored enlargement record is not `stored_bytes`
+        long: measured by an older neardup, as was their noise (`put_keeper_traits`)."""
+        q = (select(Image.id, Image.path).where(Image.status == "ok", Image.enlargement.is_not(None),
+                                                func.length(Image.enlargement) != stored_bytes).order_by(Image.id))
+        with self.session() as s:
+            return [(i, p) for i, p in s.execute(q)]
+
+    def put_keeper_traits(self, traits: Mapping[int, tuple[float, bytes | None]]) -> None:
+        """Store the keeper's traits measured again {id: (noise, enlargement record)}."""
+        if not traits:
+            return
+        with self.transaction() as s:
+            s.execute(update(Image), [{"id": int(i), "noise": noise, "enlargement": record}
+                                      for i, (noise, record) in traits.items()])
+
     def missing_keypoint_colours(self) -> list[tuple[int, str]]:
         """(id, path) of indexed images whose stored keypoints have no colours (indexed before
         keypoint colours were stored)."""

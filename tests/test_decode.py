@@ -140,3 +140,31 @@ def test_noise_is_the_deviation_of_the_flattest_patches(name: str) -> None:
         patches = np.sort(gray[:h, :w].reshape(h // 8, 8, w // 8, 8).std(axis=(1, 3)).ravel())
         assert _noise(pixels, 384) == pytest.approx(round(float(patches[: len(patches) // 10].mean()), 3), abs=0.011)
     assert _noise(grainy, 384) > 2 * _noise(rgb, 384)
+
+
+def _grainy_pair(name: str, side: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """A photo enlarged to `side` pixels, and a copy of it with grain of 6 grey levels added."""
+    rgb = photo(name)
+    f = side / max(rgb.shape[:2])
+    big = cv2.resize(rgb, None, fx=f, fy=f, interpolation=cv2.INTER_CUBIC)
+    return big, np.clip(big + np.random.default_rng(0).normal(0, 6, big.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("name", PHOTOS)
+def test_a_jpeg_with_added_grain_reads_at_least_twice_as_noisy_at_its_native_size(name: str) -> None:
+    """A 1,000-pixel JPEG is decoded at half size for the features, where grain of 6 levels
+    averages down to little more than the texture of its original; measured on the full-size
+    luma it reads at least twice as noisy (the keeper's step: log2(1 + noise) one higher)."""
+    original, grainy = _grainy_pair(name)
+    plain = decode(_encode(Image.fromarray(original), "JPEG", quality=92), max_side=384)
+    noisy = decode(_encode(Image.fromarray(grainy), "JPEG", quality=96), max_side=384)
+    assert max(plain.pixels.shape[:2]) == 384  # decoded reduced
+    assert np.log2(1 + noisy.noise) - np.log2(1 + plain.noise) > 1.0, (plain.noise, noisy.noise)
+
+
+def test_a_jpeg_and_a_png_of_one_picture_read_the_same_noise() -> None:
+    original, grainy = _grainy_pair("coffee")
+    for rgb in (original, grainy):
+        jpeg = decode(_encode(Image.fromarray(rgb), "JPEG", quality=98), max_side=384).noise
+        png = decode(_encode(Image.fromarray(rgb), "PNG"), max_side=384).noise
+        assert jpeg == pytest.approx(png, rel=0.15, abs=0.1)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import neardup
+from neardup.indexer import enlargement
 from neardup.indexer.colours import LAYOUT_SIDE, STORED_BYTES, has_flat_cells
 from neardup.search.auto import POLICY
 from neardup.search.features import default_threshold
@@ -169,6 +170,26 @@ def test_a_catalog_whose_layouts_mark_no_flat_cells_gets_them_and_is_judged_agai
     again = cat.duplicate_report()
     assert again.evidence.reused == 0 and again.evidence.computed > 0
     assert _groups(again) == _groups(_fresh(cat, tmp_path))
+
+
+def test_a_catalog_whose_keeper_traits_are_of_an_older_neardup_gets_them_measured_again(cat, tmp_path, photos) -> None:
+    """Enlargement records stored before the losses of each side were (the blob ends after the
+    whole picture's), and the noise measured then on the decoded pixels, are measured again by
+    the next `index` from the files, exactly as indexing does; the groups are decided again."""
+    ids = range(1, 1000)
+    traits = {i: (im.noise, im.enlargement) for i, im in cat.catalog.images(ids).items()}
+    measured = [i for i, (_, record) in traits.items() if record is not None]
+    assert measured and all(len(traits[i][1]) == enlargement.STORED_BYTES for i in measured)
+    cat.duplicate_report()
+    with sqlite3.connect(cat.catalog.path) as db:
+        db.execute("UPDATE images SET enlargement = substr(enlargement, 1, ?), noise = noise + 5 "
+                   "WHERE enlargement IS NOT NULL", (4 * (1 + len(enlargement.SCALES)),))
+    db.close()
+    assert sorted(i for i, _ in cat.catalog.stale_keeper_traits(enlargement.STORED_BYTES)) == measured
+    cat.index([photos], workers=1)
+    assert cat.catalog.stale_keeper_traits(enlargement.STORED_BYTES) == []
+    assert {i: (im.noise, im.enlargement) for i, im in cat.catalog.images(ids).items()} == traits
+    assert _groups(cat.duplicate_report()) == _groups(_fresh(cat, tmp_path))
 
 
 def test_a_catalog_indexed_before_keypoint_colours_gets_them_and_is_judged_again(cat, tmp_path, photos) -> None:
