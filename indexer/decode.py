@@ -168,16 +168,17 @@ def _noise(pixels: NDArray[np.uint8], max_side: int) -> float:
     gray = pixels if pixels.ndim == 2 else cv2.cvtColor(checked_rgb(pixels), cv2.COLOR_RGB2GRAY)
     if max(gray.shape) > _NATIVE_LUMA_UP_TO * max_side:
         gray = cv2.resize(gray, _fitted(gray.shape, 2 * max_side), interpolation=cv2.INTER_AREA)
-    gray = gray.astype(np.float64)
     height, width = (gray.shape[0] // 8) * 8, (gray.shape[1] // 8) * 8
     if height < 16 or width < 16:
         return 0.0
-    # block means of x and x² (in float64: a flat patch's variance is a small difference of
-    # large squares) give a blockwise std's figures in a fraction of its time
-    block, blocks = gray[:height, :width], (width // 8, height // 8)
-    mean = cv2.resize(block, blocks, interpolation=cv2.INTER_AREA)
-    square = cv2.resize(block * block, blocks, interpolation=cv2.INTER_AREA)
-    patches = np.sqrt(np.maximum(square - mean * mean, 0.0)).ravel()
+    # each 8 x 8 patch's sums of x and x² from integral images, exact (integers): a flat
+    # patch's variance is a small difference of large squares; 32-bit sums hold 8 MP
+    depth = cv2.CV_32S if height * width < 8_000_000 else cv2.CV_64F
+    sums, squares = cv2.integral2(np.ascontiguousarray(gray[:height, :width]), sdepth=depth, sqdepth=cv2.CV_64F)
+    sums, squares = sums[::8, ::8].astype(np.float64), squares[::8, ::8]
+    total = sums[1:, 1:] - sums[:-1, 1:] - sums[1:, :-1] + sums[:-1, :-1]
+    total_sq = squares[1:, 1:] - squares[:-1, 1:] - squares[1:, :-1] + squares[:-1, :-1]
+    patches = np.sqrt(np.maximum(total_sq / 64 - (total / 64) ** 2, 0.0)).ravel()
     tenth = max(1, len(patches) // 10)
     flattest = np.partition(patches, tenth - 1)[:tenth]
     return round(float(flattest.mean()), 3)

@@ -42,8 +42,11 @@ _DOUBLED = np.where((_FX > 0) & (_FX < 0.5), 2.0, 1.0)
 _WEIGHT = (_FX ** 2 + _FY ** 2) * _DOUBLED
 # reducing to scale s keeps, in each direction, the frequencies below s times Nyquist (1/2)
 _ABOVE = np.stack([np.maximum(np.abs(_FX), np.abs(_FY)) > s / 2 for s in SCALES]).astype(np.float64)
-# one side at a time: the gradient along it (its frequency squared), above what reducing that side keeps
-_SIDES = tuple((f ** 2 * _DOUBLED, np.stack([np.abs(f) > s / 2 for s in SCALES]).astype(np.float64)) for f in (_FX, _FY))
+# one side at a time: the gradient along it (its frequency squared), above what reducing that side keeps;
+# each block's power summed over the other frequency first (1-D), then over the bands each scale drops
+_ACROSS_F, _DOWN_F = np.fft.rfftfreq(_BLOCK), np.fft.fftfreq(_BLOCK)
+_SIDES = tuple((f ** 2, np.stack([np.abs(f) > s / 2 for s in SCALES], axis=1).astype(np.float64))
+               for f in (_ACROSS_F, _DOWN_F))
 _WINDOW = np.outer(np.hanning(_BLOCK), np.hanning(_BLOCK))
 _LOG_SCALES = np.log(np.array((1.0, *SCALES))[::-1])  # ascending, for np.interp
 # A block is flat when its weighted energy is under _FLAT times that of 8-bit rounding noise
@@ -105,12 +108,13 @@ def enlargement(image: NDArray[np.uint8], scale: float = 1.0) -> Enlargement | N
     if not busy.any():
         return None
     lost = np.einsum("bij,sij->bs", energy[busy], _ABOVE) / total[busy, None]
+    doubled = power[busy] * _DOUBLED
     sides = []
-    for weight, above in _SIDES:
-        along = power[busy] * weight
-        total_along = along.sum(axis=(1, 2))[:, None]
+    for (weight, above), profile in zip(_SIDES, (doubled.sum(axis=1), doubled.sum(axis=2))):
+        along = profile * weight
+        total_along = along.sum(axis=1)[:, None]
         # a block with no gradient along this side (level stripes) has nothing there to lose
-        sides.append(np.divide(np.einsum("bij,sij->bs", along, above), total_along,
+        sides.append(np.divide(along @ above, total_along,
                                out=np.zeros((len(along), len(SCALES))), where=total_along > 0))
     return Enlargement(float(scale), *(tuple(round(float(v), 4) for v in np.median(m, axis=0)) for m in (lost, *sides)))
 
