@@ -160,8 +160,8 @@ def _noise(pixels: NDArray[np.uint8], max_side: int) -> float:
     """Noise of an image, RGB or grey, at its native size up to _NATIVE_LUMA_UP_TO times
     `max_side` (larger ones, which a JPEG is not decoded at, are shrunk to twice `max_side`):
     the mean grey-level deviation of its flattest tenth of 8 x 8 patches. A grainy copy has
-    more than its original (`search.keeper`). At native size: reduced, grain averages away
-    (halved, added grain of 5 to 9 levels read little more than a textured original's).
+    more than its original (`search.keeper`). At native size: reduced, grain averages away,
+    and a grainy copy reads little noisier than an original with some texture.
 
     Measured on a JPEG's full-size luma where `decode` has it, so a JPEG and a lossless file
     of one picture are measured alike."""

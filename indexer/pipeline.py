@@ -187,15 +187,18 @@ def fill_keeper_traits(*, catalog: Catalog, workers: int = 1, progress: Progress
     """Measure again, from its file, the noise and enlargement record of every image whose
     record is of an older neardup (without the losses of each side; its noise measured on the
     decoded, not the native, pixels): compared with traits measured now, they would mislead the
-    keeper. A file that can no longer be decoded is recorded as failed, with the reason.
-    Returns how many images were updated."""
+    keeper. A file that cannot be decoded now (a drive not mounted) keeps its image, features
+    and older traits, and is tried again on the next `index`: a trait is not worth an image.
+    (Images without an enlargement record, flat or tiny, or indexed before records were kept,
+    keep the noise they have.) Returns how many images were updated."""
 
-    def store(batch: list[tuple[int, tuple[float, bytes | None]]]) -> int:
-        catalog.put_keeper_traits(dict(batch))
-        return len(batch)
+    def store(batch: list[tuple[int, tuple[float, bytes | None] | str]]) -> int:
+        measured = {i: found for i, found in batch if not isinstance(found, str)}
+        catalog.put_keeper_traits(measured)
+        return len(measured)
 
     return _from_files(catalog, catalog.stale_keeper_traits(ENLARGEMENT_BYTES), keeper_traits_of,
-                       (catalog.settings.decode_side,), lambda found: found if isinstance(found, str) else None, store,
+                       (catalog.settings.decode_side,), lambda found: None, store,
                        workers=workers, progress=progress, label="keeper traits (catalog from an older neardup)")
 
 

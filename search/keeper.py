@@ -39,6 +39,11 @@ _ENLARGED = 0.35
 _REDUCED = 0.9
 _SOME_DETAIL = 0.02
 _SAME_ASPECT = 0.02  # |log| of the ratio of two aspect ratios
+# A stretched copy keeps its original's detail along the side it was not stretched: reduced
+# along it, it loses at least this share of what the original loses (0.7 and more on real
+# photos stretched 1.3 to 2 times, tests/test_enlargement.py), where a copy holding the
+# picture reduced, in a box or a collage, is sharper there and loses more.
+_SIDE_AGREES = 0.7
 
 
 @dataclass(frozen=True)
@@ -136,7 +141,7 @@ def _lacks_detail(im: ImageInfo, ctx: Context, *, same_size: bool) -> float | No
                 return 1.0
             continue
         ratio = max(other.width, other.height) / max(im.width, im.height)
-        if not (_REDUCED < ratio < 1 / _REDUCED if same_size else ratio <= _REDUCED):
+        if not (_one_scale(im, other) if same_size else ratio <= _REDUCED):
             continue
         if _less_detail(im, other, 0.5 if same_size else ratio):
             return 1.0
@@ -145,16 +150,20 @@ def _lacks_detail(im: ImageInfo, ctx: Context, *, same_size: bool) -> float | No
 
 def _stretched(im: ImageInfo, other: ImageInfo) -> bool:
     """`im` is `other` stretched along one side: that side longer (`other`'s at most _REDUCED
-    of it), the other side about as long, and reduced back along it `im` loses far less. Only
-    then, and without a content box in either, do the sides' lengths tell the scale of the
-    picture in them: a canvas, a frame or a composite holds the picture at a scale of its own
-    (two pictures side by side, each reduced, can be as wide as one of them)."""
+    of it), the other side about as long, and reduced back along it `im` loses far less, while
+    along the other side it loses about what `other` loses (_SIDE_AGREES). Only then, and
+    without a content box in either, do the sides' lengths tell the scale of the picture in
+    them: a canvas, a frame or a composite holds the picture at a scale of its own (two
+    pictures side by side, each reduced, can be as wide as one of them), and a picture reduced
+    into a box is sharper per pixel along both sides."""
     if im.has_box or other.has_box:
         return False
     width, height = other.width / im.width, other.height / im.height
-    for side, ratio, rest in (("across", width, height), ("down", height, width)):
-        if ratio <= _REDUCED < rest < 1 / _REDUCED and _less_detail(im, other, ratio, side):
-            return True
+    for side, ratio, rest, length in (("across", width, "down", height), ("down", height, "across", width)):
+        if ratio <= _REDUCED < length < 1 / _REDUCED and _less_detail(im, other, ratio, side):
+            lost, theirs = _loss(im.enlargement, ratio, rest), _loss(other.enlargement, ratio, rest)
+            if lost is not None and theirs is not None and lost >= _SIDE_AGREES * theirs:
+                return True
     return False
 
 
@@ -168,6 +177,8 @@ def _less_detail(im: ImageInfo, other: ImageInfo, reduction: float, side: str | 
 
 
 def _may_accuse(other: ImageInfo, im: ImageInfo) -> bool:
+    """Whether `other` may tell `im` lacks detail: not saved lossier, nor at least twice as
+    grainy (grain is no detail)."""
     if not other.width or not other.height or _lossier(other, im):
         return False
     grain, their_grain = _grain(im), _grain(other)
@@ -201,10 +212,23 @@ def _central(im: ImageInfo, ctx: Context) -> float | None:
 
 
 def _noise(im: ImageInfo, ctx: Context) -> float | None:
-    """Grain on a log scale: only a member at least about twice as noisy as another (added
-    grain) loses; compression smooths a photo's own sensor noise away, and that must not
-    make a re-encoded copy look like the original."""
-    return _grain(im)
+    """1 for a member at least about twice as grainy as another member shown at its scale
+    (added grain): compression smooths a photo's own sensor noise away, and that must not make
+    a re-encoded copy look like the original; nor may reducing it, which averages grain away,
+    make a thumbnail look like the original of a grainy photo. Noise is measured at native
+    size (`indexer.decode`), so only members of about one size compare."""
+    grain = _grain(im)
+    if grain is None:
+        return None
+    return 1.0 if any(grain - theirs > _GRAINIER for o in ctx.group if o is not im and _one_scale(im, o)
+                      and (theirs := _grain(o)) is not None) else 0.0
+
+
+def _one_scale(im: ImageInfo, other: ImageInfo) -> bool:
+    """Their long sides within _REDUCED of each other."""
+    if not im.width or not im.height or not other.width or not other.height:
+        return False
+    return _REDUCED < max(other.width, other.height) / max(im.width, im.height) < 1 / _REDUCED
 
 
 def _grain(im: ImageInfo) -> float | None:
@@ -278,7 +302,7 @@ RULES: dict[str, Rule] = {rule.name: rule for rule in (
     Rule("central", "closest to every other member (the copies derive from it)", _central, 0.005),
     Rule("not-resaved", "not a lossless re-save of a JPEG", _resaved),
     Rule("least-lossy", "saved at a higher quality (the others are re-encoded lossier)", _lossy, _LOSSY_TOLERANCE),
-    Rule("low-noise", "less grain (the others are at least twice as noisy)", _noise, _GRAINIER),
+    Rule("low-noise", "less grain (others of its size are at least twice as noisy)", _noise),
     Rule("detail", "not blurred (others of its size lose far less detail when halved)", _blurred),
     Rule("native-aspect", "the aspect ratio most members share (not stretched)", _odd_aspect),
     Rule("usual-aspect", "a usual photo aspect ratio (not stretched)", _unusual_aspect, 0.01),

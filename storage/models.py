@@ -79,7 +79,7 @@ class Image(Base):
     taken_at: Mapped[str | None] = mapped_column(String(32))
     camera: Mapped[str | None] = mapped_column(String(128))
     jpeg_quality: Mapped[int | None] = mapped_column(Integer)  # 1-100: small on every backend
-    enlargement: Mapped[bytes | None] = mapped_column(LargeBinary)  # `indexer.enlargement`, 40 bytes
+    enlargement: Mapped[bytes | None] = mapped_column(LargeBinary)  # `indexer.enlargement.STORED_BYTES` (older: 40)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

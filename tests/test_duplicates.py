@@ -155,6 +155,25 @@ def test_a_composite_as_wide_as_a_soft_original_never_makes_it_a_stretch(name) -
     assert keeper is original and "stretched along one side" not in reason, reason
 
 
+@pytest.mark.parametrize("name", ["coffee", "chelsea", "astronaut"])
+def test_a_picture_reduced_onto_a_banner_as_wide_never_makes_a_soft_original_a_stretch(name) -> None:
+    """A soft original reduced to 60 % and centred on a blurred banner as wide as it (no content
+    box: the fill is no flat colour): by its sides' lengths the original is a stretch of the
+    banner down its height, and reduced down it loses far less than the sharp reduced copy.
+    But along its width too: a stretch keeps its detail along the side it was not stretched."""
+    src = photo(name)
+    h, w = src.shape[:2]
+    soft = cv2.resize(cv2.resize(src, (w * 5 // 8, h * 5 // 8), interpolation=cv2.INTER_AREA), (w, h),
+                      interpolation=cv2.INTER_CUBIC)
+    small = cv2.resize(soft, (w * 3 // 5, h * 3 // 5), interpolation=cv2.INTER_AREA)
+    banner = cv2.GaussianBlur(cv2.resize(soft, (w, small.shape[0]), interpolation=cv2.INTER_AREA), (0, 0), 12)
+    x = (w - small.shape[1]) // 2
+    banner[:, x:x + small.shape[1]] = small
+    original, copy = _measured(1, "/original.jpg", soft), _measured(2, "/banner.jpg", banner)
+    keeper, reason = choose_keeper([copy, original])
+    assert keeper is original and "stretched along one side" not in reason, reason
+
+
 def test_a_lossless_resave_of_a_jpeg_loses_the_keeper() -> None:
     jpeg = _info(1, 300, 200, 20_000, 1, "/photo.jpg", noise=0.5)
     png = _info(2, 300, 200, 90_000, 1, "/photo.png", noise=0.5, format="PNG")

@@ -4,6 +4,7 @@ groups are always the ones a fresh computation over the whole catalog gives."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 from dataclasses import replace
@@ -190,6 +191,28 @@ def test_a_catalog_whose_keeper_traits_are_of_an_older_neardup_gets_them_measure
     assert cat.catalog.stale_keeper_traits(enlargement.STORED_BYTES) == []
     assert {i: (im.noise, im.enlargement) for i, im in cat.catalog.images(ids).items()} == traits
     assert _groups(cat.duplicate_report()) == _groups(_fresh(cat, tmp_path))
+
+
+def test_a_file_unreadable_when_its_keeper_traits_are_measured_again_keeps_its_image(cat, photos) -> None:
+    """A file that cannot be decoded now (its bytes damaged behind the catalog's back: same
+    size and mtime, so `index` takes it for unchanged) keeps its row, its features and its
+    older traits, and is tried again on the next `index`; the others are measured again."""
+    ids = range(1, 1000)
+    images = cat.catalog.images(ids)
+    victim = next(im for im in images.values() if im.enlargement is not None and im.path.endswith(".jpg"))
+    with sqlite3.connect(cat.catalog.path) as db:
+        db.execute("UPDATE images SET enlargement = substr(enlargement, 1, ?) WHERE enlargement IS NOT NULL",
+                   (4 * (1 + len(enlargement.SCALES)),))
+    db.close()
+    path = Path(victim.path)
+    stat = path.stat()
+    path.write_bytes(bytes(stat.st_size))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    counts = cat.catalog.counts()
+    cat.index([photos], workers=1)
+    assert [i for i, _ in cat.catalog.stale_keeper_traits(enlargement.STORED_BYTES)] == [victim.image_id]
+    assert cat.catalog.images([victim.image_id])[victim.image_id].sha256 == victim.sha256
+    assert cat.catalog.counts() == counts and cat.catalog.present() == len(images)
 
 
 def test_a_catalog_indexed_before_keypoint_colours_gets_them_and_is_judged_again(cat, tmp_path, photos) -> None:
