@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from neardup.indexer.enlargement import Enlargement
 from neardup.storage.errors import NeardupError
@@ -60,12 +60,14 @@ class Added:
 class Context:
     """What a rule may look at besides the member: the whole group, the preferred folders,
     each member's mean similarity to the others (their fused hash and CNN evidence), when
-    known, and what members add to others (`Added`)."""
+    known, what members add to others (`Added`), and the members still in the running when the
+    rule is asked (empty: the whole group)."""
 
     group: Sequence[ImageInfo]
     prefer: Sequence[str] = ()
     centrality: Centrality | None = None
     added: Added = Added()
+    running: Sequence[ImageInfo] = ()
 
 
 @dataclass(frozen=True)
@@ -212,16 +214,17 @@ def _central(im: ImageInfo, ctx: Context) -> float | None:
 
 
 def _noise(im: ImageInfo, ctx: Context) -> float | None:
-    """1 for a member at least about twice as grainy as another member shown at its scale
-    (added grain): compression smooths a photo's own sensor noise away, and that must not make
-    a re-encoded copy look like the original; nor may reducing it, which averages grain away,
-    make a thumbnail look like the original of a grainy photo. Noise is measured at native
-    size (`indexer.decode`), so only members of about one size compare."""
+    """1 for a member at least about twice as grainy as another still in the running and shown
+    at its scale (added grain). Compression smooths a photo's own sensor noise away, and that
+    must not make a re-encoded copy look like the original: a lossier copy is out of the
+    running by now (`least-lossy`). Nor may reducing, which averages grain away, make a
+    thumbnail look like the original of a grainy photo: noise is measured at native size
+    (`indexer.decode`), so only members of about one size compare."""
     grain = _grain(im)
     if grain is None:
         return None
-    return 1.0 if any(grain - theirs > _GRAINIER for o in ctx.group if o is not im and _one_scale(im, o)
-                      and (theirs := _grain(o)) is not None) else 0.0
+    return 1.0 if any(grain - theirs > _GRAINIER for o in ctx.running or ctx.group if o is not im
+                      and _one_scale(im, o) and (theirs := _grain(o)) is not None) else 0.0
 
 
 def _one_scale(im: ImageInfo, other: ImageInfo) -> bool:
@@ -333,7 +336,8 @@ def choose_keeper(images: Sequence[ImageInfo], *, prefer: Sequence[str] = (), or
     names = ["preferred", *(n for n in check_order(order) if n != "preferred")] if prefer else check_order(order)
     for name in names:
         rule = RULES[name]
-        values = [rule.key(im, ctx) for im in running]
+        step = replace(ctx, running=tuple(running))
+        values = [rule.key(im, step) for im in running]
         known = [v for v in values if v is not None]
         if not known:
             continue

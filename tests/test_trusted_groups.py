@@ -263,6 +263,23 @@ def test_a_grainy_original_keeps_its_place_beside_its_smoother_thumbnail(tmp_pat
     assert {Path(g.keeper).stem for g in groups} == set(_THREE), [(g.keeper, g.reason) for g in groups]
 
 
+def test_a_grainy_jpeg_original_keeps_its_place_beside_its_smoother_re_encoded_copy(tmp_path) -> None:
+    """The demo's group: a 1,000-pixel JPEG whose own grain a quality-30 copy of the same size
+    smooths away. The copy is out of the running as lossier before grain is weighed: compared
+    with it, the original would read twice as grainy and lose to its half-size copy."""
+    folder = tmp_path / "photos"
+    for name in _THREE:
+        rgb = photo(name)
+        original = _resized(rgb, 1000 / max(rgb.shape[:2]))
+        original = np.clip(original + np.random.default_rng(3).normal(0, 6, original.shape), 0, 255).astype(np.uint8)
+        save(original, folder / f"{name}.jpg", quality=90)
+        save(original, folder / f"{name}_q30.jpg", quality=30)
+        save(_resized(original, 0.5), folder / f"{name}_half.jpg", quality=90)
+    groups = [g for g in _catalog(tmp_path, folder, "none").duplicates() if not g.contains]
+    assert {_names(g.members) for g in groups} == {frozenset({n, f"{n}_q30", f"{n}_half"}) for n in _THREE}
+    assert {Path(g.keeper).stem for g in groups} == set(_THREE), [(g.keeper, g.reason) for g in groups]
+
+
 def _on_canvas(rgb: np.ndarray, copy: str) -> np.ndarray:
     """Turned 7 degrees onto an expanded canvas (corners white), or warped as if photographed
     at an angle onto a canvas 1.1 times as large (black): larger, with the picture whole inside."""
