@@ -164,21 +164,25 @@ def tone_mapped(a: NDArray[np.float32], b: NDArray[np.float32], cells: NDArray[n
     made non-decreasing. One curve explains a gamma, contrast or brightness change; a
     recoloured object moves its channels different ways, which one curve cannot follow."""
     x, y = a[cells].ravel(), b[cells].ravel()
+    order = np.argsort(x, kind="stable")
+    x, y = x[order], y[order]  # x sorted: each of its quantile bins is a run, in order
     edges = np.quantile(x, np.linspace(0.0, 1.0, _TONE_BINS + 1))
     bins = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, _TONE_BINS - 1)
     counts = np.bincount(bins, minlength=_TONE_BINS)
     used = counts >= 3
-    xs_arr, first = np.unique(_bin_medians(x, bins, counts)[used], return_index=True)
-    ys_arr = np.maximum.accumulate(_bin_medians(y, bins, counts)[used])[first]
+    # y sorted within each of x's bins by one sort of a key that puts the bins first (colour
+    # levels lie in 0-255: beside a bin times 1,024 they stay exact in float64)
+    y_binned = (np.sort(bins * 1024.0 + y) - bins * 1024.0).astype(np.float32)
+    xs_arr, first = np.unique(_run_medians(x, counts)[used], return_index=True)
+    ys_arr = np.maximum.accumulate(_run_medians(y_binned, counts)[used])[first]
     if len(xs_arr) < 2:  # a flat image: only its offset can be fitted
         return a + (np.median(y) - np.median(x))
     return np.interp(a, xs_arr, ys_arr).astype(np.float32)
 
 
-def _bin_medians(values: NDArray[np.float32], bins: NDArray[np.intp], counts: NDArray[np.intp]) -> NDArray[np.float32]:
-    """np.median of `values` within each bin (0 for an empty one), from one sort: a bin's
-    values are contiguous once sorted by (bin, value)."""
-    ordered = values[np.lexsort((values, bins))]
+def _run_medians(ordered: NDArray[np.float32], counts: NDArray[np.intp]) -> NDArray[np.float32]:
+    """np.median of each run of `ordered` (sorted within each run; run i is `counts[i]` long),
+    0 for an empty one."""
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     low = ordered[np.minimum(starts + (counts - 1) // 2, len(ordered) - 1)]
     high = ordered[np.minimum(starts + counts // 2, len(ordered) - 1)]

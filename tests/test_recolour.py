@@ -15,6 +15,7 @@ from PIL import ImageOps
 from neardup.indexer.colours import LAYOUT_SIDE, ColourLayout, colour_layout
 from neardup.indexer.decode import fit
 from neardup.indexer.features import LocalFeatures, orb_features
+from neardup.search.recolour import _TONE_BINS, tone_mapped
 from neardup.search.verify import verify
 
 from conftest import photo
@@ -166,3 +167,23 @@ def test_thin_strokes_in_another_colour_are_told_by_their_keypoints_colours(tint
 def test_a_copy_of_thin_strokes_under_a_colour_filter_is_not_recoloured(copy) -> None:
     """A hue rotation turns the strokes and the title bar alike: no context kept its colours."""
     assert not flagged(line_drawing("purple"), FILTERS[copy](line_drawing("purple")))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_tone_curve_is_the_median_of_each_quantile_bin_made_non_decreasing(seed: int) -> None:
+    """`tone_mapped` by its definition in plain NumPy: cells binned by their level in `a` into
+    _TONE_BINS quantile bins, each bin's (of three or more) median level in `a` mapped to the
+    median in `b`, made non-decreasing; levels with ties, as cell means of flat regions have."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 40, (32, 32, 3)).astype(np.float32) * 6.0  # many ties
+    b = np.clip(a * 0.8 + 20 + rng.normal(0, 4, a.shape), 0, 255).astype(np.float32)
+    cells = rng.random((32, 32)) < 0.8
+    x, y = a[cells].ravel(), b[cells].ravel()
+    edges = np.quantile(x, np.linspace(0.0, 1.0, _TONE_BINS + 1))
+    bins = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, _TONE_BINS - 1)
+    used = [k for k in range(_TONE_BINS) if (bins == k).sum() >= 3]
+    xs = np.array([np.median(x[bins == k]) for k in used], np.float32)
+    ys = np.maximum.accumulate(np.array([np.median(y[bins == k]) for k in used], np.float32))
+    xs, first = np.unique(xs, return_index=True)
+    expected = np.interp(a, xs, ys[first]).astype(np.float32)
+    assert np.array_equal(tone_mapped(a, b, cells), expected)
