@@ -40,6 +40,15 @@ def _catalog(tmp_path: Path, folder: Path, embedder: str = "cnn") -> neardup.Col
     return cat
 
 
+def _originals_kept(cat: neardup.Collection, suffix: str, reason: str) -> None:
+    """Each of _THREE is grouped with its `suffix` copy alone and kept, for `reason`."""
+    groups = [g for g in cat.duplicates() if not g.contains]
+    assert {_names(g.members) for g in groups} == {frozenset({n, f"{n}_{suffix}"}) for n in _THREE}
+    for g in groups:
+        assert Path(g.keeper).stem in _THREE, (g.keeper, g.reason)
+        assert reason in g.reason, g.reason
+
+
 def _caption(rgb: np.ndarray, text: str, *, band: bool) -> np.ndarray:
     """A meme caption: white text with a black outline over the top and bottom of the picture,
     or (`band`) on a white band added above it."""
@@ -240,11 +249,7 @@ def test_a_grainy_copy_of_a_larger_jpeg_never_wins_the_keeper(tmp_path, embedder
         save(original, folder / f"{name}.jpg", quality=92)
         grainy = np.clip(original + np.random.default_rng(1).normal(0, 6, original.shape), 0, 255).astype(np.uint8)
         save(grainy, folder / f"{name}_grainy.jpg", quality=96)
-    groups = [g for g in _catalog(tmp_path, folder, embedder).duplicates() if not g.contains]
-    assert {_names(g.members) for g in groups} == {frozenset({n, f"{n}_grainy"}) for n in _THREE}
-    for g in groups:
-        assert Path(g.keeper).stem in ("coffee", "chelsea", "rocket"), (g.keeper, g.reason)
-        assert "less grain" in g.reason, g.reason
+    _originals_kept(_catalog(tmp_path, folder, embedder), "grainy", "less grain")
 
 
 def test_a_grainy_original_keeps_its_place_beside_its_smoother_thumbnail(tmp_path) -> None:
@@ -417,11 +422,7 @@ def test_a_stretched_copy_never_wins_the_keeper_on_its_resolution(tmp_path, embe
         save(original, folder / f"{name}.jpg", quality=90)
         save(cv2.resize(original, tuple(size), interpolation=cv2.INTER_CUBIC), folder / f"{name}_stretched.jpg",
              quality=96)
-    groups = [g for g in _catalog(tmp_path, folder, embedder).duplicates() if not g.contains]
-    assert {_names(g.members) for g in groups} == {frozenset({n, f"{n}_stretched"}) for n in _THREE}
-    for g in groups:
-        assert Path(g.keeper).stem in ("coffee", "chelsea", "rocket"), (g.keeper, g.reason)
-        assert "stretched along one side" in g.reason, g.reason
+    _originals_kept(_catalog(tmp_path, folder, embedder), "stretched", "stretched along one side")
 
 
 def test_a_crop_of_another_aspect_never_makes_its_original_an_enlargement(tmp_path) -> None:
