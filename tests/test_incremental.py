@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import create_engine, text
 
 import neardup
 from neardup.indexer import enlargement
@@ -191,6 +192,28 @@ def test_a_catalog_whose_keeper_traits_are_of_an_older_neardup_gets_them_measure
     assert cat.catalog.stale_keeper_traits(enlargement.STORED_BYTES) == []
     assert {i: (im.noise, im.enlargement) for i, im in cat.catalog.images(ids).items()} == traits
     assert _groups(cat.duplicate_report()) == _groups(_fresh(cat, tmp_path))
+
+
+def test_keeper_traits_of_an_older_neardup_are_measured_again_on_either_backend(tmp_path, catalog_location) -> None:
+    """The refill's query and bulk update on SQLite and on PostgreSQL alike."""
+    folder = tmp_path / "photos"
+    for name in ("coffee", "chelsea", "rocket"):
+        save(photo(name), folder / f"{name}.jpg", quality=92)
+    cat = neardup.open(catalog_location, create=True, embedder="none")
+    cat.index([folder], workers=1)
+    traits = {i: (im.noise, im.enlargement) for i, im in cat.catalog.images(range(1, 100)).items()}
+    assert len(traits) == 3 and all(record is not None for _, record in traits.values())
+    url = catalog_location if "://" in catalog_location else f"sqlite:///{catalog_location}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE images SET enlargement = substr(enlargement, 1, :n), noise = noise + 5"),
+                     {"n": 4 * (1 + len(enlargement.SCALES))})
+    engine.dispose()
+    assert len(cat.catalog.stale_keeper_traits(enlargement.STORED_BYTES)) == 3
+    cat.index([folder], workers=1)
+    assert cat.catalog.stale_keeper_traits(enlargement.STORED_BYTES) == []
+    assert {i: (im.noise, im.enlargement) for i, im in cat.catalog.images(range(1, 100)).items()} == traits
+    cat.close()
 
 
 def test_a_file_unreadable_when_its_keeper_traits_are_measured_again_keeps_its_image(cat, photos) -> None:
