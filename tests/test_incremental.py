@@ -51,6 +51,10 @@ def _fresh(cat: neardup.Collection, tmp_path: Path):
     return found
 
 
+# the length of an enlargement record before the sides' losses: its scale and the whole picture's
+_OLDER_RECORD = 4 * (1 + len(enlargement.SCALES))
+
+
 @pytest.fixture
 def photos(tmp_path: Path) -> Path:
     """Real photos, their made copies (see `make_collection`), a rotated crop and a screenshot."""
@@ -185,7 +189,7 @@ def test_a_catalog_whose_keeper_traits_are_of_an_older_neardup_gets_them_measure
     cat.duplicate_report()
     with sqlite3.connect(cat.catalog.path) as db:
         db.execute("UPDATE images SET enlargement = substr(enlargement, 1, ?), noise = noise + 5 "
-                   "WHERE enlargement IS NOT NULL", (4 * (1 + len(enlargement.SCALES)),))
+                   "WHERE enlargement IS NOT NULL", (_OLDER_RECORD,))
     db.close()
     assert sorted(i for i, _ in cat.catalog.stale_keeper_traits(enlargement.STORED_BYTES)) == measured
     cat.index([photos], workers=1)
@@ -207,7 +211,7 @@ def test_keeper_traits_of_an_older_neardup_are_measured_again_on_either_backend(
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(text("UPDATE images SET enlargement = substr(enlargement, 1, :n), noise = noise + 5"),
-                     {"n": 4 * (1 + len(enlargement.SCALES))})
+                     {"n": _OLDER_RECORD})
     engine.dispose()
     assert len(cat.catalog.stale_keeper_traits(enlargement.STORED_BYTES)) == 3
     cat.index([folder], workers=1)
@@ -225,7 +229,7 @@ def test_a_file_unreadable_when_its_keeper_traits_are_measured_again_keeps_its_i
     victim = next(im for im in images.values() if im.enlargement is not None and im.path.endswith(".jpg"))
     with sqlite3.connect(cat.catalog.path) as db:
         db.execute("UPDATE images SET enlargement = substr(enlargement, 1, ?) WHERE enlargement IS NOT NULL",
-                   (4 * (1 + len(enlargement.SCALES)),))
+                   (_OLDER_RECORD,))
     db.close()
     path = Path(victim.path)
     stat = path.stat()
