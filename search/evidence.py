@@ -39,7 +39,7 @@ from .verify import VERIFY_CEILING, Verification, best_inliers, best_match, veri
 INLIERS, RECOLOURED = "inliers", "recoloured"
 SIDE_FIELDS = {"coverage": np.float64, "centre": np.float64, "central": np.int32, "share": np.float64,
                "cells": np.uint64, "hole": np.int32, "beyond": np.float32, "blank": np.float32,
-               "standout": np.float32, "seam": np.float32}
+               "standout": np.float32, "seam": np.float32, "inset": np.uint8}
 PAIR_CHUNK = 65536  # pairs whose cosines are computed at once (2 x 335 MB at D = 1280)
 VERIFY_BATCH = 2048  # pairs verified per batch: only their images' keypoints are in memory
 # Verification spread over processes: a worker costs about a second of CPU to start, so fewer

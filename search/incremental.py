@@ -56,7 +56,7 @@ from .verify import VERIFY_THRESHOLD, Side, Verification, content_differs, eithe
 
 # Bumped whenever the code that judges pairs changes what it returns: stored judgements of
 # another version are dropped and judged again.
-EVIDENCE_VERSION = 12
+EVIDENCE_VERSION = 13
 CONTENT, KINDS, VERIFY, IN_RANGE = "content", "kinds", "verify", "in_range"
 STRIP = "strip"  # a strip candidate's or strip link's strip (`strips`); 0: an ordinary candidate or pair
 
@@ -154,6 +154,15 @@ class JudgedPairs:
             return np.zeros((0, 2), np.int64)
         return self._ordered(has_overlay(c["query_standout"], c["candidate_standout"]),
                              has_overlay(c["candidate_standout"], c["query_standout"]))
+
+    def insets(self, among: NDArray[np.bool_]) -> NDArray[np.int64]:
+        """(K, 2) the pairs `among` (M,) of which one image holds a picture inset where the
+        other shows its own picture (`Side.inset`): that image first."""
+        c = self.columns
+        if INLIERS not in c or "query_inset" not in c:
+            return np.zeros((0, 2), np.int64)
+        query, candidate = among & (c["query_inset"] != 0), among & (c["candidate_inset"] != 0)
+        return np.concatenate([self.pairs[query], self.pairs[candidate][:, ::-1]])
 
     def _ordered(self, query: NDArray[np.bool_], candidate: NDArray[np.bool_]) -> NDArray[np.int64]:
         """The pairs of copies (enough inliers on the content, no region that differs) where

@@ -60,11 +60,11 @@ def standouts(query: ColourLayout, candidate: ColourLayout, homography: NDArray[
     rows, cols = np.clip(np.rint(y).astype(np.intp), 0, n - 1), np.clip(np.rint(x).astype(np.intp), 0, n - 1)
     theirs_inside &= inside[rows, cols]
     theirs = theirs_inside & region[rows, cols]
-    return (_edge_contrast(cells, region, inside & ~region),
-            _edge_contrast(candidate.cells.astype(np.float32), theirs, theirs_inside & ~theirs))
+    return (edge_contrast(cells, region, inside & ~region),
+            edge_contrast(candidate.cells.astype(np.float32), theirs, theirs_inside & ~theirs))
 
 
-def _edge_contrast(cells: NDArray[np.float32], region: NDArray[np.bool_], agreeing: NDArray[np.bool_]) -> float:
+def edge_contrast(cells: NDArray[np.float32], region: NDArray[np.bool_], agreeing: NDArray[np.bool_]) -> float:
     """The median over `region`'s cells with an `agreeing` neighbour (of 8) of the RGB distance
     to the closest one; -1 when no region cell has one."""
     n = cells.shape[0]

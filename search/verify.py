@@ -44,6 +44,7 @@ from neardup.indexer.colours import ColourLayout
 from neardup.indexer.features import LocalFeatures
 
 from .canvas import SEAM_BEYOND, beside, beyond, on_canvas, seam
+from .inset import inset_sides
 from .overlay import has_overlay, standouts
 from .recolour import recoloured, shifted_hues
 
@@ -115,6 +116,7 @@ class Side:
     standout: float = -1.0  # `overlay.standouts`: how much the region where the two differ stands out here
     seam: float = 0.0  # `canvas.seam`: how sharply the picture changes where the other's frame ends inside this one
     # (measured where SEAM_BEYOND of this image or more lies beyond the other's frame)
+    inset: bool = False  # `inset.inset_sides`: this image holds a picture inset where the other shows its own
 
     @property
     def centre_matches(self) -> bool:
@@ -250,7 +252,8 @@ def verify(query: LocalFeatures, candidate: LocalFeatures, *, mirrored: bool = F
 def _added(query: Side, candidate: Side, colours: tuple[ColourLayout, ColourLayout],
            homography: NDArray[np.float64]) -> tuple[Side, Side]:
     """Both sides with what a copy may have added to the other: canvas beyond its frame
-    (`canvas.beyond`), an overlay (`overlay.standouts`). `homography` is the least-squares fit
+    (`canvas.beyond`), an overlay (`overlay.standouts`); or a picture inset (`inset`), which
+    no copy adds. `homography` is the least-squares fit
     to all the inliers: RANSAC's own is fitted to four of them, which is enough to count
     inliers but may place a frame's corners, far from most keypoints, tens of pixels off."""
     mine, theirs = colours
@@ -258,12 +261,14 @@ def _added(query: Side, candidate: Side, colours: tuple[ColourLayout, ColourLayo
     query_beyond = beyond(mine, theirs.width, theirs.height, inverse)
     candidate_beyond = beyond(theirs, mine.width, mine.height, homography)
     query_standout, candidate_standout = standouts(mine, theirs, homography)
+    query_inset, candidate_inset = inset_sides(mine, theirs, homography)
     # the seam only where enough lies beyond the other for it to matter: most copies share one frame
     query_seam = seam(mine, theirs.width, theirs.height, inverse) if query_beyond[0] >= SEAM_BEYOND else 0.0
     candidate_seam = seam(theirs, mine.width, mine.height, homography) if candidate_beyond[0] >= SEAM_BEYOND else 0.0
-    return (replace(query, beyond=query_beyond[0], blank=query_beyond[1], standout=query_standout, seam=query_seam),
+    return (replace(query, beyond=query_beyond[0], blank=query_beyond[1], standout=query_standout, seam=query_seam,
+                    inset=query_inset),
             replace(candidate, beyond=candidate_beyond[0], blank=candidate_beyond[1], standout=candidate_standout,
-                    seam=candidate_seam))
+                    seam=candidate_seam, inset=candidate_inset))
 
 
 def _match(query: LocalFeatures, candidate: LocalFeatures

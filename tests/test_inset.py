@@ -1,0 +1,93 @@
+"""A picture inset into another (`search.inset`): found in the image holding it, through real
+verification of real photos, and not in copies carrying a caption, a banner, a logo or a date
+stamp, nor in a re-encoded copy."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from neardup.indexer.colours import colour_layout
+from neardup.indexer.decode import fit
+from neardup.indexer.features import orb_features
+from neardup.search.verify import VERIFY_THRESHOLD, Verification, verify
+
+from conftest import photo
+from images import jpeg
+
+
+def _verified(query: np.ndarray, candidate: np.ndarray) -> Verification:
+    found = verify(orb_features(query), orb_features(candidate), colours=(colour_layout(query), colour_layout(candidate)))
+    assert found.count >= VERIFY_THRESHOLD, "the pair should align on its content"
+    return found
+
+
+def inset(rgb: np.ndarray, picture: np.ndarray, *, corner: tuple[int, int] = (1, 0), width: float = 0.44) -> np.ndarray:
+    """`picture` framed in white, `width` of `rgb`'s width, in one corner (x, y: 0 left/top,
+    1 right/bottom), 3 % from the edges: a picture-in-picture."""
+    h, w = rgb.shape[:2]
+    small = cv2.resize(picture, (round(w * width), round(picture.shape[0] * w * width / picture.shape[1])),
+                       interpolation=cv2.INTER_AREA)[: round(h * 0.6)]
+    framed = cv2.copyMakeBorder(small, 4, 4, 4, 4, cv2.BORDER_CONSTANT, value=(255, 255, 255))
+    margin = round(w * 0.03)
+    x = margin if corner[0] == 0 else w - framed.shape[1] - margin
+    y = margin if corner[1] == 0 else h - framed.shape[0] - margin
+    out = rgb.copy()
+    out[y : y + framed.shape[0], x : x + framed.shape[1]] = framed
+    return out
+
+
+@pytest.mark.parametrize(("name", "other", "corner"), [("chelsea", "coffee", (1, 0)), ("chelsea", "coffee", (0, 1)),
+                                                       ("coffee", "hubble", (1, 0)), ("coffee", "chelsea", (1, 1))])
+def test_a_picture_inset_in_a_corner_is_found_in_the_image_holding_it(name, other, corner) -> None:
+    rgb = fit(photo(name), 384)
+    pip = inset(rgb, fit(photo(other), 384), corner=corner)
+    found = _verified(pip, rgb)
+    assert found.query.inset and not found.candidate.inset
+    found = _verified(rgb, pip)
+    assert found.candidate.inset and not found.query.inset
+
+
+def _banner(rgb: np.ndarray) -> np.ndarray:
+    out = rgb.copy()
+    out[: rgb.shape[0] // 5] = (200, 30, 30)
+    cv2.putText(out, "SPECIAL OFFER", (10, rgb.shape[0] // 8), cv2.FONT_HERSHEY_DUPLEX, 1.0, (255, 255, 255), 2)
+    return out
+
+
+def _caption(rgb: np.ndarray) -> np.ndarray:
+    out = rgb.copy()
+    height, width = out.shape[:2]
+    for y, text in ((int(height * 0.16), "NOT AGAIN"), (int(height * 0.95), "MONDAY")):
+        (w, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_DUPLEX, 1.6, 4)
+        for colour, thick in (((0, 0, 0), 8), ((255, 255, 255), 3)):
+            cv2.putText(out, text, ((width - w) // 2, y), cv2.FONT_HERSHEY_DUPLEX, 1.6, colour, thick, cv2.LINE_AA)
+    return out
+
+
+def _logo(rgb: np.ndarray) -> np.ndarray:
+    """A solid logo a fifth of the width in a corner: the largest overlay a copy usually carries."""
+    out = rgb.copy()
+    h, w = out.shape[:2]
+    side = w // 5
+    out[h - side - 8 : h - 8, w - side - 8 : w - 8] = (20, 90, 200)
+    cv2.putText(out, "TV", (w - side, h - side // 2), cv2.FONT_HERSHEY_DUPLEX, 1.2, (255, 255, 255), 3)
+    return out
+
+
+def _date_stamp(rgb: np.ndarray) -> np.ndarray:
+    out = rgb.copy()
+    h, w = out.shape[:2]
+    cv2.putText(out, "2019 07 14", (w - 170, h - 14), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 140, 0), 2, cv2.LINE_AA)
+    return out
+
+
+@pytest.mark.parametrize("name", ["chelsea", "rocket", "coffee"])
+@pytest.mark.parametrize("copy", ["banner", "caption", "logo", "date stamp", "jpeg"])
+def test_a_copy_with_an_overlay_holds_no_inset(name, copy) -> None:
+    rgb = fit(photo(name), 384)
+    edited = {"banner": _banner, "caption": _caption, "logo": _logo, "date stamp": _date_stamp,
+              "jpeg": lambda x: jpeg(x, 30)}[copy](rgb)
+    found = _verified(edited, rgb)
+    assert not found.query.inset and not found.candidate.inset
