@@ -10,6 +10,10 @@ place, and two crops of one original usually overlap and link directly. A compos
 links to none of the groups and is reported as containing them instead. Its links are the
 kept pairs and the strip links (`strips`), which find a second picture in the part of an
 image its match leaves free when no candidate search paired the two.
+
+An image that holds a picture inset where a duplicate it links to shows its own picture
+(`inset`) contains that one too, though it links to one group only: the inset's picture may
+be nowhere in the collection, or paired with it by no search (`with_insets`).
 """
 
 from __future__ import annotations
@@ -65,6 +69,17 @@ def composites(pairs: NDArray[np.int64], kept: NDArray[np.bool_], regions: NDArr
         # link) overlaps every other region, however few cells that one has
         if first != _EVERYWHERE and _size(first & second) <= MAX_OVERLAP * _size(first | second):
             out[image] = sorted({min(n for n, _ in around if parts[n] == part) for part in regions_of})
+    return out
+
+
+def with_insets(found: Mapping[int, list[int]], insets: NDArray[np.int64]) -> dict[int, list[int]]:
+    """`found` (composite image id -> one image id of each group it contains) with each image
+    of `insets` ((K, 2): an image holding a picture inset, and one its link shows its own
+    picture in place of it) containing the images it was paired with."""
+    out = {image: list(inside) for image, inside in found.items()}
+    for holder, other in insets.tolist():
+        if holder not in found:
+            out.setdefault(holder, []).append(other)
     return out
 
 

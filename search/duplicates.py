@@ -33,7 +33,7 @@ from neardup.storage.records import ImageInfo
 from neardup.storage.vectors import Edges
 
 from .auto import GEOMETRY, POLICY, kept_apart, verified_links
-from .composites import composites
+from .composites import composites, with_insets
 from .features import AUTO, check_feature, check_threshold, default_threshold, features_of
 from .fusion import fused_similarity
 from .incremental import EvidenceReport, JudgedPairs, judged_pairs
@@ -277,8 +277,9 @@ def decide(judged: JudgedPairs, threshold: float) -> AutoPairs:
     """Auto's decision over judged pairs: `auto.verified_links` (the duplicate pairs, less
     those whose content differs in one region), then, when they were verified geometrically,
     the composites (`composites`), which also read the strip links (`strips`: a container's
-    free part showing a picture of another group) and the pairs of an image showing another
-    beside a second picture (`canvas.beside`). The pairs whose content differs are also
+    free part showing a picture of another group), the pairs of an image showing another
+    beside a second picture (`canvas.beside`) and those of an image holding a picture inset
+    where the other shows its own (`inset`). The pairs whose content differs are also
     kept apart (`auto.kept_apart`): no group may hold one through a chain of other links."""
     pairs = judged.pairs
     if not len(pairs):
@@ -288,6 +289,7 @@ def decide(judged: JudgedPairs, threshold: float) -> AutoPairs:
     contained: dict[int, list[int]] = {}
     if GEOMETRY in judged.evidence.kinds:
         contained = composites(pairs, keep | judged.beside_pictures() | judged.strip_links(), judged.regions())
+        contained = with_insets(contained, judged.insets(keep))
         keep &= ~(np.isin(pairs[:, 0], list(contained)) | np.isin(pairs[:, 1], list(contained)))
     kept = pairs[keep]
     return AutoPairs(Edges(kept[:, 0], kept[:, 1], judged.evidence.best()[keep].astype(np.float32)), contained,
@@ -312,7 +314,7 @@ def _composite_groups(catalog: Catalog, contained: Mapping[int, list[int]], grou
     for image, inside in sorted(contained.items()):
         names = tuple(sorted({keeper_of.get(info[i].path, info[i].path) for i in inside if i in info}))
         out.append(Group(info[image].path, (info[image].path,), (info[image],),
-                         f"contains {len(names)} other images", names))
+                         f"contains {len(names)} other image{'' if len(names) == 1 else 's'}", names))
     return out
 
 

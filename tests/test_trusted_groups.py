@@ -1,6 +1,7 @@
 """Duplicate groups one can act on: each failure class of an untuned collection, with small
 real photos. What many images share (a caption) makes no group; a collage joins neither of
-the groups it contains and is reported as containing them; variants of one template (a
+the groups it contains and is reported as containing them, as is a photo with another inset
+in its corner; variants of one template (a
 different letter on the same picture, or the same drawing in another colour) are not copies;
 a photo beside a picture the collection lacks is no copy of it; the keeper is the original,
 not a noisy, bordered or captioned copy, nor one rotated or warped onto a larger canvas; and a
@@ -24,6 +25,7 @@ from neardup.search.verify import VERIFY_THRESHOLD, verify
 
 from conftest import PHOTOS, photo, save, scene
 from images import jpeg
+from test_inset import inset
 from test_recolour import drawing, gamma
 
 
@@ -136,6 +138,27 @@ def test_a_photo_beside_one_the_collection_lacks_joins_no_group(tmp_path, embedd
     found = _catalog(tmp_path, folder, embedder).duplicates()
     assert {_names(g.members) for g in found} == {frozenset({"astronaut", "astronaut_q40"}),
                                                   frozenset({"hubble", "hubble_q40"})}
+
+
+@pytest.mark.parametrize("embedder", ["cnn", "none"])
+def test_photos_inset_into_one_background_join_neither_it_nor_each_other(tmp_path, embedder) -> None:
+    """Two pictures inset in two corners of one photo, the pictures themselves nowhere else:
+    each verifies against the other on the background they share, and a group of two distinct
+    images followed. The block where each differs from the other says it holds another picture
+    there (`inset`): each is reported as containing one image (the photo, or the other inset
+    showing it), and no group holds either."""
+    folder = tmp_path / "photos"
+    _with_q40_copies(folder, ("chelsea", "coffee"))
+    save(inset(photo("chelsea"), photo("coffee"), corner=(0, 1), width=0.38), folder / "chelsea_inset_coffee.png")
+    save(inset(photo("chelsea"), photo("hubble"), width=0.38), folder / "chelsea_inset_hubble.png")
+    save(photo("astronaut"), folder / "astronaut.png")
+    found = _catalog(tmp_path, folder, embedder).duplicates()
+    assert {_names(g.members) for g in found if not g.contains} == {frozenset({"chelsea", "chelsea_q40"}),
+                                                                    frozenset({"coffee", "coffee_q40"})}
+    composites = {Path(g.keeper).stem: _names(g.contains) for g in found if g.contains}
+    assert composites.keys() == {"chelsea_inset_coffee", "chelsea_inset_hubble"}
+    for name, inside in composites.items():
+        assert len(inside) == 1 and inside <= {"chelsea", "chelsea_q40", *composites.keys()} - {name}, (name, inside)
 
 
 def _tile(rgb: np.ndarray, letter: str, colour: tuple[int, int, int]) -> np.ndarray:
