@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from neardup.indexer.colours import LAYOUT_SIDE, ColourLayout
 
 from .overlay import edge_contrast, has_overlay
-from .recolour import BLOB_DISTANCE, aligned_layouts, tone_mapped
+from .recolour import BLOB_DISTANCE, Difference
 
 MIN_BLOCK = 0.15  # of the aligned cells: the block's area (an inset is 38-50 % of the width)
 MIN_FILL = 0.75  # of its bounding box: a block, not a scatter of cells that differ
@@ -37,31 +37,30 @@ MIN_SPAN = 8  # layout cells each way: a thin strip is a caption line or an edge
 _MIN_ALIGNED = LAYOUT_SIDE * LAYOUT_SIDE // 8  # fewer aligned cells show no picture around a block
 
 
-def inset_sides(query: ColourLayout, candidate: ColourLayout, homography: NDArray[np.float64]) -> tuple[bool, bool]:
+def inset_sides(query: ColourLayout, candidate: ColourLayout, homography: NDArray[np.float64],
+                difference: Difference | None = None) -> tuple[bool, bool]:
     """(the query holds a picture inset where the candidate shows its own picture, the
-    reverse), for two images whose keypoints `homography` maps query -> candidate."""
-    forward = _block_edge(query, candidate, homography)
+    reverse), for two images whose keypoints `homography` maps query -> candidate;
+    `difference`: the two compared in the query's cells, when the caller has it."""
+    forward = _block_edge(Difference(query, candidate, homography) if difference is None else difference)
     if forward is None:
         return False, False
-    backward = _block_edge(candidate, query, np.linalg.inv(homography))
+    backward = _block_edge(Difference(candidate, query, np.linalg.inv(homography)))
     if backward is None:
         return False, False
     return bool(has_overlay(forward, backward)), bool(has_overlay(backward, forward))
 
 
-def _block_edge(this: ColourLayout, other: ColourLayout, homography: NDArray[np.float64]) -> float | None:
-    """How sharply the block where `this` differs from `other` (aligned by `homography`, this
-    -> other) stands out in this image's own cells; None when they differ in no such block."""
-    cells, sampled, inside = aligned_layouts(this, other, homography)
+def _block_edge(difference: Difference) -> float | None:
+    """How sharply the block where two aligned images differ (`difference`, in this image's
+    cells) stands out in this image's own cells; None when they differ in no such block."""
+    inside = difference.inside
     aligned = int(inside.sum())
     if aligned < _MIN_ALIGNED:
         return None
-    raw = np.linalg.norm(cells - sampled, axis=2)
-    if (inside & (raw >= BLOB_DISTANCE)).sum() < MIN_BLOCK * aligned:
+    if (inside & (difference.raw >= BLOB_DISTANCE)).sum() < MIN_BLOCK * aligned:
         return None  # too little differs even before the tone curve: most pairs stop here, cheaply
-    # both ways, as `overlay.standouts` does: one tone curve explains a gamma or colour change
-    differs = np.minimum(np.linalg.norm(tone_mapped(cells, sampled, inside) - sampled, axis=2), raw)
-    region = inside & (differs >= BLOB_DISTANCE)
+    region = inside & (difference.toned >= BLOB_DISTANCE)
     found, labels, stats, _ = cv2.connectedComponentsWithStats(region.astype(np.uint8), connectivity=8)
     if found < 2:
         return None
@@ -70,4 +69,4 @@ def _block_edge(this: ColourLayout, other: ColourLayout, homography: NDArray[np.
     if (area < MIN_BLOCK * aligned or area < MIN_FILL * width * height
             or max(width, height) > MAX_SPAN or min(width, height) < MIN_SPAN):
         return None
-    return edge_contrast(cells, labels == largest, inside & ~region)
+    return edge_contrast(difference.cells, labels == largest, inside & ~region)

@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 from neardup.indexer.colours import ColourLayout
 
-from .recolour import BLOB_DISTANCE, aligned_layouts, cell_positions, tone_mapped
+from .recolour import BLOB_DISTANCE, Difference, cell_positions
 
 MIN_SHARE, MAX_SHARE = 0.005, 0.3  # of the aligned cells: an overlay covers a part of the picture
 STANDS_OUT = 2.0  # times the other image's standout ...
@@ -36,23 +36,22 @@ _MIN_ALIGNED = 100  # fewer aligned cells (of 1,024) show no picture around a re
 _NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
 
 
-def standouts(query: ColourLayout, candidate: ColourLayout, homography: NDArray[np.float64]) -> tuple[float, float]:
+def standouts(query: ColourLayout, candidate: ColourLayout, homography: NDArray[np.float64],
+              difference: Difference | None = None) -> tuple[float, float]:
     """How strongly the region where the two images differ stands out from the picture around
     it in each (`homography`: query -> candidate): the median, over the region's cells next to
     agreeing ones, of the RGB distance to the closest agreeing neighbour, in the image's own
     cells. -1 each when there is no such region: too few aligned cells, or differing cells
     outside [MIN_SHARE, MAX_SHARE] of them (none, or the whole picture changed). The region
-    is found in the query's frame and carried to the candidate's through the homography."""
-    cells, sampled, inside = aligned_layouts(query, candidate, homography)
+    is found in the query's frame (`difference`, when the caller has it) and carried to the
+    candidate's through the homography."""
+    found = Difference(query, candidate, homography) if difference is None else difference
+    cells, inside = found.cells, found.inside
     if inside.sum() < _MIN_ALIGNED:
         return -1.0, -1.0
-    raw = np.linalg.norm(cells - sampled, axis=2)
-    if (inside & (raw >= BLOB_DISTANCE)).sum() < MIN_SHARE * inside.sum():
+    if (inside & (found.raw >= BLOB_DISTANCE)).sum() < MIN_SHARE * inside.sum():
         return -1.0, -1.0  # the region is no larger with the tone curve: most copies stop here, cheaply
-    # both ways: one tone curve explains a gamma or colour change, but clips colours beyond
-    # the range it was fitted on
-    differs = np.minimum(np.linalg.norm(tone_mapped(cells, sampled, inside) - sampled, axis=2), raw)
-    region = inside & (differs >= BLOB_DISTANCE)
+    region = inside & (found.toned >= BLOB_DISTANCE)
     if not MIN_SHARE <= region.sum() / inside.sum() <= MAX_SHARE:
         return -1.0, -1.0
     x, y, theirs_inside = cell_positions(candidate, query, np.linalg.inv(homography))

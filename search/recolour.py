@@ -44,6 +44,8 @@ picture whose only saturated part is the object says nothing either way and is l
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 from numpy.typing import NDArray
@@ -125,6 +127,25 @@ def aligned_layouts(query: ColourLayout, candidate: ColourLayout, homography: ND
     x, y, inside = cell_positions(query, candidate, homography)
     sampled = cv2.remap(candidate.cells.astype(np.float32), x, y, cv2.INTER_LINEAR)
     return query.cells.astype(np.float32), sampled, inside
+
+
+class Difference:
+    """Where two aligned colour layouts differ, in the first one's cells: `cells`, its colours;
+    `sampled`, the second's at those cells' centres mapped by the homography; `inside`, the
+    cells that fall inside the second; `raw`, the RGB distance of the two; `toned`, the least
+    of that and the distance once one tone curve (`tone_mapped`) has explained a gamma or
+    colour change (both ways: the curve clips colours beyond the range it was fitted on).
+    Worked out once for the questions asked of one aligned pair (`overlay.standouts`,
+    `inset.inset_sides`): aligning and tone-mapping were most of their cost."""
+
+    def __init__(self, query: ColourLayout, candidate: ColourLayout, homography: NDArray[np.float64]) -> None:
+        self.cells, self.sampled, self.inside = aligned_layouts(query, candidate, homography)
+        self.raw = np.linalg.norm(self.cells - self.sampled, axis=2)
+
+    @functools.cached_property
+    def toned(self) -> NDArray[np.float32]:
+        mapped = tone_mapped(self.cells, self.sampled, self.inside)
+        return np.minimum(np.linalg.norm(mapped - self.sampled, axis=2), self.raw)
 
 
 def cell_positions(query: ColourLayout, candidate: ColourLayout, homography: NDArray[np.float64]

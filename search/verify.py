@@ -46,7 +46,7 @@ from neardup.indexer.features import LocalFeatures
 from .canvas import SEAM_BEYOND, beside, beyond, on_canvas, seam
 from .inset import inset_sides
 from .overlay import has_overlay, standouts
-from .recolour import recoloured, shifted_hues
+from .recolour import Difference, recoloured, shifted_hues
 
 VERIFY_THRESHOLD = 16  # RANSAC inliers that make a match (confidence 0.5)
 VERIFY_FULL = 128  # inliers at the highest verified confidence, VERIFY_CEILING
@@ -260,8 +260,9 @@ def _added(query: Side, candidate: Side, colours: tuple[ColourLayout, ColourLayo
     inverse = np.linalg.inv(homography)
     query_beyond = beyond(mine, theirs.width, theirs.height, inverse)
     candidate_beyond = beyond(theirs, mine.width, mine.height, homography)
-    query_standout, candidate_standout = standouts(mine, theirs, homography)
-    query_inset, candidate_inset = inset_sides(mine, theirs, homography)
+    difference = Difference(mine, theirs, homography)
+    query_standout, candidate_standout = standouts(mine, theirs, homography, difference)
+    query_inset, candidate_inset = inset_sides(mine, theirs, homography, difference)
     # the seam only where enough lies beyond the other for it to matter: most copies share one frame
     query_seam = seam(mine, theirs.width, theirs.height, inverse) if query_beyond[0] >= SEAM_BEYOND else 0.0
     candidate_seam = seam(theirs, mine.width, mine.height, homography) if candidate_beyond[0] >= SEAM_BEYOND else 0.0
