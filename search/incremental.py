@@ -56,7 +56,7 @@ from .verify import VERIFY_THRESHOLD, Side, Verification, content_differs, eithe
 
 # Bumped whenever the code that judges pairs changes what it returns: stored judgements of
 # another version are dropped and judged again.
-EVIDENCE_VERSION = 13
+EVIDENCE_VERSION = 14
 CONTENT, KINDS, VERIFY, IN_RANGE = "content", "kinds", "verify", "in_range"
 STRIP = "strip"  # a strip candidate's or strip link's strip (`strips`); 0: an ordinary candidate or pair
 

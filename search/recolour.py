@@ -40,6 +40,14 @@ saturated in both and MARGIN cells or more from those keypoints, and KEPT_SHARE 
 turned by less than KEPT_TURN degrees. A gamma, contrast, saturation or warm/cool filter
 turns no hue that far, and a hue rotation turns every saturated part, the context too; a
 picture whose only saturated part is the object says nothing either way and is left a copy.
+
+A recolour into a neighbouring hue (red to orange, blue to purple, green to teal: 25-50
+degrees) turns the object's keypoints less than HUE_SHIFT, but all of them one way by about
+one angle, while a re-encoded copy's subsampled chroma turns a few saturated details that far
+every which way. On the development seed, keypoints turned NEAR_SHIFT or more had a mean unit
+vector of length 1.0 in each of 7 pairs of neighbouring-hue template variants, and of 0.65-0.87
+in 3 pairs of a JPEG copy and its original (where they were 6-10 of 21-283 saturated
+inliers). So they count too when their turns cohere (COHERENT), under the same conditions.
 """
 
 from __future__ import annotations
@@ -61,6 +69,8 @@ MIN_CONTEXT = 3.0  # the least context difference: a copy of identical colours s
 MIN_BLOB = 0.06  # of the aligned cells
 CHROMA = 25.0  # CIELAB chroma of a saturated colour (grey, white and skin below it)
 HUE_SHIFT = 60.0  # degrees of CIELAB hue: red to orange is about 30, red to blue over 90
+NEAR_SHIFT = 25.0  # a turn to a neighbouring hue counts, when the turns cohere:
+COHERENT = 0.95  # the length of their mean unit vector (1: all one way by one angle)
 MIN_SHIFTED = 6
 MAX_SHIFTED_SHARE = 0.5
 KEPT_CELLS = 8
@@ -91,7 +101,16 @@ def shifted_hues(query: ColourLayout, candidate: ColourLayout, homography: NDArr
     aligned layouts kept its colours (see the module's docstring)."""
     if len(points) < MIN_SHIFTED:
         return False
-    shifted = _turned(query_colours, candidate_colours) >= HUE_SHIFT
+    turn = _signed_turn(query_colours, candidate_colours)
+    far, near = np.abs(turn) >= HUE_SHIFT, np.abs(turn) >= NEAR_SHIFT  # NaN (unsaturated) compares False
+    return (_object_turned(far, query, candidate, homography, points)
+            or (_coherent(turn[near]) and _object_turned(near, query, candidate, homography, points)))
+
+
+def _object_turned(shifted: NDArray[np.bool_], query: ColourLayout, candidate: ColourLayout,
+                   homography: NDArray[np.float64], points: NDArray[np.float32]) -> bool:
+    """Whether the `shifted` keypoints (of `points`) are one object's, not most of the picture,
+    and the aligned layouts kept their hues away from them."""
     if not MIN_SHIFTED <= int(shifted.sum()) <= MAX_SHIFTED_SHARE * len(points):
         return False
     a, b, aligned = aligned_layouts(query, candidate, homography)
@@ -104,6 +123,21 @@ def shifted_hues(query: ColourLayout, candidate: ColourLayout, homography: NDArr
     turned = _turned(a.reshape(-1, 3), b.reshape(-1, 3))[(aligned & away).ravel()]
     context = turned[turned >= 0]
     return len(context) >= KEPT_CELLS and float((context < KEPT_TURN).mean()) >= KEPT_SHARE
+
+
+def _coherent(turns: NDArray[np.float64]) -> bool:
+    """Whether hue turns (degrees) go one way by about one angle: the length of their mean
+    unit vector is COHERENT or more."""
+    return len(turns) >= MIN_SHIFTED and bool(abs(np.mean(np.exp(1j * np.radians(turns)))) >= COHERENT)
+
+
+def _signed_turn(a: NDArray, b: NDArray) -> NDArray[np.float64]:
+    """For two (n, 3) lists of RGB colours (0-255), the degrees by which each one's CIELAB hue
+    turned from `a` to `b` (-180 to 180), where both are saturated (chroma CHROMA or more); NaN
+    elsewhere."""
+    (chroma_a, hue_a), (chroma_b, hue_b) = _chroma_hue(a), _chroma_hue(b)
+    turned = np.angle(np.exp(1j * (hue_b - hue_a)), deg=True)
+    return np.where((chroma_a >= CHROMA) & (chroma_b >= CHROMA), turned, np.nan)
 
 
 def _turned(a: NDArray, b: NDArray) -> NDArray[np.float64]:

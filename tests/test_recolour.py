@@ -21,7 +21,8 @@ from neardup.search.verify import verify
 from conftest import photo
 from images import jpeg
 
-TINTS = {"purple": (150, 40, 170), "teal": (20, 160, 150), "orange": (240, 140, 20)}
+TINTS = {"purple": (150, 40, 170), "teal": (20, 160, 150), "orange": (240, 140, 20), "yellow": (235, 205, 20),
+         "red": (215, 30, 40)}  # CIELAB hues: red 33, orange 66, yellow 94 degrees
 
 
 def drawing(tint: str) -> np.ndarray:
@@ -82,9 +83,10 @@ def test_the_same_drawing_in_another_colour_is_recoloured() -> None:
     assert flagged(drawing("orange"), jpeg(drawing("purple"), 50))
 
 
-FILTERS = {"same": lambda x: x, "jpeg40": lambda x: jpeg(x, 40), "gamma0.6": lambda x: gamma(x, 0.6),
+FILTERS = {"same": lambda x: x, "jpeg40": lambda x: jpeg(x, 40), "jpeg15": lambda x: jpeg(x, 15), "gamma0.6": lambda x: gamma(x, 0.6),
            "gamma1.6": lambda x: gamma(x, 1.6), "grey": grey, "blur": lambda x: cv2.GaussianBlur(x, (0, 0), 2.0),
-           "hue90": lambda x: hue_shifted(x, 90), "hue180": lambda x: hue_shifted(x, 180)}
+           "hue30": lambda x: hue_shifted(x, 30), "hue90": lambda x: hue_shifted(x, 90),
+           "hue180": lambda x: hue_shifted(x, 180)}
 # A hue shift of the drawing is left out: where one object is the only colourful part of a
 # picture, shifting every hue is recolouring that object, to any rule that reads colours.
 CASES = [(name, f) for name in ("drawing", "chelsea", "coffee", "rocket") for f in FILTERS
@@ -163,7 +165,38 @@ def test_thin_strokes_in_another_colour_are_told_by_their_keypoints_colours(tint
     assert flagged(a, b)
 
 
-@pytest.mark.parametrize("copy", ["same", "jpeg40", "gamma1.6", "grey", "hue90", "hue180"])
+@pytest.mark.parametrize(("drawn", "tint", "other"), [(d, t, o) for d in ("strokes", "object")
+                                                       for t, o in (("orange", "yellow"), ("red", "orange"))])
+def test_a_neighbouring_hue_is_told_when_every_keypoint_turned_one_way(drawn, tint, other) -> None:
+    """Red to orange, orange to yellow: some 30 degrees, under HUE_SHIFT, but every keypoint on
+    the figure turned by about that angle the same way, and the rest of the picture did not."""
+    draw = line_drawing if drawn == "strokes" else drawing
+    assert flagged(draw(tint), draw(other))
+    assert flagged(draw(other), jpeg(draw(tint), 50))
+
+
+def confetti(seed: int) -> np.ndarray:
+    """A dimmed photo strewn with 400 small dots of five saturated colours, under a banner."""
+    rng = np.random.default_rng(seed)
+    out = (cv2.resize(photo("chelsea"), (480, 320), interpolation=cv2.INTER_AREA) * 0.8).astype(np.uint8)
+    palette = [(230, 30, 30), (30, 200, 40), (40, 60, 230), (240, 200, 20), (200, 40, 200)]
+    for _ in range(400):
+        x, y = rng.integers(0, 480), rng.integers(0, 320)
+        colour = palette[int(rng.integers(len(palette)))]
+        cv2.circle(out, (int(x), int(y)), int(rng.integers(2, 5)), colour, -1)
+    out[:40] = (30, 150, 200)
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_small_saturated_details_re_encoded_are_not_recoloured(seed) -> None:
+    """JPEG at quality 10 averages the dots' colours with their surroundings at half
+    resolution: a dozen keypoints turn 25 degrees or more, but every which way, as no
+    recolour turns an object."""
+    assert not flagged(confetti(seed), jpeg(confetti(seed), 10))
+
+
+@pytest.mark.parametrize("copy", ["same", "jpeg40", "jpeg15", "gamma1.6", "grey", "hue30", "hue90", "hue180"])
 def test_a_copy_of_thin_strokes_under_a_colour_filter_is_not_recoloured(copy) -> None:
     """A hue rotation turns the strokes and the title bar alike: no context kept its colours."""
     assert not flagged(line_drawing("purple"), FILTERS[copy](line_drawing("purple")))
