@@ -66,8 +66,9 @@ def composites(pairs: NDArray[np.int64], kept: NDArray[np.bool_], regions: NDArr
             regions_of[parts[neighbour]] |= cells
         first, second = sorted(regions_of.values(), key=_size, reverse=True)[:2]
         # a link everywhere (no geometry, or the whole image shown in another's strip: a colour
-        # link) overlaps every other region, however few cells that one has
-        if first != _EVERYWHERE and _size(first & second) <= MAX_OVERLAP * _size(first | second):
+        # link) overlaps every other region, however few cells that one has; links in the
+        # image's content box alone (no cells) lie apart from its verified ones, not from each other
+        if first not in (_EVERYWHERE, 0) and _size(first & second) <= MAX_OVERLAP * _size(first | second):
             out[image] = sorted({min(n for n, _ in around if parts[n] == part) for part in regions_of})
     return out
 

@@ -37,6 +37,8 @@ from .verify import VERIFY_CEILING, Verification, best_inliers, best_match, veri
 # Verifications as columns: the form they are stored in (`storage.pairs`) and sent back from
 # worker processes (`Verified`).
 INLIERS, RECOLOURED = "inliers", "recoloured"
+BOXED = "boxed"  # `PairEvidence.boxed`, beside the verification columns
+BOX_FIRST, BOX_SECOND = 1, 2
 SIDE_FIELDS = {"coverage": np.float64, "centre": np.float64, "central": np.int32, "share": np.float64,
                "cells": np.uint64, "hole": np.int32, "beyond": np.float32, "blank": np.float32,
                "standout": np.float32, "seam": np.float32, "inset": np.uint8}
@@ -134,11 +136,15 @@ class Verified:
 
 @dataclass(frozen=True)
 class PairEvidence:
-    """Every kind of evidence for M candidate pairs, and the geometric verifications done,
-    which the decision also reads."""
+    """Every kind of evidence for M candidate pairs, the geometric verifications done, which
+    the decision also reads, and `boxed` (M,) uint8: which image's content box alone gave the
+    pair its strongest hash or vector evidence (`BOX_FIRST`, `BOX_SECOND`; 0 when the whole
+    images or both boxes did). A composite whose box is one of its pictures links to that
+    picture's group through the box, and the decision reads where (`composites`)."""
 
     evidence: Evidence
     verified: Verified
+    boxed: NDArray[np.uint8]
 
 
 def pair_evidence(catalog: Catalog, candidates: PairCandidates, threshold: float, weights: dict[str, float],
@@ -152,9 +158,13 @@ def pair_evidence(catalog: Catalog, candidates: PairCandidates, threshold: float
     `progress`: see `verify_pairs`."""
     pairs = candidates.pairs
     ids = np.unique(pairs).tolist()
-    kinds = {HASHES: _pair_hash_evidence(catalog, pairs, ids, weights, policy)}
+    hashes, via = _pair_hash_evidence(catalog, pairs, ids, weights, policy)
+    kinds, vias = {HASHES: hashes}, [via]
     for name in vector_features:
-        kinds[name] = _pair_vector_evidence(catalog, pairs, ids, name)
+        kinds[name], via = _pair_vector_evidence(catalog, pairs, ids, name)
+        vias.append(via)
+    strongest = np.argmax(np.stack(list(kinds.values())), axis=0)
+    boxed = np.stack(vias)[strongest, np.arange(len(pairs))]
     verified = Verified.of({})
     if verifying:
         best = np.max(np.stack(list(kinds.values())), axis=0)
@@ -165,11 +175,11 @@ def pair_evidence(catalog: Catalog, candidates: PairCandidates, threshold: float
         counted = need[verified.rows]  # verifications that are evidence, not only read by the vetoes
         geometry[verified.rows[counted]] = verified_confidence(verified.counts[counted])
         kinds[GEOMETRY] = geometry
-    return PairEvidence(Evidence(kinds), verified)
+    return PairEvidence(Evidence(kinds), verified, boxed)
 
 
 def _pair_hash_evidence(catalog: Catalog, pairs: NDArray[np.int64], ids: list[int], weights: dict[str, float],
-                        policy: AutoPolicy) -> NDArray[np.float64]:
+                        policy: AutoPolicy) -> tuple[NDArray[np.float64], NDArray[np.uint8]]:
     names = list(weights)
     stored = {view: {n: _Rows(found) for n, found in catalog.hashes_of(ids, names, view).items()}
               for view in (IMAGE, BOX)}
@@ -178,12 +188,13 @@ def _pair_hash_evidence(catalog: Catalog, pairs: NDArray[np.int64], ids: list[in
         return fused_similarity({n: stored[left][n].of(rows[:, 0]) for n in names},
                                 {n: stored[right][n].of(rows[:, 1]) for n in names}, weights)
 
-    best = _over_views(pairs, stored[BOX][names[0]].ids, similarity)
+    best, via = _over_views(pairs, stored[BOX][names[0]].ids, similarity)
     score = confidence(best, policy.hash_background, hash_anchor(weights))
-    return np.where(_both_low_quality(catalog, pairs, ids), 0.0, score)
+    return np.where(_both_low_quality(catalog, pairs, ids), 0.0, score), via
 
 
-def _pair_vector_evidence(catalog: Catalog, pairs: NDArray[np.int64], ids: list[int], name: str) -> NDArray[np.float64]:
+def _pair_vector_evidence(catalog: Catalog, pairs: NDArray[np.int64], ids: list[int], name: str
+                          ) -> tuple[NDArray[np.float64], NDArray[np.uint8]]:
     feature = VECTOR_FEATURES[name]
     # kept per image, not stacked like the hashes: a million CNN vectors are 5 GB, twice that stacked
     vectors = {IMAGE: catalog.vectors_of(ids, name), BOX: catalog.vectors_of(ids, name, BOX)}
@@ -194,24 +205,31 @@ def _pair_vector_evidence(catalog: Catalog, pairs: NDArray[np.int64], ids: list[
             for chunk in np.array_split(rows, max(1, -(-len(rows) // PAIR_CHUNK)))
         ])
 
-    return confidence(_over_views(pairs, set(vectors[BOX]), cosines), feature.background, feature.threshold)
+    best, via = _over_views(pairs, set(vectors[BOX]), cosines)
+    return confidence(best, feature.background, feature.threshold), via
 
 
-def _over_views(pairs: NDArray[np.int64], boxed: set[int],
-                score: Callable[[NDArray[np.int64], str, str], NDArray[np.float64]]) -> NDArray[np.float64]:
+def _over_views(pairs: NDArray[np.int64], boxed: set[int], score: Callable[[NDArray[np.int64], str, str], NDArray[np.float64]]
+                ) -> tuple[NDArray[np.float64], NDArray[np.uint8]]:
     """Each pair's best `score(rows, left view, right view)` over the two images' views: the
     whole image and, for the ids in `boxed`, its content box; two boxed images are compared
-    by their boxes only."""
+    by their boxes only. And which image's box alone gave it (`BOX_FIRST`, `BOX_SECOND`; 0
+    when the whole images or both boxes did)."""
     left = np.array([a in boxed for a in pairs[:, 0].tolist()], dtype=bool)
     right = np.array([b in boxed for b in pairs[:, 1].tolist()], dtype=bool)
     both = left & right
     best = np.full(len(pairs), -np.inf)
+    via = np.zeros(len(pairs), np.uint8)
     if (~both).any():
         best[~both] = score(pairs[~both], IMAGE, IMAGE)
-    for left_view, right_view, rows in ((BOX, IMAGE, left), (IMAGE, BOX, right), (BOX, BOX, both)):
+    for left_view, right_view, rows, side in ((BOX, IMAGE, left, BOX_FIRST), (IMAGE, BOX, right, BOX_SECOND),
+                                              (BOX, BOX, both, 0)):
         if rows.any():
-            best[rows] = np.maximum(best[rows], score(pairs[rows], left_view, right_view))
-    return best
+            found = score(pairs[rows], left_view, right_view)
+            at = np.flatnonzero(rows)
+            better = found > best[at]
+            best[at[better]], via[at[better]] = found[better], side
+    return best, via
 
 
 def verify_pairs(catalog: Catalog, pairs: NDArray[np.int64], rows: NDArray[np.int64], *,

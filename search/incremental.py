@@ -48,7 +48,8 @@ from .auto import GEOMETRY, HASHES, POLICY, AutoPolicy, Evidence, verified_links
 from .candidates import PairCandidates, pair_candidates
 from .canvas import on_canvas
 from .composites import link_regions
-from .evidence import INLIERS, RECOLOURED, SIDE_FIELDS, Verified, pair_evidence, strips_of, verify_strips
+from .evidence import (BOX_FIRST, BOX_SECOND, BOXED, INLIERS, RECOLOURED, SIDE_FIELDS, Verified, pair_evidence,
+                       strips_of, verify_strips)
 from .features import features_of
 from .overlay import has_overlay
 from .strips import containers, packed, strip_candidates
@@ -56,7 +57,7 @@ from .verify import VERIFY_THRESHOLD, Side, Verification, content_differs, eithe
 
 # Bumped whenever the code that judges pairs changes what it returns: stored judgements of
 # another version are dropped and judged again.
-EVIDENCE_VERSION = 14
+EVIDENCE_VERSION = 15
 CONTENT, KINDS, VERIFY, IN_RANGE = "content", "kinds", "verify", "in_range"
 STRIP = "strip"  # a strip candidate's or strip link's strip (`strips`); 0: an ordinary candidate or pair
 
@@ -178,6 +179,19 @@ class JudgedPairs:
         if INLIERS not in c:
             return link_regions(np.full(len(self.pairs), -1), *np.zeros((2, len(self.pairs)), np.uint64))
         return link_regions(c[INLIERS], c["query_cells"], c["candidate_cells"])
+
+    def regions_in_boxes(self) -> NDArray[np.uint64]:
+        """`regions`, but a link without geometry that one image's content box alone gave
+        (`evidence.PairEvidence.boxed`) lies in that image's box, which holds none of its cells
+        (0): the box is one picture of a composite, unlike the part its verified links cover."""
+        out = self.regions()
+        c = self.columns
+        if BOXED not in c or INLIERS not in c:
+            return out
+        unplaced = c[INLIERS] < VERIFY_THRESHOLD
+        for side, column in ((BOX_FIRST, 0), (BOX_SECOND, 1)):
+            out[unplaced & (c[BOXED] == side), column] = 0
+        return out
 
     def strip_links(self) -> NDArray[np.bool_]:
         """(M,) which pairs are strip links (`strips`), not candidates judged as duplicates."""
@@ -309,7 +323,7 @@ def _strip_links(catalog: Catalog, pairs: Columns, kinds: list[str], threshold: 
                  SECOND: np.array([max(todo[i][:2]) for i in rows], np.int64),
                  KINDS: np.zeros((len(rows), len(kinds))),
                  **Verified.of({j: found[i] for j, i in enumerate(rows)}).scattered(len(rows)),
-                 STRIP: np.array([todo[i][2] for i in rows], np.uint64)}
+                 BOXED: np.zeros(len(rows), np.uint8), STRIP: np.array([todo[i][2] for i in rows], np.uint64)}
     keys = sorted(key_of)
     strip_columns = {FIRST: np.array([a for a, _ in keys], np.int64), SECOND: np.array([b for _, b in keys], np.int64),
                      VERIFY: np.zeros(len(keys), bool), IN_RANGE: np.zeros(len(keys), bool),
@@ -362,7 +376,8 @@ def evidence_key(catalog: Catalog, threshold: float, vector_features: list[str],
         "verify": [verify.VERIFY_THRESHOLD, verify.VERIFY_FULL, verify.VERIFY_CEILING, verify.MIN_COVERAGE,
                    verify.RELATIVE_CENTRE, verify.MIN_HOLE],
         "recolour": [recolour.CHROMA, recolour.HUE_SHIFT, recolour.MIN_SHIFTED, recolour.MAX_SHIFTED_SHARE,
-                     recolour.KEPT_CELLS, recolour.KEPT_SHARE, recolour.KEPT_TURN, recolour.MARGIN],
+                     recolour.KEPT_CELLS, recolour.KEPT_SHARE, recolour.KEPT_TURN, recolour.MARGIN,
+                     recolour.NEAR_SHIFT, recolour.COHERENT],
         "strips": [strips.MIN_STRIP, strips.MIN_FREE, strips.THUMB, strips.TOP, strips.STRIP_COVERAGE,
                    strips.COLOUR_MAD, strips.COLOUR_NCC, strips.MIN_COLOUR_STRIP, strips.MIN_SPREAD],
     }
@@ -376,12 +391,12 @@ def _judge(catalog: Catalog, candidates: PairCandidates, threshold: float, weigh
     pairs = candidates.pairs
     if not len(pairs):
         return {FIRST: np.zeros(0, np.int64), SECOND: np.zeros(0, np.int64), KINDS: np.zeros((0, len(kinds))),
-                **Verified.of({}).scattered(0), STRIP: np.zeros(0, np.uint64)}
+                **Verified.of({}).scattered(0), BOXED: np.zeros(0, np.uint8), STRIP: np.zeros(0, np.uint64)}
     found = pair_evidence(catalog, candidates, threshold, weights, vector_features, verifying=verifying, policy=policy,
                           workers=workers, progress=progress)
     return {FIRST: pairs[:, 0].copy(), SECOND: pairs[:, 1].copy(),
             KINDS: np.stack([found.evidence.kinds[k] for k in kinds], axis=1),
-            **found.verified.scattered(len(pairs)), STRIP: np.zeros(len(pairs), np.uint64)}
+            **found.verified.scattered(len(pairs)), BOXED: found.boxed, STRIP: np.zeros(len(pairs), np.uint64)}
 
 
 def _judged(pairs: Columns, kinds: list[str]) -> JudgedPairs:

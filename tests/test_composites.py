@@ -43,3 +43,17 @@ def test_a_link_everywhere_overlaps_even_a_small_region() -> None:
     kept = np.ones(2, bool)
     assert composites(pairs, kept, regions((40, corner), None)) == {}
     assert composites(pairs, kept, regions((40, corner), (40, ALL))) == {}
+
+
+def test_a_link_through_the_content_box_alone_lies_apart_from_the_verified_one() -> None:
+    """Image 1's content box (one picture of it) found image 2 by its hashes alone, while its
+    keypoints verified image 3 (`JudgedPairs.regions_in_boxes`: such a link holds no cell).
+    Two links through the box alone both lie in the box: no composite."""
+    pairs = np.array([[1, 2], [1, 3]], np.int64)
+    kept = np.ones(2, bool)
+    boxed = regions(None, (40, LEFT))
+    boxed[0, 0] = 0
+    assert composites(pairs, kept, boxed) == {1: [2, 3]}
+    both_boxed = regions(None, None)
+    both_boxed[:, 0] = 0
+    assert composites(pairs, kept, both_boxed) == {}

@@ -161,6 +161,36 @@ def test_photos_inset_into_one_background_join_neither_it_nor_each_other(tmp_pat
         assert len(inside) == 1 and inside <= {"chelsea", "chelsea_q40", *composites.keys()} - {name}, (name, inside)
 
 
+def _poster() -> np.ndarray:
+    """A photo cut to a disc on a plain light card: a frame the content box sees through."""
+    out = np.full((480, 640, 3), 236, np.uint8)
+    picture = cv2.resize(photo("astronaut"), (380, 380), interpolation=cv2.INTER_AREA)
+    disc = np.zeros((380, 380), np.uint8)
+    cv2.ellipse(disc, (190, 190), (185, 185), 0, 0, 360, 1, -1)
+    out[60:440, 30:410][disc.astype(bool)] = picture[disc.astype(bool)]
+    return out
+
+
+@pytest.mark.parametrize("embedder", ["cnn", "none"])
+def test_a_soft_picture_inset_in_a_poster_joins_neither_group_and_contains_both(tmp_path, embedder) -> None:
+    """The inset is the poster's content box, whose hashes find the soft picture (too smooth
+    for keypoints to verify), while its keypoints verify the poster: the box link lies in the
+    box, apart from the poster's match, so the image contains both, and no longer joins them."""
+    folder = tmp_path / "photos"
+    soft = cv2.GaussianBlur(photo("chelsea"), (0, 0), 5.0)
+    for name, rgb in (("poster", _poster()), ("soft", soft)):
+        save(rgb, folder / f"{name}.png")
+        save(jpeg(rgb, 40), folder / f"{name}_q40.png")
+    save(inset(_poster(), soft, corner=(0, 1), width=0.36), folder / "poster_inset.png")
+    save(photo("rocket"), folder / "rocket.png")
+    found = _catalog(tmp_path, folder, embedder).duplicates()
+    assert {_names(g.members) for g in found if not g.contains} == {frozenset({"poster", "poster_q40"}),
+                                                                    frozenset({"soft", "soft_q40"})}
+    (composite,) = [g for g in found if g.contains]
+    assert Path(composite.keeper).stem == "poster_inset"
+    assert len(composite.contains) == 2 and _names(composite.contains) <= {"poster", "poster_q40", "soft", "soft_q40"}
+
+
 def _tile(rgb: np.ndarray, letter: str, colour: tuple[int, int, int]) -> np.ndarray:
     """A template: the same picture behind a large letter filling a tile in its middle (the
     letter is the variant's subject, a third of the picture's width and half its height)."""
