@@ -61,8 +61,8 @@ class Group:
 
 @dataclass(frozen=True)
 class AutoPairs:
-    """Auto's decision over a catalog: the duplicate pairs, composite image id -> one image id
-    of each group it contains, the (K, 2) pairs no group may hold (`auto.kept_apart`: their
+    """Auto's decision over a catalog: the duplicate pairs, composite image id -> images of
+    each group it contains (one or more; its report names each group's keeper once), the (K, 2) pairs no group may hold (`auto.kept_apart`: their
     verification found their content differs), and the pairs of which the first image shows
     all of the second on a blank canvas (`canvas`) or holds an overlay the second lacks
     (`overlay`): the keeper passes such a copy over."""

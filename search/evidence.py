@@ -137,10 +137,11 @@ class Verified:
 @dataclass(frozen=True)
 class PairEvidence:
     """Every kind of evidence for M candidate pairs, the geometric verifications done, which
-    the decision also reads, and `boxed` (M,) uint8: which image's content box alone gave the
-    pair its strongest hash or vector evidence (`BOX_FIRST`, `BOX_SECOND`; 0 when the whole
-    images or both boxes did). A composite whose box is one of its pictures links to that
-    picture's group through the box, and the decision reads where (`composites`)."""
+    the decision also reads, and `boxed` (M,) uint8: the image whose content box alone gave
+    the pair every hash or vector vote it has (`BOX_FIRST`, `BOX_SECOND`; 0 when the whole
+    images or both boxes gave one, or none voted). A composite whose box is one of its
+    pictures links to that picture's group through the box, and the decision reads where
+    (`composites`)."""
 
     evidence: Evidence
     verified: Verified
@@ -163,8 +164,7 @@ def pair_evidence(catalog: Catalog, candidates: PairCandidates, threshold: float
     for name in vector_features:
         kinds[name], via = _pair_vector_evidence(catalog, pairs, ids, name)
         vias.append(via)
-    strongest = np.argmax(np.stack(list(kinds.values())), axis=0)
-    boxed = np.stack(vias)[strongest, np.arange(len(pairs))]
+    boxed = _boxed(np.stack(list(kinds.values())), np.stack(vias), threshold)
     verified = Verified.of({})
     if verifying:
         best = np.max(np.stack(list(kinds.values())), axis=0)
@@ -176,6 +176,17 @@ def pair_evidence(catalog: Catalog, candidates: PairCandidates, threshold: float
         geometry[verified.rows[counted]] = verified_confidence(verified.counts[counted])
         kinds[GEOMETRY] = geometry
     return PairEvidence(Evidence(kinds), verified, boxed)
+
+
+def _boxed(kinds: NDArray[np.float64], vias: NDArray[np.uint8], threshold: float) -> NDArray[np.uint8]:
+    """(M,) `PairEvidence.boxed` from the (K, M) confidences of the hash and vector kinds and
+    the views that gave each (`_over_views`)."""
+    voting = kinds >= threshold
+    out = np.zeros(kinds.shape[1], np.uint8)
+    for side in (BOX_FIRST, BOX_SECOND):
+        only = (voting & (vias == side)).any(axis=0) & ~(voting & (vias != side)).any(axis=0)
+        out[only] = side
+    return out
 
 
 def _pair_hash_evidence(catalog: Catalog, pairs: NDArray[np.int64], ids: list[int], weights: dict[str, float],
@@ -222,8 +233,10 @@ def _over_views(pairs: NDArray[np.int64], boxed: set[int], score: Callable[[NDAr
     via = np.zeros(len(pairs), np.uint8)
     if (~both).any():
         best[~both] = score(pairs[~both], IMAGE, IMAGE)
-    for left_view, right_view, rows, side in ((BOX, IMAGE, left, BOX_FIRST), (IMAGE, BOX, right, BOX_SECOND),
-                                              (BOX, BOX, both, 0)):
+    # the boxes of two boxed images first, so that a tie with one box against a whole image
+    # is theirs; values are each view's maximum either way
+    for left_view, right_view, rows, side in ((BOX, BOX, both, 0), (BOX, IMAGE, left, BOX_FIRST),
+                                              (IMAGE, BOX, right, BOX_SECOND)):
         if rows.any():
             found = score(pairs[rows], left_view, right_view)
             at = np.flatnonzero(rows)

@@ -57,7 +57,7 @@ from .verify import VERIFY_THRESHOLD, Side, Verification, content_differs, eithe
 
 # Bumped whenever the code that judges pairs changes what it returns: stored judgements of
 # another version are dropped and judged again.
-EVIDENCE_VERSION = 15
+EVIDENCE_VERSION = 16
 CONTENT, KINDS, VERIFY, IN_RANGE = "content", "kinds", "verify", "in_range"
 STRIP = "strip"  # a strip candidate's or strip link's strip (`strips`); 0: an ordinary candidate or pair
 
@@ -183,7 +183,9 @@ class JudgedPairs:
     def regions_in_boxes(self) -> NDArray[np.uint64]:
         """`regions`, but a link without geometry that one image's content box alone gave
         (`evidence.PairEvidence.boxed`) lies in that image's box, which holds none of its cells
-        (0): the box is one picture of a composite, unlike the part its verified links cover."""
+        (0): the box is one picture of a composite, unlike the part its verified links cover.
+        The box's place is not stored, so a screenshot whose picture's group is split in two
+        (a thumbnail found through its box, a crop verified inside it) is taken for one too."""
         out = self.regions()
         c = self.columns
         if BOXED not in c or INLIERS not in c:
