@@ -62,10 +62,11 @@ class Group:
 @dataclass(frozen=True)
 class AutoPairs:
     """Auto's decision over a catalog: the duplicate pairs, composite image id -> images of
-    each group it contains (one or more; its report names each group's keeper once), the (K, 2) pairs no group may hold (`auto.kept_apart`: their
-    verification found their content differs), and the pairs of which the first image shows
-    all of the second on a blank canvas (`canvas`) or holds an overlay the second lacks
-    (`overlay`): the keeper passes such a copy over."""
+    each group it contains (one or more; its report names each group's keeper once), the
+    (K, 2) pairs no group may hold (`auto.kept_apart`: their verification found their content
+    differs), and the pairs of which the first image shows all of the second on a blank
+    canvas (`canvas`) or holds an overlay the second lacks (`overlay`): the keeper passes such
+    a copy over."""
 
     edges: Edges
     composites: dict[int, list[int]]

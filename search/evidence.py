@@ -220,7 +220,8 @@ def _pair_vector_evidence(catalog: Catalog, pairs: NDArray[np.int64], ids: list[
     return confidence(best, feature.background, feature.threshold), via
 
 
-def _over_views(pairs: NDArray[np.int64], boxed: set[int], score: Callable[[NDArray[np.int64], str, str], NDArray[np.float64]]
+def _over_views(pairs: NDArray[np.int64], boxed: set[int],
+                score: Callable[[NDArray[np.int64], str, str], NDArray[np.float64]]
                 ) -> tuple[NDArray[np.float64], NDArray[np.uint8]]:
     """Each pair's best `score(rows, left view, right view)` over the two images' views: the
     whole image and, for the ids in `boxed`, its content box; two boxed images are compared

@@ -18,7 +18,8 @@ def _table(seed: int, n: int = 40) -> tuple[np.ndarray, set[int], dict]:
     every = np.array([(a, b) for a in range(10) for b in range(a + 1, 10)])
     pairs = every[rng.choice(len(every), size=n, replace=False)]
     boxed = set(rng.choice(10, size=5, replace=False).tolist())
-    scores = {(i, v, w): float(rng.choice([0.2, 0.5, 0.8])) for i in range(n) for v in (IMAGE, BOX) for w in (IMAGE, BOX)}
+    views = [(v, w) for v in (IMAGE, BOX) for w in (IMAGE, BOX)]
+    scores = {(i, v, w): float(rng.choice([0.2, 0.5, 0.8])) for i in range(n) for v, w in views}
     return pairs, boxed, scores
 
 

@@ -18,7 +18,8 @@ from images import jpeg
 
 
 def _verified(query: np.ndarray, candidate: np.ndarray) -> Verification:
-    found = verify(orb_features(query), orb_features(candidate), colours=(colour_layout(query), colour_layout(candidate)))
+    colours = (colour_layout(query), colour_layout(candidate))
+    found = verify(orb_features(query), orb_features(candidate), colours=colours)
     assert found.count >= VERIFY_THRESHOLD, "the pair should align on its content"
     return found
 

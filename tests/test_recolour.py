@@ -83,10 +83,10 @@ def test_the_same_drawing_in_another_colour_is_recoloured() -> None:
     assert flagged(drawing("orange"), jpeg(drawing("purple"), 50))
 
 
-FILTERS = {"same": lambda x: x, "jpeg40": lambda x: jpeg(x, 40), "jpeg15": lambda x: jpeg(x, 15), "gamma0.6": lambda x: gamma(x, 0.6),
-           "gamma1.6": lambda x: gamma(x, 1.6), "grey": grey, "blur": lambda x: cv2.GaussianBlur(x, (0, 0), 2.0),
-           "hue30": lambda x: hue_shifted(x, 30), "hue90": lambda x: hue_shifted(x, 90),
-           "hue180": lambda x: hue_shifted(x, 180)}
+FILTERS = {"same": lambda x: x, "jpeg40": lambda x: jpeg(x, 40), "jpeg15": lambda x: jpeg(x, 15),
+           "gamma0.6": lambda x: gamma(x, 0.6), "gamma1.6": lambda x: gamma(x, 1.6), "grey": grey,
+           "blur": lambda x: cv2.GaussianBlur(x, (0, 0), 2.0), "hue30": lambda x: hue_shifted(x, 30),
+           "hue90": lambda x: hue_shifted(x, 90), "hue180": lambda x: hue_shifted(x, 180)}
 # A hue shift of the drawing is left out: where one object is the only colourful part of a
 # picture, shifting every hue is recolouring that object, to any rule that reads colours.
 CASES = [(name, f) for name in ("drawing", "chelsea", "coffee", "rocket") for f in FILTERS
