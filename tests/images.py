@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
@@ -88,3 +89,16 @@ def cropped(image: NDArray[np.uint8], fraction: float = 0.01) -> NDArray[np.uint
     height, width = image.shape[:2]
     dy, dx = int(height * fraction), int(width * fraction)
     return image[dy : height - dy, dx : width - dx].copy()
+
+
+def meme(rgb: NDArray[np.uint8], size: float = 2.4) -> NDArray[np.uint8]:
+    """Large white meme text with a black outline, one line above and one below the middle,
+    at OpenCV font scale `size`."""
+    out = rgb.copy()
+    height, width = out.shape[:2]
+    outline, stroke = round(size * 11 / 2.4), round(size * 5 / 2.4)
+    for y, text in ((int(height * 0.16), "NOT AGAIN"), (int(height * 0.95), "MONDAY")):
+        (w, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_DUPLEX, size, stroke)
+        for colour, thick in (((0, 0, 0), outline), ((255, 255, 255), stroke)):
+            cv2.putText(out, text, ((width - w) // 2, y), cv2.FONT_HERSHEY_DUPLEX, size, colour, thick, cv2.LINE_AA)
+    return out

@@ -14,7 +14,7 @@ from neardup.indexer.features import orb_features
 from neardup.search.verify import VERIFY_THRESHOLD, Verification, verify
 
 from conftest import photo
-from images import jpeg
+from images import jpeg, meme
 
 
 def _verified(query: np.ndarray, candidate: np.ndarray) -> Verification:
@@ -57,16 +57,6 @@ def _banner(rgb: np.ndarray) -> np.ndarray:
     return out
 
 
-def _caption(rgb: np.ndarray) -> np.ndarray:
-    out = rgb.copy()
-    height, width = out.shape[:2]
-    for y, text in ((int(height * 0.16), "NOT AGAIN"), (int(height * 0.95), "MONDAY")):
-        (w, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_DUPLEX, 1.6, 4)
-        for colour, thick in (((0, 0, 0), 8), ((255, 255, 255), 3)):
-            cv2.putText(out, text, ((width - w) // 2, y), cv2.FONT_HERSHEY_DUPLEX, 1.6, colour, thick, cv2.LINE_AA)
-    return out
-
-
 def _logo(rgb: np.ndarray) -> np.ndarray:
     """A solid logo a fifth of the width in a corner: the largest overlay a copy usually carries."""
     out = rgb.copy()
@@ -88,7 +78,7 @@ def _date_stamp(rgb: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("copy", ["banner", "caption", "logo", "date stamp", "jpeg"])
 def test_a_copy_with_an_overlay_holds_no_inset(name, copy) -> None:
     rgb = fit(photo(name), 384)
-    edited = {"banner": _banner, "caption": _caption, "logo": _logo, "date stamp": _date_stamp,
+    edited = {"banner": _banner, "caption": lambda x: meme(x, 1.6), "logo": _logo, "date stamp": _date_stamp,
               "jpeg": lambda x: jpeg(x, 30)}[copy](rgb)
     found = _verified(edited, rgb)
     assert not found.query.inset and not found.candidate.inset

@@ -24,7 +24,7 @@ from neardup.indexer.features import orb_features
 from neardup.search.verify import VERIFY_THRESHOLD, verify
 
 from conftest import PHOTOS, photo, save, scene
-from images import jpeg
+from images import jpeg, meme
 from test_inset import inset
 from test_recolour import drawing, gamma
 
@@ -73,24 +73,13 @@ def test_a_caption_shared_by_three_distinct_photos_makes_no_group(tmp_path) -> N
     assert _catalog(tmp_path, folder).duplicates() == []
 
 
-def _meme(rgb: np.ndarray) -> np.ndarray:
-    """Large white meme text with a black outline, one line above and one below the middle."""
-    out = rgb.copy()
-    height, width = out.shape[:2]
-    for y, text in ((int(height * 0.16), "NOT AGAIN"), (int(height * 0.95), "MONDAY")):
-        (w, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_DUPLEX, 2.4, 5)
-        for colour, thick in (((0, 0, 0), 11), ((255, 255, 255), 5)):
-            cv2.putText(out, text, ((width - w) // 2, y), cv2.FONT_HERSHEY_DUPLEX, 2.4, colour, thick, cv2.LINE_AA)
-    return out
-
-
 @pytest.mark.parametrize("name", ["chelsea", "rocket"])
 def test_a_caption_shared_with_a_plain_card_is_no_match_on_content(name) -> None:
     """A text-only meme on a plain card (or a dark star field) has keypoints on its caption
     only, all matching the photo's caption: its flat middle cannot tell a copy, so the
     photo's middle, which matches nothing, decides."""
-    card = _meme(np.full((360, 480, 3), 236, np.uint8))
-    found = verify(orb_features(card), orb_features(_meme(cv2.resize(photo(name), (480, 360),
+    card = meme(np.full((360, 480, 3), 236, np.uint8))
+    found = verify(orb_features(card), orb_features(meme(cv2.resize(photo(name), (480, 360),
                                                                      interpolation=cv2.INTER_AREA))))
     assert found.inliers >= VERIFY_THRESHOLD and found.query.coverage >= 0.9  # the captions match
     assert found.query.central == 0 and found.candidate.central > 0
