@@ -3,10 +3,11 @@
 grouping fails (shared overlays, composites, look-alike distinct images, copies larger than
 their original) beside ordinary copies.
 
-    .venv/bin/python scripts/bench_duplicates.py --seed dev|test [--methods all|a,b,…] [--quick]
+    .venv/bin/python scripts/bench_duplicates.py --seed dev|dev2|test [--methods all|a,b,…] [--quick]
 
-Tune on ``--seed dev``; only report ``--seed test``: the two use disjoint halves of the corpus
-and their own randomness (scripts/bench/dupset.py). The data set is reused while its plan is
+Tune on ``--seed dev`` (and ``dev2``, a second draw from the same half); only report ``--seed
+test``: dev and test use disjoint halves of the corpus and their own randomness
+(scripts/bench/dupset.py). The data set is reused while its plan is
 unchanged; neardup's catalogs are rebuilt on every run, in ``<out>/neardup/``. Prints markdown
 tables and writes ``results.md``, ``results.json`` and ``groups/<method>.json`` into ``<out>``
 (default ``bench-out/duplicates/<seed>``, ``<seed>-quick`` with --quick).
