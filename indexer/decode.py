@@ -36,9 +36,11 @@ _ROTATED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 # A JPEG decoded at a fraction of its size (`draft`) has lost the finest detail that tells an
 # enlarged copy from its original (`enlargement`), and averaged away most of the grain that
 # tells a noisy copy (`_noise`): up to this many times `max_side` its luma is decoded again
-# at full size for both (3.5 ms for a 1,024-pixel file; larger files, mostly camera photos,
-# are measured as decoded).
-_NATIVE_LUMA_UP_TO = 4
+# at full size for both (at 384: 3.5 ms for a 1,024-pixel file, 6 ms for 2,304 pixels, the
+# largest; larger files, mostly camera photos, are measured as decoded). Six, not four: a
+# 1,024-pixel picture, the web's usual size, enlarged twice is 2,048 pixels, and measured as
+# decoded (a quarter) it is smaller than its original and cannot be told (docs/BENCHMARKS.md).
+_NATIVE_LUMA_UP_TO = 6
 
 
 class UnreadableImageError(NeardupError, ValueError):

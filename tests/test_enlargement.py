@@ -63,11 +63,12 @@ def _jpeg(rgb: np.ndarray) -> bytes:
     return out.getvalue()
 
 
-def test_a_jpeg_decoded_at_reduced_size_is_measured_at_full_size_up_to_four_times_max_side() -> None:
-    """A 1,100-pixel JPEG is decoded at half size for the features but its enlargement is
-    measured on its full-size luma; a 2,200-pixel one as decoded (a quarter)."""
+def test_a_jpeg_decoded_at_reduced_size_is_measured_at_full_size_up_to_six_times_max_side() -> None:
+    """A 1,100- or 2,200-pixel JPEG is decoded at half or a quarter size for the features but
+    its enlargement is measured on its full-size luma (a 1,024-pixel picture enlarged twice is
+    such a file); a 2,600-pixel one as decoded (a quarter)."""
     rgb = photo(PHOTOS[0])
-    for side, scale in ((1100, 1.0), (2200, 0.25)):
+    for side, scale in ((1100, 1.0), (2200, 1.0), (2600, 0.25)):
         f = side / max(rgb.shape[:2])
         big = cv2.resize(rgb, None, fx=f, fy=f, interpolation=cv2.INTER_CUBIC)
         decoded = decode(_jpeg(big), max_side=384)

@@ -451,6 +451,31 @@ def test_an_enlarged_copy_never_wins_the_keeper_on_its_resolution(tmp_path, copy
         assert "not an enlarged copy" in g.reason or (copy == "captioned" and "overlay" in g.reason), g.reason
 
 
+def _mosaic() -> np.ndarray:
+    """The five test photos and the first of them mirrored, each reduced to 300 x 200 and laid
+    out 3 x 2: a 900-pixel picture with detail at its own scale (the test photos are smaller
+    than that, and enlarged they would be soft). One only: two would share their tiles."""
+    tiles = [cv2.resize(photo(n), (300, 200), interpolation=cv2.INTER_AREA) for n in PHOTOS]
+    tiles.append(np.ascontiguousarray(tiles[0][:, ::-1]))
+    return np.vstack([np.hstack(tiles[:3]), np.hstack(tiles[3:])])
+
+
+@pytest.mark.parametrize("embedder", ["cnn", "none"])
+def test_an_enlargement_beyond_four_times_the_decode_side_never_wins_the_keeper(tmp_path, embedder) -> None:
+    """A 900-pixel picture enlarged 2.1 times is a 1,890-pixel JPEG, which the features see
+    decoded at a quarter (472 pixels): smaller than its original. Its enlargement is measured
+    on its full-size luma all the same, so it loses the keeper for it rather than winning it
+    on its resolution (as it did while only files up to 4 x 384 pixels were measured so)."""
+    folder = tmp_path / "photos"
+    original = _mosaic()
+    save(original, folder / "mosaic.jpg", quality=92)
+    save(_resized(original, 2.1), folder / "mosaic_enlarged.jpg", quality=92)
+    groups = _catalog(tmp_path, folder, embedder).duplicates()
+    assert [_names(g.members) for g in groups] == [frozenset({"mosaic", "mosaic_enlarged"})]
+    assert Path(groups[0].keeper).stem == "mosaic", groups[0].reason
+    assert "not an enlarged copy" in groups[0].reason, groups[0].reason
+
+
 @pytest.mark.parametrize("embedder", ["cnn", "none"])
 def test_a_stretched_copy_never_wins_the_keeper_on_its_resolution(tmp_path, embedder) -> None:
     """Stretched 1.33–1.5 times along one side (3:2 to 2:1 or square, aspect ratios as usual as
