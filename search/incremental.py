@@ -115,7 +115,8 @@ class JudgedPairs:
         if INLIERS not in c:
             return np.zeros(len(self.pairs), bool)
         return (c[INLIERS] >= 0) & content_differs(c[INLIERS], self._both("coverage"), self._both("hole"),
-                                                   c[RECOLOURED] != 0, *self._besides())
+                                                   c[RECOLOURED] != 0, *self._besides(),
+                                                   centres=tuple(self._both(f) for f in ("central", "centre", "share")))
 
     def beside_pictures(self) -> NDArray[np.bool_]:
         """(M,) the verified pairs of which one image shows the other whole beside a second

@@ -73,6 +73,14 @@ RELATIVE_CENTRE = 0.5
 # pairs of one template's letter variants and 40 % of composite-original pairs.
 HOLE_GRID = 6
 MIN_HOLE = 3
+# Or, matched over most of both frames, the centre matches in neither, though both have
+# keypoints there (MIN_CENTRAL: as many as the central box's four cells need to show a match):
+# one template's letter or object variants, whose layout, caption and backdrop all match. The
+# holes miss them when the letter is small or shares strokes with another (P and R). On the
+# duplicates benchmark's two development draws this took 9 false pairs and no true pair out of
+# the groups, at any MIN_CENTRAL from 4 to 40 (docs/BENCHMARKS.md); pairs with a flat centre
+# (a noisy copy of a picture with a blank middle: 2 central keypoints) cannot say.
+MIN_CENTRAL = 4 * _MIN_CELL_KEYPOINTS
 REGION_GRID = 8  # resolution of the matched region's bitmask (`Side.cells`)
 # Images are decoded to one size (longest side 384), so a copy's scale is moderate: a crop of
 # 1/64 of the area is enlarged 8 times. A homography scaling area beyond this range (or
@@ -157,12 +165,14 @@ class Verification:
         """Both images match over most of their area, but both hold content in one inner
         region that does not match at all: a different letter or object on one template, another picture
         pasted in. Such pairs look alike to every global descriptor, and a copy's own changes
-        (a small sticker, compression, a crop) leave no such region in both images. Or, aligned
+        (a small sticker, compression, a crop) leave no such region in both images. So does a
+        match over most of both frames that misses both centres (MIN_CENTRAL). Or, aligned
         by their keypoints, one inner region differs in colour: the same object recoloured. Or
         one shows the other whole beside a second picture (`canvas.beside`): a composite."""
         q, c = self.query, self.candidate
         return bool(content_differs(self.inliers, (q.coverage, c.coverage), (q.hole, c.hole), self.recoloured,
-                                    (q.beyond, c.beyond), (q.blank, c.blank), (q.seam, c.seam)))
+                                    (q.beyond, c.beyond), (q.blank, c.blank), (q.seam, c.seam),
+                                    centres=((q.central, c.central), (q.centre, c.centre), (q.share, c.share))))
 
     @property
     def canvas_side(self) -> str | None:
@@ -205,12 +215,16 @@ _Both = tuple[float | NDArray, float | NDArray]  # one figure of the query's sid
 
 def content_differs(inliers: int | NDArray[np.int32], coverages: _Both, holes: _Both,
                     recoloured: bool | NDArray[np.bool_], beyonds: _Both = (0.0, 0.0), blanks: _Both = (0.0, 0.0),
-                    seams: _Both = (0.0, 0.0)) -> np.bool_ | NDArray[np.bool_]:
+                    seams: _Both = (0.0, 0.0), *, centres: tuple[_Both, _Both, _Both] = ((0, 0), (0.0, 0.0), (0.0, 0.0))
+                    ) -> np.bool_ | NDArray[np.bool_]:
     """`Verification.content_differs` of one pair, or of (M,) columns of pairs: each tuple
-    holds the two sides' values (`beyonds`, `blanks`, `seams`: for `either_beside`)."""
+    holds the two sides' values (`beyonds`, `blanks`, `seams`: for `either_beside`; `centres`:
+    the sides' `central`, `centre` and `share`)."""
     matched = np.asarray(inliers) >= VERIFY_THRESHOLD
     aligned = matched & (np.minimum(*coverages) >= MIN_COVERAGE)
-    return ((aligned & (np.minimum(*holes) >= MIN_HOLE)) | recoloured
+    missed = [(np.asarray(n) >= MIN_CENTRAL) & (np.asarray(c) < RELATIVE_CENTRE * np.asarray(s))
+              for n, c, s in zip(*centres)]
+    return ((aligned & ((np.minimum(*holes) >= MIN_HOLE) | (missed[0] & missed[1]))) | recoloured
             | (matched & either_beside(beyonds, blanks, seams)))
 
 
