@@ -20,6 +20,7 @@ import multiprocessing.context
 import os
 import signal
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -75,7 +76,8 @@ def parallel_map(
         pending: deque[Future] = deque()
         try:
             for chunk in chunks:
-                pending.append(pool.submit(_run, fn, chunk, args))
+                with _signals_held():
+                    pending.append(pool.submit(_run, fn, chunk, args))
                 if started and len(pending) == 1:
                     started()
                 if len(pending) >= IN_FLIGHT * workers:
@@ -89,6 +91,37 @@ def parallel_map(
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+
+
+_HELD = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP arriving inside are handled as it ends. A submit may start
+    the workers and then the pool's thread that will one day send them their stop signal; an
+    interrupt raised between the two (the CLI's handlers raise KeyboardInterrupt) left workers
+    no one would stop, and the interpreter waited for them at exit forever (seen: `neardup
+    index … | cat` hung after SIGTERM, about one run in eight under load). Python runs signal
+    handlers in the main thread only, so elsewhere (a web job) there is nothing to hold."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[tuple[int, object]] = []
+    # a handler set outside Python (None) could not be put back: such a signal is left alone
+    saved = {number: signal.signal(number, lambda n, frame: arrived.append((n, frame)))
+             for number in _HELD if signal.getsignal(number) is not None}
+    try:
+        yield
+    finally:
+        for number, handler in saved.items():
+            signal.signal(number, handler)
+        for number, frame in arrived:
+            handler = saved[number]
+            if callable(handler):
+                handler(number, frame)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(number)
 
 
 def _result(pool: ProcessPoolExecutor, future: Future) -> list:

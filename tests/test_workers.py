@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import neardup
 from neardup.indexer.progress import Progress
@@ -77,3 +78,46 @@ def test_a_script_without_a_main_guard_runs_workers(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split("\n")[:2] == ["15", "[2, 2, 3]"]
+
+
+INTERRUPTED = """
+import os, signal, sys
+from concurrent.futures import process
+from neardup.indexer.workers import parallel_map
+
+def interrupt(signum, frame):  # what `neardup index` does on SIGTERM
+    raise KeyboardInterrupt
+
+signal.signal(signal.SIGTERM, interrupt)
+start_thread = process.ProcessPoolExecutor._start_executor_manager_thread
+
+def start_then_signal(self):
+    # the workers are started; the thread that will send them their stop signal is not yet
+    if not self._processes:
+        for _ in range(self._max_workers):
+            self._spawn_process()
+    os.kill(os.getpid(), signal.SIGTERM)
+    start_thread(self)
+
+process.ProcessPoolExecutor._start_executor_manager_thread = start_then_signal
+try:
+    list(parallel_map(abs, list(range(-40, 0)), workers=2, fork=sys.argv[1] == "fork"))
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+def test_an_interrupt_as_the_workers_start_ends_the_run(tmp_path: Path) -> None:
+    """SIGTERM (or Ctrl-C) landing just after the pool forked its workers (as the CLI starts
+    them) and before the thread that stops them exists: the run stops and the process exits,
+    instead of waiting at exit for workers no one would stop (`neardup index … | cat` hung so
+    in about one run of eight under load, tests/test_cli_errors.py's pipe test now and then)."""
+    script = tmp_path / "interrupted.py"
+    script.write_text(INTERRUPTED)
+    try:
+        done = subprocess.run([sys.executable, str(script), "fork"], capture_output=True, text=True, timeout=30,
+                              start_new_session=True)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the interrupted run did not exit within 30 s")
+    assert done.stdout.strip() == "interrupted", done.stderr[-2000:]
+    assert done.returncode == 0, done.stderr[-2000:]
