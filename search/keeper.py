@@ -44,6 +44,15 @@ _SAME_ASPECT = 0.02  # |log| of the ratio of two aspect ratios
 # photos stretched 1.3 to 2 times, tests/test_enlargement.py), where a copy holding the
 # picture reduced, in a box or a collage, is sharper there and loses more.
 _SIDE_AGREES = 0.7
+# Along the side it was stretched, reduced back, it loses under this share of what the
+# original loses. On the five test photos stretched 1.18-1.43 times along either side the
+# share was 0.21-0.68, while an original beside its copy squeezed as much (the same geometry
+# with the roles reversed: the copy is sharper per pixel along that side) had 0.69-1.75; 0.6
+# keeps a margin from the squeezes. At the whole-image _ENLARGED (0.35), 22 of the duplicates
+# bench's 83 stretched copies in its two development draws were told, at 0.6 67; there the
+# keeper kept more originals still up to 0.8 (docs/BENCHMARKS.md), but that bench holds no
+# squeezed copy to say what a higher share costs.
+_STRETCHED = 0.6
 
 
 @dataclass(frozen=True)
@@ -152,8 +161,9 @@ def _lacks_detail(im: ImageInfo, ctx: Context, *, same_size: bool) -> float | No
 
 def _stretched(im: ImageInfo, other: ImageInfo) -> bool:
     """`im` is `other` stretched along one side: that side longer (`other`'s at most _REDUCED
-    of it), the other side about as long, and reduced back along it `im` loses far less, while
-    along the other side it loses about what `other` loses (_SIDE_AGREES). Only then, and
+    of it), the other side about as long, and reduced back along it `im` loses much less
+    (_STRETCHED), while along the other side it loses about what `other` loses
+    (_SIDE_AGREES). Only then, and
     without a content box in either, do the sides' lengths tell the scale of the picture in
     them: a canvas, a frame or a composite holds the picture at a scale of its own (two
     pictures side by side, each reduced, can be as wide as one of them), and a picture reduced
@@ -162,20 +172,21 @@ def _stretched(im: ImageInfo, other: ImageInfo) -> bool:
         return False
     width, height = other.width / im.width, other.height / im.height
     for side, ratio, rest, length in (("across", width, "down", height), ("down", height, "across", width)):
-        if ratio <= _REDUCED < length < 1 / _REDUCED and _less_detail(im, other, ratio, side):
+        if ratio <= _REDUCED < length < 1 / _REDUCED and _less_detail(im, other, ratio, side, share=_STRETCHED):
             lost, theirs = _loss(im.enlargement, ratio, rest), _loss(other.enlargement, ratio, rest)
             if lost is not None and theirs is not None and lost >= _SIDE_AGREES * theirs:
                 return True
     return False
 
 
-def _less_detail(im: ImageInfo, other: ImageInfo, reduction: float, side: str | None = None) -> bool:
-    """`im` reduced by `reduction` (along `side` only) loses under _ENLARGED of what `other`
+def _less_detail(im: ImageInfo, other: ImageInfo, reduction: float, side: str | None = None, *,
+                 share: float = _ENLARGED) -> bool:
+    """`im` reduced by `reduction` (along `side` only) loses under `share` of what `other`
     loses reduced by as much, which is at least _SOME_DETAIL."""
     lost = _loss(im.enlargement, reduction, side)
     theirs_lost = None if other.enlargement is None else _loss(other.enlargement, reduction, side)
     return lost is not None and theirs_lost is not None and theirs_lost >= _SOME_DETAIL \
-        and lost < _ENLARGED * theirs_lost
+        and lost < share * theirs_lost
 
 
 def _may_accuse(other: ImageInfo, im: ImageInfo) -> bool:

@@ -496,16 +496,41 @@ def test_an_enlargement_beyond_four_times_the_decode_side_never_wins_the_keeper(
 def test_a_stretched_copy_never_wins_the_keeper_on_its_resolution(tmp_path, embedder) -> None:
     """Stretched 1.33–1.5 times along one side (3:2 to 2:1 or square, aspect ratios as usual as
     the originals') and saved at a higher quality: more pixels, a larger file, and nothing in
-    its extra pixels that the original lacks. (A milder stretch, by 1.2, mostly goes untold.)"""
-    folder = tmp_path / "photos"
-    for name, side, factor in (("coffee", 0, 4 / 3), ("chelsea", 1, 1.5), ("rocket", 1, 1.5)):
+    its extra pixels that the original lacks."""
+    _save_resized(tmp_path / "photos", (("coffee", 0, 4 / 3), ("chelsea", 1, 1.5), ("rocket", 1, 1.5)), "stretched")
+    _originals_kept(_catalog(tmp_path, tmp_path / "photos", embedder), "stretched", "stretched along one side")
+
+
+def _save_resized(folder: Path, how: tuple[tuple[str, int, float], ...], suffix: str) -> None:
+    """Each photo (at quality 90) and a copy of it resized by `factor` along one side (0: its
+    width, 1: its height), at quality 96."""
+    for name, side, factor in how:
         original = photo(name)
         size = [original.shape[1], original.shape[0]]
         size[side] = round(size[side] * factor)
         save(original, folder / f"{name}.jpg", quality=90)
-        save(cv2.resize(original, tuple(size), interpolation=cv2.INTER_CUBIC), folder / f"{name}_stretched.jpg",
+        interpolation = cv2.INTER_CUBIC if factor > 1 else cv2.INTER_AREA
+        save(cv2.resize(original, tuple(size), interpolation=interpolation), folder / f"{name}_{suffix}.jpg",
              quality=96)
-    _originals_kept(_catalog(tmp_path, folder, embedder), "stretched", "stretched along one side")
+
+
+def test_a_mild_stretch_never_wins_the_keeper_on_its_resolution(tmp_path) -> None:
+    """Stretched only 1.2–1.25 times: along that side it loses about half what its original
+    loses reduced as much (`keeper._STRETCHED`). At the share an enlargement of the whole
+    picture is told by (`keeper._ENLARGED`, about a third), a stretched copy won the keeper."""
+    _save_resized(tmp_path / "photos", (("coffee", 0, 1.25), ("chelsea", 1, 1.2), ("rocket", 0, 1.25)), "stretched")
+    _originals_kept(_catalog(tmp_path, tmp_path / "photos"), "stretched", "stretched along one side")
+
+
+def test_a_squeezed_copy_never_makes_its_original_a_stretch(tmp_path) -> None:
+    """The same geometry the other way round: the original is the longer one, and a copy
+    squeezed to 0.8 or 0.7 of one side is sharper per pixel along it. The original keeps
+    the keeper, and is never called a stretch of its copy."""
+    _save_resized(tmp_path / "photos", (("coffee", 0, 0.8), ("chelsea", 1, 0.7), ("rocket", 0, 0.7)), "squeezed")
+    groups = [g for g in _catalog(tmp_path, tmp_path / "photos").duplicates() if not g.contains]
+    assert {_names(g.members) for g in groups} == {frozenset({n, f"{n}_squeezed"}) for n in _THREE}
+    for g in groups:
+        assert Path(g.keeper).stem in _THREE and "stretched along one side" not in g.reason, (g.keeper, g.reason)
 
 
 def test_a_crop_of_another_aspect_never_makes_its_original_an_enlargement(tmp_path) -> None:
