@@ -102,8 +102,8 @@ def _signals_held() -> Iterator[None]:
     the workers and then the pool's thread that will one day send them their stop signal; an
     interrupt raised between the two (the CLI's handlers raise KeyboardInterrupt) left workers
     no one would stop, and the interpreter waited for them at exit forever (seen: `neardup
-    index … | cat` hung after SIGTERM, about one run in eight under load). Python runs signal
-    handlers in the main thread only, so elsewhere (a web job) there is nothing to hold."""
+    index … | cat` hung after SIGTERM in 2 of 31 runs under load; docs/RELIABILITY.md). Python
+    runs signal handlers in the main thread only, so elsewhere (a web job) nothing is held."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -162,12 +162,11 @@ def _lacks_detail(im: ImageInfo, ctx: Context, *, same_size: bool) -> float | No
 def _stretched(im: ImageInfo, other: ImageInfo) -> bool:
     """`im` is `other` stretched along one side: that side longer (`other`'s at most _REDUCED
     of it), the other side about as long, and reduced back along it `im` loses much less
-    (_STRETCHED), while along the other side it loses about what `other` loses
-    (_SIDE_AGREES). Only then, and
-    without a content box in either, do the sides' lengths tell the scale of the picture in
-    them: a canvas, a frame or a composite holds the picture at a scale of its own (two
-    pictures side by side, each reduced, can be as wide as one of them), and a picture reduced
-    into a box is sharper per pixel along both sides."""
+    (_STRETCHED), while along the other side it loses about what `other` loses (_SIDE_AGREES).
+    Only then, and without a content box in either, do the sides' lengths tell the scale of
+    the picture in them: a canvas, a frame or a composite holds the picture at a scale of its
+    own (two pictures side by side, each reduced, can be as wide as one of them), and a picture
+    reduced into a box is sharper per pixel along both sides."""
     if im.has_box or other.has_box:
         return False
     width, height = other.width / im.width, other.height / im.height

@@ -111,7 +111,7 @@ def test_an_interrupt_as_the_workers_start_ends_the_run(tmp_path: Path) -> None:
     """SIGTERM (or Ctrl-C) landing just after the pool forked its workers (as the CLI starts
     them) and before the thread that stops them exists: the run stops and the process exits,
     instead of waiting at exit for workers no one would stop (`neardup index … | cat` hung so
-    in about one run of eight under load, tests/test_cli_errors.py's pipe test now and then)."""
+    in 2 of 31 runs under load, and tests/test_cli_errors.py's pipe test now and then)."""
     script = tmp_path / "interrupted.py"
     script.write_text(INTERRUPTED)
     try:
