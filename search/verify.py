@@ -131,7 +131,7 @@ class Side:
         """The centre matches at least half as well as the whole image does (a degraded copy
         matches everywhere a little; a shared caption or frame, nowhere in the middle). A
         centre without keypoints (flat) cannot say."""
-        return self.central == 0 or self.centre >= RELATIVE_CENTRE * self.share
+        return self.central == 0 or bool(centre_dense(self.centre, self.share))
 
 
 @dataclass(frozen=True)
@@ -198,6 +198,12 @@ class Verification:
         return None
 
 
+def centre_dense(centre: float | NDArray, share: float | NDArray) -> np.bool_ | NDArray[np.bool_]:
+    """Whether a side's central keypoints are inliers at least RELATIVE_CENTRE times as often
+    as all its keypoints are (`Side.centre` against `Side.share`; scalars or columns)."""
+    return np.asarray(centre) >= RELATIVE_CENTRE * np.asarray(share)
+
+
 def on_content(coverages: tuple[float | NDArray, float | NDArray], centrals: tuple[int | NDArray, int | NDArray],
                centres: tuple[float | NDArray, float | NDArray], shares: tuple[float | NDArray, float | NDArray]
                ) -> np.bool_ | NDArray[np.bool_]:
@@ -205,7 +211,7 @@ def on_content(coverages: tuple[float | NDArray, float | NDArray], centrals: tup
     the two sides' `Side` values): a side with central keypoints decides by `centre_matches`;
     when neither has any, the centre cannot say."""
     telling = [np.asarray(n) > 0 for n in centrals]
-    matches = [t & (np.asarray(c) >= RELATIVE_CENTRE * np.asarray(s)) for t, c, s in zip(telling, centres, shares)]
+    matches = [t & centre_dense(c, s) for t, c, s in zip(telling, centres, shares)]
     centred = ~(telling[0] | telling[1]) | matches[0] | matches[1]
     return (np.maximum(*coverages) >= MIN_COVERAGE) & centred
 
@@ -222,8 +228,7 @@ def content_differs(inliers: int | NDArray[np.int32], coverages: _Both, holes: _
     the sides' `central`, `centre` and `share`)."""
     matched = np.asarray(inliers) >= VERIFY_THRESHOLD
     aligned = matched & (np.minimum(*coverages) >= MIN_COVERAGE)
-    missed = [(np.asarray(n) >= MIN_CENTRAL) & (np.asarray(c) < RELATIVE_CENTRE * np.asarray(s))
-              for n, c, s in zip(*centres)]
+    missed = [(np.asarray(n) >= MIN_CENTRAL) & ~centre_dense(c, s) for n, c, s in zip(*centres)]
     return ((aligned & ((np.minimum(*holes) >= MIN_HOLE) | (missed[0] & missed[1]))) | recoloured
             | (matched & either_beside(beyonds, blanks, seams)))
 
