@@ -267,6 +267,29 @@ def _median_bits(values: NDArray[np.float32]) -> NDArray[np.uint8]:
     return np.packbits(values > np.median(values))
 
 
+def dihedral(bits: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """The seven other turns and mirrors of an image, as their hashes guessed from its own
+    256-bit ``pdq`` or ``phash256`` ((n, 32) uint8 rows): (n, 7, 32), in the order mirror,
+    upside down, half turn, then the transposed image and its three (two of which are the
+    quarter turns).
+
+    Both hashes are the signs, about their median, of DCT frequencies 1..16 of a square
+    resample of the picture. Mirroring negates the odd horizontal frequencies, flipping upside
+    down the odd vertical ones, and a quarter turn transposes the square (then mirrors it): so
+    a bit of the turned image is its own bit, moved, and inverted where its frequency is odd.
+    Only coefficients between the two medians come out wrong: on 300 corpus images the guess
+    was a median 6 bits (90th percentile 12) from the hash of the turned image itself, where
+    unrelated images lie about 128 apart (docs/BENCHMARKS.md). Enough to find a mirrored or
+    turned copy among an image's nearest hashes without hashing its turns at indexing."""
+    grid = np.unpackbits(np.asarray(bits, np.uint8), axis=-1).reshape(-1, 16, 16).astype(bool)
+    odd = np.arange(1, 17) % 2 == 1
+    turns = []
+    for square in (grid, grid.transpose(0, 2, 1)):
+        for across, down in ((False, False), (True, False), (False, True), (True, True)):
+            turns.append(square ^ (odd[None, :] & across) ^ (odd[:, None] & down))
+    return np.packbits(np.stack(turns[1:], axis=1).reshape(len(grid), 7, 256), axis=-1)
+
+
 def _haar_level(x: NDArray[np.float32]) -> tuple[NDArray, tuple[NDArray, NDArray, NDArray]]:
     """One level of the orthonormal 2-D Haar transform of an even-sided array:
     the low band and the (horizontal, vertical, diagonal) detail bands, each half-size."""

@@ -50,6 +50,12 @@ class AutoPolicy:
     pair_seeds: tuple[str, ...] = ("pdq", "phash256")  # hash indexes duplicates draw candidate pairs from
     pair_k: int = 16  # each image's nearest per seed index: candidate pairs
     verify_hash_top: int = 4  # of which each image's nearest few are verified too (finds weak links)
+    # without a vector feature (which finds mirrored and turned copies itself), hash indexes
+    # searched with each image's turns and mirrors, and each turn's nearest few within some
+    # bits verified: a plateau on both development draws (docs/BENCHMARKS.md)
+    turn_seeds: tuple[str, ...] = ("pdq",)
+    turn_k: int = 2
+    turn_bits: int = 90
     agreement: int = 2  # kinds of evidence at the threshold that make a duplicate pair
     attach_links: int = 2  # one-vote geometric links to one group that attach a group to it
     # duplicates linked to both images of a pair whose content was found to differ that

@@ -23,7 +23,8 @@ from numpy.typing import NDArray
 
 from neardup.indexer.embedders import VECTOR_FEATURES
 from neardup.storage.catalog import Catalog
-from neardup.storage.models import VIEWS
+from neardup.indexer.hashes import dihedral
+from neardup.storage.models import IMAGE, VIEWS
 from neardup.storage.vectors import Edges, in_sorted, pair_ids, pair_keys, unique_keys
 
 from .auto import POLICY, AutoPolicy
@@ -87,6 +88,8 @@ def pair_candidates(catalog: Catalog, threshold: float, weights: dict[str, float
                 near.append(ranked.where(ranked.value < policy.verify_hash_top))
     if not vector_features:
         near += found[:1]
+    if verifying and not vector_features:
+        near += _turned_pairs(catalog, policy, weights)
     ranged = [] if known_range is None else [Edges(known_range[:, 0], known_range[:, 1],
                                                    np.ones(len(known_range), np.float32))]
     for name in vector_features:
@@ -102,6 +105,22 @@ def pair_candidates(catalog: Catalog, threshold: float, weights: dict[str, float
     keys, _ = unique_keys(pair_keys(edges.src, edges.dst))
     pairs = np.stack(pair_ids(keys), axis=1)
     return PairCandidates(pairs, _among(keys, verify), _among(keys, ranged_edges))
+
+
+def _turned_pairs(catalog: Catalog, policy: AutoPolicy, weights: dict[str, float]) -> list[Edges]:
+    """Each image's `turn_k` nearest by each of its seven turns and mirrors (`hashes.dihedral`)
+    in the `turn_seeds` indexes: a mirrored or turned copy, which no hash of the image itself
+    finds, to be verified (the mirrored keypoints and the rotation-invariant ones match it)."""
+    out = []
+    for algo in (a for a in policy.turn_seeds if a in weights):
+        ids, codes = catalog.hashes(algo, IMAGE)
+        if not len(ids):
+            continue
+        turned, index = dihedral(codes), catalog.index(algo)
+        for t in range(turned.shape[1]):
+            found = index.nearest(np.ascontiguousarray(turned[:, t]), ids, policy.turn_k)
+            out.append(found.where(found.value <= policy.turn_bits))
+    return out
 
 
 def _range_pairs(catalog: Catalog, name: str, cosine: float, new: NDArray[np.int64] | None) -> Edges:

@@ -4,6 +4,7 @@ file and a PostgreSQL catalog alike."""
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -15,12 +16,13 @@ import neardup
 from neardup.indexer.decode import decode
 from neardup.indexer.hashes import HASHES
 from neardup.search.auto import POLICY, kept_apart
+from neardup.search.candidates import pair_candidates
 from neardup.search.fusion import hamming_rows
 from neardup.search.keeper import UnknownRuleError, check_order, choose_keeper
 from neardup.search.linkage import complete_linkage, components, single_linkage
 from neardup.storage.records import ImageInfo
 
-from conftest import photo, save
+from conftest import photo, save, scene
 
 
 @pytest.fixture
@@ -261,3 +263,40 @@ def test_strict_grouping_through_the_api_breaks_a_real_chain(tmp_path, catalog_l
     assert _groups(cat, by="pdq", threshold=near) == {frozenset({"c0.png", "c1.png", "c2.png"})}
     strict = _groups(cat, by="pdq", threshold=near, strict=True)
     assert len(strict) == 1 and len(next(iter(strict))) == 2
+
+
+_TURNS = {"mirror": lambda a: a[:, ::-1], "quarter": lambda a: np.rot90(a, -1), "half": lambda a: a[::-1, ::-1]}
+
+
+def _turned_collection(tmp_path: Path, turn: str) -> neardup.Collection:
+    """Four photos, forty scenes and chelsea turned, in a hashes-only catalog."""
+    for name in ("coffee", "chelsea", "astronaut", "rocket"):
+        save(photo(name), tmp_path / "photos" / f"{name}.jpg", quality=95)
+    for seed in range(40):
+        save(scene(seed), tmp_path / "photos" / f"scene{seed:02d}.png")
+    save(np.ascontiguousarray(_TURNS[turn](photo("chelsea"))), tmp_path / "photos" / "chelsea_turned.jpg", quality=90)
+    cat = neardup.open(tmp_path / "c.db", create=True, embedder="none")
+    cat.index([tmp_path / "photos"], workers=1)
+    return cat
+
+
+@pytest.mark.parametrize("turn", list(_TURNS))
+def test_a_mirrored_or_turned_copy_is_grouped_without_a_vector_feature(tmp_path, turn) -> None:
+    assert _groups(_turned_collection(tmp_path, turn)) == {frozenset({"chelsea.jpg", "chelsea_turned.jpg"})}
+
+
+@pytest.mark.parametrize("turn", list(_TURNS))
+def test_the_turns_of_an_images_hash_find_its_mirrored_or_turned_copy(tmp_path, turn) -> None:
+    """No hash of an image lies near its mirror's or its turn's (its own nearest hashes find
+    it only in a collection too small to hold nearer ones); the turns guessed from its hash
+    put the pair up for verification."""
+    cat = _turned_collection(tmp_path, turn).catalog
+    found = cat.image_ids(str((tmp_path / "photos" / n).resolve()) for n in ("chelsea.jpg", "chelsea_turned.jpg"))
+    pair = tuple(sorted(found.values()))
+    assert len(pair) == 2
+    weights = POLICY.weights(cat.settings.hashes)
+    own_only = replace(POLICY, pair_k=1, verify_hash_top=0)  # no pair from the images' own hashes
+    for policy, found in ((own_only, True), (replace(own_only, turn_seeds=()), False)):
+        candidates = pair_candidates(cat, 0.5, weights, (), verifying=True, merge={}, policy=policy)
+        verified = {tuple(p) for p in candidates.pairs[candidates.verify].tolist()}
+        assert (pair in verified) is found

@@ -19,10 +19,12 @@ from neardup.indexer.hashes import (
     InvalidImageError,
     UnknownHashError,
     compute_hashes,
+    dihedral,
     hamming,
     luma,
     pdq,
     phash,
+    phash256,
     quality,
     to_gray,
 )
@@ -129,6 +131,25 @@ def test_small_crop_stays_within_threshold(name):
         for s in SAMPLES
     }
     assert max(distances.values()) <= spec.threshold, distances
+
+
+# The turns `dihedral` guesses, in its order, as NumPy makes them of an (H, W, 3) array.
+_TURNS = (lambda a: a[:, ::-1], lambda a: a[::-1], lambda a: a[::-1, ::-1], lambda a: a.transpose(1, 0, 2),
+          lambda a: np.rot90(a, -1), lambda a: np.rot90(a), lambda a: a.transpose(1, 0, 2)[::-1, ::-1])
+
+
+@pytest.mark.parametrize("compute", [lambda rgb: pdq(rgb)[0], phash256], ids=["pdq", "phash256"])
+@pytest.mark.parametrize("name", SAMPLES)
+def test_the_turns_guessed_from_a_hash_are_near_the_hashes_of_the_turned_image(name, compute):
+    """Each guessed turn lies near the hash of that turn of the image (the medians of the two
+    coefficient sets differ a little) and far from the other turns' hashes."""
+    rgb = sample(name)
+    guessed = dihedral(compute(rgb)[None])[0]
+    actual = [compute(np.ascontiguousarray(turn(rgb))) for turn in _TURNS]
+    for i, guess in enumerate(guessed):
+        distances = [hamming(guess, h) for h in actual]
+        assert distances[i] <= 24, (i, distances)
+        assert min(d for j, d in enumerate(distances) if j != i) >= 64, (i, distances)
 
 
 @pytest.mark.parametrize("name", HASHES)
