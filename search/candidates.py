@@ -6,6 +6,8 @@ nearest images by each seed hash and each fused vector feature. Duplicates gathe
 content box's) nearest neighbours by the seed hashes, every pair whose cosine alone reaches
 the threshold, and, marked to be verified geometrically whatever else they score, each image's
 few nearest by each vector feature (by the first seed hash without one) and by every seed hash.
+Without a vector feature, also each image's nearest by the hashes of its turns and mirrors,
+guessed from its own (`hashes.dihedral`): no hash of the image finds a mirrored copy.
 
 When images are added to a catalog whose candidates are known, every list is searched again
 (FAISS queries, cheap beside judging a pair), but the range pairs by cosine, which no other
@@ -22,8 +24,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from neardup.indexer.embedders import VECTOR_FEATURES
-from neardup.storage.catalog import Catalog
 from neardup.indexer.hashes import dihedral
+from neardup.storage.catalog import Catalog
 from neardup.storage.models import IMAGE, VIEWS
 from neardup.storage.vectors import Edges, in_sorted, pair_ids, pair_keys, unique_keys
 
