@@ -53,7 +53,7 @@ class AutoPolicy:
     # without a vector feature (which finds mirrored and turned copies itself), hash indexes
     # searched with each image's turns and mirrors, and each turn's nearest few within some
     # bits verified: a plateau on both development draws (docs/BENCHMARKS.md)
-    turn_seeds: tuple[str, ...] = ("pdq",)
+    turn_seeds: tuple[str, ...] = ("phash256",)  # whose turns are guessed closer than pdq's
     turn_k: int = 2
     turn_bits: int = 90
     agreement: int = 2  # kinds of evidence at the threshold that make a duplicate pair
