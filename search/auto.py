@@ -46,6 +46,7 @@ class AutoPolicy:
     threshold: float = 0.5  # a kind of evidence exactly at its own measured threshold
     search_seeds: tuple[str, ...] = ("pdq", "phash256", "dhash", "whash")  # hash indexes a search draws from
     search_pool: int = 64  # candidates per index and query variant, re-scored by every kind of evidence
+    search_turns: tuple[int, ...] = (1, 2, 3)  # quarter turns of a query hashed too, without a vector feature
     verify_top: int = 5  # best candidates verified per query, and each image's nearest by a vector feature
     pair_seeds: tuple[str, ...] = ("pdq", "phash256")  # hash indexes duplicates draw candidate pairs from
     pair_k: int = 16  # each image's nearest per seed index: candidate pairs

@@ -35,8 +35,9 @@ from .fusion import similarity_at
 
 @dataclass(frozen=True)
 class Query:
-    """A query image as auto compares it: its variants' hashes (variant -> hash name -> bits)
-    and, per fused vector feature, the variants' (V, D) float32 vectors."""
+    """A query image as auto compares it: its variants' hashes (variant -> hash name -> bits),
+    then those of its turns when there is no vector feature (`AutoPolicy.search_turns`), and,
+    per fused vector feature, the variants' (V, D) float32 vectors."""
 
     variants: list[NDArray[np.uint8]]
     hashes: list[dict[str, NDArray[np.uint8]]]

@@ -96,6 +96,9 @@ def _search_auto(pixels: NDArray[np.uint8], catalog: Catalog, k: int, embedders:
     variants = query_variants(pixels)
     hashes = [compute_hashes(v, list(weights)) for v in variants]
     fused = [n for n in POLICY.vector_features if n in embedders and n in features_of(catalog)]
+    if not fused:  # no vector to find a turned copy: its hashes must (keypoints turn with it)
+        turns = (np.ascontiguousarray(np.rot90(pixels, k)) for k in POLICY.search_turns)
+        hashes += [compute_hashes(turn, list(weights)) for turn in turns]
     query = Query(variants, hashes, {n: embedders[n].embed(variants) for n in fused})
     ids = search_candidates(query, catalog, k, weights)
     if not ids:

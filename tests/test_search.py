@@ -9,8 +9,10 @@ from PIL import Image
 
 import neardup
 from neardup.indexer.hashes import HASHES
+from neardup.search.auto import POLICY
 
 from conftest import DATA, scene
+from images import jpeg
 
 
 @pytest.fixture
@@ -63,3 +65,26 @@ def test_unknown_feature_and_unreadable_query_are_clear_errors(indexed, tmp_path
     text.write_text("hello")
     with pytest.raises(neardup.UnreadableImageError):
         cat.search(text)
+
+
+@pytest.mark.parametrize("turns", [1, 2, 3])
+def test_a_turned_query_finds_its_original_first_without_a_vector_feature(tmp_path, turns) -> None:
+    """No hash of the original lies near the turned query's, so in a larger collection it
+    would not even be verified (here, among 44 others, it is); the hashes of the query's turns
+    vouch for it by themselves."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("coffee", "chelsea", "astronaut", "rocket"):
+        Image.open(DATA / f"{name}.jpg").save(folder / f"{name}.jpg", quality=95)
+    rng = np.random.default_rng(0)
+    for i in range(40):  # photo-like images turned as the query is, nearer to it than its original
+        rgb = np.asarray(Image.open(DATA / f"{('coffee', 'chelsea', 'rocket', 'hubble')[i % 4]}.jpg").convert("RGB"))
+        h, w = rgb.shape[0] // 2, rgb.shape[1] // 2
+        y, x = rng.integers(0, h), rng.integers(0, w)
+        Image.fromarray(np.ascontiguousarray(np.rot90(rgb[y:y + h, x:x + w], turns))).save(folder / f"part{i:02d}.jpg")
+    cat = neardup.open(tmp_path / "c.db", create=True, embedder="none")
+    cat.index([folder], workers=1)
+    turned = np.ascontiguousarray(np.rot90(np.asarray(Image.open(DATA / "astronaut.jpg").convert("RGB")), turns))
+    results = cat.search(jpeg(turned, 80), k=3)
+    assert results[0].path == str(folder.resolve() / "astronaut.jpg"), [r.path for r in results]
+    assert dict(results[0].evidence)["hashes"] >= POLICY.threshold, results[0].evidence
