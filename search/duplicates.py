@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 import neardup.indexer
 import neardup.search
 import neardup.storage
-from neardup.indexer.hashes import HASHES, LOW_QUALITY
+from neardup.indexer.hashes import HASHES, LOW_QUALITY, dihedral
 from neardup.indexer.progress import Progress
 from neardup.storage.catalog import Catalog
 from neardup.storage.decisions import DecisionStore
@@ -35,9 +35,9 @@ from neardup.storage.vectors import Edges
 from .auto import GEOMETRY, POLICY, kept_apart, verified_links
 from .composites import composites, with_insets
 from .features import AUTO, check_feature, check_threshold, default_threshold, features_of
-from .fusion import fused_similarity
+from .fusion import fused_similarity, hamming_rows
 from .incremental import EvidenceReport, JudgedPairs, judged_pairs
-from .keeper import DEFAULT_ORDER, Added, Centrality, choose_keeper
+from .keeper import DEFAULT_ORDER, TURN_EDITS, Added, Centrality, Turns, choose_keeper
 from .linkage import complete_linkage, single_linkage
 
 
@@ -324,14 +324,16 @@ def _groups(catalog: Catalog, clusters: list[list[int]], prefer: Sequence[str], 
     """Each cluster of two or more images as a `Group`, keeper first; `added`: the members
     found to add canvas or an overlay to another (for the keeper)."""
     info = catalog.images(i for c in clusters for i in c)
-    centrality = _centrality(catalog, [i for c in clusters if len(c) > 2 for i in c])
+    in_threes = [i for c in clusters if len(c) > 2 for i in c]
+    centrality, turns = _centrality(catalog, in_threes), _turns(catalog, in_threes)
     groups = []
     for cluster in clusters:
         images = [info[i] for i in cluster if i in info]
         if len(images) < 2:
             continue
         keeper, reason = choose_keeper(images, prefer=prefer, order=order,
-                                       centrality=centrality(images) if centrality else None, added=added)
+                                       centrality=centrality(images) if centrality else None, added=added,
+                                       turns=turns(images) if turns else None)
         rest = sorted((im for im in images if im is not keeper), key=lambda im: im.path)
         ordered = (keeper, *rest)
         groups.append(Group(keeper.path, tuple(im.path for im in ordered), ordered, reason))
@@ -363,6 +365,53 @@ def _centrality(catalog: Catalog, ids: list[int]) -> Callable[[Sequence[ImageInf
         return centrality
 
     return of_group
+
+
+def _turns(catalog: Catalog, ids: list[int]) -> Callable[[Sequence[ImageInfo]], Turns] | None:
+    """For one group's members, how many turns and mirrors each is from the others, for the
+    keeper's `unturned` rule: between two members, the `keeper.TURN_EDITS` of the turn of one's
+    phash256 (`hashes.dihedral`) nearest to the other's, when within `AutoPolicy.turn_bits`. A
+    member not so related to every other (a crop, padding or a strong edit moves the hash too
+    far to tell its turn) has none. Per distinct content, as `_centrality`; None without
+    phash256."""
+    if not ids or "phash256" not in catalog.settings.hashes:
+        return None
+    bits = catalog.hashes_of(ids, ["phash256"])["phash256"]
+
+    def of_group(members: Sequence[ImageInfo]) -> Turns:
+        found: dict[int, float] | None = None
+
+        def turns(im: ImageInfo) -> float | None:
+            nonlocal found
+            if found is None:
+                found = _turn_edits(members, bits)
+            return found.get(im.image_id)
+
+        return turns
+
+    return of_group
+
+
+def _turn_edits(members: Sequence[ImageInfo], bits: Mapping[int, NDArray[np.uint8]]) -> dict[int, float]:
+    """Member id -> the `TURN_EDITS` of the others from it, summed, for the members related by
+    a turn to every other (see `_turns`)."""
+    if any(im.image_id not in bits for im in members):
+        return {}
+    contents = [im.sha256 or f"#{im.image_id}" for im in members]
+    firsts: dict[str, int] = {}
+    for im, content in zip(members, contents):
+        firsts.setdefault(content, im.image_id)
+    copies = Counter(contents)
+    codes = np.stack([bits[i] for i in firsts.values()])
+    weight = np.array([copies[c] for c in firsts])
+    turned = np.concatenate([codes[:, None], dihedral(codes)], axis=1)
+    edits = np.asarray(TURN_EDITS)
+    per_content: dict[str, float] = {}
+    for k, content in enumerate(firsts):
+        far = hamming_rows(turned[k][:, None, :], codes[None])  # (8 turns, contents)
+        if far.min(axis=0).max() <= POLICY.turn_bits:
+            per_content[content] = float((edits[far.argmin(axis=0)] * weight).sum())
+    return {im.image_id: per_content[c] for im, c in zip(members, contents) if c in per_content}
 
 
 def _mean_similarities(members: Sequence[ImageInfo], hashes: Mapping[str, Mapping[int, NDArray[np.uint8]]],

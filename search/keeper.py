@@ -24,6 +24,11 @@ from neardup.storage.errors import NeardupError
 from neardup.storage.records import ImageInfo
 
 Centrality = Callable[[ImageInfo], float]  # a member's mean similarity to the group's other members
+Turns = Callable[[ImageInfo], float | None]  # a member's turns and mirrors from the others (`TURN_EDITS`)
+# The turns and mirrors of `hashes.dihedral`, identity first, as the editing commands that
+# make them: a mirror, upside down, a half turn and either quarter turn are one each; the two
+# transposes are a quarter turn and a mirror.
+TURN_EDITS = (0, 1, 1, 1, 2, 1, 1, 2)
 _LOSSLESS = frozenset({"PNG", "BMP", "TIFF", "WEBP"})
 _PHOTO_ASPECTS = (1.0, 5 / 4, 4 / 3, 3 / 2, 16 / 10, 16 / 9, 2.0)  # and their inverses
 _LOSSY_TOLERANCE = 10.0  # JPEG qualities this close are no evidence of a re-encode
@@ -69,14 +74,16 @@ class Added:
 class Context:
     """What a rule may look at besides the member: the whole group, the preferred folders,
     each member's mean similarity to the others (their fused hash and CNN evidence), when
-    known, what members add to others (`Added`), and the members still in the running when the
-    rule is asked (empty: the whole group)."""
+    known, what members add to others (`Added`), the members still in the running when the
+    rule is asked (empty: the whole group), and how many turns and mirrors each member is from
+    the others (`Turns`), when known."""
 
     group: Sequence[ImageInfo]
     prefer: Sequence[str] = ()
     centrality: Centrality | None = None
     added: Added = Added()
     running: Sequence[ImageInfo] = ()
+    turns: Turns | None = None
 
 
 @dataclass(frozen=True)
@@ -215,6 +222,16 @@ def _lossier(other: ImageInfo, im: ImageInfo) -> bool:
     return other.jpeg_quality is None or im.jpeg_quality is None or other.jpeg_quality < im.jpeg_quality - _LOSSY_TOLERANCE
 
 
+def _turned(im: ImageInfo, ctx: Context) -> float | None:
+    """The turns and mirrors (`TURN_EDITS`) the others are from it, summed: each copy was
+    turned from the original on its own, so a mirrored and a quarter-turned copy are one step
+    from it and two from each other. Similarity cannot tell: the CNN barely sees a mirror.
+    Only from three members, each related so to every other (`Turns`)."""
+    if ctx.turns is None or len(ctx.group) < 3:
+        return None
+    return ctx.turns(im)
+
+
 def _central(im: ImageInfo, ctx: Context) -> float | None:
     """Minus the mean similarity to the others: each copy derives from the original on its own
     way, so the original is the one closest to all (only meaningful from three members)."""
@@ -312,6 +329,7 @@ RULES: dict[str, Rule] = {rule.name: rule for rule in (
     Rule("no-overlay", "no caption, logo or other overlay that another member lacks", _overlaid),
     Rule("not-enlarged", "not an enlarged copy, whole or stretched along one side (its extra pixels hold no detail "
          "a smaller member lacks)", _enlarged),
+    Rule("unturned", "the others are turned or mirrored from it in the fewest steps", _turned),
     Rule("central", "closest to every other member (the copies derive from it)", _central, 0.005),
     Rule("not-resaved", "not a lossless re-save of a JPEG", _resaved),
     Rule("least-lossy", "saved at a higher quality (the others are re-encoded lossier)", _lossy, _LOSSY_TOLERANCE),
@@ -338,10 +356,11 @@ def check_order(names: Sequence[str]) -> tuple[str, ...]:
 
 
 def choose_keeper(images: Sequence[ImageInfo], *, prefer: Sequence[str] = (), order: Sequence[str] = DEFAULT_ORDER,
-                  centrality: Centrality | None = None, added: Added = Added()) -> tuple[ImageInfo, str]:
+                  centrality: Centrality | None = None, added: Added = Added(),
+                  turns: Turns | None = None) -> tuple[ImageInfo, str]:
     """The member to keep and the reason. `prefer` folders win first, whatever `order` says.
-    `centrality` and `added`: see `Context`."""
-    ctx = Context(images, prefer, centrality, added)
+    `centrality`, `added` and `turns`: see `Context`."""
+    ctx = Context(images, prefer, centrality, added, turns=turns)
     running, reasons = list(images), []
     names = ["preferred", *(n for n in check_order(order) if n != "preferred")] if prefer else check_order(order)
     for name in names:
