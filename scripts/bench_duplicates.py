@@ -8,12 +8,14 @@ their original) beside ordinary copies.
 Tune on ``--seed dev`` (and ``dev2``, a second draw from the same half); only report ``--seed
 test``: dev and test use disjoint halves of the corpus and their own randomness
 (scripts/bench/dupset.py). The data set is reused while its plan is
-unchanged; neardup's catalogs are rebuilt on every run, in ``<out>/neardup/``. Prints markdown
+unchanged; neardup's catalogs are rebuilt on every run, in ``<out>/neardup/`` (``--rejudge``:
+reused, every pair judged again). Prints markdown
 tables and writes ``results.md``, ``results.json`` and ``groups/<method>.json`` into ``<out>``
 (default ``bench-out/duplicates/<seed>``, ``<seed>-quick`` with --quick).
 
-neardup is driven through its public API only (``neardup.open``, ``.index``, ``.duplicates``;
-a group's optional ``reason`` and ``contains`` are read when present). Peers: SSCD
+neardup is driven through its public API (``neardup.open``, ``.index``, ``.duplicates``; a
+group's optional ``reason`` and ``contains`` are read when present); only ``--rejudge`` reaches
+into the catalog, to delete its stored judgements. Peers: SSCD
 (scripts/bench/sscd.py) and pdqhash, as single-linkage groups with a naive keeper.
 """
 
@@ -52,14 +54,17 @@ Run = tuple[list[Predicted], float, float]   # groups, index seconds, duplicates
 
 
 class NeardupCatalogs:
-    """One fresh neardup catalog per embedder over the data set's images/, built on first use."""
+    """One fresh neardup catalog per embedder over the data set's images/, built on first use;
+    with ``rejudge``, the catalog an earlier run built, its stored judgements forgotten."""
 
-    def __init__(self, work: Path, folder: Path) -> None:
-        self.work, self.folder = work, folder
+    def __init__(self, work: Path, folder: Path, *, rejudge: bool = False) -> None:
+        self.work, self.folder, self.rejudge = work, folder, rejudge
         self._built: dict[str, tuple[Any, float]] = {}
 
     def get(self, embedder: str) -> tuple[Any, float]:
-        """(catalog, seconds it took to index) for ``embedder`` ("cnn" or "none")."""
+        """(catalog, seconds it took to index: 0 when reused) for ``embedder`` ("cnn" or "none")."""
+        if embedder not in self._built and self.rejudge:
+            self._built[embedder] = (_forgetting(self.work / "neardup" / embedder / "catalog.db"), 0.0)
         if embedder not in self._built:
             import neardup
 
@@ -74,6 +79,23 @@ class NeardupCatalogs:
                   f"(failed {getattr(report, 'failed', '?')})", file=sys.stderr)
             self._built[embedder] = (cat, seconds)
         return self._built[embedder]
+
+
+def _forgetting(path: Path) -> Any:
+    """The neardup catalog at ``path`` with its stored pair evidence and groups deleted, so
+    that `duplicates` judges every pair again with the code as it is now (the stored evidence
+    is reused while its EVIDENCE_VERSION stands, whatever the verification code says)."""
+    import neardup
+    from neardup.storage.models import Decision, EvidenceSegment, EvidenceSet
+    from sqlalchemy import delete
+
+    if not path.exists():
+        raise SystemExit(f"error: --rejudge needs the catalog an earlier run built: {path} is missing")
+    cat = neardup.open(path)
+    with cat.catalog.transaction(derived=True) as s:
+        for model in (Decision, EvidenceSegment, EvidenceSet):
+            s.execute(delete(model))
+    return cat
 
 
 def neardup_run(catalogs: NeardupCatalogs, embedder: str, by: str) -> Run:
@@ -99,9 +121,9 @@ def peer_run(method: BruteForceMethod, paths: list[Path]) -> Run:
     return groups, index_s, time.perf_counter() - start
 
 
-def methods(work: Path, folder: Path) -> dict[str, tuple[Callable[[list[Path]], Run], bool]]:
+def methods(work: Path, folder: Path, *, rejudge: bool = False) -> dict[str, tuple[Callable[[list[Path]], Run], bool]]:
     """Method name -> (run over the image paths, available)."""
-    catalogs = NeardupCatalogs(work, folder)
+    catalogs = NeardupCatalogs(work, folder, rejudge=rejudge)
     rows: dict[str, tuple[Callable[[list[Path]], Run], bool]] = {
         name: ((lambda _paths, e=emb, b=by: neardup_run(catalogs, e, b)), _installed("neardup.api"))
         for name, (emb, by) in NEARDUP_ROWS.items()}
@@ -123,6 +145,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--corpus", type=Path, default=ROOT.parent / "corpus" / "normal",
                     help="corpus dir with manifest.csv; built with shared/data/gather_corpus.sh if missing")
     ap.add_argument("--out", type=Path, help="work dir (default bench-out/duplicates/<seed>[-quick])")
+    ap.add_argument("--rejudge", action="store_true",
+                    help="reuse the neardup catalogs an earlier run left in the work dir (no indexing), "
+                         "forget their stored judgements and judge every pair again: a search or keeper "
+                         "change measured in seconds; changes to indexing need a full run")
     args = ap.parse_args(argv)
     if args.out is None:
         args.out = ROOT / "bench-out" / "duplicates" / (args.seed + ("-quick" if args.quick else ""))
@@ -189,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     truth = dupset.build(args.corpus, args.out, plan, workers=WORKERS)
     folder = args.out / "images"
     paths = sorted(folder.iterdir())
-    rows = methods(args.out, folder)
+    rows = methods(args.out, folder, rejudge=args.rejudge)
     names = chosen(args.methods, list(rows))
     (args.out / "groups").mkdir(exist_ok=True)
     by_name = {i.image: i for i in truth}
