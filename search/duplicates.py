@@ -325,7 +325,8 @@ def _groups(catalog: Catalog, clusters: list[list[int]], prefer: Sequence[str], 
     found to add canvas or an overlay to another (for the keeper)."""
     info = catalog.images(i for c in clusters for i in c)
     in_threes = [i for c in clusters if len(c) > 2 for i in c]
-    centrality, turns = _centrality(catalog, in_threes), _turns(catalog, in_threes)
+    hashes = catalog.hashes_of(in_threes, list(POLICY.weights(catalog.settings.hashes))) if in_threes else {}
+    centrality, turns = _centrality(catalog, in_threes, hashes), _turns(hashes)
     groups = []
     for cluster in clusters:
         images = [info[i] for i in cluster if i in info]
@@ -340,17 +341,18 @@ def _groups(catalog: Catalog, clusters: list[list[int]], prefer: Sequence[str], 
     return sorted(groups, key=lambda g: (-len(g.members), g.keeper))
 
 
-def _centrality(catalog: Catalog, ids: list[int]) -> Callable[[Sequence[ImageInfo]], Centrality] | None:
+def _centrality(catalog: Catalog, ids: list[int], hashes: Mapping[str, Mapping[int, NDArray[np.uint8]]]
+                ) -> Callable[[Sequence[ImageInfo]], Centrality] | None:
     """For one group's members, each member's mean similarity to the others, for the keeper's
     `central` rule: the fused hash similarity plus, when the catalog has it, the CNN cosine
     (both from stored features). Computed for the whole group the first time the rule asks,
     one vectorised pass per distinct content (a thousand byte-identical files are one
     content, not a million pairs), never as a whole (n, n) matrix; one call per pair cost a
-    quarter hour on 100,000 images in groups of 80."""
+    quarter hour on 100,000 images in groups of 80. `hashes`: the members' stored hashes, by
+    name, for every hash `POLICY` weighs."""
     if not ids:
         return None
     weights = POLICY.weights(catalog.settings.hashes)
-    hashes = catalog.hashes_of(ids, list(weights))
     vectors = catalog.vectors_of(ids, "cnn") if "cnn" in features_of(catalog) else {}
 
     def of_group(members: Sequence[ImageInfo]) -> Centrality:
@@ -367,16 +369,17 @@ def _centrality(catalog: Catalog, ids: list[int]) -> Callable[[Sequence[ImageInf
     return of_group
 
 
-def _turns(catalog: Catalog, ids: list[int]) -> Callable[[Sequence[ImageInfo]], Turns] | None:
+def _turns(hashes: Mapping[str, Mapping[int, NDArray[np.uint8]]]) -> Callable[[Sequence[ImageInfo]], Turns] | None:
     """For one group's members, how many turns and mirrors each is from the others, for the
     keeper's `unturned` rule: between two members, the `keeper.TURN_EDITS` of the turn of one's
-    phash256 (`hashes.dihedral`) nearest to the other's, when within `AutoPolicy.turn_bits`. A
-    member not so related to every other (a crop, padding or a strong edit moves the hash too
-    far to tell its turn) has none. Per distinct content, as `_centrality`; None without
-    phash256."""
-    if not ids or "phash256" not in catalog.settings.hashes:
+    hash (the first of `AutoPolicy.turn_seeds` among the members' `hashes`; `hashes.dihedral`)
+    nearest to the other's, when within `AutoPolicy.turn_bits`. A member not so related to
+    every other (a crop, padding or a strong edit moves the hash too far to tell its turn) has
+    none. Per distinct content, as `_centrality`; None without such a hash."""
+    seed = next((name for name in POLICY.turn_seeds if name in hashes), None)
+    if seed is None:
         return None
-    bits = catalog.hashes_of(ids, ["phash256"])["phash256"]
+    bits = hashes[seed]
 
     def of_group(members: Sequence[ImageInfo]) -> Turns:
         found: dict[int, float] | None = None
