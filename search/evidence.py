@@ -36,7 +36,7 @@ from .verify import VERIFY_CEILING, Verification, best_inliers, best_match, veri
 
 # Verifications as columns: the form they are stored in (`storage.pairs`) and sent back from
 # worker processes (`Verified`).
-INLIERS, RECOLOURED = "inliers", "recoloured"
+INLIERS, RECOLOURED, BLOCK = "inliers", "recoloured", "block"
 BOXED = "boxed"  # `PairEvidence.boxed`, beside the verification columns
 BOX_FIRST, BOX_SECOND = 1, 2
 SIDE_FIELDS = {"coverage": np.float64, "centre": np.float64, "central": np.int32, "share": np.float64,
@@ -94,7 +94,7 @@ def with_search_geometry(query: Query, ids: list[int], evidence: Evidence, catal
 @dataclass(frozen=True)
 class Verified:
     """Geometric verifications of V pairs as columns: `rows` (V,) the pairs' rows, `counts`
-    (V,) their counting inliers (`Verification.count`), `columns` INLIERS, RECOLOURED and each
+    (V,) their counting inliers (`Verification.count`), `columns` INLIERS, RECOLOURED, BLOCK and each
     side's `Side` fields ("query_coverage", …), (V,) each. Not a `Verification` per pair: those
     take ~700 bytes each, gigabytes for the millions of pairs of a large catalog."""
 
@@ -107,7 +107,8 @@ class Verified:
         """The verifications of pair row -> `Verification`."""
         rows = sorted(found)
         columns: Columns = {INLIERS: np.array([found[r].inliers for r in rows], np.int32),
-                            RECOLOURED: np.array([found[r].recoloured for r in rows], np.uint8)}
+                            RECOLOURED: np.array([found[r].recoloured for r in rows], np.uint8),
+                            BLOCK: np.array([found[r].block for r in rows], np.uint8)}
         for side in ("query", "candidate"):
             for f, dtype in SIDE_FIELDS.items():
                 columns[f"{side}_{f}"] = np.array([getattr(getattr(found[r], side), f) for r in rows], dtype)

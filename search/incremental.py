@@ -48,7 +48,7 @@ from .auto import GEOMETRY, HASHES, POLICY, AutoPolicy, Evidence, verified_links
 from .candidates import PairCandidates, pair_candidates
 from .canvas import on_canvas
 from .composites import link_regions
-from .evidence import (BOX_FIRST, BOX_SECOND, BOXED, INLIERS, RECOLOURED, SIDE_FIELDS, Verified, pair_evidence,
+from .evidence import (BLOCK, BOX_FIRST, BOX_SECOND, BOXED, INLIERS, RECOLOURED, SIDE_FIELDS, Verified, pair_evidence,
                        strips_of, verify_strips)
 from .features import features_of
 from .overlay import has_overlay
@@ -57,7 +57,7 @@ from .verify import VERIFY_THRESHOLD, Side, Verification, content_differs, eithe
 
 # Bumped whenever the code that judges pairs changes what it returns: stored judgements of
 # another version are dropped and judged again.
-EVIDENCE_VERSION = 16
+EVIDENCE_VERSION = 17
 CONTENT, KINDS, VERIFY, IN_RANGE = "content", "kinds", "verify", "in_range"
 STRIP = "strip"  # a strip candidate's or strip link's strip (`strips`); 0: an ordinary candidate or pair
 
@@ -105,7 +105,7 @@ class JudgedPairs:
             return None
         c = self.columns
         sides = [Side(**{f: c[f"{side}_{f}"][row].item() for f in SIDE_FIELDS}) for side in ("query", "candidate")]
-        return Verification(int(c[INLIERS][row]), *sides, bool(c[RECOLOURED][row]))
+        return Verification(int(c[INLIERS][row]), *sides, bool(c[RECOLOURED][row]), bool(c[BLOCK][row]))
 
     def content_differs(self) -> NDArray[np.bool_]:
         """(M,) which pairs' verification found their content differs in one region
@@ -115,7 +115,7 @@ class JudgedPairs:
         if INLIERS not in c:
             return np.zeros(len(self.pairs), bool)
         return (c[INLIERS] >= 0) & content_differs(c[INLIERS], self._both("coverage"), self._both("hole"),
-                                                   c[RECOLOURED] != 0, *self._besides(),
+                                                   (c[RECOLOURED] != 0) | (c[BLOCK] != 0), *self._besides(),
                                                    centres=tuple(self._both(f) for f in ("central", "centre", "share")))
 
     def beside_pictures(self) -> NDArray[np.bool_]:

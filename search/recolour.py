@@ -170,7 +170,7 @@ class Difference:
     of that and the distance once one tone curve (`tone_mapped`) has explained a gamma or
     colour change (both ways: the curve clips colours beyond the range it was fitted on).
     Worked out once for the questions asked of one aligned pair (`overlay.standouts`,
-    `inset.inset_sides`): aligning and tone-mapping were most of their cost."""
+    `inset.block_edges`): aligning and tone-mapping were most of their cost."""
 
     def __init__(self, query: ColourLayout, candidate: ColourLayout, homography: NDArray[np.float64]) -> None:
         self.cells, self.sampled, self.inside = aligned_layouts(query, candidate, homography)

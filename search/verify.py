@@ -44,7 +44,7 @@ from neardup.indexer.colours import ColourLayout
 from neardup.indexer.features import LocalFeatures
 
 from .canvas import SEAM_BEYOND, beside, beyond, on_canvas, seam
-from .inset import inset_sides
+from .inset import block_edges, inset_sides
 from .overlay import has_overlay, standouts
 from .recolour import Difference, recoloured, shifted_hues
 
@@ -142,6 +142,8 @@ class Verification:
     query: Side = Side()
     candidate: Side = Side()
     recoloured: bool = False  # one inner region, or the inliers on one object, differ in colour (`search.recolour`)
+    # aligned, the two differ in one solid block (`inset.block_edges`) that neither holds as an inset (`Side.inset`)
+    block: bool = False
 
     @property
     def on_content(self) -> bool:
@@ -167,10 +169,12 @@ class Verification:
         pasted in. Such pairs look alike to every global descriptor, and a copy's own changes
         (a small sticker, compression, a crop) leave no such region in both images. So does a
         match over most of both frames that misses both centres (MIN_CENTRAL). Or, aligned
-        by their keypoints, one inner region differs in colour: the same object recoloured. Or
-        one shows the other whole beside a second picture (`canvas.beside`): a composite."""
+        by their keypoints, one inner region differs in colour: the same object recoloured; or
+        in one solid block, each image showing a picture of its own there (`block`). Or one
+        shows the other whole beside a second picture (`canvas.beside`): a composite."""
         q, c = self.query, self.candidate
-        return bool(content_differs(self.inliers, (q.coverage, c.coverage), (q.hole, c.hole), self.recoloured,
+        return bool(content_differs(self.inliers, (q.coverage, c.coverage), (q.hole, c.hole),
+                                    self.recoloured or self.block,
                                     (q.beyond, c.beyond), (q.blank, c.blank), (q.seam, c.seam),
                                     centres=((q.central, c.central), (q.centre, c.centre), (q.share, c.share))))
 
@@ -220,16 +224,17 @@ _Both = tuple[float | NDArray, float | NDArray]  # one figure of the query's sid
 
 
 def content_differs(inliers: int | NDArray[np.int32], coverages: _Both, holes: _Both,
-                    recoloured: bool | NDArray[np.bool_], beyonds: _Both = (0.0, 0.0), blanks: _Both = (0.0, 0.0),
+                    differs: bool | NDArray[np.bool_], beyonds: _Both = (0.0, 0.0), blanks: _Both = (0.0, 0.0),
                     seams: _Both = (0.0, 0.0), *, centres: tuple[_Both, _Both, _Both] = ((0, 0), (0.0, 0.0), (0.0, 0.0))
                     ) -> np.bool_ | NDArray[np.bool_]:
     """`Verification.content_differs` of one pair, or of (M,) columns of pairs: each tuple
     holds the two sides' values (`beyonds`, `blanks`, `seams`: for `either_beside`; `centres`:
-    the sides' `central`, `centre` and `share`)."""
+    the sides' `central`, `centre` and `share`); `differs`: a region was found to differ
+    (`Verification.recoloured` or `block`)."""
     matched = np.asarray(inliers) >= VERIFY_THRESHOLD
     aligned = matched & (np.minimum(*coverages) >= MIN_COVERAGE)
     missed = [(np.asarray(n) >= MIN_CENTRAL) & ~centre_dense(c, s) for n, c, s in zip(*centres)]
-    return ((aligned & ((np.minimum(*holes) >= MIN_HOLE) | (missed[0] & missed[1]))) | recoloured
+    return ((aligned & ((np.minimum(*holes) >= MIN_HOLE) | (missed[0] & missed[1]))) | differs
             | (matched & either_beside(beyonds, blanks, seams)))
 
 
@@ -261,18 +266,20 @@ def verify(query: LocalFeatures, candidate: LocalFeatures, *, mirrored: bool = F
             and shifted_hues(*colours, homography, query.points[query_idx], query.colours[query_idx],
                              candidate.colours[candidate_idx])))
     query_side, candidate_side = layout(query[0], query_idx, mirrored=mirrored), layout(candidate[0], candidate_idx)
+    block = False
     if colours is not None and len(query_idx) >= VERIFY_THRESHOLD:
         fitted, _ = cv2.findHomography(query.points[query_idx], candidate.points[candidate_idx], 0)
-        query_side, candidate_side = _added(query_side, candidate_side, colours,
-                                            fitted if fitted is not None and _plausible(fitted) else homography)
-    return Verification(len(query_idx), query_side, candidate_side, differs)
+        query_side, candidate_side, block = _added(query_side, candidate_side, colours,
+                                                   fitted if fitted is not None and _plausible(fitted) else homography)
+    return Verification(len(query_idx), query_side, candidate_side, differs, block)
 
 
 def _added(query: Side, candidate: Side, colours: tuple[ColourLayout, ColourLayout],
-           homography: NDArray[np.float64]) -> tuple[Side, Side]:
+           homography: NDArray[np.float64]) -> tuple[Side, Side, bool]:
     """Both sides with what a copy may have added to the other: canvas beyond its frame
     (`canvas.beyond`), an overlay (`overlay.standouts`); or a picture inset (`inset`), which
-    no copy adds. `homography` is the least-squares fit
+    no copy adds; and whether the two differ in a solid block (`Verification.block`).
+    `homography` is the least-squares fit
     to all the inliers: RANSAC's own is fitted to four of them, which is enough to count
     inliers but may place a frame's corners, far from most keypoints, tens of pixels off."""
     mine, theirs = colours
@@ -281,14 +288,16 @@ def _added(query: Side, candidate: Side, colours: tuple[ColourLayout, ColourLayo
     candidate_beyond = beyond(theirs, mine.width, mine.height, homography)
     difference = Difference(mine, theirs, homography)
     query_standout, candidate_standout = standouts(mine, theirs, homography, difference)
-    query_inset, candidate_inset = inset_sides(mine, theirs, homography, difference)
+    edges = block_edges(mine, theirs, homography, difference)
+    query_inset, candidate_inset = inset_sides(edges)
+    block = edges is not None and not (query_inset or candidate_inset)
     # the seam only where enough lies beyond the other for it to matter: most copies share one frame
     query_seam = seam(mine, theirs.width, theirs.height, inverse) if query_beyond[0] >= SEAM_BEYOND else 0.0
     candidate_seam = seam(theirs, mine.width, mine.height, homography) if candidate_beyond[0] >= SEAM_BEYOND else 0.0
     return (replace(query, beyond=query_beyond[0], blank=query_beyond[1], standout=query_standout, seam=query_seam,
                     inset=query_inset),
             replace(candidate, beyond=candidate_beyond[0], blank=candidate_beyond[1], standout=candidate_standout,
-                    seam=candidate_seam, inset=candidate_inset))
+                    seam=candidate_seam, inset=candidate_inset), block)
 
 
 def _match(query: LocalFeatures, candidate: LocalFeatures

@@ -1,6 +1,6 @@
 """A picture inset into another (`search.inset`): found in the image holding it, through real
 verification of real photos, and not in copies carrying a caption, a banner, a logo or a date
-stamp, nor in a re-encoded copy."""
+stamp, nor in a re-encoded copy; two images holding different pictures in one frame differ."""
 
 from __future__ import annotations
 
@@ -81,4 +81,19 @@ def test_a_copy_with_an_overlay_holds_no_inset(name, copy) -> None:
     edited = {"banner": _banner, "caption": lambda x: meme(x, 1.6), "logo": _logo, "date stamp": _date_stamp,
               "jpeg": lambda x: jpeg(x, 30)}[copy](rgb)
     found = _verified(edited, rgb)
+    assert not found.query.inset and not found.candidate.inset
+    assert not found.block
+
+
+@pytest.mark.parametrize(("name", "first", "second", "corner"), [("chelsea", "rocket", "coffee", (1, 0)),
+                                                                 ("chelsea", "rocket", "coffee", (0, 1)),
+                                                                 ("astronaut", "hubble", "coffee", (1, 0))])
+def test_one_frame_holding_two_pictures_differs_in_a_block(name, first, second, corner) -> None:
+    """Each image holds its own picture in the same corner of one background: the block's
+    edge stands out in both, so neither holds an inset the other lacks, yet they differ
+    there, and the pair is no copy (their shared background verifies)."""
+    rgb = fit(photo(name), 384)
+    one, other = (inset(rgb, fit(photo(picture), 384), corner=corner) for picture in (first, second))
+    found = _verified(one, other)
+    assert found.block and found.content_differs
     assert not found.query.inset and not found.candidate.inset

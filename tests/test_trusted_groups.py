@@ -150,6 +150,22 @@ def test_photos_inset_into_one_background_join_neither_it_nor_each_other(tmp_pat
         assert len(inside) == 1 and inside <= {"chelsea", "chelsea_q40", *composites.keys()} - {name}, (name, inside)
 
 
+@pytest.mark.parametrize("embedder", ["cnn", "none"])
+@pytest.mark.parametrize("background", ["astronaut", "coffee"])
+def test_one_background_holding_two_pictures_in_one_corner_makes_no_group(tmp_path, embedder, background) -> None:
+    """Two images of one photo, each with its own picture inset in the same corner (neither
+    picture, nor the bare photo, is in the collection): the inset's frame stands out in both,
+    so neither holds an inset the other lacks, but they differ in that block, and the
+    background they share verifies. They are no copies: no group."""
+    folder = tmp_path / "photos"
+    others = tuple(n for n in ("chelsea", "astronaut", "coffee") if n != background)[:2]
+    _with_q40_copies(folder, others)
+    for picture in ("hubble", "rocket"):
+        save(inset(photo(background), photo(picture), corner=(0, 1)), folder / f"{background}_{picture}.png")
+    found = _catalog(tmp_path, folder, embedder).duplicates()
+    assert {_names(g.members) for g in found} == {frozenset({n, f"{n}_q40"}) for n in others}
+
+
 def _poster() -> np.ndarray:
     """A photo cut to a disc on a plain light card: a frame the content box sees through."""
     out = np.full((480, 640, 3), 236, np.uint8)
