@@ -94,8 +94,8 @@ def with_search_geometry(query: Query, ids: list[int], evidence: Evidence, catal
 @dataclass(frozen=True)
 class Verified:
     """Geometric verifications of V pairs as columns: `rows` (V,) the pairs' rows, `counts`
-    (V,) their counting inliers (`Verification.count`), `columns` INLIERS, RECOLOURED, BLOCK and each
-    side's `Side` fields ("query_coverage", …), (V,) each. Not a `Verification` per pair: those
+    (V,) their counting inliers (`Verification.count`), `columns` INLIERS, RECOLOURED, BLOCK and
+    each side's `Side` fields ("query_coverage", …), (V,) each. Not a `Verification` per pair: those
     take ~700 bytes each, gigabytes for the millions of pairs of a large catalog."""
 
     rows: NDArray[np.int64]

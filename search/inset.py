@@ -23,9 +23,9 @@ where it cannot say which image holds the inset: each holds a picture of its own
 (two screenshots of one window, one template holding two photos), or the background has a
 sharp edge of its own where the inset's frame lies. Such a pair is no copy either and is kept
 apart (`Verification.block`). Of the verified pairs of the benchmark's two development draws,
-the block was found in both frames in 38 and 35: 35 and 34 of distinct images (pictures-in-
-picture, stickers, template variants), 3 and 1 of a copy with a large logo, which other rules
-had kept apart from its original already (docs/BENCHMARKS.md).
+the block was found in both frames in 38 and 35: 35 and 34 of distinct images (composites
+with an inset or a sticker, template variants), 3 and 1 of a copy with a large logo, which
+other rules had kept apart from its original already (docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
