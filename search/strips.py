@@ -91,8 +91,11 @@ def free_edge(cells: NDArray[np.uint64]) -> NDArray[np.bool_]:
 
 def containers(pairs: NDArray[np.int64], kept: NDArray[np.bool_], regions: NDArray[np.uint64]) -> dict[int, int]:
     """Container image id -> the partner whose match leaves its edge free (the one matching the
-    fewest of its cells; the first such pair on a tie), from where the kept pairs' links lie
-    (`composites.link_regions`; a link without a verified region leaves no edge free)."""
+    fewest of its cells; on a tie, the one the match covers most of, then the first such pair),
+    from where the kept pairs' links lie (`composites.link_regions`; a link without a verified
+    region leaves no edge free). The strip lies beyond the partner's frame (`strip_of`): a
+    partner that is a copy on a larger canvas, rotated or padded, shows less of itself matched
+    and would narrow the strip by its canvas."""
     rows = np.flatnonzero(kept)
     # each kept pair seen from its first image, then from its second
     image = np.stack([pairs[rows, 0], pairs[rows, 1]], axis=1).ravel()
@@ -100,8 +103,8 @@ def containers(pairs: NDArray[np.int64], kept: NDArray[np.bool_], regions: NDArr
     side, other = regions[rows].ravel(), regions[rows][:, ::-1].ravel()
     size, other_size = _sizes(side), _sizes(other)
     ok = np.flatnonzero((size <= other_size) & free_edge(side))
-    # per image, the fewest cells, then the first in pair order
-    order = ok[np.lexsort((ok, size[ok], image[ok]))]
+    # per image, the fewest cells, then the most of the partner's, then the first in pair order
+    order = ok[np.lexsort((ok, -other_size[ok], size[ok], image[ok]))]
     first = np.ones(len(order), bool)
     first[1:] = image[order][1:] != image[order][:-1]
     return dict(zip(image[order][first].tolist(), partner[order][first].tolist()))

@@ -57,6 +57,17 @@ def test_a_container_goes_with_the_partner_matching_the_fewest_of_its_cells() ->
     assert containers(pairs, kept, regions) == {1: 3, 7: 6}
 
 
+def test_on_a_tie_a_container_goes_with_the_partner_its_match_covers_most_of() -> None:
+    """Two partners match the same columns of image 1; the match covers all of 3 but only the
+    middle of 2 (a copy of one picture rotated onto a larger canvas: its margins hold no
+    inlier), whose frame would narrow the strip. 3 wins, though 2 comes first."""
+    inner = range(1, REGION_GRID - 1)
+    middle = sum(1 << (row * REGION_GRID + col) for row in inner for col in inner)
+    pairs = np.array([[1, 2], [1, 3]], np.int64)
+    regions = np.array([[_cells(range(3)), middle], [_cells(range(3)), _cells(range(REGION_GRID))]], np.uint64)
+    assert containers(pairs, np.array([True, True]), regions) == {1: 3}
+
+
 def _judged(tmp_path: Path, folder: Path, policy: AutoPolicy = FEW):
     cat = neardup.open(tmp_path / "c.db", create=True, embedder="none")
     cat.index([folder], workers=1)
