@@ -64,10 +64,7 @@ from .verify import REGION_GRID, VERIFY_THRESHOLD, Side, Verification, homograph
 MIN_STRIP = 2  # free columns (or rows) of REGION_GRID: a quarter of the image
 MIN_FREE = 0.15  # of the container's area, the least strip
 THUMB = 8  # side of the colour thumbnails compared
-# strip candidates verified per container: a second picture's thumbnail ranked 11th to 20th
-# often enough (a gutter, or the edge both pictures share, in the strip's first cells) that 20
-# parted one more composite per development draw, at 7-9 % more verifications (docs/BENCHMARKS.md)
-TOP = 20
+TOP = 10  # strip candidates verified per container
 STRIP_COVERAGE = 0.25
 COLOUR_MAD = 2.5  # mean absolute difference of a colour link's cells, in 8-bit levels
 COLOUR_NCC = 0.9  # and their least normalised correlation (a brighter copy is no match)

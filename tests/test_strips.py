@@ -14,13 +14,13 @@ import cv2
 import numpy as np
 
 import neardup
-from neardup.indexer.colours import LAYOUT_SIDE, ColourLayout, colour_layout
+from neardup.indexer.colours import LAYOUT_SIDE, colour_layout
 from neardup.search.auto import AutoPolicy
 from neardup.search.candidates import pair_candidates
 from neardup.search.duplicates import decide
 from neardup.search.features import default_threshold
 from neardup.search.incremental import judged_pairs
-from neardup.search.strips import MIN_STRIP, THUMB, colour_link, containers, free_edge, strip_candidates
+from neardup.search.strips import MIN_STRIP, colour_link, containers, free_edge
 from neardup.search.verify import REGION_GRID, VERIFY_THRESHOLD
 
 from conftest import photo, save, scene
@@ -180,27 +180,6 @@ def test_a_picture_in_picture_whose_background_keeps_too_few_keypoints_still_con
     assert {names[i].split("_")[0] for i in found.composites[composite]} == {"coffee", "chelsea"}
     grouped = {names[int(i)] for i in np.concatenate([found.edges.src, found.edges.dst])}
     assert "pip" not in grouped and {"coffee", "coffee_q40", "chelsea", "chelsea_q40"} <= grouped
-
-
-def test_a_strips_picture_ranked_fifteenth_by_its_colours_is_still_a_candidate() -> None:
-    """In a large collection many pictures share the coarse colours of a collage's strip (a
-    night sky, a beach): here fourteen layouts whose thumbnails are the strip's own, closer to
-    it than its picture, whose thumbnail the white gutter shifts. That picture is still among
-    the candidates."""
-    left, right = (cv2.resize(p, (round(p.shape[1] * 400 / p.shape[0]), 400), interpolation=cv2.INTER_AREA)
-                   for p in (photo("coffee"), photo("chelsea")))
-    collage = colour_layout(np.hstack([left, np.full((400, 14, 3), 255, np.uint8), right]))
-    strip = (LAYOUT_SIDE * left.shape[1] // (left.shape[1] + 14 + right.shape[1]), 0, LAYOUT_SIDE, LAYOUT_SIDE)
-    thumb = cv2.resize(np.ascontiguousarray(collage.cells[:, strip[0]:]), (THUMB, THUMB), interpolation=cv2.INTER_AREA)
-    rng = np.random.default_rng(7)
-    layouts = {1: collage, 2: colour_layout(left), 3: colour_layout(right)}
-    for i in range(10, 24):
-        cells = cv2.resize(thumb, (LAYOUT_SIDE, LAYOUT_SIDE), interpolation=cv2.INTER_NEAREST).astype(np.int16)
-        cells += rng.integers(-1, 2, cells.shape).astype(np.int16)
-        layouts[i] = ColourLayout(100, 100, np.clip(cells, 0, 255).astype(np.uint8))
-    found = strip_candidates({1: strip}, np.array([[1, 2]]), lambda ids: layouts, sorted(layouts))
-    ranked = [candidate for _, candidate, _ in found]
-    assert 3 in ranked and ranked.index(3) >= 10, ranked
 
 
 def test_a_strip_showing_a_picture_whole_or_in_place_is_a_colour_link() -> None:
