@@ -9,8 +9,8 @@ A predicted group is a set of image names with a keeper. What is measured, and w
   failure class shows where it happens; false pairs also by corpus source (astrophotos…);
 - the largest wrong group (holding images of two or more origins): single linkage turns a few
   false pairs into one huge group, which pairwise precision understates;
-- groups joining two untouched originals, and of those how many hold a composite: deleting the
-  non-keepers of such a group loses a distinct picture;
+- groups joining the untouched originals of two origins, and of those how many hold a composite:
+  deleting the non-keepers of such a group loses a distinct picture;
 - composites placed in any group (a composite is a duplicate of nothing);
 - keeper accuracy: over groups holding exactly one untouched original, the fraction whose keeper
   is that original; wrong keepers are counted by the family of the file chosen instead.
@@ -167,7 +167,7 @@ def score(method: str, predicted: Sequence[Predicted], truth: Sequence[Item], *,
     _, false_src = attributed_pairs(groups, origin, lambda m: items[m].source)
     wrong = [g for g in groups if len({origin[m] for m in g}) > 1]
     largest = max(wrong, key=len, default=None)
-    joins = [g for g in groups if sum(items[m].is_original for m in g) > 1]
+    joins = [g for g in groups if len({origin[m] for m in g if items[m].is_original}) > 1]
     composites = {n for n, i in items.items() if class_of(i.family) == "composite"}
     correct, assessed, wrong_keepers = _keepers([g for g in predicted if len(g.members) > 1], items)
     return DupScores(

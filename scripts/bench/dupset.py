@@ -23,7 +23,8 @@ Layout of ``work``::
 
 Truth: images with the same ``origin`` are duplicates of one another. ``is_original`` marks the
 untouched first file of an origin (a byte copy of the corpus file, or a template variant as
-first written). A composite is its own origin; ``contains`` lists the two origins it shows.
+first written). A composite is its own origin; ``contains`` lists the two origins it shows. Two
+corpus files that show one photograph (``SAME_PICTURE``) are one origin, with two originals.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -57,6 +58,17 @@ TEMPLATE_COPY_EDITS = (("jpeg", "mild"), ("downscale", "mild"), ("crop_center", 
                        ("noise", "mild"))   # copies that keep a template variant's identity (no recolour)
 STAMPS = "tuxpaint-stamps-default"
 ASTRO = "stellarium-data"
+# Corpus files that are another corpus file's photograph, re-coloured and resized by another
+# package (NASA's Earth and Neptune in Tux Paint's stamps and in GCompris), so a copy of one is a
+# copy of the other: each maps to the file whose origin it shares. Found by looking at every
+# pair of files from different packages whose SSCD cosine is 0.55 or more (`bench.sscd`: the
+# planets of the two packages, and the Hubble deep field beside star clusters) and at every
+# group `neardup duplicates` makes of the corpus (dreidels that differ by a letter: distinct);
+# the other planets are other photographs.
+SAME_PICTURE = {
+    "tuxpaint-stamps-default__planets_3_earth.jpg": "gcompris-qt-data__resource_earth.jpg",
+    "tuxpaint-stamps-default__planets_8_neptune.jpg": "gcompris-qt-data__resource_neptune.jpg",
+}
 
 
 @dataclass(frozen=True)
@@ -326,11 +338,22 @@ def write_truth(path: Path, items: Sequence[Item]) -> None:
 
 
 def read_truth(path: Path) -> list[Item]:
-    """Rows of a ``truth.csv`` written by :func:`write_truth`."""
+    """Rows of a ``truth.csv`` written by :func:`write_truth` (one written before
+    ``SAME_PICTURE`` named an origin gets it here)."""
     with path.open(newline="") as fh:
-        return [Item(**{**row, "is_original": row["is_original"] == "True", "width": int(row["width"]),
-                        "height": int(row["height"]), "bytes": int(row["bytes"])})
-                for row in csv.DictReader(fh)]
+        return one_picture(Item(**{**row, "is_original": row["is_original"] == "True", "width": int(row["width"]),
+                                   "height": int(row["height"]), "bytes": int(row["bytes"])})
+                           for row in csv.DictReader(fh))
+
+
+def one_picture(items: Iterable[Item]) -> list[Item]:
+    """``items`` with the origins that ``SAME_PICTURE`` says are one photograph made one, in
+    ``origin`` and in a composite's ``contains``."""
+    def same(origin: str) -> str:
+        return SAME_PICTURE.get(origin, origin)
+
+    return [replace(i, origin=same(i.origin), contains=";".join(same(o) for o in i.contains.split(";") if o))
+            for i in items]
 
 
 def build(corpus: Path, work: Path, plan: Plan, *, workers: int = 2) -> list[Item]:
@@ -351,7 +374,7 @@ def build(corpus: Path, work: Path, plan: Plan, *, workers: int = 2) -> list[Ite
     stamp.unlink(missing_ok=True)
     print(f"[bench] writing {len(jobs)} images to {folder} …", file=sys.stderr)
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        items = list(pool.map(_write, [(j, corpus, folder, plan.seed) for j in jobs], chunksize=8))
+        items = one_picture(pool.map(_write, [(j, corpus, folder, plan.seed) for j in jobs], chunksize=8))
     write_truth(truth, items)
     stamp.write_text(json.dumps(asdict(plan), indent=2) + "\n")
     return items
