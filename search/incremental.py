@@ -57,7 +57,7 @@ from .verify import VERIFY_THRESHOLD, Side, Verification, content_differs, eithe
 
 # Bumped whenever the code that judges pairs changes what it returns: stored judgements of
 # another version are dropped and judged again.
-EVIDENCE_VERSION = 17
+EVIDENCE_VERSION = 18
 CONTENT, KINDS, VERIFY, IN_RANGE = "content", "kinds", "verify", "in_range"
 STRIP = "strip"  # a strip candidate's or strip link's strip (`strips`); 0: an ordinary candidate or pair
 
@@ -380,7 +380,7 @@ def evidence_key(catalog: Catalog, threshold: float, vector_features: list[str],
                    verify.RELATIVE_CENTRE, verify.MIN_HOLE],
         "recolour": [recolour.CHROMA, recolour.HUE_SHIFT, recolour.MIN_SHIFTED, recolour.MAX_SHIFTED_SHARE,
                      recolour.KEPT_CELLS, recolour.KEPT_SHARE, recolour.KEPT_TURN, recolour.MARGIN,
-                     recolour.NEAR_SHIFT, recolour.COHERENT],
+                     recolour.NEAR_SHIFT, recolour.COHERENT, recolour.TINT],
         "strips": [strips.MIN_STRIP, strips.MIN_FREE, strips.THUMB, strips.TOP, strips.STRIP_COVERAGE,
                    strips.COLOUR_MAD, strips.COLOUR_NCC, strips.MIN_COLOUR_STRIP, strips.MIN_SPREAD],
     }

@@ -38,8 +38,13 @@ hue turned by HUE_SHIFT degrees or more, at most MAX_SHIFTED_SHARE of all inlier
 rest of the picture kept its colours: there are KEPT_CELLS or more aligned layout cells
 saturated in both and MARGIN cells or more from those keypoints, and KEPT_SHARE of them
 turned by less than KEPT_TURN degrees. A gamma, contrast, saturation or warm/cool filter
-turns no hue that far, and a hue rotation turns every saturated part, the context too; a
-picture whose only saturated part is the object says nothing either way and is left a copy.
+turns no hue that far, and a hue rotation turns every saturated part, the context too. Where
+the object is a picture's only saturated part (clip-art on a dimmed, greyish photo), its
+tinted cells (chroma TINT or more) are the context instead: a hue rotation turns a tint by its
+angle as it turns a saturated colour, while a recolour leaves it. Only for a turn of HUE_SHIFT
+or more: a heavy JPEG and a colour edit together turn a saturated object's keypoints by 25-60
+degrees, all one way, over a plain background (two such copies on the benchmarks). A picture
+with no tinted context either says nothing and is left a copy.
 
 A recolour into a neighbouring hue (red to orange, blue to purple, green to teal: 25-50
 degrees) turns the object's keypoints less than HUE_SHIFT, but all of them one way by about
@@ -68,6 +73,7 @@ CONTRAST = 3.0
 MIN_CONTEXT = 3.0  # the least context difference: a copy of identical colours still has some
 MIN_BLOB = 0.06  # of the aligned cells
 CHROMA = 25.0  # CIELAB chroma of a saturated colour (grey, white and skin below it)
+TINT = 10.0  # CIELAB chroma of a tinted one (a dimmed photo, stone, shadowed skin; grey below it)
 HUE_SHIFT = 60.0  # degrees of CIELAB hue: red to orange is about 30, red to blue over 90
 NEAR_SHIFT = 25.0  # a turn to a neighbouring hue counts, when the turns cohere:
 COHERENT = 0.95  # the length of their mean unit vector (1: all one way by one angle)
@@ -103,14 +109,15 @@ def shifted_hues(query: ColourLayout, candidate: ColourLayout, homography: NDArr
         return False
     turn = _signed_turn(query_colours, candidate_colours)
     far, near = np.abs(turn) >= HUE_SHIFT, np.abs(turn) >= NEAR_SHIFT  # NaN (unsaturated) compares False
-    return (_object_turned(far, query, candidate, homography, points)
+    return (_object_turned(far, query, candidate, homography, points, tinted=True)
             or (_coherent(turn[near]) and _object_turned(near, query, candidate, homography, points)))
 
 
 def _object_turned(shifted: NDArray[np.bool_], query: ColourLayout, candidate: ColourLayout,
-                   homography: NDArray[np.float64], points: NDArray[np.float32]) -> bool:
+                   homography: NDArray[np.float64], points: NDArray[np.float32], *, tinted: bool = False) -> bool:
     """Whether the `shifted` keypoints (of `points`) are one object's, not most of the picture,
-    and the aligned layouts kept their hues away from them."""
+    and the aligned layouts kept their hues away from them: their saturated cells, or with
+    `tinted`, when fewer than KEPT_CELLS are saturated, their tinted ones."""
     if not MIN_SHIFTED <= int(shifted.sum()) <= MAX_SHIFTED_SHARE * len(points):
         return False
     a, b, aligned = aligned_layouts(query, candidate, homography)
@@ -120,9 +127,12 @@ def _object_turned(shifted: NDArray[np.bool_], query: ColourLayout, candidate: C
     rows = np.clip((points[shifted, 1] * n / query.height).astype(np.intp), 0, n - 1)
     cells[rows, cols] = 1
     away = ~cv2.dilate(cells, np.ones((2 * MARGIN + 1, 2 * MARGIN + 1), np.uint8)).astype(bool)
-    turned = _turned(a.reshape(-1, 3), b.reshape(-1, 3))[(aligned & away).ravel()]
-    context = turned[turned >= 0]
-    return len(context) >= KEPT_CELLS and float((context < KEPT_TURN).mean()) >= KEPT_SHARE
+    for chroma in (CHROMA, TINT) if tinted else (CHROMA,):
+        turned = _turned(a.reshape(-1, 3), b.reshape(-1, 3), chroma)[(aligned & away).ravel()]
+        context = turned[turned >= 0]
+        if len(context) >= KEPT_CELLS:
+            return float((context < KEPT_TURN).mean()) >= KEPT_SHARE
+    return False
 
 
 def _coherent(turns: NDArray[np.float64]) -> bool:
@@ -140,12 +150,12 @@ def _signed_turn(a: NDArray, b: NDArray) -> NDArray[np.float64]:
     return np.where((chroma_a >= CHROMA) & (chroma_b >= CHROMA), turned, np.nan)
 
 
-def _turned(a: NDArray, b: NDArray) -> NDArray[np.float64]:
+def _turned(a: NDArray, b: NDArray, chroma: float = CHROMA) -> NDArray[np.float64]:
     """For two (n, 3) lists of RGB colours (0-255), the degrees each one's CIELAB hue turned,
-    where both are saturated (chroma CHROMA or more); -1 elsewhere."""
+    where both have `chroma` or more; -1 elsewhere."""
     (chroma_a, hue_a), (chroma_b, hue_b) = _chroma_hue(a), _chroma_hue(b)
     turned = np.abs(np.angle(np.exp(1j * (hue_a - hue_b)), deg=True))
-    return np.where((chroma_a >= CHROMA) & (chroma_b >= CHROMA), turned, -1.0)
+    return np.where((chroma_a >= chroma) & (chroma_b >= chroma), turned, -1.0)
 
 
 def _chroma_hue(rgb: NDArray) -> tuple[NDArray[np.float32], NDArray[np.float32]]:

@@ -15,8 +15,8 @@ from PIL import ImageOps
 from neardup.indexer.colours import LAYOUT_SIDE, ColourLayout, colour_layout
 from neardup.indexer.decode import fit
 from neardup.indexer.features import LocalFeatures, orb_features
-from neardup.search.recolour import _TONE_BINS, tone_mapped
-from neardup.search.verify import verify
+from neardup.search.recolour import _TONE_BINS, shifted_hues, tone_mapped
+from neardup.search.verify import _match, verify
 
 from conftest import photo
 from images import jpeg
@@ -173,6 +173,40 @@ def test_a_neighbouring_hue_is_told_when_every_keypoint_turned_one_way(drawn, ti
     draw = line_drawing if drawn == "strokes" else drawing
     assert flagged(draw(tint), draw(other))
     assert flagged(draw(other), jpeg(draw(tint), 50))
+
+
+def dimmed_line_drawing(tint: str) -> np.ndarray:
+    """`line_drawing` on a backdrop whose colours are weakened to a tint, under a grey title
+    bar: the figure is the picture's only saturated part."""
+    drawn, other = line_drawing(tint), line_drawing("teal" if tint != "teal" else "purple")
+    grey_level = drawn.astype(np.float32).mean(axis=2, keepdims=True)
+    out = (grey_level + 0.35 * (drawn - grey_level)).astype(np.uint8)
+    figure = np.any(drawn != other, axis=2)
+    out[figure] = drawn[figure]
+    out[:40] = grey_level[:40].astype(np.uint8)
+    return out
+
+
+def hues_turned(query: np.ndarray, candidate: np.ndarray) -> bool:
+    """`shifted_hues` of the pair's inliers, as `verify` asks it."""
+    q, c = orb_features(query), orb_features(candidate)
+    homography, q_idx, c_idx = _match(q, c)
+    return shifted_hues(colour_layout(query), colour_layout(candidate), homography, q.points[q_idx],
+                        q.colours[q_idx], c.colours[c_idx])
+
+
+@pytest.mark.parametrize(("tint", "other"), [("purple", "teal"), ("teal", "orange"), ("orange", "purple")])
+def test_strokes_recoloured_on_a_greyish_picture_are_told_by_its_tints(tint, other) -> None:
+    """No cell away from the figure is saturated, but many are tinted, and those kept their
+    hue while the strokes turned."""
+    assert flagged(dimmed_line_drawing(tint), dimmed_line_drawing(other))
+
+
+@pytest.mark.parametrize("copy", ["same", "jpeg40", "jpeg15", "gamma1.6", "grey", "hue30", "hue90", "hue180"])
+def test_a_greyish_picture_under_a_colour_filter_has_no_turned_hues(copy) -> None:
+    """A hue rotation turns the tints by its angle too. (The layouts take a quarter turn of
+    this picture for a recolour: its figure is its only colourful region, see the module.)"""
+    assert not hues_turned(dimmed_line_drawing("purple"), FILTERS[copy](dimmed_line_drawing("purple")))
 
 
 def confetti(seed: int) -> np.ndarray:
