@@ -3,9 +3,9 @@
 grouping fails (shared overlays, composites, look-alike distinct images, copies larger than
 their original) beside ordinary copies.
 
-    .venv/bin/python scripts/bench_duplicates.py --seed dev|dev2…dev5|test [--methods all|a,b,…] [--quick]
+    .venv/bin/python scripts/bench_duplicates.py --seed dev|dev2…dev8|test [--methods all|a,b,…] [--quick]
 
-Tune on ``--seed dev`` (and ``dev2`` to ``dev5``: more draws from the same half); only report ``--seed
+Tune on ``--seed dev`` (and ``dev2`` to ``dev8``: more draws from the same half); only report ``--seed
 test``: dev and test use disjoint halves of the corpus and their own randomness
 (scripts/bench/dupset.py). The data set is reused while its plan is
 unchanged; neardup's catalogs are rebuilt on every run, in ``<out>/neardup/`` (``--rejudge``:

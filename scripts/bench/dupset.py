@@ -2,7 +2,7 @@
 
 Two halves: a corpus image belongs to the ``dev`` or the ``test`` half by a hash of its file
 name (stable when the corpus grows), and each seed's randomness is its own. Tune on ``dev``
-(and ``dev2`` to ``dev5``, more draws from the dev half: other roles, edits and look-alike sets
+(and ``dev2`` to ``dev8``, more draws from the dev half: other roles, edits and look-alike sets
 over the same corpus images, for rules that one draw has too few cases of); only report ``test``.
 
 Roles of the half's images (drawn with the seed):
@@ -48,8 +48,8 @@ from bench import dup_transforms as dt
 from bench import transforms
 from bench.dataset import digest, read_manifest
 
-SEEDS = {"dev": 1, "test": 2, "dev2": 3, "dev3": 4, "dev4": 5, "dev5": 6}
-_HALF = {"dev2": "dev", "dev3": "dev", "dev4": "dev", "dev5": "dev"}  # a seed drawn from another seed's half
+SEEDS = {"dev": 1, "test": 2, "dev2": 3, "dev3": 4, "dev4": 5, "dev5": 6, "dev6": 7, "dev7": 8, "dev8": 9}
+_HALF = {f"dev{n}": "dev" for n in range(2, 9)}  # seeds drawn from another seed's half
 DATASET_VERSION = 1
 FIXED_MTIME = 1_577_836_800   # 2020-01-01: no file looks older than another
 ORIGINAL = "original"
