@@ -43,7 +43,7 @@ the object is a picture's only saturated part (clip-art on a dimmed, greyish pho
 tinted cells (chroma TINT or more) are the context instead: a hue rotation turns a tint by its
 angle as it turns a saturated colour, while a recolour leaves it. Only for a turn of HUE_SHIFT
 or more: a heavy JPEG and a colour edit together turn a saturated object's keypoints by 25-60
-degrees, all one way, over a plain background (two such copies on the benchmarks). A picture
+degrees, all one way, over a plain background (docs/BENCHMARKS.md). A picture
 with no tinted context either says nothing and is left a copy.
 
 A recolour into a neighbouring hue (red to orange, blue to purple, green to teal: 25-50
