@@ -127,9 +127,10 @@ def _object_turned(shifted: NDArray[np.bool_], query: ColourLayout, candidate: C
     rows = np.clip((points[shifted, 1] * n / query.height).astype(np.intp), 0, n - 1)
     cells[rows, cols] = 1
     away = ~cv2.dilate(cells, np.ones((2 * MARGIN + 1, 2 * MARGIN + 1), np.uint8)).astype(bool)
-    for chroma in (CHROMA, TINT) if tinted else (CHROMA,):
-        turned = _turned(a.reshape(-1, 3), b.reshape(-1, 3), chroma)[(aligned & away).ravel()]
-        context = turned[turned >= 0]
+    turned, chroma = _turned(a.reshape(-1, 3), b.reshape(-1, 3))
+    inside = (aligned & away).ravel()
+    for least in (CHROMA, TINT) if tinted else (CHROMA,):
+        context = turned[inside & (chroma >= least)]
         if len(context) >= KEPT_CELLS:
             return float((context < KEPT_TURN).mean()) >= KEPT_SHARE
     return False
@@ -150,12 +151,11 @@ def _signed_turn(a: NDArray, b: NDArray) -> NDArray[np.float64]:
     return np.where((chroma_a >= CHROMA) & (chroma_b >= CHROMA), turned, np.nan)
 
 
-def _turned(a: NDArray, b: NDArray, chroma: float = CHROMA) -> NDArray[np.float64]:
+def _turned(a: NDArray, b: NDArray) -> tuple[NDArray[np.float64], NDArray[np.float32]]:
     """For two (n, 3) lists of RGB colours (0-255), the degrees each one's CIELAB hue turned,
-    where both have `chroma` or more; -1 elsewhere."""
+    and the lesser of its two chromas (a hue turn means something only where both have one)."""
     (chroma_a, hue_a), (chroma_b, hue_b) = _chroma_hue(a), _chroma_hue(b)
-    turned = np.abs(np.angle(np.exp(1j * (hue_a - hue_b)), deg=True))
-    return np.where((chroma_a >= chroma) & (chroma_b >= chroma), turned, -1.0)
+    return np.abs(np.angle(np.exp(1j * (hue_a - hue_b)), deg=True)), np.minimum(chroma_a, chroma_b)
 
 
 def _chroma_hue(rgb: NDArray) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
