@@ -378,14 +378,31 @@ class Catalog:
         return ids, np.frombuffer(data, "<f2").reshape(len(rows), -1).astype(np.float32)
 
     def vectors_of(self, ids: Sequence[int], model: str, view: str = IMAGE) -> dict[int, NDArray[np.float32]]:
-        """Stored (D,) float32 vectors of one model and view for the given ids that have one."""
-        out: dict[int, NDArray[np.float32]] = {}
+        """Stored (D,) float32 vectors of one model and view for the given ids that have one
+        (rows of `vector_rows`' matrix)."""
+        found, matrix = self.vector_rows(ids, model, view)
+        return dict(zip(found.tolist(), matrix))
+
+    def vector_rows(self, ids: Sequence[int], model: str, view: str = IMAGE
+                    ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        """Stored vectors of one model and view for the given ids that have one: their (n,) ids,
+        ascending, and an (n, D) float32 matrix of them. One matrix, not an array per image:
+        many pairs' rows are then one gather, not one Python-level copy per row."""
+        wanted = sorted({int(i) for i in ids})
+        found = np.empty(len(wanted), np.int64)
+        matrix: NDArray[np.float32] | None = None
+        n = 0
         with self.session() as s:
-            for chunk in _chunks([int(i) for i in ids]):
+            for chunk in _chunks(wanted):
                 q = select(Vector.image_id, Vector.data).where(
-                    Vector.model == model, Vector.view == view, Vector.image_id.in_(chunk))
-                out.update({r[0]: np.frombuffer(r[1], "<f2").astype(np.float32) for r in s.execute(q)})
-        return out
+                    Vector.model == model, Vector.view == view, Vector.image_id.in_(chunk)).order_by(Vector.image_id)
+                for image_id, data in s.execute(q):
+                    row = np.frombuffer(data, "<f2")
+                    if matrix is None:  # the width is known from the first row
+                        matrix = np.empty((len(wanted), len(row)), np.float32)
+                    found[n], matrix[n] = image_id, row
+                    n += 1
+        return found[:n], (matrix[:n] if matrix is not None else np.zeros((0, 0), np.float32))
 
     def keypoints_of(self, ids: Sequence[int], *, mirrored: bool = False) -> dict[int, KeypointArrays]:
         """Stored local features (points (n, 2) float32, descriptors (n, 32) uint8, colours (n, 3)

@@ -50,6 +50,11 @@ def test_records_round_trip_and_a_rewrite_keeps_the_row_and_its_id(catalog_locat
     for image_id, path in by_id.items():
         want = next(r for r in first if r.path == path).vectors[IMAGE]["cnn"]
         np.testing.assert_allclose(vectors[image_id], want, atol=1e-3)  # stored as float16
+    asked = sorted(by_id, reverse=True) + [max(by_id) + 1]  # any order, and an id without a vector
+    found, matrix = cat.vector_rows(asked, "cnn")
+    assert found.tolist() == sorted(by_id) and matrix.shape == (4, 8)
+    assert all((matrix[row] == vectors[i]).all() for row, i in enumerate(found.tolist()))
+    assert cat.vector_rows(asked, "cnn", BOX)[0].tolist() == []  # no box vectors were written
     again = _record("/p/a.jpg", 9)
     cat.write([again])
     after = cat.file_states()
