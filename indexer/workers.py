@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import multiprocessing
 import multiprocessing.context
+import multiprocessing.forkserver
 import os
 import signal
 import sys
@@ -45,6 +46,16 @@ _NOTICE = 5.0  # seconds the pool is given to notice a dead worker itself
 def cores() -> int:
     """The cores this process may run on: the default number of workers."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def warm(workers: int) -> None:
+    """Start the server that starts `parallel_map`'s workers now (when there will be more
+    than one), for a caller with work of its own to do before it maps: the server imports
+    neardup (about half a second) on the other core meanwhile, instead of while the caller
+    waits for its first worker. Once per process: the server serves every later pool."""
+    if workers > 1:
+        _ForkServer().set_forkserver_preload([__name__])
+        multiprocessing.forkserver.ensure_running()  # (it runs no script: __main__ is not preloaded)
 
 
 def parallel_map(

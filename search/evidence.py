@@ -23,7 +23,7 @@ from neardup.indexer.features import LocalFeatures, orb_features
 from neardup.indexer.progress import Progress
 from neardup.indexer.hashes import LOW_QUALITY
 from neardup.indexer.regions import enlarge
-from neardup.indexer.workers import parallel_map
+from neardup.indexer.workers import parallel_map, warm
 from neardup.storage.catalog import Catalog, Location
 from neardup.storage.models import BOX, IMAGE
 from neardup.storage.pairs import Columns
@@ -160,6 +160,8 @@ def pair_evidence(catalog: Catalog, candidates: PairCandidates, threshold: float
     for the decision's vetoes (`Verification.content_differs`, composites). `workers` and
     `progress`: see `verify_pairs`."""
     pairs = candidates.pairs
+    if verifying and len(pairs) >= SPREAD_FROM:
+        warm(workers)  # `verify_pairs`' workers start while the other evidence is gathered
     ids = np.unique(pairs).tolist()
     hashes, via = _pair_hash_evidence(catalog, pairs, ids, weights, policy)
     kinds, vias = {HASHES: hashes}, [via]

@@ -80,6 +80,27 @@ def test_a_script_without_a_main_guard_runs_workers(tmp_path: Path) -> None:
     assert done.stdout.split("\n")[:2] == ["15", "[2, 2, 3]"]
 
 
+WARMED = """
+import multiprocessing.forkserver
+from neardup.indexer.workers import parallel_map, warm
+
+print("run")  # printed again by any process that ran this script a second time
+warm(2)
+print(multiprocessing.forkserver._forkserver._forkserver_pid is not None)
+print(list(parallel_map(abs, [-1, -2, -3], workers=2, chunk=1)))
+"""
+
+
+def test_the_server_started_ahead_serves_the_next_pool(tmp_path: Path) -> None:
+    """`warm` starts the server that forks the workers before any pool exists (`pair_evidence`
+    does, so that verification's workers start sooner), from a script without a main guard."""
+    script = tmp_path / "warmed.py"
+    script.write_text(WARMED)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n") == ["run", "True", "[1, 2, 3]", ""]
+
+
 INTERRUPTED = """
 import os, signal, sys
 from concurrent.futures import process
