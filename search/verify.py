@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import cv2
 import faiss
@@ -157,10 +158,10 @@ class Verification:
         return bool(on_content((q.coverage, c.coverage), (q.central, c.central), (q.centre, c.centre),
                                (q.share, c.share)))
 
-    @property
+    @cached_property  # read several times per verification (`best_match`), a few µs each
     def count(self) -> int:
         """The inliers that count as evidence of a copy: none unless they lie on the content."""
-        return self.inliers if self.on_content else 0
+        return self.inliers if self.inliers and self.on_content else 0
 
     @property
     def content_differs(self) -> bool:
@@ -392,9 +393,8 @@ def layout(points: NDArray[np.float32], matched: NDArray[np.intp], *, mirrored: 
     if mirrored:
         relative[:, 0] = 1.0 - relative[:, 0]
     region = np.minimum((relative[hit] * REGION_GRID).astype(int), REGION_GRID - 1)
-    cells = 0
-    for bit in set((region[:, 1] * REGION_GRID + region[:, 0]).tolist()):
-        cells |= 1 << bit
+    bits = np.bincount(region[:, 1] * REGION_GRID + region[:, 0], minlength=REGION_GRID * REGION_GRID) > 0
+    cells = int((bits.astype(np.uint64) << np.arange(REGION_GRID * REGION_GRID, dtype=np.uint64)).sum())
     return Side(float(touched[bearing].mean()) if bearing.any() else 0.0,
                 float(hit[inner].mean()) if inner.any() else 0.0, int(inner.sum()), float(hit.mean()), cells, hole)
 
@@ -403,10 +403,9 @@ def _largest_hole(relative: NDArray[np.float32], hit: NDArray[np.bool_]) -> int:
     """The largest 4-connected blob of inner HOLE_GRID cells (not on the outer ring) holding
     _MIN_CELL_KEYPOINTS or more keypoints and no inlier."""
     cell = np.minimum((relative * HOLE_GRID).astype(int), HOLE_GRID - 1)
-    count = np.zeros((HOLE_GRID, HOLE_GRID), int)
-    matched = np.zeros((HOLE_GRID, HOLE_GRID), int)
-    np.add.at(count, (cell[:, 1], cell[:, 0]), 1)
-    np.add.at(matched, (cell[hit, 1], cell[hit, 0]), 1)
+    cell_id = cell[:, 1] * HOLE_GRID + cell[:, 0]
+    count = np.bincount(cell_id, minlength=HOLE_GRID * HOLE_GRID).reshape(HOLE_GRID, HOLE_GRID)
+    matched = np.bincount(cell_id[hit], minlength=HOLE_GRID * HOLE_GRID).reshape(HOLE_GRID, HOLE_GRID)
     holes = (count >= _MIN_CELL_KEYPOINTS) & (matched == 0)
     holes[[0, -1], :] = holes[:, [0, -1]] = False
     found, _, stats, _ = cv2.connectedComponentsWithStats(holes.astype(np.uint8), connectivity=4)
