@@ -85,6 +85,7 @@ KEPT_TURN = 20.0  # degrees: a re-encoded cell's hue wanders less
 MARGIN = 2  # layout cells around a shifted keypoint that are the object, not its context
 _MIN_ALIGNED = LAYOUT_SIDE * LAYOUT_SIDE // 8  # fewer aligned cells cannot show a region and a context
 _TONE_BINS = 16
+_TONE_QUANTILES = np.linspace(0.0, 1.0, _TONE_BINS + 1)
 
 
 def recoloured(query: ColourLayout, candidate: ColourLayout, homography: NDArray[np.float64]) -> bool:
@@ -229,9 +230,12 @@ def tone_mapped(a: NDArray[np.float32], b: NDArray[np.float32], cells: NDArray[n
     made non-decreasing. One curve explains a gamma, contrast or brightness change; a
     recoloured object moves its channels different ways, which one curve cannot follow."""
     x, y = a[cells].ravel(), b[cells].ravel()
-    order = np.argsort(x, kind="stable")
+    levels = x.astype(np.uint8)
+    # a layout's own colours are whole levels 0-255: NumPy's stable sort of uint8 (a radix
+    # sort) gives the same order as of the floats, five times faster
+    order = np.argsort(levels if (levels == x).all() else x, kind="stable")
     x, y = x[order], y[order]  # x sorted: each of its quantile bins is a run, in order
-    edges = np.quantile(x, np.linspace(0.0, 1.0, _TONE_BINS + 1))
+    edges = np.quantile(x, _TONE_QUANTILES)
     bins = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, _TONE_BINS - 1)
     counts = np.bincount(bins, minlength=_TONE_BINS)
     used = counts >= 3

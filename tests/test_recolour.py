@@ -237,12 +237,13 @@ def test_a_copy_of_thin_strokes_under_a_colour_filter_is_not_recoloured(copy) ->
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_the_tone_curve_is_the_median_of_each_quantile_bin_made_non_decreasing(seed: int) -> None:
+@pytest.mark.parametrize("half", [0.0, 0.5])  # whole levels (a layout's own, sorted as uint8) and halves too
+def test_the_tone_curve_is_the_median_of_each_quantile_bin_made_non_decreasing(seed: int, half: float) -> None:
     """`tone_mapped` by its definition in plain NumPy: cells binned by their level in `a` into
     _TONE_BINS quantile bins, each bin's (of three or more) median level in `a` mapped to the
     median in `b`, made non-decreasing; levels with ties, as cell means of flat regions have."""
     rng = np.random.default_rng(seed)
-    a = rng.integers(0, 40, (32, 32, 3)).astype(np.float32) * 6.0  # many ties
+    a = (rng.integers(0, 40, (32, 32, 3)) * 6.0 + half * rng.integers(0, 2, (32, 32, 3))).astype(np.float32)  # ties
     b = np.clip(a * 0.8 + 20 + rng.normal(0, 4, a.shape), 0, 255).astype(np.float32)
     cells = rng.random((32, 32)) < 0.8
     x, y = a[cells].ravel(), b[cells].ravel()
