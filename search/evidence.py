@@ -51,6 +51,7 @@ VERIFY_BATCH = 2048  # pairs verified per batch: only their images' keypoints ar
 # keypoints more often.
 SPREAD_FROM = 4096
 TASK_PAIRS = 256
+STRIPS_SPREAD_FROM = 512  # strip links: about a fifth of a second of one core's work (`verify_strips`)
 VERIFYING = "verifying candidate pairs"  # the progress stage's label
 
 
@@ -279,12 +280,16 @@ _worker_catalog: dict[Location, Catalog] = {}  # a worker's connection, opened b
 
 
 def _verified_in_worker(task: tuple[NDArray[np.int64], NDArray[np.int64]], location: Location) -> Verified:
+    return _verified(_worker_catalog_of(location), *task)
+
+
+def _worker_catalog_of(location: Location) -> Catalog:
     if location not in _worker_catalog:
         import faiss
 
         faiss.omp_set_num_threads(1)  # one worker per core already
         _worker_catalog[location] = Catalog(location, readonly=True)
-    return _verified(_worker_catalog[location], *task)
+    return _worker_catalog[location]
 
 
 def _verified(catalog: Catalog, pairs: NDArray[np.int64], rows: NDArray[np.int64]) -> Verified:
@@ -354,27 +359,49 @@ def strips_of(catalog: Catalog, partners: Mapping[int, int]) -> dict[int, Strip]
 
 
 def verify_strips(catalog: Catalog, wanted: Sequence[tuple[int, int, int]], *,
-                  colours_only: Sequence[bool] = ()) -> dict[int, Verification]:
+                  colours_only: Sequence[bool] = (), workers: int = 1) -> dict[int, Verification]:
     """Index into `wanted` (container, candidate, packed strip) -> its strip link (`strips.strip_link`),
     sides in the order of the pair (smaller id first, as the query); where `colours_only` says
-    so, a colour link only (`strips.colour_link`)."""
+    so, a colour link only (`strips.colour_link`). With `workers` > 1 and STRIPS_SPREAD_FROM
+    links or more, on that many processes (as `verify_pairs`)."""
+    only = [i < len(colours_only) and bool(colours_only[i]) for i in range(len(wanted))]
+    size = VERIFY_BATCH if workers <= 1 or len(wanted) < STRIPS_SPREAD_FROM else TASK_PAIRS
+    tasks = [(list(wanted[start : start + size]), only[start : start + size], start)
+             for start in range(0, len(wanted), size)]
+    if size == VERIFY_BATCH:
+        parts = (_verified_strips(catalog, *task) for task in tasks)
+    else:
+        location = catalog.url if catalog.url is not None else catalog.path
+        parts = parallel_map(_verified_strips_in_worker, tasks, (location,), workers=workers, chunk=1)
     out: dict[int, Verification] = {}
-    for start in range(0, len(wanted), VERIFY_BATCH):
-        batch = wanted[start : start + VERIFY_BATCH]
-        ids = sorted({i for k, c, _ in batch for i in (k, c)})
-        stored = catalog.keypoints_of(ids)
-        layouts = {i: ColourLayout.from_bytes(*found) for i, found in catalog.colour_layouts_of(ids).items()}
-        for i, (container, candidate, strip) in enumerate(batch, start):
-            if container in stored and candidate in stored:
-                colours = ((layouts[container], layouts[candidate])
-                           if container in layouts and candidate in layouts else None)
-                where, in_place = unpacked(strip)
-                if i < len(colours_only) and colours_only[i]:
-                    found = colour_link(*colours, where, in_place=in_place) if colours is not None else None
-                else:
-                    found = strip_link(LocalFeatures(*stored[container]), LocalFeatures(*stored[candidate]),
-                                       colours, where, in_place=in_place)
-                if found is not None:
-                    out[i] = (found if container < candidate
-                              else Verification(found.inliers, found.candidate, found.query))
+    for part in parts:
+        out.update(part)
+    return out
+
+
+def _verified_strips_in_worker(task: tuple[list[tuple[int, int, int]], list[bool], int], location: Location
+                           ) -> dict[int, Verification]:
+    return _verified_strips(_worker_catalog_of(location), *task)
+
+
+def _verified_strips(catalog: Catalog, batch: list[tuple[int, int, int]], colours_only: list[bool], start: int
+                 ) -> dict[int, Verification]:
+    """`verify_strips` of one batch, whose images' keypoints are read at once; keyed from `start`."""
+    out: dict[int, Verification] = {}
+    ids = sorted({i for k, c, _ in batch for i in (k, c)})
+    stored = catalog.keypoints_of(ids)
+    layouts = {i: ColourLayout.from_bytes(*found) for i, found in catalog.colour_layouts_of(ids).items()}
+    for i, (container, candidate, strip) in enumerate(batch, start):
+        if container in stored and candidate in stored:
+            colours = ((layouts[container], layouts[candidate])
+                       if container in layouts and candidate in layouts else None)
+            where, in_place = unpacked(strip)
+            if colours_only[i - start]:
+                found = colour_link(*colours, where, in_place=in_place) if colours is not None else None
+            else:
+                found = strip_link(LocalFeatures(*stored[container]), LocalFeatures(*stored[candidate]),
+                                   colours, where, in_place=in_place)
+            if found is not None:
+                out[i] = (found if container < candidate
+                          else Verification(found.inliers, found.candidate, found.query))
     return out

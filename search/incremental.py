@@ -237,7 +237,7 @@ def judged_pairs(catalog: Catalog, threshold: float, *, merge: Mapping[int, int]
     pairs = _concat(old, fresh)
     strip_candidates_, strip_pairs, strips_verified = (
         _strip_links(catalog, pairs, kinds, threshold, candidates, sorted(current), old_strips,
-                     _rows_where(stored_pairs, lambda c: c[STRIP] != 0), policy)
+                     _rows_where(stored_pairs, lambda c: c[STRIP] != 0), policy, workers)
         if verifying else ({}, {}, 0))
     pairs = _concat(pairs, strip_pairs)
     ordinary = {FIRST: candidates.pairs[:, 0].copy(), SECOND: candidates.pairs[:, 1].copy(),
@@ -294,11 +294,11 @@ def _still(pairs: Columns, candidates: PairCandidates, judged: NDArray[np.int64]
 
 
 def _strip_links(catalog: Catalog, pairs: Columns, kinds: list[str], threshold: float, candidates: PairCandidates,
-                 ids: list[int], old_candidates: Columns, old_links: Columns, policy: AutoPolicy
+                 ids: list[int], old_candidates: Columns, old_links: Columns, policy: AutoPolicy, workers: int
                  ) -> tuple[Columns, Columns, int]:
     """(strip candidates, strip links, verifications done) of the judged `pairs` (`strips`):
     the containers' strip candidates are found again (colour thumbnails, cheap), and only
-    those not verified before with the same strip are verified now."""
+    those not verified before with the same strip are verified now (on `workers` processes)."""
     judged = _judged(pairs, kinds)
     keep = verified_links(judged.pairs, judged.evidence, judged.content_differs(), threshold, policy)
     wanted: dict[tuple[int, int], tuple[int, int, int]] = {}
@@ -317,7 +317,7 @@ def _strip_links(catalog: Catalog, pairs: Columns, kinds: list[str], threshold: 
     # its colours are compared, lest a looser strip link pass what verification refused
     ordinary = in_sorted(pair_keys(candidates.pairs[:, 0], candidates.pairs[:, 1]),
                          pair_keys([min(c, o) for c, o, _ in todo], [max(c, o) for c, o, _ in todo]))
-    found = verify_strips(catalog, todo, colours_only=ordinary.tolist())
+    found = verify_strips(catalog, todo, colours_only=ordinary.tolist(), workers=workers)
     still = set(key_of.values())
     links = _rows_where(old_links, lambda c: np.array(
         [k in still for k in zip(c[FIRST].tolist(), c[SECOND].tolist(), c[STRIP].tolist())], dtype=bool))

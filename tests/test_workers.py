@@ -14,7 +14,9 @@ import pytest
 
 import neardup
 from neardup.indexer.progress import Progress
+from neardup.indexer.colours import LAYOUT_SIDE
 from neardup.search import evidence
+from neardup.search.strips import packed
 from neardup.search.verify import VERIFY_THRESHOLD
 
 from conftest import make_collection
@@ -53,6 +55,22 @@ def test_pairs_verified_on_workers_are_the_ones_verified_here(tmp_path: Path, ca
     assert len(here) == len(pairs)  # every image has keypoints
     assert (here.counts >= VERIFY_THRESHOLD).sum() >= 3  # the copies of coffee and chelsea
     assert [g.members for g in cat.duplicates(workers=2)] == [g.members for g in cat.duplicates(workers=1)]
+    cat.close()
+
+
+def test_strip_links_verified_on_workers_are_the_ones_verified_here(tmp_path: Path, monkeypatch) -> None:
+    make_collection(tmp_path / "photos")
+    cat = neardup.open(tmp_path / "cat.db", create=True, embedder="none")
+    cat.index([tmp_path / "photos"], workers=1)
+    ids = sorted(int(i) for i in cat.catalog.hashes("pdq")[0])
+    left_half = packed((0, 0, LAYOUT_SIDE // 2, LAYOUT_SIDE))
+    wanted = [(a, b, left_half) for a, b in itertools.permutations(ids, 2)]
+    colours_only = [i % 3 == 0 for i in range(len(wanted))]  # some links by their colours only
+    here = evidence.verify_strips(cat.catalog, wanted, colours_only=colours_only, workers=1)
+    monkeypatch.setattr(evidence, "STRIPS_SPREAD_FROM", 0)
+    monkeypatch.setattr(evidence, "TASK_PAIRS", 7)
+    spread = evidence.verify_strips(cat.catalog, wanted, colours_only=colours_only, workers=2)
+    assert spread == here and len(here) >= 6  # the copies of coffee and chelsea, both ways
     cat.close()
 
 
