@@ -337,16 +337,27 @@ class Catalog:
 
     def feature_rows(self, feature: str, ids: Sequence[int], view: str = IMAGE) -> tuple[NDArray[np.int64], NDArray]:
         """The `feature` rows of the given ids that have one, in id order: ids (n,) int64 and
-        (n, bytes) uint8 packed bits or (n, D) float32."""
+        (n, bytes) uint8 packed bits or (n, D) float32. Each row is read into its place in one
+        matrix: a million CNN vectors are in memory once (5 GB), not also as stored bytes."""
         table, name = self._feature_table(feature)
-        found: list[tuple[int, bytes]] = []
+        wanted = sorted({int(i) for i in ids})
+        found = np.empty(len(wanted), np.int64)
+        matrix: NDArray | None = None
+        n = 0
         with self.session() as s:
-            for chunk in _chunks(sorted(int(i) for i in ids)):
-                q = select(table.image_id, table.bits if table is Hash else table.data).where(
-                    name == feature, table.view == view, table.image_id.in_(chunk))
-                found.extend(s.execute(q).all())
-        found.sort()
-        return self._feature_matrix(table, found)
+            for chunk in _chunks(wanted):
+                q = (select(table.image_id, table.bits if table is Hash else table.data)
+                     .where(name == feature, table.view == view, table.image_id.in_(chunk)).order_by(table.image_id))
+                for image_id, data in s.execute(q):
+                    row = np.frombuffer(data, np.uint8 if table is Hash else "<f2")
+                    if matrix is None:  # the width is known from the first row
+                        matrix = np.empty((len(wanted), len(row)), np.uint8 if table is Hash else np.float32)
+                    found[n], matrix[n] = image_id, row
+                    n += 1
+        if matrix is None:
+            return self._feature_matrix(table, [])
+        # a view of the rows found would keep every wanted row's room (most ids may have no box)
+        return found[:n], matrix if n == len(wanted) else matrix[:n].copy()
 
     def feature_chunks(self, feature: str, view: str = IMAGE, size: int = 65_536) -> Iterator[tuple[NDArray[np.int64], NDArray]]:
         """Every `feature` row of the images on disk, in id order, `size` rows at a time (as
@@ -379,30 +390,9 @@ class Catalog:
 
     def vectors_of(self, ids: Sequence[int], model: str, view: str = IMAGE) -> dict[int, NDArray[np.float32]]:
         """Stored (D,) float32 vectors of one model and view for the given ids that have one
-        (rows of `vector_rows`' matrix)."""
-        found, matrix = self.vector_rows(ids, model, view)
+        (rows of `feature_rows`' matrix)."""
+        found, matrix = self.feature_rows(model, ids, view)
         return dict(zip(found.tolist(), matrix))
-
-    def vector_rows(self, ids: Sequence[int], model: str, view: str = IMAGE
-                    ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
-        """Stored vectors of one model and view for the given ids that have one: their (n,) ids,
-        ascending, and an (n, D) float32 matrix of them. One matrix, not an array per image:
-        many pairs' rows are then one gather, not one Python-level copy per row."""
-        wanted = sorted({int(i) for i in ids})
-        found = np.empty(len(wanted), np.int64)
-        matrix: NDArray[np.float32] | None = None
-        n = 0
-        with self.session() as s:
-            for chunk in _chunks(wanted):
-                q = select(Vector.image_id, Vector.data).where(
-                    Vector.model == model, Vector.view == view, Vector.image_id.in_(chunk)).order_by(Vector.image_id)
-                for image_id, data in s.execute(q):
-                    row = np.frombuffer(data, "<f2")
-                    if matrix is None:  # the width is known from the first row
-                        matrix = np.empty((len(wanted), len(row)), np.float32)
-                    found[n], matrix[n] = image_id, row
-                    n += 1
-        return found[:n], (matrix[:n] if matrix is not None else np.zeros((0, 0), np.float32))
 
     def keypoints_of(self, ids: Sequence[int], *, mirrored: bool = False) -> dict[int, KeypointArrays]:
         """Stored local features (points (n, 2) float32, descriptors (n, 32) uint8, colours (n, 3)

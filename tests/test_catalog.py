@@ -50,16 +50,20 @@ def test_records_round_trip_and_a_rewrite_keeps_the_row_and_its_id(catalog_locat
     for image_id, path in by_id.items():
         want = next(r for r in first if r.path == path).vectors[IMAGE]["cnn"]
         np.testing.assert_allclose(vectors[image_id], want, atol=1e-3)  # stored as float16
-    asked = sorted(by_id, reverse=True) + [max(by_id) + 1]  # any order, and an id without a vector
-    found, matrix = cat.vector_rows(asked, "cnn")
-    assert found.tolist() == sorted(by_id) and matrix.shape == (4, 8)
-    assert all((matrix[row] == vectors[i]).all() for row, i in enumerate(found.tolist()))
-    assert cat.vector_rows(asked, "cnn", BOX)[0].tolist() == []  # no box vectors were written
     again = _record("/p/a.jpg", 9)
     cat.write([again])
     after = cat.file_states()
     assert len(after) == 4 and after["/p/a.jpg"].image_id == states["/p/a.jpg"].image_id
     assert after["/p/a.jpg"].sha256 == again.sha256
+    # the rewritten row (a server may now hold it last) read in id order, asked in any order,
+    # beside an id without a vector; exactly as stored (float16)
+    stored = {states[r.path].image_id: r.vectors[IMAGE]["cnn"] for r in [*first[:1], again, *first[2:]]}
+    asked = sorted(stored, reverse=True) + [max(stored) + 1]
+    found, matrix = cat.feature_rows("cnn", asked)
+    assert found.tolist() == sorted(stored) and matrix.dtype == np.float32 and matrix.shape == (4, 8)
+    assert all((matrix[row] == stored[i].astype(np.float16)).all() for row, i in enumerate(found.tolist()))
+    found, matrix = cat.feature_rows("cnn", asked, BOX)  # no box vectors were written
+    assert found.tolist() == [] and matrix.shape[0] == 0
     assert cat.counts()["hashes.pdq"] == 4 and cat.counts()["keypoints"] == 4  # the old features replaced
 
 
