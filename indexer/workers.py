@@ -48,14 +48,24 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+_served: set[int] = set()  # the processes (by pid: not a forked child) whose workers' server is up
+
+
 def warm(workers: int) -> None:
     """Start the server that starts `parallel_map`'s workers now (when there will be more
     than one), for a caller with work of its own to do before it maps: the server imports
-    neardup (about half a second) on the other core meanwhile, instead of while the caller
-    waits for its first worker. Once per process: the server serves every later pool."""
+    neardup on another core meanwhile, instead of while the caller waits for its first
+    worker. Once per process: the server serves every later pool."""
     if workers > 1:
         _ForkServer().set_forkserver_preload([__name__])
         multiprocessing.forkserver.ensure_running()  # (it runs no script: __main__ is not preloaded)
+        _served.add(os.getpid())
+
+
+def warmed() -> bool:
+    """Whether this process started the workers' server (`warm`, or a pool): a pool then
+    starts its workers by forking them, without waiting for the server's imports."""
+    return os.getpid() in _served
 
 
 def parallel_map(
@@ -82,6 +92,7 @@ def parallel_map(
     else:
         context = _ForkServer()
         context.set_forkserver_preload([__name__])
+        _served.add(os.getpid())
     chunks = [items[i : i + chunk] for i in range(0, len(items), chunk)]
     with ProcessPoolExecutor(workers, context, initializer=_start) as pool:
         pending: deque[Future] = deque()

@@ -11,6 +11,7 @@ are mostly noise), not when only one is (a blurred copy of a sharp photo).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -23,7 +24,7 @@ from neardup.indexer.features import LocalFeatures, orb_features
 from neardup.indexer.progress import Progress
 from neardup.indexer.hashes import LOW_QUALITY
 from neardup.indexer.regions import enlarge
-from neardup.indexer.workers import parallel_map, warm
+from neardup.indexer.workers import parallel_map, warm, warmed
 from neardup.storage.catalog import Catalog, Location
 from neardup.storage.models import BOX, IMAGE
 from neardup.storage.pairs import Columns
@@ -42,8 +43,9 @@ BOX_FIRST, BOX_SECOND = 1, 2
 SIDE_FIELDS = {"coverage": np.float64, "centre": np.float64, "central": np.int32, "share": np.float64,
                "cells": np.uint64, "hole": np.int32, "beyond": np.float32, "blank": np.float32,
                "standout": np.float32, "seam": np.float32, "inset": np.uint8}
-PAIR_CHUNK = 1024  # pairs whose cosines are computed at once: 2 x 5 MB at D = 1280, reused by the allocator
-# (65,536 a chunk took 0.36 s for 30,000 pairs, 1,024 0.03 s: fresh pages are zeroed by the kernel)
+# Pairs whose cosines are computed at once: 2 x 5 MB at D = 1280, which the allocator reuses
+# chunk after chunk; larger chunks take fresh pages, which the kernel zeroes (docs/BENCHMARKS.md).
+PAIR_CHUNK = 1024
 VERIFY_BATCH = 2048  # pairs verified per batch: only their images' keypoints are in memory
 # Verification spread over processes: a worker costs about a second of CPU to start, so fewer
 # pairs than this (a few seconds of one core's work) stay in this process. A task's keypoints
@@ -51,7 +53,9 @@ VERIFY_BATCH = 2048  # pairs verified per batch: only their images' keypoints ar
 # keypoints more often.
 SPREAD_FROM = 4096
 TASK_PAIRS = 256
-STRIPS_SPREAD_FROM = 512  # strip links: about a fifth of a second of one core's work (`verify_strips`)
+# Strip links spread over processes only once the server that starts workers is up (`warm`):
+# from this many, a warm pool's start costs less than it saves; a cold one's never does here.
+STRIPS_SPREAD_FROM = 512
 VERIFYING = "verifying candidate pairs"  # the progress stage's label
 
 
@@ -162,7 +166,9 @@ def pair_evidence(catalog: Catalog, candidates: PairCandidates, threshold: float
     `progress`: see `verify_pairs`."""
     pairs = candidates.pairs
     if verifying and len(pairs) >= SPREAD_FROM:
-        warm(workers)  # `verify_pairs`' workers start while the other evidence is gathered
+        # `verify_pairs`' workers start while the other evidence is gathered (unused if fewer
+        # than SPREAD_FROM of the pairs need verifying: a spare process, no harm)
+        warm(workers)
     ids = np.unique(pairs).tolist()
     hashes, via = _pair_hash_evidence(catalog, pairs, ids, weights, policy)
     kinds, vias = {HASHES: hashes}, [via]
@@ -212,7 +218,7 @@ def _pair_hash_evidence(catalog: Catalog, pairs: NDArray[np.int64], ids: list[in
 def _pair_vector_evidence(catalog: Catalog, pairs: NDArray[np.int64], ids: list[int], name: str
                           ) -> tuple[NDArray[np.float64], NDArray[np.uint8]]:
     feature = VECTOR_FEATURES[name]
-    vectors = {view: _Rows(*catalog.vector_rows(ids, name, view)) for view in (IMAGE, BOX)}
+    vectors = {view: _Rows(*catalog.feature_rows(name, ids, view)) for view in (IMAGE, BOX)}
 
     def cosines(rows: NDArray[np.int64], left: str, right: str) -> NDArray[np.float64]:
         return np.concatenate([  # in chunks: M pairs x D floats at once would not fit
@@ -262,10 +268,9 @@ def verify_pairs(catalog: Catalog, pairs: NDArray[np.int64], rows: NDArray[np.in
     progress.start(len(rows), VERIFYING)
     parts: list[Verified] = []
     if workers > 1 and len(rows) >= SPREAD_FROM:
-        location = catalog.url if catalog.url is not None else catalog.path
         tasks = [(pairs[chunk], chunk) for chunk in np.array_split(rows, -(-len(rows) // TASK_PAIRS))]
-        for (_, chunk), found in zip(tasks, parallel_map(_verified_in_worker, tasks, (location,), workers=workers,
-                                                           chunk=1)):
+        for (_, chunk), found in zip(tasks, parallel_map(_verified_in_worker, tasks, (_location(catalog),),
+                                                           workers=workers, chunk=1)):
             parts.append(found)
             progress.advance(len(chunk))
         return Verified.joined(parts)
@@ -277,6 +282,11 @@ def verify_pairs(catalog: Catalog, pairs: NDArray[np.int64], rows: NDArray[np.in
 
 
 _worker_catalog: dict[Location, Catalog] = {}  # a worker's connection, opened by its first task
+
+
+def _location(catalog: Catalog) -> Location:
+    """Where a worker opens its own connection to `catalog` (no keypoints cross a pipe)."""
+    return catalog.url if catalog.url is not None else catalog.path
 
 
 def _verified_in_worker(task: tuple[NDArray[np.int64], NDArray[np.int64]], location: Location) -> Verified:
@@ -308,12 +318,10 @@ def _verified(catalog: Catalog, pairs: NDArray[np.int64], rows: NDArray[np.int64
 
 
 class _Rows:
-    """Per-image arrays as the rows of one matrix, by ascending ids, so that the rows of many
-    pairs are one gather (`of`) instead of one Python-level copy per pair (for 30,000 pairs of
-    CNN vectors 0.74 s against 0.08 s, the same values)."""
+    """Per-image arrays as the rows of one matrix, by ascending ids (`keys`), so that the rows
+    of many pairs are one gather (`of`) instead of one Python-level copy per pair."""
 
-    def __init__(self, keys: NDArray[np.int64], matrix: NDArray) -> None:
-        self.ids = set(keys.tolist())
+    def __init__(self, keys: NDArray[np.int64], matrix: NDArray | None) -> None:
         self._keys = keys
         self._matrix = matrix if len(keys) else None
 
@@ -322,7 +330,11 @@ class _Rows:
         """Per-image arrays ({id: array}) stacked once: for small arrays (hashes), which stacked
         take little more memory."""
         keys = np.array(sorted(values), np.int64)
-        return cls(keys, np.stack([values[int(k)] for k in keys]) if len(keys) else np.zeros(0))
+        return cls(keys, np.stack([values[int(k)] for k in keys]) if len(keys) else None)
+
+    @functools.cached_property
+    def ids(self) -> set[int]:
+        return set(self._keys.tolist())
 
     def of(self, ids: NDArray[np.int64]) -> NDArray:
         """(M,) ids -> (M, ...) their arrays, in that order; KeyError for an id without one."""
@@ -362,30 +374,28 @@ def verify_strips(catalog: Catalog, wanted: Sequence[tuple[int, int, int]], *,
                   colours_only: Sequence[bool] = (), workers: int = 1) -> dict[int, Verification]:
     """Index into `wanted` (container, candidate, packed strip) -> its strip link (`strips.strip_link`),
     sides in the order of the pair (smaller id first, as the query); where `colours_only` says
-    so, a colour link only (`strips.colour_link`). With `workers` > 1 and STRIPS_SPREAD_FROM
-    links or more, on that many processes (as `verify_pairs`)."""
+    so, a colour link only (`strips.colour_link`). With `workers` > 1, STRIPS_SPREAD_FROM links
+    or more and the workers' server up, on that many processes (as `verify_pairs`)."""
     only = [i < len(colours_only) and bool(colours_only[i]) for i in range(len(wanted))]
-    size = VERIFY_BATCH if workers <= 1 or len(wanted) < STRIPS_SPREAD_FROM else TASK_PAIRS
+    spread = workers > 1 and len(wanted) >= STRIPS_SPREAD_FROM and warmed()
+    size = TASK_PAIRS if spread else VERIFY_BATCH
     tasks = [(list(wanted[start : start + size]), only[start : start + size], start)
              for start in range(0, len(wanted), size)]
-    if size == VERIFY_BATCH:
-        parts = (_verified_strips(catalog, *task) for task in tasks)
-    else:
-        location = catalog.url if catalog.url is not None else catalog.path
-        parts = parallel_map(_verified_strips_in_worker, tasks, (location,), workers=workers, chunk=1)
+    parts = (parallel_map(_verified_strips_in_worker, tasks, (_location(catalog),), workers=workers, chunk=1)
+             if spread else (_verified_strips(catalog, *task) for task in tasks))
     out: dict[int, Verification] = {}
     for part in parts:
         out.update(part)
     return out
 
 
-def _verified_strips_in_worker(task: tuple[list[tuple[int, int, int]], list[bool], int], location: Location
-                           ) -> dict[int, Verification]:
+def _verified_strips_in_worker(task: tuple[list[tuple[int, int, int]], list[bool], int],
+                                location: Location) -> dict[int, Verification]:
     return _verified_strips(_worker_catalog_of(location), *task)
 
 
-def _verified_strips(catalog: Catalog, batch: list[tuple[int, int, int]], colours_only: list[bool], start: int
-                 ) -> dict[int, Verification]:
+def _verified_strips(catalog: Catalog, batch: list[tuple[int, int, int]], colours_only: list[bool],
+                     start: int) -> dict[int, Verification]:
     """`verify_strips` of one batch, whose images' keypoints are read at once; keyed from `start`."""
     out: dict[int, Verification] = {}
     ids = sorted({i for k, c, _ in batch for i in (k, c)})

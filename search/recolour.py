@@ -232,7 +232,7 @@ def tone_mapped(a: NDArray[np.float32], b: NDArray[np.float32], cells: NDArray[n
     x, y = a[cells].ravel(), b[cells].ravel()
     levels = x.astype(np.uint8)
     # a layout's own colours are whole levels 0-255: NumPy's stable sort of uint8 (a radix
-    # sort) gives the same order as of the floats, five times faster
+    # sort) gives the same order as of the floats, in a fraction of the time
     order = np.argsort(levels if (levels == x).all() else x, kind="stable")
     x, y = x[order], y[order]  # x sorted: each of its quantile bins is a run, in order
     edges = np.quantile(x, _TONE_QUANTILES)

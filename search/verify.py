@@ -82,7 +82,7 @@ MIN_HOLE = 3
 # the groups, at any MIN_CENTRAL from 4 to 40 (docs/BENCHMARKS.md); pairs with a flat centre
 # (a noisy copy of a picture with a blank middle: 2 central keypoints) cannot say.
 MIN_CENTRAL = 4 * _MIN_CELL_KEYPOINTS
-REGION_GRID = 8  # resolution of the matched region's bitmask (`Side.cells`)
+REGION_GRID = 8  # resolution of the matched region's bitmask (`Side.cells`, 64 bits: at most 8)
 # Images are decoded to one size (longest side 384), so a copy's scale is moderate: a crop of
 # 1/64 of the area is enlarged 8 times. A homography scaling area beyond this range (or
 # mirroring: mirrored copies are matched through mirrored keypoints) squeezes many points
@@ -158,7 +158,7 @@ class Verification:
         return bool(on_content((q.coverage, c.coverage), (q.central, c.central), (q.centre, c.centre),
                                (q.share, c.share)))
 
-    @cached_property  # read several times per verification (`best_match`), a few µs each
+    @cached_property  # read several times per verification (`best_match`)
     def count(self) -> int:
         """The inliers that count as evidence of a copy: none unless they lie on the content."""
         return self.inliers if self.inliers and self.on_content else 0

@@ -14,6 +14,7 @@ import pytest
 
 import neardup
 from neardup.indexer.progress import Progress
+from neardup.indexer.workers import warm
 from neardup.indexer.colours import LAYOUT_SIDE
 from neardup.search import evidence
 from neardup.search.strips import packed
@@ -58,9 +59,10 @@ def test_pairs_verified_on_workers_are_the_ones_verified_here(tmp_path: Path, ca
     cat.close()
 
 
-def test_strip_links_verified_on_workers_are_the_ones_verified_here(tmp_path: Path, monkeypatch) -> None:
+def test_strip_links_verified_on_workers_are_the_ones_verified_here(tmp_path: Path, catalog_location: str,
+                                                                    monkeypatch) -> None:
     make_collection(tmp_path / "photos")
-    cat = neardup.open(tmp_path / "cat.db", create=True, embedder="none")
+    cat = neardup.open(catalog_location, create=True, embedder="none")
     cat.index([tmp_path / "photos"], workers=1)
     ids = sorted(int(i) for i in cat.catalog.hashes("pdq")[0])
     left_half = packed((0, 0, LAYOUT_SIDE // 2, LAYOUT_SIDE))
@@ -69,6 +71,7 @@ def test_strip_links_verified_on_workers_are_the_ones_verified_here(tmp_path: Pa
     here = evidence.verify_strips(cat.catalog, wanted, colours_only=colours_only, workers=1)
     monkeypatch.setattr(evidence, "STRIPS_SPREAD_FROM", 0)
     monkeypatch.setattr(evidence, "TASK_PAIRS", 7)
+    warm(2)  # strip links are spread only once the workers' server is up
     spread = evidence.verify_strips(cat.catalog, wanted, colours_only=colours_only, workers=2)
     assert spread == here and len(here) >= 6  # the copies of coffee and chelsea, both ways
     cat.close()
@@ -99,24 +102,41 @@ def test_a_script_without_a_main_guard_runs_workers(tmp_path: Path) -> None:
 
 
 WARMED = """
-import multiprocessing.forkserver
-from neardup.indexer.workers import parallel_map, warm
+import glob, os
+from neardup.indexer.workers import parallel_map, warm, warmed
+
+
+def children():
+    found = []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            fields = open(stat).read().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[1]) == os.getpid():
+            found.append(int(stat.split("/")[2]))
+    return sorted(found)
+
 
 print("run")  # printed again by any process that ran this script a second time
+print(warmed(), children())
 warm(2)
-print(multiprocessing.forkserver._forkserver._forkserver_pid is not None)
+started = children()
+print(warmed(), len(started) > 0)
 print(list(parallel_map(abs, [-1, -2, -3], workers=2, chunk=1)))
+print(children() == started)  # the pool's workers came from the server started ahead
 """
 
 
 def test_the_server_started_ahead_serves_the_next_pool(tmp_path: Path) -> None:
     """`warm` starts the server that forks the workers before any pool exists (`pair_evidence`
-    does, so that verification's workers start sooner), from a script without a main guard."""
+    does, so that verification's workers start sooner), from a script without a main guard;
+    the next pool's workers are its children, not this process's."""
     script = tmp_path / "warmed.py"
     script.write_text(WARMED)
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split("\n") == ["run", "True", "[1, 2, 3]", ""]
+    assert done.stdout.split("\n") == ["run", "False []", "True True", "[1, 2, 3]", "True", ""]
 
 
 INTERRUPTED = """
