@@ -304,9 +304,9 @@ def _worker_catalog_of(location: Location) -> Catalog:
 
 def _verified(catalog: Catalog, pairs: NDArray[np.int64], rows: NDArray[np.int64]) -> Verified:
     """`verify_pairs` of (k, 2) `pairs`, keyed by their (k,) `rows`: one batch, whose images'
-    keypoints are read at once."""
+    keypoints are read at once (the mirror's of the queries only: the first of each pair)."""
     ids = np.unique(pairs).tolist()
-    stored, flipped = catalog.keypoints_of(ids), catalog.keypoints_of(ids, mirrored=True)
+    stored, flipped = catalog.keypoints_of(ids), catalog.keypoints_of(np.unique(pairs[:, 0]).tolist(), mirrored=True)
     layouts = {i: ColourLayout.from_bytes(*found) for i, found in catalog.colour_layouts_of(ids).items()}
     out: dict[int, Verification] = {}
     for (a, b), row in zip(pairs.tolist(), rows.tolist()):
