@@ -35,12 +35,17 @@ class _Counted(Progress):
         self.done += n
 
 
+def _indexed(tmp_path: Path, location: str) -> tuple[neardup.Collection, list[int]]:
+    """The test collection indexed into a new catalog at `location`, and its image ids."""
+    make_collection(tmp_path / "photos")
+    cat = neardup.open(location, create=True, embedder="none")
+    cat.index([tmp_path / "photos"], workers=1)
+    return cat, sorted(int(i) for i in cat.catalog.hashes("pdq")[0])
+
+
 def test_pairs_verified_on_workers_are_the_ones_verified_here(tmp_path: Path, catalog_location: str,
                                                                monkeypatch) -> None:
-    make_collection(tmp_path / "photos")
-    cat = neardup.open(catalog_location, create=True, embedder="none")
-    cat.index([tmp_path / "photos"], workers=1)
-    ids = sorted(int(i) for i in cat.catalog.hashes("pdq")[0])
+    cat, ids = _indexed(tmp_path, catalog_location)
     pairs = np.array(list(itertools.combinations(ids, 2)), np.int64)
     rows = np.arange(len(pairs))
     counted = [_Counted(), _Counted()]
@@ -61,10 +66,7 @@ def test_pairs_verified_on_workers_are_the_ones_verified_here(tmp_path: Path, ca
 
 def test_strip_links_verified_on_workers_are_the_ones_verified_here(tmp_path: Path, catalog_location: str,
                                                                     monkeypatch) -> None:
-    make_collection(tmp_path / "photos")
-    cat = neardup.open(catalog_location, create=True, embedder="none")
-    cat.index([tmp_path / "photos"], workers=1)
-    ids = sorted(int(i) for i in cat.catalog.hashes("pdq")[0])
+    cat, ids = _indexed(tmp_path, catalog_location)
     left_half = packed((0, 0, LAYOUT_SIDE // 2, LAYOUT_SIDE))
     wanted = [(a, b, left_half) for a, b in itertools.permutations(ids, 2)]
     colours_only = [i % 3 == 0 for i in range(len(wanted))]  # some links by their colours only
