@@ -57,9 +57,16 @@ def warm(workers: int) -> None:
     neardup on another core meanwhile, instead of while the caller waits for its first
     worker. Once per process: the server serves every later pool."""
     if workers > 1:
-        _ForkServer().set_forkserver_preload([__name__])
+        _server()
         multiprocessing.forkserver.ensure_running()  # (it runs no script: __main__ is not preloaded)
-        _served.add(os.getpid())
+
+
+def _server() -> _ForkServer:
+    """The context whose server starts the workers: it imports this module (so neardup) once."""
+    context = _ForkServer()
+    context.set_forkserver_preload([__name__])
+    _served.add(os.getpid())
+    return context
 
 
 def warmed() -> bool:
@@ -90,9 +97,7 @@ def parallel_map(
     if fork and "tensorflow" not in sys.modules:
         context = multiprocessing.get_context("fork")
     else:
-        context = _ForkServer()
-        context.set_forkserver_preload([__name__])
-        _served.add(os.getpid())
+        context = _server()
     chunks = [items[i : i + chunk] for i in range(0, len(items), chunk)]
     with ProcessPoolExecutor(workers, context, initializer=_start) as pool:
         pending: deque[Future] = deque()
