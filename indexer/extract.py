@@ -90,7 +90,8 @@ def extract(
         record.hashes[BOX] = image_hashes(box, settings.hashes)[0]
         views[BOX] = box
     if settings.local_features == FEATURES_ID:
-        record.keypoints, record.mirrored_keypoints = (tuple(f) for f in orb_and_mirror(image.pixels))
+        record.keypoints, record.mirrored_keypoints = (
+            tuple(f) for f in orb_and_mirror(image.pixels, side=settings.decode_side))
         record.colour_layout = stored_layout(image.pixels)
     return Extracted(record, _resized(views, sizes))
 
@@ -105,7 +106,7 @@ def local_features_of(path: str, decode_side: int) -> tuple[tuple, tuple] | str:
     """A catalogued file's local features and its mirror image's (`ImageRecord.keypoints`,
     `mirrored_keypoints`), computed as the indexer computes them, or why decoding failed now."""
     try:
-        plain, mirror = orb_and_mirror(decode(path, max_side=decode_side).pixels)
+        plain, mirror = orb_and_mirror(decode(path, max_side=decode_side).pixels, side=decode_side)
     except UnreadableImageError as e:
         return str(e)
     return tuple(plain), tuple(mirror)

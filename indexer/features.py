@@ -30,10 +30,12 @@ from numpy.typing import NDArray
 
 from .pixels import checked_rgb
 
-__all__ = ["FEATURES_ID", "LocalFeatures", "mirrored", "orb_and_mirror", "orb_features"]
+__all__ = ["FEATURES_ID", "LocalFeatures", "enlarge", "mirrored", "orb_and_mirror", "orb_features"]
 
 MAX_KEYPOINTS = 500
-FEATURES_ID = f"orb-{MAX_KEYPOINTS}-v1"  # saved in the catalog settings; changes invalidate stored rows
+# saved in the catalog settings; changes invalidate stored rows. v2: an image smaller than the
+# decode side is searched for keypoints enlarged to it (`orb_and_mirror`'s `side`)
+FEATURES_ID = f"orb-{MAX_KEYPOINTS}-v2"
 _FAST_THRESHOLD = 10  # lower than OpenCV's 20: keeps enough corners on soft or small images
 # ORB describes a 31-pixel patch around each keypoint and ignores a 31-pixel border, so a
 # thinner image has none; OpenCV's image pyramid also fails on one a few pixels thin.
@@ -62,12 +64,26 @@ def orb_features(pixels: NDArray[np.uint8], *, max_keypoints: int = MAX_KEYPOINT
     return found._replace(colours=_sampled(_smoothed(pixels), found.points)) if pixels.ndim == 3 else found
 
 
-def orb_and_mirror(pixels: NDArray[np.uint8], *, max_keypoints: int = MAX_KEYPOINTS) -> tuple[LocalFeatures, LocalFeatures]:
+def orb_and_mirror(pixels: NDArray[np.uint8], *, max_keypoints: int = MAX_KEYPOINTS,
+                   side: int = 0) -> tuple[LocalFeatures, LocalFeatures]:
     """The ORB features of an image and those of its mirror image (`mirrored`), with the
     keypoints detected once. FAST corners, their Harris scores and ORB's image pyramid are all
     symmetric under a mirror, so the mirror's keypoints are the image's own mirrored within
     their pyramid level; only their descriptors are computed on the mirror. All but a few
-    (a rounding away) are exactly those a detection on the mirror finds, descriptors included."""
+    (a rounding away) are exactly those a detection on the mirror finds, descriptors included.
+
+    `side` (the catalog's decode side): an image with a shorter long side is searched
+    `enlarge`d to it, its keypoints then placed in its own pixels (where its colour layout and
+    verification's tolerances are). ORB ignores a 31-pixel border and describes 31-pixel
+    patches: in a thumbnail or a small clip-art it finds few keypoints or none (none in a
+    64-pixel image), and no crop or copy of one could be verified. Placing them in the
+    enlarged frame instead, which tightens verification's pixel tolerances on small images,
+    verified fewer of their copies (docs/BENCHMARKS.md)."""
+    enlarged = enlarge(pixels, side) if side else pixels
+    if enlarged is not pixels:
+        scale = np.float32([pixels.shape[1] / enlarged.shape[1], pixels.shape[0] / enlarged.shape[0]])
+        plain, mirror = orb_and_mirror(enlarged, max_keypoints=max_keypoints)
+        return plain._replace(points=plain.points * scale), mirror._replace(points=mirror.points * scale)
     gray = _gray(pixels)
     if min(gray.shape) < _MIN_SIDE:
         return _NONE, _NONE
@@ -119,6 +135,17 @@ def _sampled(smooth: NDArray[np.uint8], points: NDArray[np.float32]) -> NDArray[
     x = np.clip(np.rint(points[:, 0]).astype(np.intp), 0, smooth.shape[1] - 1)
     y = np.clip(np.rint(points[:, 1]).astype(np.intp), 0, smooth.shape[0] - 1)
     return np.ascontiguousarray(smooth[y, x], np.uint8)
+
+
+def enlarge(pixels: NDArray[np.uint8], side: int) -> NDArray[np.uint8]:
+    """An image (a small one, a content box) scaled up so its long side is `side`, so that
+    local features find room on it; larger images are returned as they are."""
+    height, width = pixels.shape[:2]
+    if max(height, width) >= side:
+        return pixels
+    scale = side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(pixels, size, interpolation=cv2.INTER_LINEAR)
 
 
 def mirrored(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:

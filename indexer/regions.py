@@ -122,14 +122,3 @@ def query_variants(pixels: NDArray[np.uint8]) -> list[NDArray[np.uint8]]:
     box = content_box(pixels)
     return variants if box is None else [*variants, box]
 
-
-def enlarge(pixels: NDArray[np.uint8], side: int) -> NDArray[np.uint8]:
-    """A small variant (a content box) scaled up so its long side is `side`, as the indexer
-    saw whole images, so that local features find room on it; larger images are returned as
-    they are."""
-    height, width = pixels.shape[:2]
-    if max(height, width) >= side:
-        return pixels
-    scale = side / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(pixels, size, interpolation=cv2.INTER_LINEAR)

@@ -20,10 +20,9 @@ from numpy.typing import NDArray
 
 from neardup.indexer.colours import ColourLayout
 from neardup.indexer.embedders import VECTOR_FEATURES
-from neardup.indexer.features import LocalFeatures, orb_features
+from neardup.indexer.features import LocalFeatures, enlarge, orb_features
 from neardup.indexer.progress import Progress
 from neardup.indexer.hashes import LOW_QUALITY
-from neardup.indexer.regions import enlarge
 from neardup.indexer.workers import parallel_map, warm, warmed
 from neardup.storage.catalog import Catalog, Location
 from neardup.storage.models import BOX, IMAGE

@@ -165,6 +165,60 @@ def test_duplicates_join_a_rotated_crop_only_with_verification(tmp_path) -> None
     plain.close()
 
 
+def thumbnail(rgb: np.ndarray, side: int = 128) -> np.ndarray:
+    """``rgb`` reduced to a long side of ``side`` pixels, as a web page or a chat keeps it."""
+    scale = side / max(rgb.shape[:2])
+    return cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+
+
+def off_centre_crop(rgb: np.ndarray, keep: float = 0.65) -> np.ndarray:
+    """``keep`` of each side, taken towards the lower right."""
+    h, w = rgb.shape[:2]
+    top, left = int((h - h * keep) * 0.9), int((w - w * keep) * 0.9)
+    return np.ascontiguousarray(rgb[top : top + int(h * keep), left : left + int(w * keep)])
+
+
+def test_a_thumbnails_crop_verifies_once_both_are_enlarged_to_the_decode_side() -> None:
+    # ORB ignores a 31-pixel border: in a 128-pixel thumbnail and its 83-pixel crop it finds
+    # too few keypoints to verify the crop; enlarged to the decode side, as the indexer searches them, plenty
+    stored = {name: orb_and_mirror(thumbnail(photo(name)), side=384)[0] for name in PHOTOS}
+    native = 0
+    for name in PHOTOS:
+        crop = off_centre_crop(thumbnail(photo(name)))
+        found = orb_and_mirror(crop, side=384)[0]
+        assert inliers(found, stored[name]) >= VERIFY_THRESHOLD, name
+        assert all(inliers(found, stored[other]) < VERIFY_THRESHOLD for other in PHOTOS if other != name), name
+        native += inliers(orb_and_mirror(crop)[0], orb_and_mirror(thumbnail(photo(name)))[0]) >= VERIFY_THRESHOLD
+    assert native <= 1
+
+
+def test_a_small_image_is_searched_enlarged_and_its_keypoints_placed_in_its_own_pixels(tmp_path) -> None:
+    folder = tmp_path / "photos"
+    save(thumbnail(photo("coffee")), folder / "coffee.png")  # 128 x 85
+    catalog = _catalog(tmp_path / "cat.db", folder)
+    (image_id,) = [s.image_id for s in catalog.file_states().values()]
+    for mirror in (False, True):
+        points = catalog.keypoints_of([image_id], mirrored=mirror)[image_id][0]
+        assert len(points) >= 100, mirror  # at its own size ORB finds 30
+        assert (points >= 0).all() and (points[:, 0] < 128).all() and (points[:, 1] < 85).all(), mirror
+        assert points[:, 0].max() > 100 and points[:, 1].max() > 60, mirror  # spread over all of it
+    assert catalog.colour_layouts_of([image_id])[image_id][:2] == (128, 85)  # the frame the points are in
+    catalog.close()
+
+
+def test_duplicates_join_a_thumbnails_crop_to_it(tmp_path) -> None:
+    folder = tmp_path / "thumbs"
+    for name in PHOTOS:
+        save(thumbnail(photo(name)), folder / f"{name}.png")
+    for seed in range(4):
+        save(thumbnail(scene(seed)), folder / f"scene{seed}.png")
+    save(off_centre_crop(thumbnail(photo("coffee"))), folder / "coffee_crop.png")
+    catalog = _catalog(tmp_path / "cat.db", folder)
+    assert [set(g.members) for g in find_duplicates(catalog=catalog)] == [
+        {str(folder / "coffee.png"), str(folder / "coffee_crop.png")}]
+    catalog.close()
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_ratio_matches_equal_opencvs_brute_force_ratio_test(seed: int) -> None:
     """FAISS's Hamming kernel gives the matches OpenCV's 2-NN matcher and Lowe's ratio test give:
