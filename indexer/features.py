@@ -30,12 +30,16 @@ from numpy.typing import NDArray
 
 from .pixels import checked_rgb
 
-__all__ = ["FEATURES_ID", "LocalFeatures", "enlarge", "mirrored", "orb_and_mirror", "orb_features"]
+__all__ = ["EARLIER_FEATURES", "FEATURES_ID", "LocalFeatures", "enlarge", "mirrored", "orb_and_mirror", "orb_features",
+           "verifiable"]
 
 MAX_KEYPOINTS = 500
 # saved in the catalog settings; changes invalidate stored rows. v2: an image smaller than the
 # decode side is searched for keypoints enlarged to it (`orb_and_mirror`'s `side`)
 FEATURES_ID = f"orb-{MAX_KEYPOINTS}-v2"
+# Keypoints of an earlier neardup: they verify as they did until `index` finds the changed ones
+# again (`Catalog.upgrade_local_features`: v1 searched small images at their own size).
+EARLIER_FEATURES = ("orb-500-v1",)
 _FAST_THRESHOLD = 10  # lower than OpenCV's 20: keeps enough corners on soft or small images
 # ORB describes a 31-pixel patch around each keypoint and ignores a 31-pixel border, so a
 # thinner image has none; OpenCV's image pyramid also fails on one a few pixels thin.
@@ -51,6 +55,11 @@ class LocalFeatures(NamedTuple):
     points: NDArray[np.float32]
     descriptors: NDArray[np.uint8]
     colours: NDArray[np.uint8] | None = None
+
+
+def verifiable(features_id: str | None) -> bool:
+    """Whether a catalog's stored keypoints (its settings' `local_features`) verify pairs."""
+    return features_id == FEATURES_ID or features_id in EARLIER_FEATURES
 
 
 def orb_features(pixels: NDArray[np.uint8], *, max_keypoints: int = MAX_KEYPOINTS) -> LocalFeatures:

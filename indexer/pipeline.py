@@ -27,6 +27,7 @@ from .embedders import embed_views, vector_feature
 from .enlargement import STORED_BYTES as ENLARGEMENT_BYTES
 from .extract import (EmbedInputs, Extracted, Moved, embed_inputs, extract_embedded, keeper_traits_of, layout_of,
                       local_features_of)
+from .features import EARLIER_FEATURES, FEATURES_ID
 from .progress import Progress
 from .walk import classify, walk
 from .workers import WorkerDiedError, parallel_map
@@ -78,6 +79,7 @@ def index_paths(
     """
     started = time.perf_counter()
     progress = progress or Progress()
+    upgrade_features(catalog)
     found = walk(paths)
     known = catalog.file_states()
     changes = classify(found, known)
@@ -147,10 +149,19 @@ def _finish(catalog: Catalog, changes, moved: set[int], embedders: Sequence[Embe
     catalog.remove(stale)
     report.removed = len(stale)
     fill_colour_layouts(catalog=catalog, workers=workers, progress=progress)
-    fill_keypoint_colours(catalog=catalog, workers=workers, progress=progress)
+    fill_keypoints(catalog=catalog, workers=workers, progress=progress)
     fill_keeper_traits(catalog=catalog, workers=workers, progress=progress)
     for embedder in embedders:
         report.embedded += embed_missing(catalog=catalog, embedder=embedder, workers=workers, progress=progress)
+
+
+def upgrade_features(catalog: Catalog) -> None:
+    """A catalog whose keypoints an earlier neardup found (`features.EARLIER_FEATURES`) is
+    switched to this one's before anything is extracted, so new files get this one's; the
+    images it finds differently are marked to be found again (`fill_keypoints`, at the end of
+    this run, or of the next one if this one is interrupted)."""
+    if catalog.settings.local_features in EARLIER_FEATURES:
+        catalog.upgrade_local_features(FEATURES_ID, smaller_than=catalog.settings.decode_side)
 
 
 def fill_colour_layouts(*, catalog: Catalog, workers: int = 1, progress: Progress | None = None) -> int:
@@ -168,19 +179,21 @@ def fill_colour_layouts(*, catalog: Catalog, workers: int = 1, progress: Progres
                        workers=workers, progress=progress, label="colour layouts (catalog from an older neardup)")
 
 
-def fill_keypoint_colours(*, catalog: Catalog, workers: int = 1, progress: Progress | None = None) -> int:
-    """Compute the local features again, with their keypoints' colours, for every image whose
-    stored keypoints have none (a catalog indexed before they were stored), from its file:
-    ORB finds the same keypoints in the same decoded pixels. A file that can no longer be
-    decoded is recorded as failed, with the reason. Returns how many images were updated."""
+def fill_keypoints(*, catalog: Catalog, workers: int = 1, progress: Progress | None = None) -> int:
+    """Compute the local features again, from its file, for every image whose stored ones are
+    stale (`Catalog.stale_keypoints`): without their keypoints' colours (a catalog indexed
+    before they were stored: ORB finds the same keypoints in the same decoded pixels, with
+    their colours), or found by an earlier neardup (`upgrade_features`). A file that can no
+    longer be decoded is recorded as failed, with the reason. Returns how many images were
+    updated."""
 
     def store(batch: list[tuple[int, tuple[tuple, tuple]]]) -> int:
         catalog.put_keypoints(dict(batch))
         return len(batch)
 
-    return _from_files(catalog, catalog.missing_keypoint_colours(), local_features_of, (catalog.settings.decode_side,),
+    return _from_files(catalog, catalog.stale_keypoints(), local_features_of, (catalog.settings.decode_side,),
                        lambda found: found if isinstance(found, str) else None, store,
-                       workers=workers, progress=progress, label="keypoint colours (catalog from an older neardup)")
+                       workers=workers, progress=progress, label="keypoints (catalog from an older neardup)")
 
 
 def fill_keeper_traits(*, catalog: Catalog, workers: int = 1, progress: Progress | None = None) -> int:

@@ -36,7 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from neardup.indexer.colours import ColourLayout
-from neardup.indexer.features import FEATURES_ID
+from neardup.indexer.features import verifiable
 from neardup.indexer.progress import Progress
 from neardup.storage.catalog import Catalog
 from neardup.storage.pairs import FIRST, IMAGE_ID, SECOND, Columns, PairStore
@@ -209,7 +209,7 @@ def judged_pairs(catalog: Catalog, threshold: float, *, merge: Mapping[int, int]
     start = time.perf_counter()
     weights = policy.weights(catalog.settings.hashes)
     vector_features = [n for n in policy.vector_features if n in features_of(catalog)]
-    verifying = catalog.settings.local_features == FEATURES_ID
+    verifying = verifiable(catalog.settings.local_features)
     kinds = [HASHES, *vector_features, *([GEOMETRY] if verifying else [])]
     store = PairStore(catalog, evidence_key(catalog, threshold, vector_features, kinds, policy))
     generation = catalog.generation()

@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from neardup.indexer.decode import decode, fit
 from neardup.indexer.embed import Embedder
-from neardup.indexer.features import FEATURES_ID
+from neardup.indexer.features import verifiable
 from neardup.indexer.hashes import HASHES, compute_hashes
 from neardup.indexer.regions import query_variants
 from neardup.storage.catalog import Catalog
@@ -104,7 +104,7 @@ def _search_auto(pixels: NDArray[np.uint8], catalog: Catalog, k: int, embedders:
     if not ids:
         return []
     evidence = search_evidence(query, ids, catalog, weights)
-    if catalog.settings.local_features == FEATURES_ID:
+    if verifiable(catalog.settings.local_features):
         evidence = with_search_geometry(query, ids, evidence, catalog, catalog.settings.decode_side)
     scores = search_scores(evidence)
     order = np.argsort(-scores, kind="stable")[:k]

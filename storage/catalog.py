@@ -18,7 +18,7 @@ import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -444,13 +444,27 @@ class Catalog:
             s.execute(update(Image), [{"id": int(i), "noise": noise, "enlargement": record}
                                       for i, (noise, record) in traits.items()])
 
-    def missing_keypoint_colours(self) -> list[tuple[int, str]]:
-        """(id, path) of indexed images whose stored keypoints have no colours (indexed before
-        keypoint colours were stored)."""
+    def stale_keypoints(self) -> list[tuple[int, str]]:
+        """(id, path) of indexed images whose stored keypoints are to be found again: they have
+        no colours (indexed before keypoint colours were stored, or marked by
+        `upgrade_local_features`)."""
         q = (select(Image.id, Image.path).join(Keypoints, Keypoints.image_id == Image.id)
              .where(Image.status == "ok", Keypoints.colours.is_(None)).order_by(Image.id))
         with self.session() as s:
             return [(i, p) for i, p in s.execute(q)]
+
+    def upgrade_local_features(self, features_id: str, smaller_than: int) -> None:
+        """Record that the stored keypoints are now those of `features_id`, and mark those of
+        the images whose long side is under `smaller_than` pixels stale (`stale_keypoints`):
+        the only ones it finds differently. Until `index` finds them again they verify as
+        before. Stored pair evidence is dropped with the generation (it is keyed by the id)."""
+        small = select(Image.id).where(Image.width < smaller_than, Image.height < smaller_than)
+        with self.transaction() as s:
+            for table in (Keypoints, MirroredKeypoints):
+                s.execute(update(table).where(table.image_id.in_(small)).values(colours=None))
+            settings = replace(self.settings, local_features=features_id)
+            s.merge(Setting(key="settings", value=settings.to_json()))
+        self.settings = settings
 
     def put_keypoints(self, features: Mapping[int, tuple[KeypointArrays, KeypointArrays]]) -> None:
         """Store local features {id: (of the image, of its mirror image)}, replacing older ones.

@@ -254,10 +254,10 @@ def test_a_catalog_indexed_before_keypoint_colours_gets_them_and_is_judged_again
         db.execute("UPDATE mirrored_keypoints SET colours = NULL")
     db.close()
     cat.duplicate_report()
-    assert len(cat.catalog.missing_keypoint_colours()) == len(plain)
+    assert len(cat.catalog.stale_keypoints()) == len(plain)
     indexed = run("index", photos, "--db", cat.catalog.path, "--workers", "1")
-    assert "keypoint colours (catalog from an older neardup)" in indexed.stderr  # the bar says what it does
-    assert cat.catalog.missing_keypoint_colours() == []
+    assert "keypoints (catalog from an older neardup)" in indexed.stderr  # the bar says what it does
+    assert cat.catalog.stale_keypoints() == []
     now = cat.catalog.keypoints_of(ids), cat.catalog.keypoints_of(ids, mirrored=True)
     for before, after in zip((plain, mirror), now):
         assert before.keys() == after.keys()
@@ -275,7 +275,7 @@ def test_an_image_too_small_for_keypoints_is_not_taken_for_one_missing_their_col
     save(np.full((1, 1, 3), 255, np.uint8), folder / "spacer.png")
     collection = neardup.open(tmp_path / "c.db", create=True, embedder="none")
     collection.index([folder], workers=1)
-    assert collection.catalog.missing_keypoint_colours() == []
+    assert collection.catalog.stale_keypoints() == []
 
 
 def test_a_readonly_catalog_judges_without_storing(cat, tmp_path) -> None:

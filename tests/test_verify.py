@@ -219,6 +219,51 @@ def test_duplicates_join_a_thumbnails_crop_to_it(tmp_path) -> None:
     catalog.close()
 
 
+def test_a_catalog_of_earlier_keypoints_verifies_until_index_finds_its_small_images_again(tmp_path) -> None:
+    folder = tmp_path / "photos"
+    for name in ("coffee", "chelsea", "astronaut", "hubble"):
+        save(thumbnail(photo(name)), folder / f"{name}.png")
+    save(off_centre_crop(thumbnail(photo("coffee"))), folder / "coffee_crop.png")
+    save(photo("rocket"), folder / "large" / "rocket.png")
+    save(rotated_crop(photo("rocket")), folder / "large" / "rocket_turned.png")  # needs verifying
+    catalog = _catalog(tmp_path / "cat.db", folder)
+    ids = {Path(path).name: state.image_id for path, state in catalog.file_states().items()}
+    small = sorted(i for name, i in ids.items() if name != "rocket.png")  # under 384 pixels a side
+    large = catalog.keypoints_of([ids["rocket.png"]])
+    # as the first neardup stored them: small images searched at their own size
+    catalog.put_keypoints({i: tuple(tuple(f) for f in orb_and_mirror(np.asarray(Image.open(path).convert("RGB"))))
+                           for path, state in catalog.file_states().items() if (i := state.image_id) in small})
+    catalog.replace_settings(replace(catalog.settings, local_features="orb-500-v1"))
+    turned = {str(folder / "large" / "rocket.png"), str(folder / "large" / "rocket_turned.png")}
+    assert [set(g.members) for g in find_duplicates(catalog=catalog)] == [turned]  # verified as before
+    catalog.upgrade_local_features(FEATURES_ID, smaller_than=384)
+    assert [i for i, _ in catalog.stale_keypoints()] == small
+    index_paths([folder], catalog=catalog, workers=1)
+    assert catalog.settings.local_features == FEATURES_ID and catalog.stale_keypoints() == []
+    found = catalog.keypoints_of([ids["coffee.png"]])[ids["coffee.png"]]
+    expected = orb_and_mirror(thumbnail(photo("coffee")), side=384)[0]
+    assert np.array_equal(found[1], expected.descriptors) and np.allclose(found[0], expected.points, atol=0.1)
+    assert all(np.array_equal(a, b) for a, b in zip(catalog.keypoints_of([ids["rocket.png"]])[ids["rocket.png"]],
+                                                    large[ids["rocket.png"]]))
+    assert sorted(map(set, (g.members for g in find_duplicates(catalog=catalog))), key=len) == [
+        {str(folder / "coffee.png"), str(folder / "coffee_crop.png")}, turned]
+    catalog.close()
+
+
+def test_index_upgrades_a_catalog_of_earlier_keypoints_first(tmp_path) -> None:
+    """New files of that run get this neardup's keypoints, not none (extraction computes only
+    the catalog's own kind)."""
+    folder = tmp_path / "photos"
+    save(thumbnail(photo("coffee")), folder / "coffee.png")
+    catalog = _catalog(tmp_path / "cat.db", folder)
+    catalog.replace_settings(replace(catalog.settings, local_features="orb-500-v1"))
+    save(thumbnail(photo("chelsea")), folder / "chelsea.png")
+    index_paths([folder], catalog=catalog, workers=1)
+    assert catalog.settings.local_features == FEATURES_ID
+    assert len(catalog.keypoints_of([s.image_id for s in catalog.file_states().values()])) == 2
+    catalog.close()
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_ratio_matches_equal_opencvs_brute_force_ratio_test(seed: int) -> None:
     """FAISS's Hamming kernel gives the matches OpenCV's 2-NN matcher and Lowe's ratio test give:

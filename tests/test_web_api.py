@@ -554,7 +554,7 @@ def test_an_index_job_adds_a_folder_and_streams_its_progress(fresh, tmp_path) ->
 
 def test_an_index_job_says_what_each_stage_computes(fresh) -> None:
     """After decoding (stage 1, no label), a catalog from an older neardup gets its keypoint
-    colours from the files: the job's stage says so, as the CLI's bar does."""
+    colours from the files (its keypoints found again): the job's stage says so, as the CLI's bar does."""
     cat, files, c = fresh
     with sqlite3.connect(cat.catalog.path) as db:  # keypoints stored before their colours were
         db.execute("UPDATE keypoints SET colours = NULL")
@@ -563,8 +563,8 @@ def test_an_index_job_says_what_each_stage_computes(fresh) -> None:
     r = c.post("/api/index", json={"paths": [str(files["coffee"].parent)]}, headers=csrf(c))
     assert r.status_code == 202, r.text
     done = wait_for(c, r.json()["id"])  # a stream shows the latest state: a short stage may pass unseen
-    assert (done["stage"], done["label"]) == (2, "keypoint colours (catalog from an older neardup)")
-    assert cat.catalog.missing_keypoint_colours() == []
+    assert (done["stage"], done["label"]) == (2, "keypoints (catalog from an older neardup)")
+    assert cat.catalog.stale_keypoints() == []
 
 
 def test_index_of_a_missing_folder_is_a_422(shared, tmp_path) -> None:

@@ -2,7 +2,7 @@
 tell the same drawing in another colour from a copy (`neardup.search.recolour`).
 
 Rows indexed before get NULL until the next `neardup index` computes them from the files
-(`pipeline.fill_keypoint_colours`); until then their pairs are judged without them.
+(`pipeline.fill_keypoints`); until then their pairs are judged without them.
 
 Revision ID: 0009
 """
