@@ -68,7 +68,7 @@ def stages(files: list[str], cnn: CnnEmbedder | None) -> tuple[dict[str, float],
         box = timed(times, "content box", content_box, pixels)
         if box is not None:
             timed(times, "box hashes", image_hashes, box, SETTINGS.hashes)
-        timed(times, "ORB of the image and its mirror", orb_and_mirror, pixels)
+        timed(times, "ORB of the image and its mirror", lambda: orb_and_mirror(pixels, side=SETTINGS.decode_side))
         views = [pixels] if box is None else [pixels, box]
         small = timed(times, "resize to 224 (CNN input)", lambda: [resize_square(v, 224) for v in views])
         if cnn is not None:
