@@ -34,8 +34,8 @@ __all__ = ["EARLIER_FEATURES", "FEATURES_ID", "LocalFeatures", "enlarge", "mirro
            "verifiable"]
 
 MAX_KEYPOINTS = 500
-# saved in the catalog settings; changes invalidate stored rows. v2: an image smaller than the
-# decode side is searched for keypoints enlarged to it (`orb_and_mirror`'s `side`)
+# saved in the catalog settings: keypoints of another id are not this code's. v2: an image
+# smaller than the decode side is searched for keypoints enlarged to it (`orb_and_mirror`'s `side`)
 FEATURES_ID = f"orb-{MAX_KEYPOINTS}-v2"
 # Keypoints of an earlier neardup: they verify as they did until `index` finds the changed ones
 # again (`Catalog.upgrade_local_features`: v1 searched small images at their own size).
