@@ -105,7 +105,7 @@ def test_catalog_settings_name_the_features_the_indexer_computes() -> None:
     assert CatalogSettings.from_json(old).local_features is None  # made before keypoints existed
 
 
-def _catalog(path: Path, folder: Path, *, local_features: str | None = FEATURES_ID) -> Catalog:
+def _catalog(path: Path | str, folder: Path, *, local_features: str | None = FEATURES_ID) -> Catalog:
     catalog = Catalog.create(path, replace(new_settings(), local_features=local_features))
     index_paths([folder], catalog=catalog, workers=1)
     return catalog
@@ -219,14 +219,15 @@ def test_duplicates_join_a_thumbnails_crop_to_it(tmp_path) -> None:
     catalog.close()
 
 
-def test_a_catalog_of_earlier_keypoints_verifies_until_index_finds_its_small_images_again(tmp_path) -> None:
+def test_a_catalog_of_earlier_keypoints_verifies_until_index_finds_its_small_images_again(tmp_path,
+                                                                                       catalog_location) -> None:
     folder = tmp_path / "photos"
     for name in ("coffee", "chelsea", "astronaut", "hubble"):
         save(thumbnail(photo(name)), folder / f"{name}.png")
     save(off_centre_crop(thumbnail(photo("coffee"))), folder / "coffee_crop.png")
     save(photo("rocket"), folder / "large" / "rocket.png")
     save(rotated_crop(photo("rocket")), folder / "large" / "rocket_turned.png")  # needs verifying
-    catalog = _catalog(tmp_path / "cat.db", folder)
+    catalog = _catalog(catalog_location, folder)
     ids = {Path(path).name: state.image_id for path, state in catalog.file_states().items()}
     small = sorted(i for name, i in ids.items() if name != "rocket.png")  # under 384 pixels a side
     large = catalog.keypoints_of([ids["rocket.png"]])
