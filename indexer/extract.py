@@ -85,7 +85,7 @@ def extract(
     record.enlargement = image.enlargement.to_bytes() if image.enlargement else None
     record.taken_at, record.camera = exif_record(data)
     views = {IMAGE: image.pixels}
-    box = content_box(image.pixels)
+    box = content_box(image.pixels, settings.decode_side)
     if box is not None:
         record.hashes[BOX] = image_hashes(box, settings.hashes)[0]
         views[BOX] = box
@@ -166,7 +166,7 @@ def embed_inputs(path: str, decode_side: int, sizes: Sequence[int], views: Seque
     except UnreadableImageError as e:
         return EmbedInputs({}, str(e))
     found = {IMAGE: pixels}
-    if BOX in views and (box := content_box(pixels)) is not None:
+    if BOX in views and (box := content_box(pixels, decode_side)) is not None:
         found[BOX] = box
     return EmbedInputs(_resized(found, sizes))
 

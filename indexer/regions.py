@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from .features import mirrored
+from .features import enlarge, mirrored
 
 _MIN_STD = 4.0  # grey-level standard deviation (5x5 window) that counts as texture
 _BACKGROUND_DIFF = 24  # a pixel this far (any channel) from the most common colour stands out
@@ -30,9 +30,23 @@ _MIN_SIDE = 0.15  # and spans at least this fraction of the query's width and he
 _RING, _RING_UNIFORM = 2, 0.98  # the outermost pixels, and the share of them a uniform frame holds
 
 
-def content_box(pixels: NDArray[np.uint8]) -> NDArray[np.uint8] | None:
+def content_box(pixels: NDArray[np.uint8], side: int = 0) -> NDArray[np.uint8] | None:
     """The picture pasted into an (H, W, 3) uint8 image (a screenshot, a frame), cropped; None
-    when there is none or it is (nearly) the whole image."""
+    when there is none or it is (nearly) the whole image. `side` (the decode side): an image
+    with a shorter long side is searched `enlarge`d to it, and the box cropped from its own
+    pixels: the texture window and the closing and opening kernels are pixels of a decoded
+    image, and would swallow a frame a few pixels wide around a thumbnail."""
+    enlarged = enlarge(pixels, side) if side else pixels
+    found = _box(enlarged)
+    if found is None:
+        return None
+    x, y, w, h = found
+    sy, sx = pixels.shape[0] / enlarged.shape[0], pixels.shape[1] / enlarged.shape[1]
+    return np.ascontiguousarray(pixels[round(y * sy) : round((y + h) * sy), round(x * sx) : round((x + w) * sx)])
+
+
+def _box(pixels: NDArray[np.uint8]) -> tuple[int, int, int, int] | None:
+    """(x, y, w, h) of `content_box`'s picture in `pixels`, or None."""
     height, width = pixels.shape[:2]
     far = _far_from_background(pixels)
     standing_out = _opened(cv2.morphologyEx(_textured(pixels) | far, cv2.MORPH_CLOSE,
@@ -44,8 +58,7 @@ def content_box(pixels: NDArray[np.uint8]) -> NDArray[np.uint8] | None:
         best = max(found, key=lambda box: box[4], default=None)  # the first of the largest
     if best is None or best[2] * best[3] > _MAX_BOX * height * width:
         return None
-    x, y, w, h, _ = best
-    return np.ascontiguousarray(pixels[y : y + h, x : x + w])
+    return best[:4]
 
 
 def _textured(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:
@@ -116,9 +129,10 @@ def _frame_colour(pixels: NDArray[np.uint8]) -> NDArray[np.float64] | None:
     return colour if close.mean() >= _RING_UNIFORM else None
 
 
-def query_variants(pixels: NDArray[np.uint8]) -> list[NDArray[np.uint8]]:
-    """The query, its mirror image, and its content box when it has one."""
+def query_variants(pixels: NDArray[np.uint8], side: int = 0) -> list[NDArray[np.uint8]]:
+    """The query, its mirror image, and its content box when it has one (found as `content_box`
+    finds it with `side`, the catalog's decode side)."""
     variants = [pixels, mirrored(pixels)]
-    box = content_box(pixels)
+    box = content_box(pixels, side)
     return variants if box is None else [*variants, box]
 

@@ -93,7 +93,7 @@ def search(
 
 def _search_auto(pixels: NDArray[np.uint8], catalog: Catalog, k: int, embedders: Mapping[str, Embedder]) -> list[Match]:
     weights = POLICY.weights(catalog.settings.hashes)
-    variants = query_variants(pixels)
+    variants = query_variants(pixels, catalog.settings.decode_side)
     hashes = [compute_hashes(v, list(weights)) for v in variants]
     fused = [n for n in POLICY.vector_features if n in embedders and n in features_of(catalog)]
     if not fused:  # no vector to find a turned copy: its hashes must (keypoints turn with it)

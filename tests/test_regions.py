@@ -43,6 +43,19 @@ def test_the_box_of_a_framed_photo_is_the_photo() -> None:
     assert abs(box.shape[0] - photo("coffee").shape[0]) <= 12 and abs(box.shape[1] - photo("coffee").shape[1]) <= 12
 
 
+def test_the_thin_frame_of_a_thumbnail_is_found_at_the_decode_side() -> None:
+    """A 5-pixel frame around a 128-pixel thumbnail: at its own size the texture window and
+    the closing swallow the frame; enlarged to the decode side they are a fraction of it. The
+    box is cropped from the thumbnail's own pixels."""
+    thumb = cv2.resize(photo("coffee"), (128, 85), interpolation=cv2.INTER_AREA)
+    framed = cv2.copyMakeBorder(thumb, 5, 5, 5, 5, cv2.BORDER_CONSTANT, value=(40, 220, 200))
+    assert content_box(framed) is None
+    box = content_box(framed, 384)
+    assert box is not None and abs(box.shape[0] - 85) <= 3 and abs(box.shape[1] - 128) <= 3
+    assert len(query_variants(framed, 384)) == 3
+    assert content_box(thumb, 384) is None and content_box(photo("coffee"), 384) is None
+
+
 def test_a_frame_is_the_background_even_where_the_picture_inside_outnumbers_it() -> None:
     """A green border around a photo on a white page: white is the most common colour, so
     the frame and the photo both stood out from it and made one box of the whole image."""

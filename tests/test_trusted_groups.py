@@ -312,6 +312,26 @@ def test_a_noisy_bordered_or_captioned_copy_never_wins_the_keeper(tmp_path, copy
         assert Path(g.keeper).suffix == ".jpg", (g.keeper, g.reason)
 
 
+def test_a_thumbnail_in_a_thin_frame_never_wins_the_keeper(tmp_path) -> None:
+    """Square 128-pixel originals and copies with a 5-pixel frame, as square (so no aspect rule
+    decides): the frame is found at the decode side (`regions.content_box`), so the framed
+    copy, larger and with a box, is passed over; at its own size it won by resolution."""
+    folder = tmp_path / "photos"
+    for name in ("coffee", "chelsea", "rocket"):
+        rgb = photo(name)
+        side = min(rgb.shape[:2])
+        top, left = (rgb.shape[0] - side) // 2, (rgb.shape[1] - side) // 2
+        thumb = _resized(rgb[top : top + side, left : left + side], 128 / side)
+        save(thumb, folder / f"{name}.jpg", quality=92)
+        save(cv2.copyMakeBorder(thumb, 5, 5, 5, 5, cv2.BORDER_CONSTANT, value=(40, 220, 200)),
+             folder / f"{name}_framed.jpg", quality=95)  # JPEG rings through so thin a frame: no flat canvas
+    groups = [g for g in _catalog(tmp_path, folder).duplicates() if not g.contains]
+    names = ("coffee", "chelsea", "rocket")
+    assert {_names(g.members) for g in groups} == {frozenset({n, f"{n}_framed"}) for n in names}
+    for g in groups:
+        assert not Path(g.keeper).stem.endswith("_framed"), (g.keeper, g.reason)
+
+
 @pytest.mark.parametrize("embedder", ["cnn", "none"])
 def test_a_grainy_copy_of_a_larger_jpeg_never_wins_the_keeper(tmp_path, embedder) -> None:
     """1,000-pixel JPEGs, which the features see decoded at half size: grain of 6 levels
