@@ -456,8 +456,9 @@ class Catalog:
     def upgrade_local_features(self, features_id: str, smaller_than: int) -> None:
         """Record that the stored keypoints are now those of `features_id`, and mark those of
         the images whose long side is under `smaller_than` pixels stale (`stale_keypoints`):
-        the only ones it finds differently. Until `index` finds them again they verify as
-        before. Stored pair evidence is dropped with the generation (it is keyed by the id)."""
+        the only ones it finds differently. Until `index` finds them again (at the end of the
+        run that calls this) they verify as before, without their keypoints' own colours.
+        Stored pair evidence is dropped with the generation (it is keyed by the id)."""
         small = select(Image.id).where(Image.width < smaller_than, Image.height < smaller_than)
         with self.transaction() as s:
             for table in (Keypoints, MirroredKeypoints):
