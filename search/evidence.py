@@ -280,6 +280,11 @@ def verify_pairs(catalog: Catalog, pairs: NDArray[np.int64], rows: NDArray[np.in
     return Verified.joined(parts)
 
 
+def layouts_of(catalog: Catalog, ids: Sequence[int]) -> dict[int, ColourLayout]:
+    """The stored colour layouts of the given ids that have one."""
+    return {i: ColourLayout.from_bytes(*found) for i, found in catalog.colour_layouts_of(ids).items()}
+
+
 _worker_catalog: dict[Location, Catalog] = {}  # a worker's connection, opened by its first task
 
 
@@ -306,7 +311,7 @@ def _verified(catalog: Catalog, pairs: NDArray[np.int64], rows: NDArray[np.int64
     keypoints are read at once (the mirror's of the queries only: the first of each pair)."""
     ids = np.unique(pairs).tolist()
     stored, flipped = catalog.keypoints_of(ids), catalog.keypoints_of(np.unique(pairs[:, 0]).tolist(), mirrored=True)
-    layouts = {i: ColourLayout.from_bytes(*found) for i, found in catalog.colour_layouts_of(ids).items()}
+    layouts = layouts_of(catalog, ids)
     out: dict[int, Verification] = {}
     for (a, b), row in zip(pairs.tolist(), rows.tolist()):
         if a in stored and b in stored:
@@ -359,7 +364,7 @@ def strips_of(catalog: Catalog, partners: Mapping[int, int]) -> dict[int, Strip]
         batch = items[start : start + VERIFY_BATCH]
         ids = sorted({i for pair in batch for i in pair})
         stored = catalog.keypoints_of(ids)
-        layouts = {i: ColourLayout.from_bytes(*found) for i, found in catalog.colour_layouts_of(ids).items()}
+        layouts = layouts_of(catalog, ids)
         for container, partner in batch:
             if all(i in stored and i in layouts for i in (container, partner)):
                 strip = strip_of(LocalFeatures(*stored[container]), LocalFeatures(*stored[partner]),
@@ -399,7 +404,7 @@ def _verified_strips(catalog: Catalog, batch: list[tuple[int, int, int]], colour
     out: dict[int, Verification] = {}
     ids = sorted({i for k, c, _ in batch for i in (k, c)})
     stored = catalog.keypoints_of(ids)
-    layouts = {i: ColourLayout.from_bytes(*found) for i, found in catalog.colour_layouts_of(ids).items()}
+    layouts = layouts_of(catalog, ids)
     for i, (container, candidate, strip) in enumerate(batch, start):
         if container in stored and candidate in stored:
             colours = ((layouts[container], layouts[candidate])

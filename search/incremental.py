@@ -29,13 +29,12 @@ some kind of evidence at the threshold (no other is ever kept, nor counted as a 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
-from neardup.indexer.colours import ColourLayout
 from neardup.indexer.features import verifiable
 from neardup.indexer.progress import Progress
 from neardup.storage.catalog import Catalog
@@ -49,7 +48,7 @@ from .candidates import PairCandidates, pair_candidates
 from .canvas import on_canvas
 from .composites import link_regions
 from .evidence import (BLOCK, BOX_FIRST, BOX_SECOND, BOXED, INLIERS, RECOLOURED, SIDE_FIELDS, Verified, pair_evidence,
-                       strips_of, verify_strips)
+                       layouts_of, strips_of, verify_strips)
 from .features import features_of
 from .overlay import has_overlay
 from .strips import containers, packed, strip_candidates
@@ -305,7 +304,7 @@ def _strip_links(catalog: Catalog, pairs: Columns, kinds: list[str], threshold: 
     partners = containers(judged.pairs, keep | judged.beside_pictures(), judged.regions())
     found_strips = strips_of(catalog, partners)
     for container, other, strip in strip_candidates(found_strips, judged.pairs[keep],
-                                                   lambda some: _layouts(catalog, some), ids):
+                                                   lambda some: layouts_of(catalog, some), ids):
         wanted.setdefault((min(container, other), max(container, other)),
                           (container, other, packed(strip, in_place=other not in partners)))
     before = set(zip(old_candidates.get(FIRST, np.zeros(0, np.int64)).tolist(),
@@ -332,10 +331,6 @@ def _strip_links(catalog: Catalog, pairs: Columns, kinds: list[str], threshold: 
                      VERIFY: np.zeros(len(keys), bool), IN_RANGE: np.zeros(len(keys), bool),
                      STRIP: np.array([key_of[k][2] for k in keys], np.uint64)}
     return strip_columns, _concat(links, new_links), len(todo)
-
-
-def _layouts(catalog: Catalog, ids: Sequence[int]) -> dict[int, ColourLayout]:
-    return {i: ColourLayout.from_bytes(*found) for i, found in catalog.colour_layouts_of(ids).items()}
 
 
 def _rows_where(columns: Columns, test: Callable[[Columns], NDArray[np.bool_]]) -> Columns:
