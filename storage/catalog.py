@@ -16,6 +16,7 @@ import os
 import sqlite3
 import threading
 import uuid
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import fields, replace
@@ -65,6 +66,9 @@ class Catalog:
         except BaseException:
             self._engine.dispose()
             raise
+        # a catalog dropped without `close` still closes its pooled connections (a server's would
+        # otherwise stay open until the process exits, and psycopg warn about each when collected)
+        self._closed = weakref.finalize(self, self._engine.dispose)
         self._indexes: dict[str, FeatureIndex] = {}
         self._indexes_made = threading.Lock()  # threads searching at once share one per feature
 
@@ -155,7 +159,7 @@ class Catalog:
         return cls(location, readonly=readonly)
 
     def close(self) -> None:
-        self._engine.dispose()
+        self._closed()
 
     def sibling(self, suffix: str) -> Path:
         """A data file of the catalog named after it: beside a catalog file (photos.db ->

@@ -3,9 +3,11 @@ upsert, and a PostgreSQL catalog is located, created, upgraded and refused as a 
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 import threading
 import time
+import warnings
 
 import numpy as np
 import psycopg
@@ -250,3 +252,19 @@ def test_a_read_only_catalog_refuses_writes(catalog_location) -> None:
         cat.write([_record("/p/a.jpg", 1)])
 
 
+
+
+def test_a_catalog_nobody_closed_closes_its_connections_when_collected(postgres_url) -> None:
+    # A script that opens catalogs and forgets them must not leave server connections open
+    # until exit, nor make psycopg warn about each one whenever garbage is collected.
+    neardup.open(postgres_url, create=True, embedder="none").close()
+    cat = neardup.open(postgres_url)
+    assert cat.stats().counts.get("images", 0) == 0  # a pooled connection, checked back in and left open
+    del cat
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        gc.collect()
+    with psycopg.connect(postgres_url.replace("+psycopg", "")) as conn:
+        others = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                              "AND pid <> pg_backend_pid()").fetchone()[0]
+    assert others == 0
