@@ -268,3 +268,16 @@ def test_a_catalog_nobody_closed_closes_its_connections_when_collected(postgres_
         others = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                               "AND pid <> pg_backend_pid()").fetchone()[0]
     assert others == 0
+
+
+def test_paths_named_finds_every_folder_s_file_of_that_name_and_no_other(catalog_location) -> None:
+    # "_" and "%" are LIKE's wildcards; a name not valid UTF-8 is stored percent-encoded whole
+    odd = "/q/caf\udce9.jpg"
+    paths = ["/p/a_b.jpg", "/q/a_b.jpg", "/p/axb.jpg", "/p/xa_b.jpg", "/p/%.jpg", "/p/x.jpg", odd]
+    cat = neardup.open(catalog_location, create=True, embedder="none").catalog
+    cat.write([_record(p, seed) for seed, p in enumerate(paths)])
+    assert sorted(cat.paths_named("a_b.jpg")) == ["/p/a_b.jpg", "/q/a_b.jpg"]
+    assert cat.paths_named("%.jpg") == ["/p/%.jpg"]
+    assert cat.paths_named("caf\udce9.jpg") == [odd]
+    assert cat.paths_named("b.jpg") == []
+    cat.close()
