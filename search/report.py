@@ -54,21 +54,13 @@ def _table(groups: Sequence[Group]) -> str:
 
 
 def _json(groups: Sequence[Group]) -> str:
-    return json.dumps(
-        [
-            {
-                "keeper": g.keeper,
-                "reason": g.reason,
-                "contains": list(g.contains),
-                "members": [
-                    {"path": im.path, "width": im.width, "height": im.height, "size": im.size, "sha256": im.sha256}
-                    for im in g.images
-                ],
-            }
-            for g in groups
-        ],
-        indent=2,
-    ) + "\n"
+    # a group per line, each by json's C encoder: with `indent` json encodes in Python, most of
+    # the time of writing a large catalog's groups (docs/BENCHMARKS.md)
+    lines = [json.dumps({"keeper": g.keeper, "reason": g.reason, "contains": list(g.contains),
+                         "members": [{"path": im.path, "width": im.width, "height": im.height, "size": im.size,
+                                      "sha256": im.sha256} for im in g.images]})
+             for g in groups]
+    return "[\n" + ",\n".join(lines) + "\n]\n" if lines else "[]\n"
 
 
 def _csv(groups: Sequence[Group]) -> str:
