@@ -208,8 +208,8 @@ def _columns(groups: list[Group], contained: Mapping[int, list[int]], report: Ev
 def _stored(catalog: Catalog, columns: Columns, start: float) -> Duplicates | None:
     """The `Duplicates` of a stored decision (`_columns`); None when an image it names is gone."""
     members, composites = columns["members"], columns["composites"]
-    named = np.unique(members).tolist()
-    info = catalog.images(named)
+    named = np.unique(np.concatenate([members, composites, columns["inside"]])).tolist()
+    info = catalog.images(named)  # once, for the composites too
     if len(info) < len(named):
         return None
     groups = []
@@ -222,7 +222,7 @@ def _stored(catalog: Catalog, columns: Columns, start: float) -> Duplicates | No
     pairs = int(columns["pairs"])
     report = None if pairs < 0 else EvidenceReport(reused=pairs, stored=pairs, decided=True,
                                                    seconds=time.perf_counter() - start)
-    return Duplicates(groups + _composite_groups(catalog, contained, groups), report)
+    return Duplicates(groups + _composite_groups(catalog, contained, groups, info), report)
 
 
 def _kept_apart(catalog: Catalog, first: Mapping[int, int]) -> set[frozenset[int]]:
@@ -305,15 +305,19 @@ def _drop_low_quality(catalog: Catalog, edges: Edges) -> Edges:
     return edges.where(np.array([a not in low and b not in low for a, b in zip(edges.src, edges.dst)], dtype=bool))
 
 
-def _composite_groups(catalog: Catalog, contained: Mapping[int, list[int]], groups: list[Group]) -> list[Group]:
-    """One `Group` per composite, naming the keeper of each group it contains."""
+def _composite_groups(catalog: Catalog, contained: Mapping[int, list[int]], groups: list[Group],
+                      info: Mapping[int, ImageInfo] | None = None) -> list[Group]:
+    """One `Group` per composite, naming the keeper of each group it contains (`info`: the
+    images the caller has read, holding the composites and what they contain)."""
     if not contained:
         return []
-    info = catalog.images([*contained, *(i for inside in contained.values() for i in inside)])
-    keeper_of = {im.path: g.keeper for g in groups for im in g.images}
+    if info is None:
+        info = catalog.images([*contained, *(i for inside in contained.values() for i in inside)])
+    inside_ids = {i for inside in contained.values() for i in inside}
+    keeper_of = {im.image_id: g.keeper for g in groups for im in g.images if im.image_id in inside_ids}
     out = []
     for image, inside in sorted(contained.items()):
-        names = tuple(sorted({keeper_of.get(info[i].path, info[i].path) for i in inside if i in info}))
+        names = tuple(sorted({keeper_of.get(i, info[i].path) for i in inside if i in info}))
         out.append(Group(info[image].path, (info[image].path,), (info[image],),
                          f"contains {len(names)} other image{'' if len(names) == 1 else 's'}", names))
     return out

@@ -107,13 +107,16 @@ def test_a_collage_of_two_photos_joins_neither_group_and_contains_both(tmp_path)
     save(_collage(photo("coffee"), photo("chelsea")), folder / "collage.png")
     for name in ("astronaut", "rocket"):
         save(photo(name), folder / f"{name}.png")
-    found = _catalog(tmp_path, folder).duplicates()
+    cat = _catalog(tmp_path, folder)
+    found = cat.duplicates()
     groups = {_names(g.members) for g in found if not g.contains}
     assert groups == {frozenset({"coffee", "coffee_q40"}), frozenset({"chelsea", "chelsea_q40"})}
     (composite,) = [g for g in found if g.contains]
     assert Path(composite.keeper).stem == "collage" and composite.members == (composite.keeper,)
     assert _names(composite.contains) <= {"coffee", "coffee_q40", "chelsea", "chelsea_q40"}
     assert len(composite.contains) == 2
+    stored = cat.duplicate_report()  # read back from the stored decision: the composite too
+    assert stored.evidence.decided and stored.groups == found
 
 
 @pytest.mark.parametrize("embedder", ["cnn", "none"])
