@@ -208,17 +208,18 @@ def _columns(groups: list[Group], contained: Mapping[int, list[int]], report: Ev
 def _stored(catalog: Catalog, columns: Columns, start: float) -> Duplicates | None:
     """The `Duplicates` of a stored decision (`_columns`); None when an image it names is gone."""
     members, composites = columns["members"], columns["composites"]
-    named = np.unique(np.concatenate([members, composites, columns["inside"]])).tolist()
+    named = np.sort(np.concatenate([members, composites, columns["inside"]]))
+    named = named[np.r_[True, named[1:] != named[:-1]]].tolist()  # distinct (np.unique hashes: slower)
     info = catalog.images(named)  # once, for the composites too
     if len(info) < len(named):
         return None
+    # Python lists sliced, not arrays split: a decision may hold hundreds of thousands of groups
+    texts = [str(t) for t in columns["reason_texts"].tolist()]
     groups = []
-    for ids, reason in zip(np.split(members, np.cumsum(columns["sizes"])[:-1]), columns["reasons"].tolist()):
-        images = tuple(info[i] for i in ids.tolist())
-        groups.append(Group(images[0].path, tuple(im.path for im in images), images,
-                            str(columns["reason_texts"][reason])))
-    parts = np.split(columns["inside"], np.cumsum(columns["inside_sizes"])[:-1]) if len(composites) else []
-    contained = {int(c): p.tolist() for c, p in zip(composites.tolist(), parts)}
+    for ids, reason in zip(_parts(members, columns["sizes"]), columns["reasons"].tolist()):
+        images = tuple([info[i] for i in ids])
+        groups.append(Group(images[0].path, tuple([im.path for im in images]), images, texts[reason]))
+    contained = dict(zip(composites.tolist(), _parts(columns["inside"], columns["inside_sizes"])))
     pairs = int(columns["pairs"])
     report = None if pairs < 0 else EvidenceReport(reused=pairs, stored=pairs, decided=True,
                                                    seconds=time.perf_counter() - start)
@@ -303,6 +304,12 @@ def _drop_low_quality(catalog: Catalog, edges: Edges) -> Edges:
     if not low:
         return edges
     return edges.where(np.array([a not in low and b not in low for a, b in zip(edges.src, edges.dst)], dtype=bool))
+
+
+def _parts(values: NDArray[np.int64], sizes: NDArray[np.int64]) -> list[list[int]]:
+    """`values` cut into consecutive lists of `sizes`."""
+    flat, ends = values.tolist(), np.cumsum(sizes).tolist()
+    return [flat[start:end] for start, end in zip([0, *ends[:-1]], ends)]
 
 
 def _composite_groups(catalog: Catalog, contained: Mapping[int, list[int]], groups: list[Group],
