@@ -452,8 +452,8 @@ def _check_output(cat: api.Collection, path: str) -> str:
     indexed image. Checked before any work, which may write to the catalog (stored evidence)."""
     target = os.path.realpath(Path(path).expanduser())
     # Indexed paths are stored symlink-free (`indexer.walk`), so resolving the folder of each
-    # file of that name finds a folder moved behind a link since; only files of that name are
-    # read: reading every file's state took 7 s at a million images.
+    # file of that name finds a folder moved behind a link since. Only files of that name are
+    # read: every file's state was most of an unchanged run at a million images (docs/BENCHMARKS.md).
     folder, name = os.path.split(target)
     if target == os.path.realpath(cat.path) or any(
             os.path.realpath(os.path.dirname(indexed)) == folder for indexed in cat.catalog.paths_named(name)):

@@ -252,8 +252,6 @@ def test_a_read_only_catalog_refuses_writes(catalog_location) -> None:
         cat.write([_record("/p/a.jpg", 1)])
 
 
-
-
 def test_a_catalog_nobody_closed_closes_its_connections_when_collected(postgres_url) -> None:
     # A script that opens catalogs and forgets them must not leave server connections open
     # until exit, nor make psycopg warn about each one whenever garbage is collected.
