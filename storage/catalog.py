@@ -191,7 +191,7 @@ class Catalog:
 
     def replace_settings(self, settings: CatalogSettings) -> None:
         with self.transaction() as s:
-            s.merge(Setting(key="settings", value=settings.to_json()))
+            _store_settings(s, settings)
         self.settings = settings
 
     def models(self) -> dict[str, ModelRecord]:
@@ -482,7 +482,7 @@ class Catalog:
             for table in (Keypoints, MirroredKeypoints):
                 s.execute(update(table).where(table.image_id.in_(small)).values(colours=None))
             settings = replace(self.settings, local_features=features_id)
-            s.merge(Setting(key="settings", value=settings.to_json()))
+            _store_settings(s, settings)  # in the marking's transaction: neither lands without the other
         self.settings = settings
 
     def put_keypoints(self, features: Mapping[int, tuple[KeypointArrays, KeypointArrays]]) -> None:
@@ -804,6 +804,10 @@ def _keypoints(points: bytes, descriptors: bytes, colours: bytes | None) -> Keyp
     return (np.frombuffer(points, "<f2").astype(np.float32).reshape(-1, 2),
             np.frombuffer(descriptors, np.uint8).reshape(-1, 32),
             None if colours is None else np.frombuffer(colours, np.uint8).reshape(-1, 3))
+
+
+def _store_settings(s: Session, settings: CatalogSettings) -> None:
+    s.merge(Setting(key="settings", value=settings.to_json()))
 
 
 def _image_info(row: Sequence[Any]) -> ImageInfo:
