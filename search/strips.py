@@ -48,6 +48,7 @@ docs/BENCHMARKS.md says why).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import cv2
@@ -71,6 +72,7 @@ COLOUR_NCC = 0.9  # and their least normalised correlation (a brighter copy is n
 MIN_COLOUR_STRIP = 0.3  # of the container's area, the least strip a colour link is sought in
 MIN_SPREAD = 5.0  # standard deviation of the strip's cells, in levels: less is a flat margin
 _LAYOUT_CHUNK = 4096  # layouts read at once when building the thumbnails
+_SIMILARITIES = 1 << 24  # strip thumbnails compared at once (containers x images): 64 MB of float32
 
 Strip = tuple[int, int, int, int]  # left, top, right, bottom, in LAYOUT_SIDE cells of the container's frame
 _FULL = (1 << (REGION_GRID * REGION_GRID)) - 1
@@ -143,24 +145,42 @@ def strip_candidates(strips: Mapping[int, Strip], kept_pairs: NDArray[np.int64],
     if not strips:
         return []
     group = components(kept_pairs)
+    sizes = Counter(group.values())
     own = layouts(list(strips))
     known, thumbs = _thumbnails(ids, layouts)
+    wanted = [(image, strip) for image, strip in sorted(strips.items()) if image in own]
     out = []
-    for image, (left, top, right, bottom) in sorted(strips.items()):
-        if image not in own:
-            continue
-        similar = thumbs @ _thumbnail(own[image].cells[top:bottom, left:right])
-        mine = group.get(image)
-        picked = 0
-        for j in np.argsort(-similar, kind="stable").tolist():
-            other = int(known[j])
-            if other == image or (mine is not None and group.get(other) == mine):
-                continue
-            out.append((image, other, (left, top, right, bottom)))
-            picked += 1
-            if picked == TOP:
-                break
+    # every container is compared with every image: as one matrix product per chunk of
+    # containers (a product per container was most of an incremental run at 100,000 images)
+    chunk = max(1, _SIMILARITIES // max(1, len(known)))
+    for start in range(0, len(wanted), chunk):
+        batch = wanted[start:start + chunk]
+        queries = np.stack([_thumbnail(own[image].cells[top:bottom, left:right])
+                            for image, (left, top, right, bottom) in batch])
+        for similar, (image, strip) in zip(queries @ thumbs.T, batch):
+            mine = group.get(image)
+            picked = 0
+            # the image itself and its group are skipped: the TOP others are among these
+            for j in _most_similar(similar, TOP + 1 + (sizes[mine] if mine is not None else 0)).tolist():
+                other = int(known[j])
+                if other == image or (mine is not None and group.get(other) == mine):
+                    continue
+                out.append((image, other, strip))
+                picked += 1
+                if picked == TOP:
+                    break
     return out
+
+
+def _most_similar(similar: NDArray[np.float32], count: int) -> NDArray[np.intp]:
+    """Indices of at least the `count` largest of `similar`, largest first, ties in index order:
+    what a stable sort of all of them begins with, without sorting them all."""
+    if count >= len(similar):
+        return np.argsort(-similar, kind="stable")
+    negated = -similar
+    kth = np.partition(negated, count - 1)[count - 1]
+    near = np.flatnonzero(negated <= kth)
+    return near[np.argsort(negated[near], kind="stable")]
 
 
 def strip_link(container: LocalFeatures, candidate: LocalFeatures,

@@ -20,7 +20,7 @@ from neardup.search.candidates import pair_candidates
 from neardup.search.duplicates import decide
 from neardup.search.features import default_threshold
 from neardup.search.incremental import judged_pairs
-from neardup.search.strips import MIN_STRIP, colour_link, containers, free_edge
+from neardup.search.strips import MIN_STRIP, TOP, _most_similar, _thumbnail, colour_link, containers, free_edge, strip_candidates
 from neardup.search.verify import REGION_GRID, VERIFY_THRESHOLD
 
 from conftest import photo, save, scene
@@ -201,3 +201,45 @@ def test_a_strip_showing_a_picture_whole_or_in_place_is_a_colour_link() -> None:
                        (LAYOUT_SIDE // 2, 0, LAYOUT_SIDE, LAYOUT_SIDE)) is None
     narrow = (LAYOUT_SIDE - LAYOUT_SIDE // 5, 0, LAYOUT_SIDE, LAYOUT_SIDE)
     assert colour_link(colour_layout(side), colour_layout(right), narrow) is None
+
+
+def test_strip_candidates_are_each_container_s_most_alike_images_outside_its_group() -> None:
+    """Against a brute-force oracle (every image ranked by a stable sort): a container's group
+    is the images most alike its strip, more of them than TOP, and still TOP others are found."""
+    rng = np.random.default_rng(7)
+
+    def layout(seed_image: np.ndarray) -> object:
+        return colour_layout(cv2.GaussianBlur(seed_image, (0, 0), 3))
+
+    pictures = [rng.integers(0, 256, (96, 96, 3), dtype=np.uint8) for _ in range(60)]
+    layouts = {i: layout(p) for i, p in enumerate(pictures, 1)}
+    # images 2-16 are the container's strip, lightly changed: its group, all more alike it than any other
+    strip = (LAYOUT_SIDE // 2, 0, LAYOUT_SIDE, LAYOUT_SIDE)
+    shown = cv2.resize(pictures[0][:, 48:], (96, 96))
+    for i in range(2, 17):
+        layouts[i] = layout(np.clip(shown.astype(np.int16) + rng.integers(-6, 7, shown.shape), 0, 255).astype(np.uint8))
+    group = np.array([[1, i] for i in range(2, 17)], np.int64)
+    strips = {1: strip, 20: (0, 0, LAYOUT_SIDE // 3, LAYOUT_SIDE), 33: (0, LAYOUT_SIDE // 2, LAYOUT_SIDE, LAYOUT_SIDE)}
+    found = strip_candidates(strips, group, lambda ids: {i: layouts[i] for i in ids if i in layouts},
+                             sorted(layouts))
+    ids = np.array(sorted(layouts))
+    thumbs = np.stack([_thumbnail(layouts[i].cells) for i in ids])
+    expected = []
+    for image, (left, top, right, bottom) in sorted(strips.items()):
+        similar = thumbs @ _thumbnail(layouts[image].cells[top:bottom, left:right])
+        others = [int(i) for i in ids[np.argsort(-similar, kind="stable")]
+                  if i != image and not (image == 1 and 2 <= i <= 16)]
+        expected += [(image, other, strips[image]) for other in others[:TOP]]
+    assert found == expected
+    assert [c for i, c, _ in found if i == 1] and not {c for i, c, _ in found if i == 1} & set(range(2, 17))
+
+
+def test_the_most_similar_begin_as_a_stable_sort_of_all_does_ties_included() -> None:
+    rng = np.random.default_rng(3)
+    for size, count in ((1000, 1), (1000, 25), (1000, 999), (1000, 1000), (40, 80)):
+        similar = (rng.integers(0, 12, size) / 11).astype(np.float32)  # many ties
+        whole = np.argsort(-similar, kind="stable")
+        found = _most_similar(similar, count)
+        assert len(found) >= min(count, size)
+        assert np.array_equal(found, whole[:len(found)])
+
