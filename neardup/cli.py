@@ -584,7 +584,7 @@ def _describe_index(ix) -> str:
         return ""
     size = f"{ix.memory / 2**20:.1f} MiB"
     if ix.kind == "flat":
-        return f"exact, {size}"
+        return f"exact, {size}" + (" (an inverted file would have scanned every list)" if ix.trained_on else "")
     return f"{ix.kind} (nprobe {ix.nprobe}), {size}, recall@10 {ix.recall:.3f} measured at build"
 
 

@@ -367,14 +367,20 @@ class FeatureIndex:
         """`built` brought to `generation`: an exact index is built again; an approximate one
         loses the images gone or changed and gains the new or changed, or is trained again
         when its kind no longer fits the size or its data drifted."""
-        if built.tuning.exact:
-            return self._build(generation)
         ids, contents = self.catalog.feature_ids(self.feature)
         policy = self.catalog.index_policy()
+        if built.tuning.exact:
+            # one chosen over an inverted file that scanned every list stays flat (no training)
+            # until the catalog outgrows it; a flat index is built again
+            fallback = built.tuning.trained_on and len(ids) <= policy.growth * built.tuning.trained_on
+            return self._build(generation, flat_after=built.tuning.trained_on if fallback else 0)
         width = built.index.code_size if self.binary else built.index.d
         if ann.family(ann.describe(len(ids), width, binary=self.binary, policy=policy)) != \
                 ann.family(built.tuning.description):
             return self._build(generation)
+        if ann.scans_everything(built.index, built.tuning.nprobe) and ann.flat_fits(len(ids), width,
+                                                                                   binary=self.binary, policy=policy):
+            return self._build(generation, flat_after=built.tuning.trained_on)  # tuned before flat ones were kept
         old = dict(zip(built.ids.tolist(), built.contents.tolist()))
         now = dict(zip(ids.tolist(), contents.tolist()))
         removed = np.array(sorted(i for i, c in old.items() if now.get(i) != c), np.int64)
@@ -395,14 +401,16 @@ class FeatureIndex:
         self._save(refreshed, index_changed=bool(len(removed) or len(added)))
         return refreshed
 
-    def _build(self, generation: str) -> _Built:
-        """The index of every row of the feature, of the kind the catalog's size asks for."""
+    def _build(self, generation: str, *, flat_after: int = 0) -> _Built:
+        """The index of every row of the feature, of the kind the catalog's size asks for; or,
+        with `flat_after`, flat as it was when an approximate one of that many rows would have
+        scanned every list (`ann.scans_everything`)."""
         ids, contents = self.catalog.feature_ids(self.feature)
         policy = self.catalog.index_policy()
         width = self._width(ids)
-        description = ann.describe(len(ids), width, binary=self.binary, policy=policy)
+        description = ann.EXACT if flat_after else ann.describe(len(ids), width, binary=self.binary, policy=policy)
         index = ann.new_index(description, width, binary=self.binary)
-        tuning = ann.Tuning(description)
+        tuning = ann.Tuning(description, trained_on=flat_after)
         unseen = ids
         if description != ann.EXACT:
             rng = np.random.default_rng(0)
@@ -426,6 +434,9 @@ class FeatureIndex:
             nprobe, recall = ann.tune(index, truth.scores(),
                                       lambda k: self._answers(index, query_rows, query_ids, k), policy)
             tuning = ann.Tuning(description, nprobe, recall, tuning.trained_on, tuning.residual)
+            if ann.scans_everything(index, nprobe) and ann.flat_fits(len(ids), width, binary=self.binary,
+                                                                     policy=policy):
+                return self._build(generation, flat_after=len(ids))
         meta = {"catalog": self.catalog.identity, "generation": generation, "source": self._source(),
                 "tuning": asdict(tuning)}
         built = _Built(generation, index, meta, ids, contents)

@@ -137,6 +137,52 @@ def test_exact_indexes_report_their_memory_read_back_from_their_files(synthetic)
     assert states[FLOAT].memory == 4000 * (DIM * 4 + 8) and states["pdq"].memory == 4000 * (32 + 8)
 
 
+def test_an_inverted_file_that_would_scan_every_list_is_flat_and_stays_flat(tmp_path) -> None:
+    """Codes without structure (each one's ten nearest far apart, under any centroid): only
+    every list reaches the recall, so the index is an exact flat one, shown as such, and stays
+    flat without training again as images are added."""
+    settings = replace(new_settings(), hashes=("pdq",), local_features=None)
+    catalog = Catalog.create(tmp_path / "uniform.db", settings)
+    codes = np.random.default_rng(5).integers(0, 256, (4300, 32), dtype=np.uint8)
+    catalog.write([ImageRecord(path=f"/u/{i}.png", size=1, mtime_ns=1, sha256=f"{i:064x}", hashes={"image": {"pdq": c}})
+                   for i, c in enumerate(codes[:4000])])
+    catalog.set_index_policy(IndexPolicy(exact_below=1000))
+    index = catalog.index("pdq")
+    found = index.knn(codes[4000:4050], 10)
+    state = index.state()
+    assert state.kind == ann.EXACT and state.trained_on == 4000 and state.recall == 1.0
+    truth, _ = _truth_binary(catalog, codes[4000:4050], 10)
+    assert [[n.distance for n in row] for row in found] == truth.tolist()  # exact answers
+    catalog.write([ImageRecord(path=f"/u/{i}.png", size=1, mtime_ns=1, sha256=f"{i:064x}", hashes={"image": {"pdq": c}})
+                   for i, c in enumerate(codes[4000:], 4000)])
+    assert len(index) == 4300
+    assert index.state().kind == ann.EXACT and index.state().trained_on == 4000  # kept flat, not evaluated again
+    catalog.close()
+    stats = run("stats", "--db", tmp_path / "uniform.db").stdout
+    assert "an inverted file would have scanned every list" in stats, stats
+
+
+def test_an_index_file_that_scans_every_list_turns_flat_when_next_refreshed(tmp_path, monkeypatch) -> None:
+    """An inverted file tuned to scan every list before such files were made flat (as the
+    code before did: `scans_everything` never true) becomes flat at the catalog's next change."""
+    settings = replace(new_settings(), hashes=("pdq",), local_features=None)
+    catalog = Catalog.create(tmp_path / "old.db", settings)
+    codes = np.random.default_rng(6).integers(0, 256, (4100, 32), dtype=np.uint8)
+    records = [ImageRecord(path=f"/u/{i}.png", size=1, mtime_ns=1, sha256=f"{i:064x}", hashes={"image": {"pdq": c}})
+               for i, c in enumerate(codes)]
+    catalog.write(records[:4000])
+    catalog.set_index_policy(IndexPolicy(exact_below=1000))
+    with monkeypatch.context() as old_code:
+        old_code.setattr(ann, "scans_everything", lambda index, nprobe: False)
+        before = catalog.index("pdq")
+        len(before)
+        assert before.state().kind == "BIVF64" and before.state().nprobe == 64
+    catalog.write(records[4000:])
+    after = Catalog.open(catalog.path).index("pdq")
+    assert len(after) == 4100 and after.state().kind == ann.EXACT and after.state().trained_on == 4000
+    catalog.close()
+
+
 def test_growth_past_the_training_size_trains_again() -> None:
     tuning = ann.Tuning("BIVF64", nprobe=4, recall=0.995, trained_on=1000, residual=20.0)
     policy = IndexPolicy()
