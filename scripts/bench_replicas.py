@@ -23,7 +23,7 @@ groups that span two replicas: none means the replicas stayed apart). Replicas o
 collection are a collection of N distinct pictures with the source's share of copies, which is
 what a photo library of N images is closer to than N perturbed copies of a few.
 
-The catalog gets the replicas but for --add of its images (one replica's first images); each
+The catalog gets the replicas but for --add of its images (new replicas, the last one partial); each
 step is one `neardup duplicates --format json` process, timed (wall, peak RSS): from nothing
 (no stored evidence), unchanged, then after the held-back images are inserted (a new
 generation, as `neardup index` would leave it), and unchanged again. Prints a markdown table.
@@ -117,8 +117,8 @@ def new_generation(db: sqlite3.Connection) -> None:
     db.execute("UPDATE settings SET value = ? WHERE key = 'generation'", (json.dumps(uuid.uuid4().hex),))
 
 
-def build(source: Path, target: Path, size: int, add: float, seed: int) -> tuple[Source, int, set[int], int]:
-    """The scaled catalog without its held-back images: (source, replicas, held-back source ids, images)."""
+def build(source: Path, target: Path, size: int, add: float, seed: int) -> tuple[Source, int, int, int]:
+    """The scaled catalog without its held-back images: (source, replicas, held-back images, images)."""
     target.unlink(missing_ok=True)
     with sqlite3.connect(source) as s, sqlite3.connect(target) as t:
         s.backup(t)
@@ -126,8 +126,6 @@ def build(source: Path, target: Path, size: int, add: float, seed: int) -> tuple
     src = Source(db)
     replicas = max(1, -(-size // len(src.ids)))
     held = max(1, round(add * size))
-    if held > len(src.ids):
-        sys.exit(f"error: --add {add} of {size:,} is more images than one replica holds ({len(src.ids):,})")
     rng = np.random.default_rng(seed)
     with db:
         for table in ("evidence_segments", "evidence_sets", "decisions"):
@@ -137,7 +135,7 @@ def build(source: Path, target: Path, size: int, add: float, seed: int) -> tuple
         new_generation(db)
     images = db.execute("SELECT count(*) FROM images").fetchone()[0]
     db.close()
-    return src, replicas, set(src.ids[:held].tolist()), images
+    return src, replicas, held, images
 
 
 def timed(catalog: Path, output: Path) -> tuple[float, float, str]:
@@ -190,8 +188,12 @@ def main() -> None:
     step("from nothing", images)
     step("unchanged", images)
     db = sqlite3.connect(catalog)
-    with db:
-        added = insert_replica(db, src, replicas, np.random.default_rng(args.seed + 1), only=held)
+    added, k = 0, replicas
+    with db:  # new replicas, the last one partial
+        while added < held:
+            take = set(src.ids[:min(held - added, len(src.ids))].tolist())
+            added += insert_replica(db, src, k, np.random.default_rng(args.seed + k), only=take)
+            k += 1
         new_generation(db)
     db.close()
     step(f"after adding {added:,}", images + added)
