@@ -367,13 +367,15 @@ class FeatureIndex:
         """`built` brought to `generation`: an exact index is built again; an approximate one
         loses the images gone or changed and gains the new or changed, or is trained again
         when its kind no longer fits the size or its data drifted."""
+        chosen_at = built.tuning.trained_on
+        if built.tuning.exact and not chosen_at:
+            return self._build(generation)
         ids, contents = self.catalog.feature_ids(self.feature)
         policy = self.catalog.index_policy()
         if built.tuning.exact:
-            # one chosen over an inverted file that scanned every list stays flat (no training)
-            # until the catalog outgrows it; a flat index is built again
-            fallback = built.tuning.trained_on and len(ids) <= policy.growth * built.tuning.trained_on
-            return self._build(generation, flat_after=built.tuning.trained_on if fallback else 0)
+            # chosen over an inverted file that scanned every list: flat again (no training)
+            # until the catalog outgrows that size
+            return self._build(generation, flat_after=0 if len(ids) > policy.growth * chosen_at else chosen_at)
         width = built.index.code_size if self.binary else built.index.d
         if ann.family(ann.describe(len(ids), width, binary=self.binary, policy=policy)) != \
                 ann.family(built.tuning.description):
