@@ -33,10 +33,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,9 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-NEARDUP = ROOT / ".venv" / "bin" / "neardup"
-FEATURE_TABLES = ("hashes", "vectors", "keypoints", "mirrored_keypoints", "colour_layouts")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_stored import timed  # noqa: E402  (one `neardup duplicates` process, timed)
 
 
 class Source:
@@ -138,19 +135,6 @@ def build(source: Path, target: Path, size: int, add: float, seed: int) -> tuple
     return src, replicas, held, images
 
 
-def timed(catalog: Path, output: Path) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS MB of the largest run so far, what it said) of one `duplicates`."""
-    start = time.perf_counter()
-    done = subprocess.run([str(NEARDUP), "duplicates", "--db", str(catalog), "--format", "json", "-o", str(output)],
-                          capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if done.returncode:
-        sys.exit(f"error: neardup duplicates failed:\n{done.stderr[-2000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    said = [line for line in done.stderr.splitlines() if "reused" in line or "computed" in line]
-    return seconds, peak, (said[-1].strip() if said else "")
-
-
 def spanning(output: Path, step: int) -> tuple[int, int]:
     """(groups, groups whose members come from two replicas or more) of a JSON report: paths
     end in "#k" for replica k > 0."""
@@ -179,7 +163,7 @@ def main() -> None:
     rows = []
 
     def step(name: str, count: int) -> None:
-        seconds, peak, said = timed(catalog, work / "groups.json")
+        seconds, peak, said = timed(catalog, "json", work / "groups.json")
         groups, spans = spanning(work / "groups.json", src.step)
         rows.append(f"| {name} | {count:,} | {seconds:.1f} | {1e3 * seconds / count:.2f} | {peak:,.0f} | "
                     f"{groups:,} | {spans} | {said} |")

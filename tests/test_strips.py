@@ -20,7 +20,8 @@ from neardup.search.candidates import pair_candidates
 from neardup.search.duplicates import decide
 from neardup.search.features import default_threshold
 from neardup.search.incremental import judged_pairs
-from neardup.search.strips import MIN_STRIP, TOP, _most_similar, _thumbnail, colour_link, containers, free_edge, strip_candidates
+from neardup.search.strips import (MIN_STRIP, TOP, _most_similar, _thumbnail, colour_link, containers, free_edge,
+                                   strip_candidates)
 from neardup.search.verify import REGION_GRID, VERIFY_THRESHOLD
 
 from conftest import photo, save, scene
