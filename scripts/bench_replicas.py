@@ -135,11 +135,14 @@ def build(source: Path, target: Path, size: int, add: float, seed: int) -> tuple
     return src, replicas, held, images
 
 
-def spanning(output: Path, step: int) -> tuple[int, int]:
+def spanning(output: Path) -> tuple[int, int]:
     """(groups, groups whose members come from two replicas or more) of a JSON report: paths
     end in "#k" for replica k > 0."""
+    def replica(path: str) -> int:
+        name = path.rsplit("/", 1)[-1]
+        return int(name.rsplit("#", 1)[1]) if "#" in name else 0
+
     groups = json.loads(output.read_text())
-    replica = lambda path: int(path.rsplit("#", 1)[1]) if "#" in path.rsplit("/", 1)[-1] else 0  # noqa: E731
     return len(groups), sum(len({replica(m["path"]) for m in g["members"]}) > 1 for g in groups)
 
 
@@ -164,7 +167,7 @@ def main() -> None:
 
     def step(name: str, count: int) -> None:
         seconds, peak, said = timed(catalog, "json", work / "groups.json")
-        groups, spans = spanning(work / "groups.json", src.step)
+        groups, spans = spanning(work / "groups.json")
         rows.append(f"| {name} | {count:,} | {seconds:.1f} | {1e3 * seconds / count:.2f} | {peak:,.0f} | "
                     f"{groups:,} | {spans} | {said} |")
         print(rows[-1], file=sys.stderr, flush=True)
