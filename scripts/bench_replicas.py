@@ -36,7 +36,6 @@ import json
 import shutil
 import sqlite3
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -44,7 +43,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_stored import timed  # noqa: E402  (one `neardup duplicates` process, timed)
+from bench_incremental import copy_catalog  # noqa: E402
+from bench_stored import timed, work_dir  # noqa: E402
 
 
 class Source:
@@ -116,17 +116,12 @@ def new_generation(db: sqlite3.Connection) -> None:
 
 def build(source: Path, target: Path, size: int, add: float, seed: int) -> tuple[Source, int, int, int]:
     """The scaled catalog without its held-back images: (source, replicas, held-back images, images)."""
-    target.unlink(missing_ok=True)
-    with sqlite3.connect(source) as s, sqlite3.connect(target) as t:
-        s.backup(t)
-    db = sqlite3.connect(target)
+    db = sqlite3.connect(copy_catalog(source, target, drop_evidence=True))
     src = Source(db)
     replicas = max(1, -(-size // len(src.ids)))
     held = max(1, round(add * size))
     rng = np.random.default_rng(seed)
     with db:
-        for table in ("evidence_segments", "evidence_sets", "decisions"):
-            db.execute(f"DELETE FROM {table}")
         for k in range(1, replicas):
             insert_replica(db, src, k, rng)
         new_generation(db)
@@ -154,10 +149,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=17)
     ap.add_argument("--work", type=Path, default=None, help="where the scaled catalog goes (default: a temp dir)")
     args = ap.parse_args()
-    if not args.catalog.is_file():
-        sys.exit(f"error: {args.catalog} is not a catalog file")
-    work = args.work or Path(tempfile.mkdtemp(prefix="neardup-replicas-"))
-    work.mkdir(parents=True, exist_ok=True)
+    work = work_dir(args.catalog, args.work, "neardup-replicas-")
     catalog = work / "catalog.db"
     start = time.perf_counter()
     src, replicas, held, images = build(args.catalog, catalog, args.size, args.add, args.seed)

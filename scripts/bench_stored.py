@@ -87,6 +87,16 @@ def timed(catalog: Path, fmt: str, output: Path) -> tuple[float, float, str]:
     return seconds, peak, said[-1].strip() if said else ""
 
 
+def work_dir(catalog: Path, work: Path | None, prefix: str) -> Path:
+    """The folder a scaled copy of `catalog` goes in (made; a temporary one without `work`);
+    exits with an error when `catalog` is no file."""
+    if not catalog.is_file():
+        sys.exit(f"error: {catalog} is not a catalog file")
+    work = work or Path(tempfile.mkdtemp(prefix=prefix))
+    work.mkdir(parents=True, exist_ok=True)
+    return work
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--catalog", type=Path, required=True, help="an SQLite catalog indexed by neardup")
@@ -95,10 +105,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--work", type=Path, default=None, help="where the scaled catalog goes (default: a temp dir)")
     args = ap.parse_args()
-    if not args.catalog.is_file():
-        sys.exit(f"error: {args.catalog} is not a catalog file")
-    work = args.work or Path(tempfile.mkdtemp(prefix="neardup-stored-"))
-    work.mkdir(parents=True, exist_ok=True)
+    work = work_dir(args.catalog, args.work, "neardup-stored-")
     catalog = work / "catalog.db"
     start = time.perf_counter()
     images, groups, grouped = build(args.catalog, catalog, args.size)
