@@ -9,10 +9,12 @@ few nearest by each vector feature (by the first seed hash without one) and by e
 Without a vector feature, also each image's nearest by the hashes of its turns and mirrors,
 guessed from its own (`hashes.dihedral`): no hash of the image finds a mirrored copy.
 
-When images are added to a catalog whose candidates are known, every list is searched again
-(FAISS queries, cheap beside judging a pair), but the range pairs by cosine, which no other
-image can change, are searched only from the added images (`new`) and the known ones
-(`known_range`) kept: then the candidates are exactly those of a search of the whole catalog.
+When images are added to a catalog whose candidates are known, the hash lists of exact indexes
+are brought up to date from the known ones (`neighbours`), the vector features' lists are
+searched again (FAISS queries, cheap beside judging a pair), and the range pairs by cosine,
+which no other image can change, are searched only from the added images (`new`) and the
+known ones (`known_range`) kept: then the candidates are exactly those of a search of the
+whole catalog.
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ from neardup.indexer.embedders import VECTOR_FEATURES
 from neardup.indexer.hashes import dihedral
 from neardup.storage.catalog import Catalog
 from neardup.storage.models import IMAGE, VIEWS
-from neardup.storage.vectors import Edges, in_sorted, pair_ids, pair_keys, unique_keys
+from neardup.storage.vectors import Edges, FeatureIndex, Neighbourhoods, in_sorted, pair_ids, pair_keys, unique_keys
 
 from .auto import POLICY, AutoPolicy
 from .fusion import similarity_at
+from .neighbours import NeighbourList, list_name, neighbour_list
 
 
 @dataclass(frozen=True)
@@ -48,14 +51,16 @@ class Query:
 class PairCandidates:
     """Candidate pairs (M, 2) int64, a < b, unique, in ascending order; `verify` (M,) marks the nearest neighbours
     that geometric verification looks at whatever their other evidence; `in_range` (M,) the
-    pairs whose cosine by a fused vector feature alone reaches the threshold."""
+    pairs whose cosine by a fused vector feature alone reaches the threshold; `lists` the
+    exact hash indexes' neighbour lists they were drawn from (`neighbours`), by name."""
 
     pairs: NDArray[np.int64]
     verify: NDArray[np.bool_]
     in_range: NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, bool))
+    lists: Mapping[str, NeighbourList] = field(default_factory=dict)
 
     def subset(self, rows: NDArray[np.int64]) -> PairCandidates:
-        return PairCandidates(self.pairs[rows], self.verify[rows], self.in_range[rows])
+        return PairCandidates(self.pairs[rows], self.verify[rows], self.in_range[rows], self.lists)
 
 
 def search_candidates(query: Query, catalog: Catalog, k: int, weights: dict[str, float],
@@ -75,24 +80,27 @@ def search_candidates(query: Query, catalog: Catalog, k: int, weights: dict[str,
 
 def pair_candidates(catalog: Catalog, threshold: float, weights: dict[str, float], vector_features: Sequence[str],
                     *, verifying: bool, merge: Mapping[int, int], policy: AutoPolicy = POLICY,
-                    new: NDArray[np.int64] | None = None, known_range: NDArray[np.int64] | None = None) -> PairCandidates:
+                    new: NDArray[np.int64] | None = None, known_range: NDArray[np.int64] | None = None,
+                    known_lists: Mapping[str, NeighbourList] | None = None) -> PairCandidates:
     """The candidate pairs of the whole catalog; an id in `merge` (an exact copy) stands for
     the id it maps to (its content's first image); `verifying`: the catalog stores keypoints.
     With `new` (ids, one per content) and `known_range` ((R, 2) int64, the range pairs of the
-    other images, known from before), range pairs are searched only from the new images."""
+    other images, known from before), range pairs are searched only from the new images; with
+    `known_lists` (`PairCandidates.lists` of before), hash lists are brought up to date from them."""
     found, near = [], []
+    lists: dict[str, NeighbourList] = {}
+    lister = _Lister(catalog, known_lists or {}, lists)
     for algo in (a for a in policy.pair_seeds if a in weights):
-        index = catalog.index(algo)
         for view in VIEWS:
             ids, codes = catalog.hashes(algo, view)
             if len(ids):
-                ranked = index.nearest(codes, ids, policy.pair_k, rank=True)
+                ranked = lister.nearest(algo, view, ids, codes, policy.pair_k).edges(rank=True)
                 found.append(ranked)
                 near.append(ranked.where(ranked.value < policy.verify_hash_top))
     if not vector_features:
         near += found[:1]
     if verifying and not vector_features:
-        near += _turned_pairs(catalog, policy, weights)
+        near += _turned_pairs(catalog, policy, weights, lister)
     ranged = [] if known_range is None else [Edges(known_range[:, 0], known_range[:, 1],
                                                    np.ones(len(known_range), np.float32))]
     for name in vector_features:
@@ -107,10 +115,33 @@ def pair_candidates(catalog: Catalog, threshold: float, weights: dict[str, float
     edges = Edges.concat([*found, ranged_edges, verify]).merged(merge)
     keys, _ = unique_keys(pair_keys(edges.src, edges.dst))
     pairs = np.stack(pair_ids(keys), axis=1)
-    return PairCandidates(pairs, _among(keys, verify), _among(keys, ranged_edges))
+    return PairCandidates(pairs, _among(keys, verify), _among(keys, ranged_edges), lists)
 
 
-def _turned_pairs(catalog: Catalog, policy: AutoPolicy, weights: dict[str, float]) -> list[Edges]:
+class _Lister:
+    """Each query's nearest entries by a hash: an exact index's lists brought up to date from
+    the `known` ones and kept in `lists` (`neighbours`); an approximate index searched."""
+
+    def __init__(self, catalog: Catalog, known: Mapping[str, NeighbourList], lists: dict[str, NeighbourList]) -> None:
+        self.catalog, self.known, self.lists = catalog, known, lists
+        self._entries: dict[str, tuple[NDArray[np.int64], NDArray[np.uint8]]] = {}
+
+    def nearest(self, algo: str, view: str, ids: NDArray[np.int64], codes: NDArray[np.uint8], k: int) -> Neighbourhoods:
+        """Each of (`ids`, `codes`)'s k nearest other entries of `algo`'s index; `view` names the
+        codes (an image view, or a turn)."""
+        index: FeatureIndex = self.catalog.index(algo)
+        if not index.exact():
+            return index.neighbourhoods(codes, ids, k)
+        if view == IMAGE:  # the whole images' codes are the index's entries
+            self._entries[algo] = (ids, codes)
+        elif algo not in self._entries:
+            self._entries[algo] = self.catalog.hashes(algo, IMAGE)
+        name = list_name(algo, view)
+        self.lists[name] = neighbour_list(index, algo, self._entries[algo], ids, codes, k + 1, name, self.known)
+        return self.lists[name].neighbourhoods()
+
+
+def _turned_pairs(catalog: Catalog, policy: AutoPolicy, weights: dict[str, float], lister: _Lister) -> list[Edges]:
     """Each image's `turn_k` nearest by each of its seven turns and mirrors (`hashes.dihedral`)
     in the `turn_seeds` indexes: a mirrored or turned copy, which no hash of the image itself
     finds, to be verified (the mirrored keypoints and the rotation-invariant ones match it)."""
@@ -119,9 +150,9 @@ def _turned_pairs(catalog: Catalog, policy: AutoPolicy, weights: dict[str, float
         ids, codes = catalog.hashes(algo, IMAGE)
         if not len(ids):
             continue
-        turned, index = dihedral(codes), catalog.index(algo)
+        turned = dihedral(codes)
         for t in range(turned.shape[1]):
-            found = index.nearest(np.ascontiguousarray(turned[:, t]), ids, policy.turn_k)
+            found = lister.nearest(algo, f"turn{t}", ids, np.ascontiguousarray(turned[:, t]), policy.turn_k).edges()
             out.append(found.where(found.value <= policy.turn_bits))
     return out
 

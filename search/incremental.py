@@ -8,12 +8,13 @@ evidence key). So the judgements are stored in the catalog (`storage.pairs`), an
 1. compares the images whose pairs are stored (with the content each had) with the images
    the collection holds now, one per content (an exact copy is judged through its content's
    first image);
-2. finds the candidate pairs again (`pair_candidates`: every image's lists, FAISS queries,
-   but range pairs only from the images new or changed), and judges only the pairs that
-   touch an image new or changed, or that were not candidates before, or became candidates
-   in another way (marked for verification or not, in range or not: what a judgement
-   depends on); every other pair keeps its stored judgement, and those of images gone or
-   changed are dropped. With nothing stored, or more new images than old, it judges all;
+2. finds the candidate pairs again (`pair_candidates`: the stored hash lists brought up to
+   date, `neighbours`; the vector features' lists, FAISS queries; range pairs only from the
+   images new or changed), and judges only the pairs that touch an image new or changed, or
+   that were not candidates before, or became candidates in another way (marked for
+   verification or not, in range or not: what a judgement depends on); every other pair
+   keeps its stored judgement, and those of images gone or changed are dropped. With nothing
+   stored, or more new images than old, it judges all;
 3. searches the containers' strips (`strips`: the part of an image its match leaves free)
    again from the judged pairs, cheaply (a homography per container, colour thumbnails),
    and verifies only the strip candidates not verified before with the same strip;
@@ -50,6 +51,7 @@ from .composites import link_regions
 from .evidence import (BLOCK, BOX_FIRST, BOX_SECOND, BOXED, INLIERS, RECOLOURED, SIDE_FIELDS, Verified, pair_evidence,
                        layouts_of, strips_of, verify_strips)
 from .features import features_of
+from .neighbours import lists_from_columns, lists_to_columns
 from .overlay import has_overlay
 from .strips import containers, packed, strip_candidates
 from .verify import VERIFY_THRESHOLD, Side, Verification, content_differs, either_beside, on_content
@@ -225,7 +227,8 @@ def judged_pairs(catalog: Catalog, threshold: float, *, merge: Mapping[int, int]
     if old_candidates:
         known_range = np.stack([old_candidates[FIRST], old_candidates[SECOND]], axis=1)[old_candidates[IN_RANGE]]
     candidates = pair_candidates(catalog, threshold, weights, vector_features, verifying=verifying, merge=merge,
-                                 policy=policy, new=None if full else new, known_range=known_range)
+                                 policy=policy, new=None if full else new, known_range=known_range,
+                                 known_lists=None if full else lists_from_columns(stored.lists))
     judge = np.arange(len(candidates.pairs)) if full else _changed(candidates, old_candidates, new)
     computed = _judge(catalog, candidates.subset(judge), threshold, weights, vector_features, verifying, kinds, policy,
                       workers, progress)
@@ -244,7 +247,8 @@ def judged_pairs(catalog: Catalog, threshold: float, *, merge: Mapping[int, int]
                 STRIP: np.zeros(len(candidates.pairs), np.uint64)}
     _store(store, images={IMAGE_ID: np.array(sorted(current), np.int64),
                           CONTENT: np.array([current[i] for i in sorted(current)], np.uint64)},
-           candidates=_concat(ordinary, strip_candidates_), pairs=pairs, generation=generation)
+           candidates=_concat(ordinary, strip_candidates_), pairs=pairs, generation=generation,
+           lists=lists_to_columns(candidates.lists))
     judged = _judged(pairs, kinds)
     report = EvidenceReport(reused=len(old.get(FIRST, ())), computed=len(judge),
                             verified=int((computed.get(INLIERS, np.zeros(0)) >= 0).sum()) + strips_verified,

@@ -8,10 +8,11 @@ images gone, and decides again over everything stored (`neardup.search.increment
 
 Evidence lives in *sets*, one per key: the JSON of those versions and settings. Another key (a
 re-embedded model, another threshold) starts a new set and drops the old one. A set holds
-named columns in three groups: "images", the images whose pairs were judged (their ids, and
+named columns in four groups: "images", the images whose pairs were judged (their ids, and
 whatever else the caller records of them); "candidates", every candidate pair (the two ids
 and how it became one, which a judgement depends on); "pairs", the judged pairs kept (the two
-ids, and their evidence). Columns rather than rows: a million pairs are read back as a few
+ids, and their evidence); "lists", what the candidates were drawn from, kept to find them
+again cheaply (`neardup.search.neighbours`). Columns rather than rows: a million pairs are read back as a few
 arrays in a fraction of a second, where a million SQLite rows take seconds. Each run that
 changed anything replaces the set's columns in one transaction (O(pairs) bytes written).
 
@@ -36,19 +37,21 @@ from .models import EvidenceSegment, EvidenceSet
 
 Columns = dict[str, NDArray]
 IMAGE_ID, FIRST, SECOND = "image_id", "a", "b"  # the columns every group has (images; candidates and pairs)
-GROUPS = ("images", "candidates", "pairs")
+GROUPS = ("images", "candidates", "pairs", "lists")
 
 
 @dataclass(frozen=True)
 class StoredEvidence:
     """Everything a set holds: `images` columns (IMAGE_ID (n,) int64 first), `candidates` and
-    `pairs` columns (FIRST, SECOND (m,) int64, FIRST < SECOND, first); `generation`, the
-    catalog generation at which the set covered every image, or None."""
+    `pairs` columns (FIRST, SECOND (m,) int64, FIRST < SECOND, first), `lists` columns (the
+    caller's, of any length); `generation`, the catalog generation at which the set covered
+    every image, or None."""
 
     generation: str | None
     images: Columns
     candidates: Columns
     pairs: Columns
+    lists: Columns
 
 
 class PairStore:
@@ -63,20 +66,21 @@ class PairStore:
         with self.catalog.session() as s:
             found = s.scalars(select(EvidenceSet).where(EvidenceSet.key == self.key)).first()
             if found is None:
-                return StoredEvidence(None, {}, {}, {})
+                return StoredEvidence(None, {}, {}, {}, {})
             blobs = list(s.scalars(select(EvidenceSegment.data).where(EvidenceSegment.set_id == found.id)
                                    .order_by(EvidenceSegment.id)))
             generation = found.generation
         segments = [_decode(b) for b in blobs]
         return StoredEvidence(generation, *(_concat([g[name] for g in segments]) for name in GROUPS))
 
-    def replace(self, *, images: Columns, candidates: Columns, pairs: Columns, generation: str | None) -> None:
+    def replace(self, *, images: Columns, candidates: Columns, pairs: Columns, generation: str | None,
+                lists: Columns | None = None) -> None:
         """In one transaction: make the set hold these columns, covering the catalog at
         `generation`. Other sets (older versions) are dropped."""
         with self.catalog.transaction(derived=True) as s:
             found = self._set(s)
             s.execute(delete(EvidenceSegment).where(EvidenceSegment.set_id == found.id))
-            groups = {"images": images, "candidates": candidates, "pairs": pairs}
+            groups = {"images": images, "candidates": candidates, "pairs": pairs, "lists": lists or {}}
             s.add(EvidenceSegment(set_id=found.id, images=len(images.get(IMAGE_ID, ())),
                                   pairs=len(pairs.get(FIRST, ())), data=_encode(groups)))
             found.generation = generation

@@ -48,6 +48,11 @@ _FEW_QUERIES = 16  # up to this many queries, FAISS searches on one thread (`_th
 # reading every hash in id order costs about as much as looking up this share of them one by
 # one (4.5 against 22 microseconds a row, 100,000 rows, docs/RELIABILITY.md)
 _BULK_READ = 0.2
+# an ordered search (`ordered_neighbours`) looks this far past the width, so that a tie at its
+# edge is seen whole: at 100,000 images of the replica bench no pdq or phash256 list had its tie
+# go on past 32 more entries (16 % of them past 8)
+_TIE_SLACK = 32
+FAR = np.iinfo(np.int16).max  # the distance an ordered list gives a place no entry fills
 
 
 @dataclass(frozen=True)
@@ -325,6 +330,18 @@ class FeatureIndex:
     def neighbourhoods(self, queries: NDArray, query_ids: NDArray[np.int64], k: int) -> Neighbourhoods:
         """Each query's k nearest other entries (see `neighbourhoods`)."""
         return neighbourhoods(self._current().index, queries, query_ids, k)
+
+    def exact(self) -> bool:
+        """Whether the index answers exactly: a flat one."""
+        return self._current().tuning.exact
+
+    def ordered(self, queries: NDArray, width: int) -> tuple[NDArray[np.int64], NDArray[np.int32]]:
+        """Each query's `width` nearest entries of an exact binary index, by distance then id
+        (see `ordered_neighbours`)."""
+        built = self._current()
+        if not (self.binary and built.tuning.exact):
+            raise ValueError(f"{self.feature}: only an exact binary index gives ordered neighbours")
+        return ordered_neighbours(built.index, queries, width)
 
     def state(self) -> IndexState:
         """The index file's state, read without building anything."""
@@ -720,6 +737,38 @@ def neighbourhoods(index, queries: NDArray, query_ids: NDArray[np.int64], k: int
         found[found == query_ids[lo : lo + batch, None]] = -1
         ids[lo : lo + len(found)], values[lo : lo + len(found)] = found, dist
     return Neighbourhoods(np.asarray(query_ids, np.int64), ids, values)
+
+
+def ordered_neighbours(index, queries: NDArray[np.uint8], width: int, *,
+                       batch: int = 4096) -> tuple[NDArray[np.int64], NDArray[np.int32]]:
+    """(ids (Q, width) int64, distances (Q, width) int32): each query's `width` nearest entries
+    of an exact binary index (itself included), by distance, ties by id; -1 at `FAR` past the
+    last when the index holds fewer. FAISS breaks ties as its scan meets them; this order
+    depends on the entries alone, so that a list merged with entries added since is the list a
+    new search would give (`search.neighbours`)."""
+    ids = np.full((len(queries), width), -1, np.int64)
+    values = np.full((len(queries), width), FAR, np.int32)
+    total = int(index.ntotal)
+    keep = min(width, total)
+    if not keep:
+        return ids, values
+    reach = min(width + _TIE_SLACK, total)
+    for lo in range(0, len(queries), batch):
+        part = np.ascontiguousarray(queries[lo : lo + batch])
+        dist, found = index.search(part, reach)
+        order = np.lexsort((found, dist))
+        found, dist = np.take_along_axis(found, order, 1), np.take_along_axis(dist, order, 1)
+        # a tie that reaches the search's last place may go on past it: every entry at that
+        # distance is found by a range search, one per distance
+        cut = (dist[:, keep - 1] == dist[:, -1]) if reach < total else np.zeros(len(part), bool)
+        for limit in np.unique(dist[cut, keep - 1]):
+            rows = np.flatnonzero(cut & (dist[:, keep - 1] == limit))
+            lims, near, near_ids = index.range_search(part[rows], int(limit) + 1)
+            for row, a, b in zip(rows, lims[:-1], lims[1:]):
+                first = np.lexsort((near_ids[a:b], near[a:b]))[:keep]
+                found[row, :keep], dist[row, :keep] = near_ids[a:b][first], near[a:b][first]
+        ids[lo : lo + len(part), :keep], values[lo : lo + len(part), :keep] = found[:, :keep], dist[:, :keep]
+    return ids, values
 
 
 def nearest(index, queries: NDArray, query_ids: NDArray[np.int64], k: int, *, batch: int = 4096,

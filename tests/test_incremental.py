@@ -20,6 +20,7 @@ from neardup.indexer.colours import LAYOUT_SIDE, STORED_BYTES, has_flat_cells
 from neardup.search.auto import POLICY
 from neardup.search.features import default_threshold
 from neardup.search.incremental import judged_pairs
+from neardup.storage.vectors import FeatureIndex
 
 from conftest import make_collection, photo, save, scene
 from test_cli import run
@@ -96,13 +97,20 @@ def test_a_policy_field_that_only_decides_leaves_the_stored_evidence_valid(cat) 
     assert judge(replace(POLICY, pair_k=POLICY.pair_k + 1)).computed > 0  # one that shapes them does
 
 
-def test_adding_an_image_judges_only_its_pairs_and_gives_the_fresh_groups(cat, tmp_path, photos) -> None:
+def test_adding_an_image_judges_only_its_pairs_and_gives_the_fresh_groups(cat, tmp_path, photos, monkeypatch) -> None:
     whole = cat.duplicate_report()
     save(rotated_crop(fit384(photo("chelsea")), degrees=-8), photos / "edits" / "chelsea_crop.png")
     save(scene(11), photos / "scenes" / "scene11.png")  # unrelated: joins nothing
     cat.index([photos], workers=1)
+    searched: list[int] = []
+    search = FeatureIndex.ordered
+    monkeypatch.setattr(FeatureIndex, "ordered",
+                        lambda self, q, width: searched.append(len(q)) or search(self, q, width))
     after = cat.duplicate_report()
-    assert after.evidence.images == 2  # only the added images' lists were searched
+    # the hash lists of the images known before were merged with the added ones, not searched
+    # again: only the added images' lists were (their whole images' and content boxes', by pdq and phash256)
+    assert 2 <= sum(searched) <= 2 * 2 * 2 < len(cat.catalog.contents()[0])
+    assert after.evidence.images == 2
     assert 0 < after.evidence.computed < whole.evidence.computed / 2
     assert 0 < after.evidence.verified < whole.evidence.verified / 2
     assert after.evidence.reused > 0

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 import neardup
 from neardup.search.fusion import hamming_rows
-from neardup.storage.vectors import build_binary, build_float, in_sorted, knn, nearest, pair_keys, unique_keys, within
+from neardup.storage.vectors import (FAR, build_binary, build_float, in_sorted, knn, nearest, ordered_neighbours,
+                                     pair_keys, unique_keys, within)
 
 
 def _codes(n: int, nbytes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -118,6 +119,35 @@ def test_nearest_ranks_are_each_pairs_better_position() -> None:
             want[key] = min(want.get(key, r), r)
     got = dict(zip(zip(edges.src.tolist(), edges.dst.tolist()), edges.value.astype(int).tolist()))
     assert got == want and 0 in got.values() and 3 in got.values()
+
+
+def ordered_oracle(ids: np.ndarray, codes: np.ndarray, queries: np.ndarray, width: int):
+    """Each query's `width` nearest (distance, then id) by brute force, padded as `ordered_neighbours` pads."""
+    out_ids = np.full((len(queries), width), -1, np.int64)
+    out_values = np.full((len(queries), width), FAR, np.int32)
+    for row, q in enumerate(queries):
+        d = _oracle(codes, q)
+        first = np.lexsort((ids, d))[:width]
+        out_ids[row, : len(first)], out_values[row, : len(first)] = ids[first], d[first]
+    return out_ids, out_values
+
+
+@pytest.mark.parametrize("n", [5, 40, 400])
+def test_ordered_neighbours_break_ties_by_id_whatever_order_the_index_holds_them_in(n: int) -> None:
+    """Codes of 5 bits tie everywhere, and 70 copies of one code tie past the search's slack:
+    the first `width` by distance then id, as brute force orders them, not as FAISS met them."""
+    rng = np.random.default_rng(n)
+    ids = rng.permutation(np.arange(10, 10 + 2 * n, 2, dtype=np.int64))  # added in no order
+    codes = np.zeros((n, 8), np.uint8)
+    codes[:, 0] = rng.integers(0, 32, n)
+    if n > 100:
+        codes[:70] = codes[0]
+    index = build_binary(ids, codes)
+    queries = np.concatenate([codes[:20], rng.integers(0, 32, (5, 8), dtype=np.uint8)])
+    for width in (1, 9, 17):
+        got = ordered_neighbours(index, queries, width, batch=7)
+        want = ordered_oracle(ids, codes, queries, width)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
 
 
 def _indexed(tmp_path, name: str, folder) -> neardup.Collection:
