@@ -104,12 +104,12 @@ def pair_candidates(catalog: Catalog, threshold: float, weights: dict[str, float
     ranged = [] if known_range is None else [Edges(known_range[:, 0], known_range[:, 1],
                                                    np.ones(len(known_range), np.float32))]
     for name in vector_features:
-        feature, index = VECTOR_FEATURES[name], catalog.index(name)
+        feature = VECTOR_FEATURES[name]
         ranged.append(_range_pairs(catalog, name, similarity_at(threshold, feature.background, feature.threshold), new))
         for view in VIEWS:
             ids, vectors = catalog.vectors(name, view)
             if len(ids):
-                near.append(index.nearest(vectors, ids, policy.verify_top))
+                near.append(lister.nearest(name, view, ids, vectors, policy.verify_top).edges())
     verify = Edges.concat(near).merged(merge) if verifying else Edges.empty()
     ranged_edges = Edges.concat(ranged).merged(merge)
     edges = Edges.concat([*found, ranged_edges, verify]).merged(merge)
@@ -119,25 +119,26 @@ def pair_candidates(catalog: Catalog, threshold: float, weights: dict[str, float
 
 
 class _Lister:
-    """Each query's nearest entries by a hash: an exact index's lists brought up to date from
-    the `known` ones and kept in `lists` (`neighbours`); an approximate index searched."""
+    """Each query's nearest entries by a hash or a vector feature: an exact index's lists
+    brought up to date from the `known` ones and kept in `lists` (`neighbours`); an
+    approximate index searched."""
 
     def __init__(self, catalog: Catalog, known: Mapping[str, NeighbourList], lists: dict[str, NeighbourList]) -> None:
         self.catalog, self.known, self.lists = catalog, known, lists
-        self._entries: dict[str, tuple[NDArray[np.int64], NDArray[np.uint8]]] = {}
+        self._entries: dict[str, tuple[NDArray[np.int64], NDArray]] = {}
 
-    def nearest(self, algo: str, view: str, ids: NDArray[np.int64], codes: NDArray[np.uint8], k: int) -> Neighbourhoods:
-        """Each of (`ids`, `codes`)'s k nearest other entries of `algo`'s index; `view` names the
-        codes (an image view, or a turn)."""
-        index: FeatureIndex = self.catalog.index(algo)
+    def nearest(self, feature: str, view: str, ids: NDArray[np.int64], rows: NDArray, k: int) -> Neighbourhoods:
+        """Each of (`ids`, `rows`)'s k nearest other entries of `feature`'s index; `view` names
+        the rows (an image view, or a turn)."""
+        index: FeatureIndex = self.catalog.index(feature)
         if not index.exact():
-            return index.neighbourhoods(codes, ids, k)
-        if view == IMAGE:  # the whole images' codes are the index's entries
-            self._entries[algo] = (ids, codes)
-        elif algo not in self._entries:
-            self._entries[algo] = self.catalog.hashes(algo, IMAGE)
-        name = list_name(algo, view)
-        self.lists[name] = neighbour_list(index, algo, self._entries[algo], ids, codes, k + 1, name, self.known)
+            return index.neighbourhoods(rows, ids, k)
+        if view == IMAGE:  # the whole images' rows are the index's entries
+            self._entries[feature] = (ids, rows)
+        elif feature not in self._entries:
+            self._entries[feature] = (self.catalog.hashes if index.binary else self.catalog.vectors)(feature, IMAGE)
+        name = list_name(feature, view)
+        self.lists[name] = neighbour_list(index, feature, self._entries[feature], ids, rows, k + 1, name, self.known)
         return self.lists[name].neighbourhoods()
 
 

@@ -1,15 +1,17 @@
-"""Each image's nearest entries by a hash, kept from one `duplicates` run to the next.
+"""Each image's nearest entries in an exact index, kept from one `duplicates` run to the next.
 
-Duplicates draw candidate pairs from every image's nearest entries in the seed hashes'
-indexes (`candidates`). Searched again after a few images were added, each list costs a scan
-of the whole index, N^2 in all: the term that grows fastest in a run after adding. So the
-lists of an exact index are stored with the pair evidence (`incremental`), in an order that
-depends on the entries alone (distance, then id: `vectors.ordered_neighbours`), and brought up
-to date: a list whose query and entries are all as they were is merged with the entries
-added since (a scan of those alone); a list that held an entry since removed or changed, and
-the list of a query new or changed, is searched again. Either way it is the list a search of
-the whole index gives now. An approximate index's lists are searched again every time: its
-answers depend on its lists and centroids, which adding images moves.
+Duplicates draw candidate pairs from every image's nearest entries in the seed hashes' and
+the vector features' indexes (`candidates`). Searched again after a few images were added,
+each list costs a scan of the whole index, N^2 in all: the term that grows fastest in a run
+after adding. So the lists of an exact index are stored with the pair evidence
+(`incremental`), in an order that depends on the entries alone (score, then id:
+`vectors.ordered_neighbours`), and brought up to date: a list whose query and entries are all
+as they were is merged with the entries added since (a scan of those alone); a list that held
+an entry since removed or changed, and the list of a query new or changed, is searched again.
+Either way it is the list a search of the whole index gives now. A query or entry is told
+unchanged by a 64-bit key of its row (`row_keys`), stored in place of the row. An approximate
+index's lists are searched again every time: its answers depend on its lists and centroids,
+which adding images moves.
 """
 
 from __future__ import annotations
@@ -22,22 +24,26 @@ from numpy.typing import NDArray
 
 from neardup.storage.models import IMAGE
 from neardup.storage.pairs import Columns
-from neardup.storage.vectors import FeatureIndex, Neighbourhoods, build_binary, ordered_neighbours
+from neardup.storage.vectors import FeatureIndex, Neighbourhoods, build_binary, build_float, ordered_neighbours
 
 _SEP = "|"  # between a list's name and its column's in the stored columns
-_FIELDS = ("query_ids", "queries", "ids", "values")
+_FIELDS = ("query_ids", "keys", "ids", "values")
+# odd multipliers, one per 8 bytes of a row (a 1,280-d float32 vector has 640): a row's key
+# changes whenever any one of its words does
+_MULTIPLIERS = (np.random.default_rng(0).integers(0, 2**63, 1024, dtype=np.int64).astype(np.uint64) << np.uint64(1)) | 1
 
 
 @dataclass(frozen=True)
 class NeighbourList:
-    """Each query's nearest entries of an exact hash index, itself included, in the order of
-    `vectors.ordered_neighbours`: `query_ids` (Q,) int64 ascending, the codes `queries` (Q, B)
-    they were found for, `ids` (Q, W) int64 (-1 past the last) and their distances `values`."""
+    """Each query's nearest entries of an exact index, itself included, in the order of
+    `vectors.ordered_neighbours`: `query_ids` (Q,) int64 ascending, the `keys` (Q,) uint64 of
+    the rows they were found for (`row_keys`), `ids` (Q, W) int64 (-1 past the last) and
+    their scores `values` (Q, W) float64."""
 
     query_ids: NDArray[np.int64]
-    queries: NDArray[np.uint8]
+    keys: NDArray[np.uint64]
     ids: NDArray[np.int64]
-    values: NDArray[np.int32]
+    values: NDArray[np.float64]
 
     def neighbourhoods(self) -> Neighbourhoods:
         """The lists without each query's own entry, as `FeatureIndex.neighbourhoods` gives
@@ -51,45 +57,60 @@ def list_name(algo: str, view: str) -> str:
     return f"{algo}:{view}"
 
 
-def neighbour_list(index: FeatureIndex, algo: str, entries: tuple[NDArray[np.int64], NDArray[np.uint8]],
-                   query_ids: NDArray[np.int64], queries: NDArray[np.uint8], width: int, name: str,
+def row_keys(rows: NDArray) -> NDArray[np.uint64]:
+    """(N,) a 64-bit key of each row of (N, ...) codes or vectors: the sum of its 8-byte words,
+    each times its own odd number (mod 2^64). Two different rows share a key by chance alone."""
+    data = np.ascontiguousarray(rows).view(np.uint8).reshape(len(rows), -1)
+    if data.shape[1] % 8:
+        data = np.concatenate([data, np.zeros((len(data), 8 - data.shape[1] % 8), np.uint8)], axis=1)
+    words = data.view(np.uint64)
+    return (words * _MULTIPLIERS[: words.shape[1]]).sum(axis=1, dtype=np.uint64)
+
+
+def neighbour_list(index: FeatureIndex, feature: str, entries: tuple[NDArray[np.int64], NDArray],
+                   query_ids: NDArray[np.int64], queries: NDArray, width: int, name: str,
                    known: Mapping[str, NeighbourList]) -> NeighbourList:
-    """Each query's `width` nearest entries of `algo`'s exact `index`, which holds `entries`
-    (ids ascending, codes): the list stored as `name` in `known` brought up to date where it
-    can be, searched otherwise. `known`'s whole-image list of `algo` tells its entries then."""
-    before, stored = known.get(list_name(algo, IMAGE)), known.get(name)
+    """Each query's `width` nearest entries of `feature`'s exact `index`, which holds `entries`
+    (ids ascending, rows): the list stored as `name` in `known` brought up to date where it
+    can be, searched otherwise. `known`'s whole-image list of `feature` tells its entries then."""
+    before, stored = known.get(list_name(feature, IMAGE)), known.get(name)
+    keys = row_keys(queries)
     ids = np.full((len(query_ids), width), -1, np.int64)
-    values = np.zeros((len(query_ids), width), np.int32)
+    values = np.zeros((len(query_ids), width))
     kept = np.zeros(len(query_ids), bool)
     if before is not None and stored is not None and stored.ids.shape[1] == width:
+        entry_keys = keys if entries[0] is query_ids else row_keys(entries[1])  # whole images: the entries
         at = _positions(query_ids, stored.query_ids)
-        kept = _unchanged(query_ids, queries, stored.query_ids, stored.queries)
-        removed = before.query_ids[~_unchanged(before.query_ids, before.queries, *entries)]
+        kept = _unchanged(query_ids, keys, stored.query_ids, stored.keys)
+        removed = before.query_ids[~_unchanged(before.query_ids, before.keys, entries[0], entry_keys)]
         kept[kept] = ~np.isin(stored.ids[at[kept]], removed).any(axis=1)
         ids[kept], values[kept] = stored.ids[at[kept]], stored.values[at[kept]]
-        added = ~_unchanged(*entries, before.query_ids, before.queries)
+        added = ~_unchanged(entries[0], entry_keys, before.query_ids, before.keys)
         if kept.any() and added.any():
-            more = ordered_neighbours(build_binary(entries[0][added], entries[1][added]), queries[kept], width)
+            build = build_binary if entries[1].dtype == np.uint8 else build_float
+            more = ordered_neighbours(build(entries[0][added], entries[1][added]), queries[kept], width)
             ids[kept], values[kept] = _merged((ids[kept], values[kept]), more, width)
     if not kept.all():
         ids[~kept], values[~kept] = index.ordered(queries[~kept], width)
-    return NeighbourList(query_ids, queries, ids, values)
+    return NeighbourList(query_ids, keys, ids, values)
 
 
 def lists_to_columns(lists: Mapping[str, NeighbourList]) -> Columns:
-    """The lists as named columns for `storage.pairs` (distances in 16 bits: at most a hash's bits)."""
+    """The lists as named columns for `storage.pairs` (a hash's distances in 16 bits)."""
     out: Columns = {}
     for name, found in lists.items():
         for field in _FIELDS:
             column = getattr(found, field)
-            out[f"{name}{_SEP}{field}"] = column.astype(np.int16) if field == "values" else column
+            if field == "values" and np.array_equal(column, column.astype(np.int16)):
+                column = column.astype(np.int16)
+            out[f"{name}{_SEP}{field}"] = column
     return out
 
 
 def lists_from_columns(columns: Columns) -> dict[str, NeighbourList]:
     """The lists `lists_to_columns` stored."""
     names = {key.rpartition(_SEP)[0] for key in columns}
-    return {name: NeighbourList(*(columns[f"{name}{_SEP}{f}"].astype(np.int32) if f == "values"
+    return {name: NeighbourList(*(columns[f"{name}{_SEP}{f}"].astype(np.float64) if f == "values"
                                   else columns[f"{name}{_SEP}{f}"] for f in _FIELDS))
             for name in names if all(f"{name}{_SEP}{f}" in columns for f in _FIELDS)}
 
@@ -99,18 +120,18 @@ def _positions(ids: NDArray[np.int64], among: NDArray[np.int64]) -> NDArray[np.i
     return np.clip(np.searchsorted(among, ids), 0, max(len(among) - 1, 0))
 
 
-def _unchanged(ids: NDArray[np.int64], codes: NDArray[np.uint8], other_ids: NDArray[np.int64],
-               other_codes: NDArray[np.uint8]) -> NDArray[np.bool_]:
-    """(len(ids),) which of (ids, codes) are among (`other_ids` ascending, `other_codes`) with the same code."""
-    if not len(other_ids) or not len(ids) or codes.shape[1] != other_codes.shape[1]:
+def _unchanged(ids: NDArray[np.int64], keys: NDArray[np.uint64], other_ids: NDArray[np.int64],
+               other_keys: NDArray[np.uint64]) -> NDArray[np.bool_]:
+    """(len(ids),) which of (ids, keys) are among (`other_ids` ascending, `other_keys`) with the same key."""
+    if not len(other_ids) or not len(ids):
         return np.zeros(len(ids), bool)
     at = _positions(ids, other_ids)
-    return (other_ids[at] == ids) & (other_codes[at] == codes).all(axis=1)
+    return (other_ids[at] == ids) & (other_keys[at] == keys)
 
 
-def _merged(a: tuple[NDArray[np.int64], NDArray[np.int32]], b: tuple[NDArray[np.int64], NDArray[np.int32]],
-            width: int) -> tuple[NDArray[np.int64], NDArray[np.int32]]:
+def _merged(a: tuple[NDArray[np.int64], NDArray[np.float64]], b: tuple[NDArray[np.int64], NDArray[np.float64]],
+            width: int) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
     """Row by row, the first `width` of two ordered lists of different entries, in their order."""
     ids, values = np.concatenate([a[0], b[0]], axis=1), np.concatenate([a[1], b[1]], axis=1)
-    order = np.lexsort((ids, np.where(ids == -1, np.iinfo(np.int32).max, values)))[:, :width]
+    order = np.lexsort((ids, np.where(ids == -1, np.inf, values)))[:, :width]
     return np.take_along_axis(ids, order, 1), np.take_along_axis(values, order, 1)

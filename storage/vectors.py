@@ -52,7 +52,9 @@ _BULK_READ = 0.2
 # edge is seen whole: at 100,000 images of the replica bench no pdq or phash256 list had its tie
 # go on past 32 more entries (16 % of them past 8)
 _TIE_SLACK = 32
-FAR = np.iinfo(np.int16).max  # the distance an ordered list gives a place no entry fills
+FAR = np.iinfo(np.int16).max  # the score an ordered list gives a place no entry fills
+_FLOAT_ERROR = 1e-3  # more than a cosine of unit vectors as FAISS rounds it can be off the exact one
+_SCORED = 256  # queries whose candidates' rows are gathered and scored at a time (float64: 256 x 38 x 1,280 x 8 B)
 
 
 @dataclass(frozen=True)
@@ -335,12 +337,12 @@ class FeatureIndex:
         """Whether the index answers exactly: a flat one."""
         return self._current().tuning.exact
 
-    def ordered(self, queries: NDArray, width: int) -> tuple[NDArray[np.int64], NDArray[np.int32]]:
-        """Each query's `width` nearest entries of an exact binary index, by distance then id
-        (see `ordered_neighbours`)."""
+    def ordered(self, queries: NDArray, width: int) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """Each query's `width` nearest entries of an exact index, by score then id (see
+        `ordered_neighbours`)."""
         built = self._current()
-        if not (self.binary and built.tuning.exact):
-            raise ValueError(f"{self.feature}: only an exact binary index gives ordered neighbours")
+        if not built.tuning.exact:
+            raise ValueError(f"{self.feature}: only an exact index gives ordered neighbours")
         return ordered_neighbours(built.index, queries, width)
 
     def state(self) -> IndexState:
@@ -739,36 +741,59 @@ def neighbourhoods(index, queries: NDArray, query_ids: NDArray[np.int64], k: int
     return Neighbourhoods(np.asarray(query_ids, np.int64), ids, values)
 
 
-def ordered_neighbours(index, queries: NDArray[np.uint8], width: int, *,
-                       batch: int = 4096) -> tuple[NDArray[np.int64], NDArray[np.int32]]:
-    """(ids (Q, width) int64, distances (Q, width) int32): each query's `width` nearest entries
-    of an exact binary index (itself included), by distance, ties by id; -1 at `FAR` past the
-    last when the index holds fewer. FAISS breaks ties as its scan meets them; this order
-    depends on the entries alone, so that a list merged with entries added since is the list a
-    new search would give (`search.neighbours`)."""
+def ordered_neighbours(index, queries: NDArray, width: int, *,
+                       batch: int = 4096) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """(ids (Q, width) int64, scores (Q, width) float64): each query's `width` nearest entries
+    of an exact index (itself included), by score (Hamming distance, or minus the cosine
+    summed in float64), ties by id; -1 at `FAR` past the last when the index holds fewer.
+    FAISS breaks ties as its scan meets them, and rounds a float cosine as its blocks of
+    queries fall; this order depends on the entries alone, so that a list merged with
+    entries added since is the list a new search would give (`search.neighbours`)."""
     ids = np.full((len(queries), width), -1, np.int64)
-    values = np.full((len(queries), width), FAR, np.int32)
+    values = np.full((len(queries), width), float(FAR))
     total = int(index.ntotal)
     keep = min(width, total)
     if not keep:
         return ids, values
-    reach = min(width + _TIE_SLACK, total)
+    binary = isinstance(index, faiss.IndexBinary)
+    held = None if binary else _HeldRows.of(index)
+    # a float score FAISS rounded may be this much off the exact one
+    slack, reach = (0.0 if binary else _FLOAT_ERROR), min(width + _TIE_SLACK, total)
     for lo in range(0, len(queries), batch):
         part = np.ascontiguousarray(queries[lo : lo + batch])
         dist, found = index.search(part, reach)
-        order = np.lexsort((found, dist))
-        found, dist = np.take_along_axis(found, order, 1), np.take_along_axis(dist, order, 1)
-        # a tie that reaches the search's last place may go on past it: every entry at that
-        # distance is found by a range search, one per distance
-        cut = (dist[:, keep - 1] == dist[:, -1]) if reach < total else np.zeros(len(part), bool)
-        for limit in np.unique(dist[cut, keep - 1]):
-            rows = np.flatnonzero(cut & (dist[:, keep - 1] == limit))
-            lims, near, near_ids = index.range_search(part[rows], int(limit) + 1)
+        last = dist[:, -1].astype(np.float64) if binary else -dist[:, -1].astype(np.float64)
+        scores = dist.astype(np.float64) if binary else _exact_scores(held, part, found)
+        order = np.lexsort((found, scores))
+        found, scores = np.take_along_axis(found, order, 1), np.take_along_axis(scores, order, 1)
+        # an entry the search did not reach may tie with (or, rounded, beat) its last kept
+        # one: every entry within that score is found by a range search and scored again
+        cut = (scores[:, keep - 1] >= last - slack) if reach < total else np.zeros(len(part), bool)
+        for limit in np.unique(scores[cut, keep - 1]):
+            rows = np.flatnonzero(cut & (scores[:, keep - 1] == limit))
+            radius = int(limit) + 1 if binary else float(-limit - 2 * slack)
+            lims, near_scores, near_ids = index.range_search(part[rows], radius)
             for row, a, b in zip(rows, lims[:-1], lims[1:]):
-                first = np.lexsort((near_ids[a:b], near[a:b]))[:keep]
-                found[row, :keep], dist[row, :keep] = near_ids[a:b][first], near[a:b][first]
-        ids[lo : lo + len(part), :keep], values[lo : lo + len(part), :keep] = found[:, :keep], dist[:, :keep]
+                near = near_ids[a:b].astype(np.int64)
+                exact = (near_scores[a:b].astype(np.float64) if binary
+                         else _exact_scores(held, part[row : row + 1], near[None])[0])
+                first = np.lexsort((near, exact))[:keep]
+                found[row, :keep], scores[row, :keep] = near[first], exact[first]
+        ids[lo : lo + len(part), :keep], values[lo : lo + len(part), :keep] = found[:, :keep], scores[:, :keep]
     return ids, values
+
+
+def _exact_scores(held: _HeldRows, queries: NDArray[np.float32], found: NDArray[np.int64]) -> NDArray[np.float64]:
+    """(Q, R) minus each query's cosine with its entries `found` (Q, R), summed in float64
+    along each pair's own row (the same sum whatever else is scored with it); inf for -1."""
+    out = np.full(found.shape, np.inf)
+    for lo in range(0, len(found), _SCORED):
+        part = found[lo : lo + _SCORED]
+        at = held.positions[np.clip(np.searchsorted(held.ids, part), 0, len(held.ids) - 1)]
+        rows = held.rows[at].astype(np.float64)
+        scores = -(rows * queries[lo : lo + _SCORED, None, :].astype(np.float64)).sum(axis=2)
+        out[lo : lo + _SCORED] = np.where(part == -1, np.inf, scores)
+    return out
 
 
 def nearest(index, queries: NDArray, query_ids: NDArray[np.int64], k: int, *, batch: int = 4096,

@@ -9,10 +9,10 @@ import pytest
 
 import neardup
 from neardup.search.neighbours import (NeighbourList, list_name, lists_from_columns, lists_to_columns,
-                                       neighbour_list)
+                                       neighbour_list, row_keys)
 from neardup.storage.models import IMAGE
 from neardup.storage.pairs import PairStore
-from neardup.storage.vectors import build_binary, ordered_neighbours
+from neardup.storage.vectors import build_binary, build_float, ordered_neighbours
 
 from test_vectors import ordered_oracle
 
@@ -23,41 +23,58 @@ class FlatIndex:
     """An exact index of some entries, answering as `FeatureIndex.ordered` does, that counts
     the queries it was asked."""
 
-    def __init__(self, ids: np.ndarray, codes: np.ndarray) -> None:
-        self.index, self.searched = build_binary(ids, codes), 0
+    def __init__(self, ids: np.ndarray, rows: np.ndarray) -> None:
+        self.index, self.searched = _build(ids, rows), 0
 
     def ordered(self, queries: np.ndarray, width: int):
         self.searched += len(queries)
         return ordered_neighbours(self.index, queries, width)
 
 
-def _entries(rng, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Codes of 6 bits (many ties) for `ids`."""
+def _entries(rng, ids: np.ndarray, dims: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of 6 bits (many ties) for `ids`, or unit vectors of `dims` dimensions, 8 of them
+    copies (ties)."""
+    if dims:
+        v = rng.standard_normal((len(ids), dims)).astype(np.float32)
+        v[1:8] = v[0]
+        return ids, v / np.linalg.norm(v, axis=1, keepdims=True)
     codes = np.zeros((len(ids), 8), np.uint8)
     codes[:, 0] = rng.integers(0, 64, len(ids))
     return ids, codes
 
 
-def _whole_list(ids: np.ndarray, codes: np.ndarray) -> NeighbourList:
-    found = ordered_neighbours(build_binary(ids, codes), codes, WIDTH)
-    return NeighbourList(ids, codes, *found)
+def _build(ids: np.ndarray, rows: np.ndarray):
+    return (build_binary if rows.dtype == np.uint8 else build_float)(ids, rows)
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_a_list_brought_up_to_date_is_what_a_search_of_the_whole_index_gives(seed: int) -> None:
+def _whole_list(ids: np.ndarray, rows: np.ndarray) -> NeighbourList:
+    return NeighbourList(ids, row_keys(rows), *ordered_neighbours(_build(ids, rows), rows, WIDTH))
+
+
+def _changed(rows: np.ndarray, which: np.ndarray) -> np.ndarray:
+    out = rows.copy()
+    if out.dtype == np.uint8:
+        out[which, 0] ^= 1
+    else:
+        out[which] = -out[which]
+    return out
+
+
+@pytest.mark.parametrize("seed, dims", [(0, 0), (1, 0), (2, 0), (3, 0), (4, 64), (5, 1280)])
+def test_a_list_brought_up_to_date_is_what_a_search_of_the_whole_index_gives(seed: int, dims: int) -> None:
     rng = np.random.default_rng(seed)
-    ids, codes = _entries(rng, np.arange(1, 301, dtype=np.int64))
+    ids, codes = _entries(rng, np.arange(1, 301, dtype=np.int64), dims)
     known = {list_name("pdq", IMAGE): _whole_list(ids, codes)}
     # then: 5 entries removed, 3 changed, 20 added (the new ones' ids above, as a catalog gives them)
     kept = np.ones(len(ids), bool)
     kept[rng.choice(len(ids), 5, replace=False)] = False
-    now_codes = codes.copy()
-    now_codes[rng.choice(np.flatnonzero(kept), 3, replace=False), 0] ^= 1
-    added_ids, added_codes = _entries(rng, np.arange(301, 321, dtype=np.int64))
+    now_codes = _changed(codes, rng.choice(np.flatnonzero(kept), 3, replace=False))
+    added_ids, added_codes = _entries(rng, np.arange(301, 321, dtype=np.int64), dims)
     now_ids = np.concatenate([ids[kept], added_ids])
     now_codes = np.concatenate([now_codes[kept], added_codes])
     index = FlatIndex(now_ids, now_codes)
-    got = neighbour_list(index, "pdq", (now_ids, now_codes), now_ids, now_codes, WIDTH, list_name("pdq", IMAGE), known)
+    entries = (now_ids, now_codes)
+    got = neighbour_list(index, "pdq", entries, now_ids, now_codes, WIDTH, list_name("pdq", IMAGE), known)
     want = ordered_oracle(now_ids, now_codes, now_codes, WIDTH)
     assert np.array_equal(got.ids, want[0]) and np.array_equal(got.values, want[1])
     # searched again: the 20 new and 3 changed queries, and the lists that held an entry removed or changed
@@ -74,7 +91,7 @@ def test_queries_that_are_not_entries_are_brought_up_to_date_too() -> None:
     rng = np.random.default_rng(9)
     ids, codes = _entries(rng, np.arange(1, 201, dtype=np.int64))
     box_ids, box_codes = _entries(rng, np.arange(1, 201, 10, dtype=np.int64))
-    box = NeighbourList(box_ids, box_codes, *ordered_neighbours(build_binary(ids, codes), box_codes, WIDTH))
+    box = NeighbourList(box_ids, row_keys(box_codes), *ordered_neighbours(build_binary(ids, codes), box_codes, WIDTH))
     known = {list_name("pdq", IMAGE): _whole_list(ids, codes), list_name("pdq", "box"): box}
     added_ids, added_codes = _entries(rng, np.arange(201, 211, dtype=np.int64))
     now_ids, now_codes = np.concatenate([ids, added_ids]), np.concatenate([codes, added_codes])
@@ -101,5 +118,5 @@ def test_lists_survive_the_pair_store(tmp_path) -> None:
     collection.close()
     assert back.keys() == lists.keys()
     for name, found in lists.items():
-        for field in ("query_ids", "queries", "ids", "values"):
+        for field in ("query_ids", "keys", "ids", "values"):
             assert np.array_equal(getattr(back[name], field), getattr(found, field))

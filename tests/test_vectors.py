@@ -121,12 +121,16 @@ def test_nearest_ranks_are_each_pairs_better_position() -> None:
     assert got == want and 0 in got.values() and 3 in got.values()
 
 
-def ordered_oracle(ids: np.ndarray, codes: np.ndarray, queries: np.ndarray, width: int):
-    """Each query's `width` nearest (distance, then id) by brute force, padded as `ordered_neighbours` pads."""
+def ordered_oracle(ids: np.ndarray, rows: np.ndarray, queries: np.ndarray, width: int):
+    """Each query's `width` nearest (Hamming distance, or minus the cosine summed in float64
+    along the row; then id) by brute force, padded as `ordered_neighbours` pads."""
     out_ids = np.full((len(queries), width), -1, np.int64)
-    out_values = np.full((len(queries), width), FAR, np.int32)
+    out_values = np.full((len(queries), width), float(FAR))
     for row, q in enumerate(queries):
-        d = _oracle(codes, q)
+        if rows.dtype == np.uint8:
+            d = _oracle(rows, q).astype(np.float64)
+        else:
+            d = -(rows.astype(np.float64) * q.astype(np.float64)).sum(axis=1)
         first = np.lexsort((ids, d))[:width]
         out_ids[row, : len(first)], out_values[row, : len(first)] = ids[first], d[first]
     return out_ids, out_values
@@ -148,6 +152,28 @@ def test_ordered_neighbours_break_ties_by_id_whatever_order_the_index_holds_them
         got = ordered_neighbours(index, queries, width, batch=7)
         want = ordered_oracle(ids, codes, queries, width)
         assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
+@pytest.mark.parametrize("n", [5, 60, 400])
+def test_ordered_float_neighbours_are_exact_cosines_then_ids(n: int) -> None:
+    """Vectors of 1,280 dimensions, 50 copies of one (ties past the search's slack) and pairs
+    apart by less than FAISS's rounding: the order of exact cosines, then ids, whatever order
+    the index holds them in and however FAISS rounded them in its batches."""
+    rng = np.random.default_rng(n)
+    ids = rng.permutation(np.arange(10, 10 + 2 * n, 2, dtype=np.int64))
+    v = rng.standard_normal((n, 1280)).astype(np.float32)
+    v[n // 2 :] = v[: n - n // 2] + np.float32(1e-4) * rng.standard_normal((n - n // 2, 1280)).astype(np.float32)
+    if n > 100:
+        v[:50] = v[0]
+        ids[:50] = np.sort(ids[:50])[::-1]  # the copies' smallest ids where a scan meets them last
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    index = build_float(ids, v)
+    queries = np.concatenate([v[:30], v[n - 5 :]])
+    for width in (1, 6, 17):
+        for batch in (3, 4096):
+            got = ordered_neighbours(index, queries, width, batch=batch)
+            want = ordered_oracle(ids, v, queries, width)
+            assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
 
 
 def _indexed(tmp_path, name: str, folder) -> neardup.Collection:
