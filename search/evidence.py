@@ -355,22 +355,24 @@ def _both_low_quality(catalog: Catalog, pairs: NDArray[np.int64], ids: list[int]
     return np.array([a in low and b in low for a, b in pairs.tolist()], dtype=bool)
 
 
-def strips_of(catalog: Catalog, partners: Mapping[int, int]) -> dict[int, Strip]:
-    """Container id -> its strip (`strips.strip_of`), for containers and their partners with
-    stored keypoints and colour layouts."""
-    out: dict[int, Strip] = {}
-    items = sorted(partners.items())
+def strips_of(catalog: Catalog, partners: Mapping[int, int],
+              known: Mapping[tuple[int, int], Strip | None] | None = None) -> dict[tuple[int, int], Strip | None]:
+    """(container, partner) -> the container's strip (`strips.strip_of`), None where there is
+    none or either image lacks stored keypoints or a colour layout; those in `known` (found
+    before for the same two images, unchanged since) as they were."""
+    known = known or {}
+    out = {pair: known[pair] for pair in partners.items() if pair in known}
+    items = sorted(pair for pair in partners.items() if pair not in known)
     for start in range(0, len(items), VERIFY_BATCH):
         batch = items[start : start + VERIFY_BATCH]
         ids = sorted({i for pair in batch for i in pair})
         stored = catalog.keypoints_of(ids)
         layouts = layouts_of(catalog, ids)
         for container, partner in batch:
+            out[container, partner] = None
             if all(i in stored and i in layouts for i in (container, partner)):
-                strip = strip_of(LocalFeatures(*stored[container]), LocalFeatures(*stored[partner]),
-                                 layouts[container], layouts[partner])
-                if strip is not None:
-                    out[container] = strip
+                out[container, partner] = strip_of(LocalFeatures(*stored[container]), LocalFeatures(*stored[partner]),
+                                                   layouts[container], layouts[partner])
     return out
 
 

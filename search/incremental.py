@@ -16,8 +16,9 @@ evidence key). So the judgements are stored in the catalog (`storage.pairs`), an
    keeps its stored judgement, and those of images gone or changed are dropped. With nothing
    stored, or more new images than old, it judges all;
 3. searches the containers' strips (`strips`: the part of an image its match leaves free)
-   again from the judged pairs, cheaply (a homography per container, colour thumbnails),
-   and verifies only the strip candidates not verified before with the same strip;
+   again from the judged pairs, cheaply (colour thumbnails; a container's strip, a
+   homography with its partner, kept from before while both images are as they were), and
+   verifies only the strip candidates not verified before with the same strip;
 4. hands every stored judgement to the decision (`duplicates.decide`), which is as it was.
 
 The candidates are thus exactly those a run from nothing finds, each judged as it would be,
@@ -53,7 +54,7 @@ from .evidence import (BLOCK, BOX_FIRST, BOX_SECOND, BOXED, INLIERS, RECOLOURED,
 from .features import features_of
 from .neighbours import lists_from_columns, lists_to_columns
 from .overlay import has_overlay
-from .strips import containers, packed, strip_candidates
+from .strips import Strip, containers, packed, strip_candidates, unpacked
 from .verify import VERIFY_THRESHOLD, Side, Verification, content_differs, either_beside, on_content
 
 # Bumped whenever the code that judges pairs changes what it returns: stored judgements of
@@ -237,10 +238,11 @@ def judged_pairs(catalog: Catalog, threshold: float, *, merge: Mapping[int, int]
     stored_pairs = {} if full else _without(stored.pairs, new, gone)
     old = _still(_rows_where(stored_pairs, lambda c: c[STRIP] == 0), candidates, judge)
     pairs = _concat(old, fresh)
-    strip_candidates_, strip_pairs, strips_verified = (
+    known_strips = {} if full else _stored_strips(stored.lists, new, gone)
+    strip_candidates_, strip_pairs, strips_verified, found_strips = (
         _strip_links(catalog, pairs, kinds, threshold, candidates, sorted(current), old_strips,
-                     _rows_where(stored_pairs, lambda c: c[STRIP] != 0), policy, workers)
-        if verifying else ({}, {}, 0))
+                     _rows_where(stored_pairs, lambda c: c[STRIP] != 0), policy, workers, known_strips)
+        if verifying else ({}, {}, 0, {}))
     pairs = _concat(pairs, strip_pairs)
     ordinary = {FIRST: candidates.pairs[:, 0].copy(), SECOND: candidates.pairs[:, 1].copy(),
                 VERIFY: candidates.verify, IN_RANGE: candidates.in_range,
@@ -248,7 +250,7 @@ def judged_pairs(catalog: Catalog, threshold: float, *, merge: Mapping[int, int]
     _store(store, images={IMAGE_ID: np.array(sorted(current), np.int64),
                           CONTENT: np.array([current[i] for i in sorted(current)], np.uint64)},
            candidates=_concat(ordinary, strip_candidates_), pairs=pairs, generation=generation,
-           lists=lists_to_columns(candidates.lists))
+           lists={**lists_to_columns(candidates.lists), **_strips_to_columns(found_strips)})
     judged = _judged(pairs, kinds)
     report = EvidenceReport(reused=len(old.get(FIRST, ())), computed=len(judge),
                             verified=int((computed.get(INLIERS, np.zeros(0)) >= 0).sum()) + strips_verified,
@@ -297,16 +299,20 @@ def _still(pairs: Columns, candidates: PairCandidates, judged: NDArray[np.int64]
 
 
 def _strip_links(catalog: Catalog, pairs: Columns, kinds: list[str], threshold: float, candidates: PairCandidates,
-                 ids: list[int], old_candidates: Columns, old_links: Columns, policy: AutoPolicy, workers: int
-                 ) -> tuple[Columns, Columns, int]:
-    """(strip candidates, strip links, verifications done) of the judged `pairs` (`strips`):
-    the containers' strip candidates are found again (colour thumbnails, cheap), and only
-    those not verified before with the same strip are verified now (on `workers` processes)."""
+                 ids: list[int], old_candidates: Columns, old_links: Columns, policy: AutoPolicy, workers: int,
+                 known_strips: Mapping[tuple[int, int], Strip | None]
+                 ) -> tuple[Columns, Columns, int, dict[tuple[int, int], Strip | None]]:
+    """(strip candidates, strip links, verifications done, each container's strip by
+    (container, partner)) of the judged `pairs` (`strips`): the containers' strips are found
+    again where `known_strips` lacks them (a homography each), their strip candidates found
+    again (colour thumbnails, cheap), and only those not verified before with the same strip
+    are verified now (on `workers` processes)."""
     judged = _judged(pairs, kinds)
     keep = verified_links(judged.pairs, judged.evidence, judged.content_differs(), threshold, policy)
     wanted: dict[tuple[int, int], tuple[int, int, int]] = {}
     partners = containers(judged.pairs, keep | judged.beside_pictures(), judged.regions())
-    found_strips = strips_of(catalog, partners)
+    strips_found = strips_of(catalog, partners, known_strips)
+    found_strips = {container: strip for (container, _), strip in strips_found.items() if strip is not None}
     for container, other, strip in strip_candidates(found_strips, judged.pairs[keep],
                                                    lambda some: layouts_of(catalog, some), ids):
         wanted.setdefault((min(container, other), max(container, other)),
@@ -334,7 +340,31 @@ def _strip_links(catalog: Catalog, pairs: Columns, kinds: list[str], threshold: 
     strip_columns = {FIRST: np.array([a for a, _ in keys], np.int64), SECOND: np.array([b for _, b in keys], np.int64),
                      VERIFY: np.zeros(len(keys), bool), IN_RANGE: np.zeros(len(keys), bool),
                      STRIP: np.array([key_of[k][2] for k in keys], np.uint64)}
-    return strip_columns, _concat(links, new_links), len(todo)
+    return strip_columns, _concat(links, new_links), len(todo), strips_found
+
+
+# each container's strip beside the neighbour lists (`neighbours`), by container and partner
+_STRIPS = ("strips|container", "strips|partner", "strips|strip")
+
+
+def _strips_to_columns(strips: Mapping[tuple[int, int], Strip | None]) -> Columns:
+    """Each container's strip (`packed`; -1 for none) with its partner, kept so that the next
+    run need not find it again (a homography) while both images are as they were."""
+    keys = sorted(strips)
+    strip = [-1 if strips[k] is None else packed(strips[k]) for k in keys]
+    return dict(zip(_STRIPS, (np.array([c for c, _ in keys], np.int64), np.array([p for _, p in keys], np.int64),
+                              np.array(strip, np.int64))))
+
+
+def _stored_strips(columns: Columns, new: NDArray[np.int64], gone: list[int]) -> dict[tuple[int, int], Strip | None]:
+    """The strips `_strips_to_columns` stored, but those of an image new (changed) or gone."""
+    if not all(k in columns for k in _STRIPS):
+        return {}
+    container, partner, strip = (columns[k] for k in _STRIPS)
+    drop = np.concatenate([new, np.array(gone, np.int64)])
+    keep = ~(np.isin(container, drop) | np.isin(partner, drop))
+    return {(c, p): None if s < 0 else unpacked(s)[0]
+            for c, p, s in zip(container[keep].tolist(), partner[keep].tolist(), strip[keep].tolist())}
 
 
 def _rows_where(columns: Columns, test: Callable[[Columns], NDArray[np.bool_]]) -> Columns:

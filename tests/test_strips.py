@@ -15,6 +15,7 @@ import numpy as np
 
 import neardup
 from neardup.indexer.colours import LAYOUT_SIDE, colour_layout
+from neardup.search import evidence
 from neardup.search.auto import AutoPolicy
 from neardup.search.candidates import pair_candidates
 from neardup.search.duplicates import decide
@@ -144,6 +145,34 @@ def test_a_picture_added_later_makes_the_collage_a_composite_as_a_fresh_run_does
 
     assert named(cat.catalog, after) == named(fresh.catalog, from_nothing)
     assert named(cat.catalog, after)[0] == {"collage": ["chelsea", "coffee"]}
+
+
+def test_a_container_s_strip_is_found_again_only_when_it_or_its_partner_changed(tmp_path, monkeypatch) -> None:
+    """A container's strip (a homography with its partner) is stored with the judgements:
+    an image added elsewhere finds none again; the container changed finds its own again."""
+    folder = tmp_path / "photos"
+    _with_q40_copies(folder, ("coffee",))
+    save(_collage(photo("coffee"), photo("chelsea")), folder / "collage.png")
+    for seed in range(4):
+        save(scene(seed), folder / f"scene{seed}.png")
+    cat = neardup.open(tmp_path / "c.db", create=True, embedder="none")
+    threshold = default_threshold("auto")
+    found: list[int] = []
+    strip_of = evidence.strip_of
+    monkeypatch.setattr(evidence, "strip_of", lambda c, *rest: found.append(len(c.points)) or strip_of(c, *rest))
+
+    def judged_after(change) -> tuple[int, int]:
+        change()
+        cat.index([folder], workers=1)
+        before = len(found)
+        _, report = judged_pairs(cat.catalog, threshold, merge={}, policy=FEW)
+        return len(found) - before, report.images
+
+    first, _ = judged_after(lambda: None)
+    assert first >= 1  # the collage, beside coffee's picture
+    assert judged_after(lambda: save(scene(7), folder / "scene7.png")) == (0, 1)
+    again, _ = judged_after(lambda: save(_collage(photo("coffee"), photo("rocket")), folder / "collage.png"))
+    assert again >= 1
 
 
 def _picture_in_picture(background: np.ndarray, inset: np.ndarray) -> np.ndarray:
