@@ -159,11 +159,9 @@ def _turned_pairs(catalog: Catalog, policy: AutoPolicy, weights: dict[str, float
 
 
 def _range_pairs(catalog: Catalog, name: str, cosine: float, new: NDArray[np.int64] | None) -> Edges:
-    """Every pair of whole-image vectors of `name` at cosine >= `cosine`, or those of the `new` images."""
-    ids, vectors = catalog.vectors(name)
-    if new is not None:
-        keep = np.isin(ids, new)
-        ids, vectors = ids[keep], vectors[keep]
+    """Every pair of whole-image vectors of `name` at cosine >= `cosine`, or those of the `new` images
+    (only whose vectors are read)."""
+    ids, vectors = catalog.vectors(name) if new is None else catalog.feature_rows(name, new.tolist())
     if not len(ids):
         return Edges.empty()
     return catalog.index(name).within(vectors, ids, cosine, batch=1024, symmetric=new is None)
