@@ -557,7 +557,6 @@ class _ExactNeighbours:
 
     def __init__(self, query_ids: NDArray[np.int64], queries: NDArray, k: int, *, binary: bool) -> None:
         self.query_ids, self.queries, self.k, self.binary = query_ids, queries, k, binary
-        self.best_ids = np.full((len(queries), 0), -1, np.int64)
         self.best = np.zeros((len(queries), 0))
 
     def update(self, ids: NDArray[np.int64], rows: NDArray) -> None:
@@ -566,10 +565,12 @@ class _ExactNeighbours:
         else:
             scores = (self.queries @ rows.T).astype(np.float64)
         scores[self.query_ids[:, None] == ids[None, :]] = -np.inf  # each query's own row
-        both_ids = np.concatenate([self.best_ids, np.broadcast_to(ids, (len(self.queries), len(ids)))], axis=1)
         both = np.concatenate([self.best, scores], axis=1)
-        top = np.argsort(-both, axis=1, kind="stable")[:, : self.k]
-        self.best_ids, self.best = np.take_along_axis(both_ids, top, 1), np.take_along_axis(both, top, 1)
+        # only the k best scores count (`ann.recall`), not which rows hold them: a partial
+        # sort, not a sort of every row's score for every query
+        if both.shape[1] > self.k:
+            both = np.take_along_axis(both, np.argpartition(-both, self.k - 1, axis=1)[:, : self.k], 1)
+        self.best = -np.sort(-both, axis=1)
 
     def scores(self) -> NDArray[np.float64]:
         """(S, k) each query's k best scores (minus Hamming distance, or cosine), -inf past the last."""

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import neardup
 from neardup.search.fusion import hamming_rows
-from neardup.storage.vectors import (FAR, build_binary, build_float, in_sorted, knn, nearest, ordered_neighbours,
+from neardup.storage.vectors import (FAR, _ExactNeighbours, build_binary, build_float, in_sorted, knn, nearest, ordered_neighbours,
                                      pair_keys, unique_keys, within)
 
 
@@ -174,6 +174,28 @@ def test_ordered_float_neighbours_are_exact_cosines_then_ids(n: int) -> None:
             got = ordered_neighbours(index, queries, width, batch=batch)
             want = ordered_oracle(ids, v, queries, width)
             assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_exact_neighbours_gathered_chunk_by_chunk_are_each_query_s_k_best_scores(binary: bool) -> None:
+    """The ground truth of an approximate index's recall: over rows given in chunks, each
+    query's k best scores against the other rows (ties kept), -inf where there are fewer."""
+    rng = np.random.default_rng(4)
+    ids = np.arange(1, 301, dtype=np.int64)
+    rows = (rng.integers(0, 4, (300, 8), dtype=np.uint8) if binary
+            else rng.standard_normal((300, 16)).astype(np.float32))
+    picked = np.array([0, 5, 299])
+    truth = _ExactNeighbours(ids[picked], rows[picked], 10, binary=binary)
+    for lo, hi in ((0, 7), (7, 150), (150, 300)):
+        truth.update(ids[lo:hi], rows[lo:hi])
+    for q, got in zip(picked, truth.scores()):
+        others = np.delete(np.arange(300), q)
+        every = (-_oracle(rows[others], rows[q]).astype(float) if binary
+                 else (rows[others] @ rows[q]).astype(np.float64))
+        assert np.allclose(got, np.sort(every)[::-1][:10])
+    few = _ExactNeighbours(ids[:1], rows[:1], 10, binary=binary)
+    few.update(ids[:4], rows[:4])
+    assert np.isfinite(few.scores()).sum() == 3 and few.scores()[0, 3:].max() == -np.inf
 
 
 def _indexed(tmp_path, name: str, folder) -> neardup.Collection:
