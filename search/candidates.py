@@ -9,12 +9,12 @@ few nearest by each vector feature (by the first seed hash without one) and by e
 Without a vector feature, also each image's nearest by the hashes of its turns and mirrors,
 guessed from its own (`hashes.dihedral`): no hash of the image finds a mirrored copy.
 
-When images are added to a catalog whose candidates are known, the hash lists of exact indexes
-are brought up to date from the known ones (`neighbours`), the vector features' lists are
-searched again (FAISS queries, cheap beside judging a pair), and the range pairs by cosine,
-which no other image can change, are searched only from the added images (`new`) and the
-known ones (`known_range`) kept: then the candidates are exactly those of a search of the
-whole catalog.
+When images are added to a catalog whose candidates are known, each list of an exact index
+(a hash's, or a vector feature's below `exact_below`) is brought up to date from the known
+one (`neighbours`), an approximate index's lists are searched again (FAISS queries), and the
+range pairs by cosine, which no other image can change, are searched only from the added
+images (`new`) and the known ones (`known_range`) kept: then the candidates are exactly those
+of a search of the whole catalog over the same indexes.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class PairCandidates:
     """Candidate pairs (M, 2) int64, a < b, unique, in ascending order; `verify` (M,) marks the nearest neighbours
     that geometric verification looks at whatever their other evidence; `in_range` (M,) the
     pairs whose cosine by a fused vector feature alone reaches the threshold; `lists` the
-    exact hash indexes' neighbour lists they were drawn from (`neighbours`), by name."""
+    exact indexes' neighbour lists they were drawn from (`neighbours`), by name."""
 
     pairs: NDArray[np.int64]
     verify: NDArray[np.bool_]
@@ -86,7 +86,8 @@ def pair_candidates(catalog: Catalog, threshold: float, weights: dict[str, float
     the id it maps to (its content's first image); `verifying`: the catalog stores keypoints.
     With `new` (ids, one per content) and `known_range` ((R, 2) int64, the range pairs of the
     other images, known from before), range pairs are searched only from the new images; with
-    `known_lists` (`PairCandidates.lists` of before), hash lists are brought up to date from them."""
+    `known_lists` (`PairCandidates.lists` of before), exact indexes' lists are brought up to date
+    from them."""
     found, near = [], []
     lists: dict[str, NeighbourList] = {}
     lister = _Lister(catalog, known_lists or {}, lists)

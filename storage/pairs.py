@@ -12,9 +12,10 @@ named columns in four groups: "images", the images whose pairs were judged (thei
 whatever else the caller records of them); "candidates", every candidate pair (the two ids
 and how it became one, which a judgement depends on); "pairs", the judged pairs kept (the two
 ids, and their evidence); "lists", what the candidates were drawn from, kept to find them
-again cheaply (`neardup.search.neighbours`). Columns rather than rows: a million pairs are read back as a few
-arrays in a fraction of a second, where a million SQLite rows take seconds. Each run that
-changed anything replaces the set's columns in one transaction (O(pairs) bytes written).
+again cheaply (`neardup.search.neighbours`). Columns rather than rows: a million pairs are
+read back as a few arrays in a fraction of a second, where a million SQLite rows take
+seconds. Each run that changed anything replaces the set's columns in one transaction
+(O(pairs) bytes written).
 
 The store is derived data, like a FAISS index: writing it leaves the catalog's generation as
 it is, and the set records the generation at which it covered the whole catalog.

@@ -49,8 +49,7 @@ _FEW_QUERIES = 16  # up to this many queries, FAISS searches on one thread (`_th
 # one (4.5 against 22 microseconds a row, 100,000 rows, docs/RELIABILITY.md)
 _BULK_READ = 0.2
 # an ordered search (`ordered_neighbours`) looks this far past the width, so that a tie at its
-# edge is seen whole: at 100,000 images of the replica bench no pdq or phash256 list had its tie
-# go on past 32 more entries (16 % of them past 8)
+# edge is seen whole without a second search nearly always (how often: docs/BENCHMARKS.md)
 _TIE_SLACK = 32
 FAR = np.iinfo(np.int16).max  # the score an ordered list gives a place no entry fills
 _FLOAT_ERROR = 1e-3  # more than a cosine of unit vectors as FAISS rounds it can be off the exact one

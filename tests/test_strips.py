@@ -114,16 +114,22 @@ def test_a_copy_with_a_caption_band_stays_a_copy(tmp_path) -> None:
     assert pairs == {frozenset({"coffee", "coffee_caption"})}
 
 
+def _coffee_collage(folder: Path) -> None:
+    """Coffee and its q40 copy, a collage of coffee and chelsea (whose picture is not indexed
+    on its own) and four scenes."""
+    _with_q40_copies(folder, ("coffee",))
+    save(_collage(photo("coffee"), photo("chelsea")), folder / "collage.png")
+    for seed in range(4):
+        save(scene(seed), folder / f"scene{seed}.png")
+
+
 def test_a_picture_added_later_makes_the_collage_a_composite_as_a_fresh_run_does(tmp_path) -> None:
     """Strip candidates and links are stored with the other judgements and searched again on
     every run that judges anything: once the collage's second picture is indexed, the
     stored judgements brought up to date give the composites and strip links a run from
     nothing gives."""
     folder = tmp_path / "photos"
-    _with_q40_copies(folder, ("coffee",))
-    save(_collage(photo("coffee"), photo("chelsea")), folder / "collage.png")
-    for seed in range(4):
-        save(scene(seed), folder / f"scene{seed}.png")
+    _coffee_collage(folder)
     cat = neardup.open(tmp_path / "c.db", create=True, embedder="none")
     cat.index([folder], workers=1)
     threshold = default_threshold("auto")
@@ -151,10 +157,7 @@ def test_a_container_s_strip_is_found_again_only_when_it_or_its_partner_changed(
     """A container's strip (a homography with its partner) is stored with the judgements:
     an image added elsewhere finds none again; the container changed finds its own again."""
     folder = tmp_path / "photos"
-    _with_q40_copies(folder, ("coffee",))
-    save(_collage(photo("coffee"), photo("chelsea")), folder / "collage.png")
-    for seed in range(4):
-        save(scene(seed), folder / f"scene{seed}.png")
+    _coffee_collage(folder)
     cat = neardup.open(tmp_path / "c.db", create=True, embedder="none")
     threshold = default_threshold("auto")
     found: list[int] = []
