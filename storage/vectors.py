@@ -53,6 +53,7 @@ _BULK_READ = 0.2
 _TIE_SLACK = 32
 FAR = np.iinfo(np.int16).max  # the score an ordered list gives a place no entry fills
 _FLOAT_ERROR = 1e-3  # more than a cosine of unit vectors as FAISS rounds it can be off the exact one
+_TIED_ROWS = 16  # queries whose ties are range-searched at once
 _SCORED = 256  # queries whose candidates' rows are gathered and scored at a time (float64: 256 x 38 x 1,280 x 8 B)
 
 
@@ -749,6 +750,12 @@ def ordered_neighbours(index, queries: NDArray, width: int, *,
     FAISS breaks ties as its scan meets them, and rounds a float cosine as its blocks of
     queries fall; this order depends on the entries alone, so that a list merged with
     entries added since is the list a new search would give (`search.neighbours`)."""
+    # identical queries (exact copies' codes) have the same list: each is searched once, or a
+    # thousand copies would each range-search all thousand at the distance they tie at
+    unique, inverse = np.unique(queries, axis=0, return_inverse=True) if len(queries) else (queries, None)
+    if len(unique) < len(queries):
+        found = ordered_neighbours(index, unique, width, batch=batch)
+        return found[0][inverse.reshape(-1)], found[1][inverse.reshape(-1)]
     ids = np.full((len(queries), width), -1, np.int64)
     values = np.full((len(queries), width), float(FAR))
     total = int(index.ntotal)
@@ -770,15 +777,16 @@ def ordered_neighbours(index, queries: NDArray, width: int, *,
         # one: every entry within that score is found by a range search and scored again
         cut = (scores[:, keep - 1] >= last - slack) if reach < total else np.zeros(len(part), bool)
         for limit in np.unique(scores[cut, keep - 1]):
-            rows = np.flatnonzero(cut & (scores[:, keep - 1] == limit))
+            tied = np.flatnonzero(cut & (scores[:, keep - 1] == limit))
             radius = int(limit) + 1 if binary else float(-limit - 2 * slack)
-            lims, near_scores, near_ids = index.range_search(part[rows], radius)
-            for row, a, b in zip(rows, lims[:-1], lims[1:]):
-                near = near_ids[a:b].astype(np.int64)
-                exact = (near_scores[a:b].astype(np.float64) if binary
-                         else _exact_scores(held, part[row : row + 1], near[None])[0])
-                first = np.lexsort((near, exact))[:keep]
-                found[row, :keep], scores[row, :keep] = near[first], exact[first]
+            for rows in np.array_split(tied, -(-len(tied) // _TIED_ROWS)):  # a few at a time: each may find many
+                lims, near_scores, near_ids = index.range_search(part[rows], radius)
+                for row, a, b in zip(rows, lims[:-1], lims[1:]):
+                    near = near_ids[a:b].astype(np.int64)
+                    exact = (near_scores[a:b].astype(np.float64) if binary
+                             else _exact_scores(held, part[row : row + 1], near[None])[0])
+                    first = np.lexsort((near, exact))[:keep]
+                    found[row, :keep], scores[row, :keep] = near[first], exact[first]
         ids[lo : lo + len(part), :keep], values[lo : lo + len(part), :keep] = found[:, :keep], scores[:, :keep]
     return ids, values
 
