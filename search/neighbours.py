@@ -9,9 +9,9 @@ after adding. So the lists of an exact index are stored with the pair evidence
 as they were is merged with the entries added since (a scan of those alone); a list that held
 an entry since removed or changed, and the list of a query new or changed, is searched again.
 Either way it is the list a search of the whole index gives now. A query or entry is told
-unchanged by a 64-bit key of its row (`row_keys`), stored in place of the row. An approximate
-index's lists are searched again every time: its answers depend on its lists and centroids,
-which adding images moves.
+unchanged by a 64-bit key of its row (`vectors.row_keys`), stored in place of the row. An
+approximate index's lists are searched again every time: its answers depend on its lists and
+centroids, which adding images moves.
 """
 
 from __future__ import annotations
@@ -24,15 +24,11 @@ from numpy.typing import NDArray
 
 from neardup.storage.models import IMAGE
 from neardup.storage.pairs import Columns
-from neardup.storage.vectors import FeatureIndex, Neighbourhoods, build_binary, build_float, ordered_neighbours
+from neardup.storage.vectors import (FeatureIndex, Neighbourhoods, build_binary, build_float, ordered_neighbours,
+                                     row_keys)
 
 _SEP = "|"  # between a list's name and its column's in the stored columns
 _FIELDS = ("query_ids", "keys", "ids", "values")
-# odd multipliers, one per 8 bytes of a row (a 1,280-d float32 vector has 640): a row's key
-# changes whenever any one of its words does
-_MULTIPLIERS = (np.random.default_rng(0).integers(0, 2**63, 1024, dtype=np.int64).astype(np.uint64) << np.uint64(1)) | 1
-
-
 @dataclass(frozen=True)
 class NeighbourList:
     """Each query's nearest entries of an exact index, itself included, in the order of
@@ -55,16 +51,6 @@ class NeighbourList:
 def list_name(algo: str, view: str) -> str:
     """The stored name of the lists of `algo`'s codes of `view` (an image view or a turn)."""
     return f"{algo}:{view}"
-
-
-def row_keys(rows: NDArray) -> NDArray[np.uint64]:
-    """(N,) a 64-bit key of each row of (N, ...) codes or vectors: the sum of its 8-byte words,
-    each times its own odd number (mod 2^64). Two different rows share a key by chance alone."""
-    data = np.ascontiguousarray(rows).view(np.uint8).reshape(len(rows), -1)
-    if data.shape[1] % 8:
-        data = np.concatenate([data, np.zeros((len(data), 8 - data.shape[1] % 8), np.uint8)], axis=1)
-    words = data.view(np.uint64)
-    return (words * _MULTIPLIERS[: words.shape[1]]).sum(axis=1, dtype=np.uint64)
 
 
 def neighbour_list(index: FeatureIndex, feature: str, entries: tuple[NDArray[np.int64], NDArray],

@@ -752,10 +752,10 @@ def ordered_neighbours(index, queries: NDArray, width: int, *,
     entries added since is the list a new search would give (`search.neighbours`)."""
     # identical queries (exact copies' codes) have the same list: each is searched once, or a
     # thousand copies would each range-search all thousand at the distance they tie at
-    unique, inverse = np.unique(queries, axis=0, return_inverse=True) if len(queries) else (queries, None)
-    if len(unique) < len(queries):
-        found = ordered_neighbours(index, unique, width, batch=batch)
-        return found[0][inverse.reshape(-1)], found[1][inverse.reshape(-1)]
+    distinct = _distinct(queries)
+    if distinct is not None:
+        found = ordered_neighbours(index, queries[distinct[0]], width, batch=batch)
+        return found[0][distinct[1]], found[1][distinct[1]]
     ids = np.full((len(queries), width), -1, np.int64)
     values = np.full((len(queries), width), float(FAR))
     total = int(index.ntotal)
@@ -789,6 +789,34 @@ def ordered_neighbours(index, queries: NDArray, width: int, *,
                     found[row, :keep], scores[row, :keep] = near[first], exact[first]
         ids[lo : lo + len(part), :keep], values[lo : lo + len(part), :keep] = found[:, :keep], scores[:, :keep]
     return ids, values
+
+
+def _distinct(rows: NDArray) -> tuple[NDArray[np.intp], NDArray[np.intp]] | None:
+    """(the first of each distinct row, each row's place among those) when some rows repeat;
+    None when all differ. Rows are told apart by `row_keys`, and a shared key is checked to be
+    a shared row (sorting the rows themselves takes seconds for 50,000 1,280-d vectors)."""
+    _, first, inverse = np.unique(row_keys(rows), return_index=True, return_inverse=True)
+    if len(first) == len(rows):
+        return None
+    inverse = inverse.reshape(-1)
+    if not (rows == rows[first[inverse]]).all():
+        return None  # two rows share a key by chance: every row is searched
+    return first, inverse
+
+
+# odd multipliers, one per 8 bytes of a row (a 1,280-d float32 vector has 640): a row's key
+# changes whenever any one of its words does
+_MULTIPLIERS = (np.random.default_rng(0).integers(0, 2**63, 1024, dtype=np.int64).astype(np.uint64) << np.uint64(1)) | 1
+
+
+def row_keys(rows: NDArray) -> NDArray[np.uint64]:
+    """(N,) a 64-bit key of each row of (N, ...) codes or vectors: the sum of its 8-byte words,
+    each times its own odd number (mod 2^64). Two different rows share a key by chance alone."""
+    data = np.ascontiguousarray(rows).view(np.uint8).reshape(len(rows), -1)
+    if data.shape[1] % 8:
+        data = np.concatenate([data, np.zeros((len(data), 8 - data.shape[1] % 8), np.uint8)], axis=1)
+    words = data.view(np.uint64)
+    return (words * _MULTIPLIERS[: words.shape[1]]).sum(axis=1, dtype=np.uint64)
 
 
 def _exact_scores(held: _HeldRows, queries: NDArray[np.float32], found: NDArray[np.int64]) -> NDArray[np.float64]:

@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 
 import neardup
-from neardup.search.neighbours import (NeighbourList, list_name, lists_from_columns, lists_to_columns,
-                                       neighbour_list, row_keys)
+from neardup.search.neighbours import NeighbourList, list_name, lists_from_columns, lists_to_columns, neighbour_list
 from neardup.storage.models import IMAGE
 from neardup.storage.pairs import PairStore
-from neardup.storage.vectors import build_binary, build_float, ordered_neighbours
+from neardup.storage.vectors import build_binary, build_float, ordered_neighbours, row_keys
 
 from test_vectors import ordered_oracle
 
