@@ -9,12 +9,11 @@ few nearest by each vector feature (by the first seed hash without one) and by e
 Without a vector feature, also each image's nearest by the hashes of its turns and mirrors,
 guessed from its own (`hashes.dihedral`): no hash of the image finds a mirrored copy.
 
-When images are added to a catalog whose candidates are known, each list of an exact index
-(a hash's, or a vector feature's below `exact_below`) is brought up to date from the known
-one (`neighbours`), an approximate index's lists are searched again (FAISS queries), and the
-range pairs by cosine, which no other image can change, are searched only from the added
-images (`new`) and the known ones (`known_range`) kept: then the candidates are exactly those
-of a search of the whole catalog over the same indexes.
+When images are added to a catalog whose candidates are known, each list of an index (a
+hash's, a vector feature's, exact or an inverted file) is brought up to date from the known
+one (`neighbours`), and the range pairs by cosine, which no other image can change, are
+searched only from the added images (`new`) and the known ones (`known_range`) kept: then the
+candidates are those of a search of the whole catalog over the same indexes.
 """
 
 from __future__ import annotations
@@ -120,9 +119,9 @@ def pair_candidates(catalog: Catalog, threshold: float, weights: dict[str, float
 
 
 class _Lister:
-    """Each query's nearest entries by a hash or a vector feature: an exact index's lists
-    brought up to date from the `known` ones and kept in `lists` (`neighbours`); an
-    approximate index searched."""
+    """Each query's nearest entries by a hash or a vector feature: an index's lists brought
+    up to date from the `known` ones and kept in `lists` (`neighbours`); an approximate index
+    that keeps no lists (a binary inverted file, or one trained before lists were kept) searched."""
 
     def __init__(self, catalog: Catalog, known: Mapping[str, NeighbourList], lists: dict[str, NeighbourList]) -> None:
         self.catalog, self.known, self.lists = catalog, known, lists
@@ -132,14 +131,16 @@ class _Lister:
         """Each of (`ids`, `rows`)'s k nearest other entries of `feature`'s index; `view` names
         the rows (an image view, or a turn)."""
         index: FeatureIndex = self.catalog.index(feature)
-        if not index.exact():
+        training = None if index.exact() else index.training()
+        if not index.exact() and training is None:
             return index.neighbourhoods(rows, ids, k)
         if view == IMAGE:  # the whole images' rows are the index's entries
             self._entries[feature] = (ids, rows)
         elif feature not in self._entries:
             self._entries[feature] = (self.catalog.hashes if index.binary else self.catalog.vectors)(feature, IMAGE)
-        name = list_name(feature, view)
-        self.lists[name] = neighbour_list(index, feature, self._entries[feature], ids, rows, k + 1, name, self.known)
+        name = list_name(feature, view, training)
+        self.lists[name] = neighbour_list(index, feature, self._entries[feature], ids, rows, k + 1, name, self.known,
+                                          training)
         return self.lists[name].neighbourhoods()
 
 

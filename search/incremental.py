@@ -8,13 +8,12 @@ evidence key). So the judgements are stored in the catalog (`storage.pairs`), an
 1. compares the images whose pairs are stored (with the content each had) with the images
    the collection holds now, one per content (an exact copy is judged through its content's
    first image);
-2. finds the candidate pairs again (`pair_candidates`: the stored lists of exact indexes
-   brought up to date, `neighbours`; an approximate index's lists, FAISS queries; range
-   pairs only from the images new or changed), and judges only the pairs that touch an
-   image new or changed, or that were not candidates before, or became candidates in
-   another way (marked for verification or not, in range or not: what a judgement depends
-   on); every other pair keeps its stored judgement, and those of images gone or changed
-   are dropped. With nothing stored, or more new images than old, it judges all;
+2. finds the candidate pairs again (`pair_candidates`: the stored neighbour lists brought
+   up to date, `neighbours`; range pairs only from the images new or changed), and judges
+   only the pairs that touch an image new or changed, or that were not candidates before,
+   or became candidates in another way (marked for verification or not, in range or not:
+   what a judgement depends on); every other pair keeps its stored judgement, and those of
+   images gone or changed are dropped. With nothing stored, or more new images than old, it judges all;
 3. searches the containers' strips (`strips`: the part of an image its match leaves free)
    again from the judged pairs, cheaply (colour thumbnails; a container's strip, a
    homography with its partner, kept from before while both images are as they were), and

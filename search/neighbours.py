@@ -9,9 +9,16 @@ after adding. So the lists of an exact index are stored with the pair evidence
 as they were is merged with the entries added since (a scan of those alone); a list that held
 an entry since removed or changed, and the list of a query new or changed, is searched again.
 Either way it is the list a search of the whole index gives now. A query or entry is told
-unchanged by a 64-bit key of its row (`vectors.row_keys`), stored in place of the row. An
-approximate index's lists are searched again every time: its answers depend on its lists and
-centroids, which adding images moves.
+unchanged by a 64-bit key of its row (`vectors.row_keys`), stored in place of the row.
+
+An inverted file of vectors (an approximate index) answers from the entries filed under the
+`nprobe` centroids nearest to the query, and adding images moves no centroid (they are filed
+under the ones there are, until it is trained again). So its lists are kept too, each with
+the lists it probed (`FeatureIndex.probes`), and merged with a search of those lists among
+the added entries alone (`FeatureIndex.preassigned`): the list its search of the whole index
+gives, without each query's scan of the centroids and of every entry in its lists again. Such
+lists are stored under the name of the index's training (`FeatureIndex.training`): trained or
+tuned again, it answers differently, and every list is searched again.
 """
 
 from __future__ import annotations
@@ -29,17 +36,23 @@ from neardup.storage.vectors import (FeatureIndex, Neighbourhoods, build_binary,
 
 _SEP = "|"  # between a list's name and its column's in the stored columns
 _FIELDS = ("query_ids", "keys", "ids", "values")
+_PROBES = ("coarse", "probes")  # an inverted file's lists also keep the lists they probed
+
+
 @dataclass(frozen=True)
 class NeighbourList:
     """Each query's nearest entries of an exact index, itself included, in the order of
     `vectors.ordered_neighbours`: `query_ids` (Q,) int64 ascending, the `keys` (Q,) uint64 of
     the rows they were found for (`row_keys`), `ids` (Q, W) int64 (-1 past the last) and
-    their scores `values` (Q, W) float64."""
+    their scores `values` (Q, W) float64; of an inverted file, the inverted lists each query
+    probed (`FeatureIndex.probes`: scores `coarse` (Q, P) float32, numbers `probes` (Q, P))."""
 
     query_ids: NDArray[np.int64]
     keys: NDArray[np.uint64]
     ids: NDArray[np.int64]
     values: NDArray[np.float64]
+    coarse: NDArray[np.float32] | None = None
+    probes: NDArray[np.int64] | None = None
 
     def neighbourhoods(self) -> Neighbourhoods:
         """The lists without each query's own entry, as `FeatureIndex.neighbourhoods` gives
@@ -48,47 +61,72 @@ class NeighbourList:
                               self.values)
 
 
-def list_name(algo: str, view: str) -> str:
-    """The stored name of the lists of `algo`'s codes of `view` (an image view or a turn)."""
-    return f"{algo}:{view}"
+def list_name(algo: str, view: str, training: str | None = None) -> str:
+    """The stored name of the lists of `algo`'s codes of `view` (an image view or a turn), in
+    an inverted file of that `training` (`FeatureIndex.training`)."""
+    return f"{algo}:{view}" + (f"@{training}" if training else "")
 
 
 def neighbour_list(index: FeatureIndex, feature: str, entries: tuple[NDArray[np.int64], NDArray],
                    query_ids: NDArray[np.int64], queries: NDArray, width: int, name: str,
-                   known: Mapping[str, NeighbourList]) -> NeighbourList:
-    """Each query's `width` nearest entries of `feature`'s exact `index`, which holds `entries`
-    (ids ascending, rows): the list stored as `name` in `known` brought up to date where it
-    can be, searched otherwise. `known`'s whole-image list of `feature` tells its entries then."""
-    before, stored = known.get(list_name(feature, IMAGE)), known.get(name)
+                   known: Mapping[str, NeighbourList], training: str | None = None) -> NeighbourList:
+    """Each query's `width` nearest entries of `feature`'s exact `index`, or of its inverted
+    file of that `training`, which holds `entries` (ids ascending, rows): the list stored as
+    `name` in `known` brought up to date where it can be, searched otherwise. `known`'s
+    whole-image list of `feature` tells its entries then."""
+    before, stored = known.get(list_name(feature, IMAGE, training)), known.get(name)
     keys = row_keys(queries)
     ids = np.full((len(query_ids), width), -1, np.int64)
     values = np.zeros((len(query_ids), width))
     kept = np.zeros(len(query_ids), bool)
-    if before is not None and stored is not None and stored.ids.shape[1] == width:
+    probed = None
+    if training is not None:
+        probed = (np.zeros((len(query_ids), 0), np.float32), np.zeros((len(query_ids), 0), np.int64))
+    if before is not None and stored is not None and stored.ids.shape[1] == width and \
+            (stored.probes is None) == (training is None):
         entry_keys = keys if entries[0] is query_ids else row_keys(entries[1])  # whole images: the entries
         at = _positions(query_ids, stored.query_ids)
         kept = _unchanged(query_ids, keys, stored.query_ids, stored.keys)
         removed = before.query_ids[~_unchanged(before.query_ids, before.keys, entries[0], entry_keys)]
         kept[kept] = ~np.isin(stored.ids[at[kept]], removed).any(axis=1)
         ids[kept], values[kept] = stored.ids[at[kept]], stored.values[at[kept]]
+        if probed is not None:
+            probed = (np.zeros((len(query_ids), stored.coarse.shape[1]), np.float32),
+                      np.zeros((len(query_ids), stored.probes.shape[1]), np.int64))
+            probed[0][kept], probed[1][kept] = stored.coarse[at[kept]], stored.probes[at[kept]]
         added = ~_unchanged(entries[0], entry_keys, before.query_ids, before.keys)
         if kept.any() and added.any():
-            build = build_binary if entries[1].dtype == np.uint8 else build_float
-            more = ordered_neighbours(build(entries[0][added], entries[1][added]), queries[kept], width)
+            if probed is not None:
+                more = index.preassigned(queries[kept], (probed[0][kept], probed[1][kept]), width,
+                                         among=(entries[0][added], entries[1][added]))
+            else:
+                build = build_binary if entries[1].dtype == np.uint8 else build_float
+                more = ordered_neighbours(build(entries[0][added], entries[1][added]), queries[kept], width)
             ids[kept], values[kept] = _merged((ids[kept], values[kept]), more, width)
     if not kept.all():
-        ids[~kept], values[~kept] = index.ordered(queries[~kept], width)
-    return NeighbourList(query_ids, keys, ids, values)
+        if probed is not None:
+            found = index.probes(queries[~kept])
+            if probed[1].shape[1] != found[1].shape[1]:
+                probed = tuple(np.zeros((len(query_ids), f.shape[1]), f.dtype) for f in found)
+            probed[0][~kept], probed[1][~kept] = found
+            ids[~kept], values[~kept] = index.preassigned(queries[~kept], found, width)
+        else:
+            ids[~kept], values[~kept] = index.ordered(queries[~kept], width)
+    return NeighbourList(query_ids, keys, ids, values, *(probed or (None, None)))
 
 
 def lists_to_columns(lists: Mapping[str, NeighbourList]) -> Columns:
     """The lists as named columns for `storage.pairs` (a hash's distances in 16 bits)."""
     out: Columns = {}
     for name, found in lists.items():
-        for field in _FIELDS:
+        for field in _FIELDS + (_PROBES if found.probes is not None else ()):
             column = getattr(found, field)
             if field == "values" and np.array_equal(column, column.astype(np.int16)):
                 column = column.astype(np.int16)
+            elif field == "values" and np.array_equal(column, column.astype(np.float32)):
+                column = column.astype(np.float32)  # an inverted file's scores are float32
+            elif field == "probes":
+                column = column.astype(np.int32)
             out[f"{name}{_SEP}{field}"] = column
     return out
 
@@ -96,9 +134,14 @@ def lists_to_columns(lists: Mapping[str, NeighbourList]) -> Columns:
 def lists_from_columns(columns: Columns) -> dict[str, NeighbourList]:
     """The lists `lists_to_columns` stored."""
     names = {key.rpartition(_SEP)[0] for key in columns}
-    return {name: NeighbourList(*(columns[f"{name}{_SEP}{f}"].astype(np.float64) if f == "values"
-                                  else columns[f"{name}{_SEP}{f}"] for f in _FIELDS))
-            for name in names if all(f"{name}{_SEP}{f}" in columns for f in _FIELDS)}
+    out = {}
+    for name in (n for n in names if all(f"{n}{_SEP}{f}" in columns for f in _FIELDS)):
+        found = [columns[f"{name}{_SEP}{f}"] for f in _FIELDS]
+        probed = [columns.get(f"{name}{_SEP}{f}") for f in _PROBES]
+        out[name] = NeighbourList(*found[:3], found[3].astype(np.float64),
+                                  *((None, None) if any(p is None for p in probed)
+                                    else (probed[0].astype(np.float32), probed[1].astype(np.int64))))
+    return out
 
 
 def _positions(ids: NDArray[np.int64], among: NDArray[np.int64]) -> NDArray[np.int64]:

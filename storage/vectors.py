@@ -345,6 +345,35 @@ class FeatureIndex:
             raise ValueError(f"{self.feature}: only an exact index gives ordered neighbours")
         return ordered_neighbours(built.index, queries, width)
 
+    def training(self) -> str | None:
+        """What an inverted file of vectors answers by besides its entries (its centroids and
+        codebooks, its nprobe), as a token that changes when it is trained or tuned again;
+        None for an exact index, a binary one, or one built before the token was kept."""
+        built = self._current()
+        if built.tuning.exact or self.binary or "trained" not in built.meta:
+            return None
+        return f"{built.meta['trained']}.{built.tuning.nprobe}"
+
+    def probes(self, queries: NDArray) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        """Each query's `nprobe` nearest inverted lists of an inverted file, as its search
+        finds them: (their scores, their numbers), (Q, nprobe) each."""
+        ivf = faiss.extract_index_ivf(self._current().index)
+        with _threads_for(len(queries)):
+            return ivf.quantizer.search(np.ascontiguousarray(queries, np.float32), ivf.nprobe)
+
+    def preassigned(self, queries: NDArray, probed: tuple[NDArray[np.float32], NDArray[np.int64]], width: int,
+                    among: tuple[NDArray[np.int64], NDArray] | None = None
+                    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """(ids, minus scores) (Q, width): each query's `width` nearest entries of an inverted
+        file in the lists `probed` (`probes`), by score then id (-1 at `FAR` past the last),
+        as its search would rank them; with `among` (ids, rows), of those rows alone, filed
+        under the same centroids: the part of a search that rows added since would take."""
+        index = self._current().index
+        if among is not None:
+            index = _emptied(index)
+            index.add_with_ids(np.ascontiguousarray(among[1], np.float32), among[0])
+        return _preassigned(index, np.ascontiguousarray(queries, np.float32), probed, width)
+
     def state(self) -> IndexState:
         """The index file's state, read without building anything."""
         built = self._read()
@@ -460,6 +489,8 @@ class FeatureIndex:
                 return self._build(generation, flat_after=len(ids))
         meta = {"catalog": self.catalog.identity, "generation": generation, "source": self._source(),
                 "tuning": asdict(tuning)}
+        if description != ann.EXACT:
+            meta["trained"] = os.urandom(8).hex()  # this training's token (`training`)
         built = _Built(generation, index, meta, ids, contents)
         self._save(built, index_changed=True)
         return built
@@ -789,6 +820,46 @@ def ordered_neighbours(index, queries: NDArray, width: int, *,
                     found[row, :keep], scores[row, :keep] = near[first], exact[first]
         ids[lo : lo + len(part), :keep], values[lo : lo + len(part), :keep] = found[:, :keep], scores[:, :keep]
     return ids, values
+
+
+def _preassigned(index, queries: NDArray[np.float32], probed: tuple[NDArray[np.float32], NDArray[np.int64]],
+                 width: int, *, batch: int = 4096) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """See `FeatureIndex.preassigned`: `_TIE_SLACK` more are searched, so that entries tied
+    at the width's edge are ranked by id whichever of them the scan met first."""
+    ids = np.full((len(queries), width), -1, np.int64)
+    values = np.full((len(queries), width), float(FAR))
+    reach = min(width + _TIE_SLACK, int(index.ntotal))
+    if not reach:
+        return ids, values
+    keep = min(width, reach)
+    coarse, lists = probed
+    for lo in range(0, len(queries), batch):
+        part = slice(lo, lo + batch)
+        with _threads_for(len(queries[part])):
+            dist, found = index.search_preassigned(queries[part], reach, np.ascontiguousarray(lists[part], np.int64),
+                                                   np.ascontiguousarray(coarse[part], np.float32))
+        scores = np.where(found == -1, float(FAR), -dist.astype(np.float64))
+        order = np.lexsort((np.where(found == -1, np.iinfo(np.int64).max, found), scores))[:, :keep]
+        ids[part, :keep] = np.take_along_axis(found, order, 1)
+        values[part, :keep] = np.take_along_axis(scores, order, 1)
+    return ids, values
+
+
+def _emptied(index):
+    """An empty inverted file trained as `index` is (its centroids and codebooks, its nprobe),
+    without copying its entries: its lists are set aside while it is cloned."""
+    ivf = faiss.extract_index_ivf(index)
+    lists, owned = ivf.invlists, ivf.own_invlists
+    empty = faiss.ArrayInvertedLists(ivf.nlist, ivf.code_size)
+    ivf.own_invlists = False  # or setting the empty lists would free the index's own
+    ivf.replace_invlists(empty, False)
+    try:
+        copy = faiss.clone_index(index)
+    finally:
+        ivf.replace_invlists(lists, owned)
+    faiss.extract_index_ivf(copy).ntotal = 0
+    copy.ntotal = 0
+    return copy
 
 
 def _distinct(rows: NDArray) -> tuple[NDArray[np.intp], NDArray[np.intp]] | None:

@@ -4,6 +4,8 @@ the lists that cannot be merged are searched again."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -13,6 +15,7 @@ from neardup.storage.models import IMAGE
 from neardup.storage.pairs import PairStore
 from neardup.storage.vectors import build_binary, build_float, ordered_neighbours, row_keys
 
+from test_ann import FLOAT, _clustered, _records, synthetic  # noqa: F401 (a fixture)
 from test_vectors import ordered_oracle
 
 WIDTH = 6
@@ -119,3 +122,56 @@ def test_lists_survive_the_pair_store(tmp_path) -> None:
     for name, found in lists.items():
         for field in ("query_ids", "keys", "ids", "values"):
             assert np.array_equal(getattr(back[name], field), getattr(found, field))
+
+
+def _searched(index, queries: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """FAISS's own search of the whole inverted file: (ids, minus scores), as a set per row."""
+    import faiss
+    distances, found = faiss.extract_index_ivf(index._current().index).search(queries, width)
+    return found, -distances.astype(np.float64)
+
+
+def test_an_inverted_files_lists_brought_up_to_date_are_what_its_search_gives(synthetic) -> None:
+    """Images added to, removed from and changed in an inverted file are filed under the
+    centroids it has: a kept list merged with a search of the added entries alone, in the
+    lists the query probed, is the list FAISS's search of the whole file gives, and only the
+    lists of queries new or changed, or that held an entry removed, are searched again."""
+    index = synthetic.index(FLOAT)
+    training = index.training()
+    assert training is not None
+    ids, vectors = synthetic.vectors(FLOAT)
+    name = list_name(FLOAT, IMAGE, training)
+    first = neighbour_list(index, FLOAT, (ids, vectors), ids, vectors, WIDTH, name, {}, training)
+    want = _searched(index, vectors, WIDTH)
+    assert (np.sort(first.ids, axis=1) == np.sort(want[0], axis=1)).all()
+    assert np.abs(first.values - want[1]).max() < 1e-5
+    known = lists_from_columns(lists_to_columns({name: first}))  # as stored and read back
+    assert known[name].probes.shape == (len(ids), int(index.state().nprobe))
+
+    codes, more = _clustered(4300, 0)
+    synthetic.write(_records(codes[4000:], more[4000:], 4000))  # 300 added
+    synthetic.remove(ids[:40].tolist())  # 40 removed
+    synthetic.write([replace(r, sha256="e" + r.sha256[1:], vectors={"image": {FLOAT: -r.vectors["image"][FLOAT]}})
+                     for r in _records(codes[3500:3503], more[3500:3503], 3500)])  # 3 changed
+    now_ids, now_vectors = synthetic.vectors(FLOAT)
+    assert index.training() == training and len(index) == 4260  # refreshed in place, not trained again
+    probed = []
+    probes = index.probes
+
+    def counted(queries):
+        probed.append(len(queries))
+        return probes(queries)
+
+    index.probes = counted
+    got = neighbour_list(index, FLOAT, (now_ids, now_vectors), now_ids, now_vectors, WIDTH, name, known, training)
+    want = _searched(index, now_vectors, WIDTH)
+    assert (np.sort(got.ids, axis=1) == np.sort(want[0], axis=1)).all()
+    assert np.abs(got.values - want[1]).max() < 1e-5
+    before = known[name]
+    was = dict(zip(ids.tolist(), vectors))
+    changed = [i for i, v in zip(now_ids.tolist(), now_vectors) if i in was and not np.array_equal(v, was[i])]
+    added = np.setdiff1d(now_ids, ids)
+    assert len(changed) == 3 and len(added) == 300
+    gone = np.concatenate([ids[:40], changed])
+    stale = np.isin(now_ids, np.concatenate([before.query_ids[np.isin(before.ids, gone).any(axis=1)], gone, added]))
+    assert sum(probed) == stale.sum() < len(now_ids) / 4
