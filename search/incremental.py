@@ -53,7 +53,7 @@ from .evidence import (BLOCK, BOX_FIRST, BOX_SECOND, BOXED, INLIERS, RECOLOURED,
 from .features import features_of
 from .neighbours import lists_from_columns, lists_to_columns
 from .overlay import has_overlay
-from .strips import Strip, containers, packed, strip_candidates, unpacked
+from .strips import Strip, StripLists, containers, packed, strip_candidates, unpacked
 from .verify import VERIFY_THRESHOLD, Side, Verification, content_differs, either_beside, on_content
 
 # Bumped whenever the code that judges pairs changes what it returns: stored judgements of
@@ -238,10 +238,12 @@ def judged_pairs(catalog: Catalog, threshold: float, *, merge: Mapping[int, int]
     old = _still(_rows_where(stored_pairs, lambda c: c[STRIP] == 0), candidates, judge)
     pairs = _concat(old, fresh)
     known_strips = {} if full else _stored_strips(stored.lists, new, gone)
-    strip_candidates_, strip_pairs, strips_verified, found_strips = (
+    known_lists = None if full else _stored_strip_lists(stored.lists)
+    strip_candidates_, strip_pairs, strips_verified, found_strips, strip_lists = (
         _strip_links(catalog, pairs, kinds, threshold, candidates, sorted(current), old_strips,
-                     _rows_where(stored_pairs, lambda c: c[STRIP] != 0), policy, workers, known_strips)
-        if verifying else ({}, {}, 0, {}))
+                     _rows_where(stored_pairs, lambda c: c[STRIP] != 0), policy, workers, known_strips,
+                     known_lists, new)
+        if verifying else ({}, {}, 0, {}, None))
     pairs = _concat(pairs, strip_pairs)
     ordinary = {FIRST: candidates.pairs[:, 0].copy(), SECOND: candidates.pairs[:, 1].copy(),
                 VERIFY: candidates.verify, IN_RANGE: candidates.in_range,
@@ -249,7 +251,8 @@ def judged_pairs(catalog: Catalog, threshold: float, *, merge: Mapping[int, int]
     _store(store, images={IMAGE_ID: np.array(sorted(current), np.int64),
                           CONTENT: np.array([current[i] for i in sorted(current)], np.uint64)},
            candidates=_concat(ordinary, strip_candidates_), pairs=pairs, generation=generation,
-           lists={**lists_to_columns(candidates.lists), **_strips_to_columns(found_strips)})
+           lists={**lists_to_columns(candidates.lists), **_strips_to_columns(found_strips),
+                  **_strip_lists_to_columns(strip_lists)})
     judged = _judged(pairs, kinds)
     report = EvidenceReport(reused=len(old.get(FIRST, ())), computed=len(judge),
                             verified=int((computed.get(INLIERS, np.zeros(0)) >= 0).sum()) + strips_verified,
@@ -299,21 +302,25 @@ def _still(pairs: Columns, candidates: PairCandidates, judged: NDArray[np.int64]
 
 def _strip_links(catalog: Catalog, pairs: Columns, kinds: list[str], threshold: float, candidates: PairCandidates,
                  ids: list[int], old_candidates: Columns, old_links: Columns, policy: AutoPolicy, workers: int,
-                 known_strips: Mapping[tuple[int, int], Strip | None]
-                 ) -> tuple[Columns, Columns, int, dict[tuple[int, int], Strip | None]]:
+                 known_strips: Mapping[tuple[int, int], Strip | None], known_lists: StripLists | None,
+                 new: NDArray[np.int64]
+                 ) -> tuple[Columns, Columns, int, dict[tuple[int, int], Strip | None], StripLists]:
     """(strip candidates, strip links, verifications done, each container's strip by
-    (container, partner)) of the judged `pairs` (`strips`): the containers' strips are found
-    again where `known_strips` lacks them (a homography each), their strip candidates found
-    again (colour thumbnails, cheap), and only those not verified before with the same strip
-    are verified now (on `workers` processes)."""
+    (container, partner), the lists its strip candidates were drawn from) of the judged
+    `pairs` (`strips`): the containers' strips are found again where `known_strips` lacks
+    them (a homography each), their strip candidates drawn from `known_lists` brought up to
+    date with the images `new` or changed (colour thumbnails), and only those not verified
+    before with the same strip are verified now (on `workers` processes)."""
     judged = _judged(pairs, kinds)
     keep = verified_links(judged.pairs, judged.evidence, judged.content_differs(), threshold, policy)
     wanted: dict[tuple[int, int], tuple[int, int, int]] = {}
     partners = containers(judged.pairs, keep | judged.beside_pictures(), judged.regions())
     strips_found = strips_of(catalog, partners, known_strips)
     found_strips = {container: strip for (container, _), strip in strips_found.items() if strip is not None}
-    for container, other, strip in strip_candidates(found_strips, judged.pairs[keep],
-                                                   lambda some: layouts_of(catalog, some), ids):
+    with_layouts = np.intersect1d(np.asarray(ids, np.int64), catalog.colour_layout_ids())
+    drawn, lists = strip_candidates(found_strips, judged.pairs[keep], lambda some: layouts_of(catalog, some),
+                                    with_layouts, known_lists, new)
+    for container, other, strip in drawn:
         wanted.setdefault((min(container, other), max(container, other)),
                           (container, other, packed(strip, in_place=other not in partners)))
     before = set(zip(old_candidates.get(FIRST, np.zeros(0, np.int64)).tolist(),
@@ -339,7 +346,7 @@ def _strip_links(catalog: Catalog, pairs: Columns, kinds: list[str], threshold: 
     strip_columns = {FIRST: np.array([a for a, _ in keys], np.int64), SECOND: np.array([b for _, b in keys], np.int64),
                      VERIFY: np.zeros(len(keys), bool), IN_RANGE: np.zeros(len(keys), bool),
                      STRIP: np.array([key_of[k][2] for k in keys], np.uint64)}
-    return strip_columns, _concat(links, new_links), len(todo), strips_found
+    return strip_columns, _concat(links, new_links), len(todo), strips_found, lists
 
 
 # each container's strip beside the neighbour lists (`neighbours`), by container and partner
@@ -353,6 +360,24 @@ def _strips_to_columns(strips: Mapping[tuple[int, int], Strip | None]) -> Column
     strip = [-1 if strips[k] is None else packed(strips[k]) for k in keys]
     return dict(zip(_STRIPS, (np.array([c for c, _ in keys], np.int64), np.array([p for _, p in keys], np.int64),
                               np.array(strip, np.int64))))
+
+
+# the lists the containers' strip candidates were drawn from (`StripLists`)
+_STRIP_LISTS = ("striplists|containers", "striplists|strips", "striplists|ids", "striplists|values",
+                "striplists|entries")
+
+
+def _strip_lists_to_columns(lists: StripLists | None) -> Columns:
+    if lists is None:
+        return {}
+    return dict(zip(_STRIP_LISTS, (lists.containers, lists.strips, lists.ids, lists.values, lists.entries)))
+
+
+def _stored_strip_lists(columns: Columns) -> StripLists | None:
+    """The lists `_strip_lists_to_columns` stored, if any."""
+    if not all(k in columns for k in _STRIP_LISTS):
+        return None
+    return StripLists(*(columns[k] for k in _STRIP_LISTS))
 
 
 def _stored_strips(columns: Columns, new: NDArray[np.int64], gone: list[int]) -> dict[tuple[int, int], Strip | None]:

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -73,6 +74,11 @@ MIN_COLOUR_STRIP = 0.3  # of the container's area, the least strip a colour link
 MIN_SPREAD = 5.0  # standard deviation of the strip's cells, in levels: less is a flat margin
 _LAYOUT_CHUNK = 4096  # layouts read at once when building the thumbnails
 _SIMILARITIES = 1 << 24  # strip thumbnails compared at once (containers x images): 64 MB of float32
+LISTED = 64  # images kept most alike each container's strip (`StripLists`): TOP, itself and a group of 53
+_SLACK = 32  # images past a list's width the float32 product picks, scored again exactly
+_RESCORED = 256  # containers scored exactly at once (float64: 256 x 96 x 192 x 8 B)
+_ROUNDING = 1e-5  # more than a float32 correlation of unit thumbnails can be off the exact one
+_WHOLE = 4096  # images scored exactly at once when a container's row is scored whole
 
 Strip = tuple[int, int, int, int]  # left, top, right, bottom, in LAYOUT_SIDE cells of the container's frame
 _FULL = (1 << (REGION_GRID * REGION_GRID)) - 1
@@ -137,50 +143,123 @@ def strip_of(container: LocalFeatures, partner: LocalFeatures, container_layout:
     return best if _area(best) >= MIN_FREE * side * side else None
 
 
+@dataclass(frozen=True)
+class StripLists:
+    """Each container's `LISTED` images most alike its strip, kept from one run to the next:
+    `containers` (C,) ascending, their strips (C,) `packed`, `ids` (C, LISTED) int64 (-1 past
+    the last) and `values` (C, LISTED) float64 (minus the thumbnails' correlation), by value
+    then id; and the images they were drawn from (`entries`, ascending)."""
+
+    containers: NDArray[np.int64]
+    strips: NDArray[np.int64]
+    ids: NDArray[np.int64]
+    values: NDArray[np.float64]
+    entries: NDArray[np.int64]
+
+
 def strip_candidates(strips: Mapping[int, Strip], kept_pairs: NDArray[np.int64],
                      layouts: Callable[[Sequence[int]], Mapping[int, ColourLayout]],
-                     ids: Sequence[int]) -> list[tuple[int, int, Strip]]:
+                     ids: Sequence[int], known: StripLists | None = None,
+                     changed: Sequence[int] = ()) -> tuple[list[tuple[int, int, Strip]], StripLists]:
     """(container, candidate, strip) for each container's TOP strip candidates among `ids`
-    (one per content), outside its group (the components of `kept_pairs`)."""
-    if not strips:
-        return []
+    (ascending, those with a layout), outside its group (the components of `kept_pairs`);
+    and each container's list of the images most alike its strip, from which they were
+    picked. A `known` list of a container as it was (not among the images `changed` since),
+    with the same strip, that holds no image since removed or changed, is merged with the
+    images added or changed since; every other list is searched: either way, the list a
+    search of all `ids` gives now."""
+    entries = np.asarray(ids, np.int64)
     group = components(kept_pairs)
     sizes = Counter(group.values())
     own = layouts(list(strips))
-    known, thumbs = _thumbnails(ids, layouts)
     wanted = [(image, strip) for image, strip in sorted(strips.items()) if image in own]
+    names = np.array([image for image, _ in wanted], np.int64)
+    keys = np.array([packed(strip) for _, strip in wanted], np.int64)
+    queries = np.stack([_thumbnail(own[image].cells[top:bottom, left:right])
+                        for image, (left, top, right, bottom) in wanted]) if wanted else np.zeros((0, 1), np.float32)
+    listed = (np.full((len(wanted), LISTED), -1, np.int64), np.full((len(wanted), LISTED), np.inf))
+    kept = np.zeros(len(wanted), bool)
+    every: list[tuple[NDArray[np.int64], NDArray[np.float32]]] = []
+
+    def thumbnails() -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        if not every:  # every image's thumbnail, read once, and only when a list is searched
+            every.append(_thumbnails(entries.tolist(), layouts))
+        return every[0]
+
+    if known is not None and len(known.containers) and known.ids.shape[1] == LISTED and len(wanted):
+        changed = np.asarray(changed, np.int64)
+        removed = np.union1d(np.setdiff1d(known.entries, entries), np.intersect1d(changed, known.entries))
+        added = np.union1d(np.setdiff1d(entries, known.entries), np.intersect1d(changed, entries))
+        at = np.clip(np.searchsorted(known.containers, names), 0, len(known.containers) - 1)
+        kept = (known.containers[at] == names) & (known.strips[at] == keys) & ~np.isin(names, changed)
+        kept[kept] = ~np.isin(known.ids[at[kept]], removed).any(axis=1)
+        listed[0][kept], listed[1][kept] = known.ids[at[kept]], known.values[at[kept]]
+        if kept.any() and len(added):
+            more = _most_alike(queries[kept], *_thumbnails(added.tolist(), layouts), LISTED)
+            listed[0][kept], listed[1][kept] = _merged((listed[0][kept], listed[1][kept]), more, LISTED)
+    if not kept.all():
+        listed[0][~kept], listed[1][~kept] = _most_alike(queries[~kept], *thumbnails(), LISTED)
     out = []
-    # every container is compared with every image: as one matrix product per chunk of
-    # containers (a product per container was most of an incremental run at 100,000 images)
-    chunk = max(1, _SIMILARITIES // max(1, len(known)))
-    for start in range(0, len(wanted), chunk):
-        batch = wanted[start:start + chunk]
-        queries = np.stack([_thumbnail(own[image].cells[top:bottom, left:right])
-                            for image, (left, top, right, bottom) in batch])
-        for similar, (image, strip) in zip(queries @ thumbs.T, batch):
-            mine = group.get(image)
-            picked = 0
-            # the image itself and its group are skipped: the TOP others are among these
-            for j in _most_similar(similar, TOP + 1 + (sizes[mine] if mine is not None else 0)).tolist():
-                other = int(known[j])
-                if other == image or (mine is not None and group.get(other) == mine):
-                    continue
-                out.append((image, other, strip))
-                picked += 1
-                if picked == TOP:
-                    break
+    for row, (image, strip) in enumerate(wanted):
+        mine = group.get(image)
+
+        def picked(ranked: NDArray[np.int64]) -> list[int]:
+            return [other for other in ranked.tolist()
+                    if other != -1 and other != image and (mine is None or group.get(other) != mine)][:TOP]
+
+        found = picked(listed[0][row])
+        if len(found) < TOP and listed[0][row, -1] != -1:  # its group filled the list: a deeper search
+            found = picked(_most_alike(queries[row:row + 1], *thumbnails(), TOP + 1 + sizes[mine])[0][0])
+        out += [(image, other, strip) for other in found]
+    return out, StripLists(names, keys, listed[0], listed[1], entries)
+
+
+def _most_alike(queries: NDArray[np.float32], ids: NDArray[np.int64], thumbs: NDArray[np.float32],
+                width: int) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """(ids, values) (Q, width): each query thumbnail's `width` most alike `thumbs` (of `ids`
+    ascending), by minus their correlation summed in float64, then id; -1 at inf past the
+    last. A float32 product picks `_SLACK` more, which are scored again: its rounding depends
+    on how the product is cut, and a list merged with later images must be a new search's."""
+    out = (np.full((len(queries), width), -1, np.int64), np.full((len(queries), width), np.inf))
+    if not len(ids) or not len(queries):
+        return out
+    reach, keep = min(width + _SLACK, len(ids)), min(width, len(ids))
+    chunk = max(1, min(_RESCORED, _SIMILARITIES // len(ids)))
+    for lo in range(0, len(queries), chunk):
+        part = queries[lo:lo + chunk]
+        similar = part @ thumbs.T
+        if reach < len(ids):
+            near = np.argpartition(-similar, reach - 1, axis=1)[:, :reach]
+            # the least similarity picked: an image not picked may tie with (or, rounded, beat)
+            # it (a flat strip's thumbnail is 0 and ties with every image): such a row is scored whole
+            edge = -np.take_along_axis(similar, near, 1).min(axis=1).astype(np.float64)
+        else:
+            near, edge = np.tile(np.arange(len(ids)), (len(part), 1)), np.full(len(part), np.inf)
+        scores = _exact(part, thumbs, near)
+        for row in np.flatnonzero(np.sort(scores, axis=1)[:, keep - 1] >= edge - _ROUNDING):
+            whole = np.concatenate([_exact(part[row:row + 1], thumbs, np.arange(i, min(i + _WHOLE, len(ids)))[None])
+                                    for i in range(0, len(ids), _WHOLE)], axis=1)[0]
+            first = np.lexsort((ids, whole))[:reach]
+            near[row], scores[row] = first, whole[first]
+        found = ids[near]
+        order = np.lexsort((found, scores))[:, :keep]
+        out[0][lo:lo + chunk, :keep] = np.take_along_axis(found, order, 1)
+        out[1][lo:lo + chunk, :keep] = np.take_along_axis(scores, order, 1)
     return out
 
 
-def _most_similar(similar: NDArray[np.float32], count: int) -> NDArray[np.intp]:
-    """Indices of at least the `count` largest of `similar`, largest first, ties in index order:
-    what a stable sort of all of them begins with, without sorting them all."""
-    if count >= len(similar):
-        return np.argsort(-similar, kind="stable")
-    negated = -similar
-    kth = np.partition(negated, count - 1)[count - 1]
-    near = np.flatnonzero(negated <= kth)
-    return near[np.argsort(negated[near], kind="stable")]
+def _exact(queries: NDArray[np.float32], thumbs: NDArray[np.float32], near: NDArray[np.intp]) -> NDArray[np.float64]:
+    """(Q, R) minus each query's correlation with its `near` thumbnails, summed in float64
+    along each pair's own row (the same sum whatever else is scored with it)."""
+    return -(thumbs[near].astype(np.float64) * queries[:, None, :].astype(np.float64)).sum(axis=2)
+
+
+def _merged(a: tuple[NDArray[np.int64], NDArray[np.float64]], b: tuple[NDArray[np.int64], NDArray[np.float64]],
+            width: int) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Row by row, the first `width` of two ordered lists of different images, in their order."""
+    ids, values = np.concatenate([a[0], b[0]], axis=1), np.concatenate([a[1], b[1]], axis=1)
+    order = np.lexsort((np.where(ids == -1, np.iinfo(np.int64).max, ids), values))[:, :width]
+    return np.take_along_axis(ids, order, 1), np.take_along_axis(values, order, 1)
 
 
 def strip_link(container: LocalFeatures, candidate: LocalFeatures,

@@ -434,6 +434,12 @@ class Catalog:
                 out.update({r[0]: (r[1], r[2], r[3]) for r in s.execute(q)})
         return out
 
+    def colour_layout_ids(self) -> NDArray[np.int64]:
+        """Ids of the images with a stored colour layout, ascending."""
+        with self.session() as s:
+            found = s.execute(select(ColourLayout.image_id).order_by(ColourLayout.image_id)).scalars().all()
+        return np.array(found, np.int64)
+
     def missing_colour_layouts(self, stored_bytes: int | None = None) -> list[tuple[int, str]]:
         """(id, path) of indexed images with keypoints but no colour layout (indexed before
         layouts were stored, or by an interrupted run), or, given `stored_bytes`, one whose

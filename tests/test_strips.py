@@ -21,7 +21,7 @@ from neardup.search.candidates import pair_candidates
 from neardup.search.duplicates import decide
 from neardup.search.features import default_threshold
 from neardup.search.incremental import judged_pairs
-from neardup.search.strips import (MIN_STRIP, TOP, _most_similar, _thumbnail, colour_link, containers, free_edge,
+from neardup.search.strips import (LISTED, MIN_STRIP, TOP, _thumbnail, colour_link, containers, free_edge,
                                    strip_candidates)
 from neardup.search.verify import REGION_GRID, VERIFY_THRESHOLD
 
@@ -253,26 +253,91 @@ def test_strip_candidates_are_each_container_s_most_alike_images_outside_its_gro
         layouts[i] = layout(np.clip(shown.astype(np.int16) + rng.integers(-6, 7, shown.shape), 0, 255).astype(np.uint8))
     group = np.array([[1, i] for i in range(2, 17)], np.int64)
     strips = {1: strip, 20: (0, 0, LAYOUT_SIDE // 3, LAYOUT_SIDE), 33: (0, LAYOUT_SIDE // 2, LAYOUT_SIDE, LAYOUT_SIDE)}
-    found = strip_candidates(strips, group, lambda ids: {i: layouts[i] for i in ids if i in layouts},
-                             sorted(layouts))
+    found, _ = strip_candidates(strips, group, lambda ids: {i: layouts[i] for i in ids if i in layouts},
+                                sorted(layouts))
     ids = np.array(sorted(layouts))
-    thumbs = np.stack([_thumbnail(layouts[i].cells) for i in ids])
+    thumbs = np.stack([_thumbnail(layouts[i].cells) for i in ids]).astype(np.float64)
     expected = []
     for image, (left, top, right, bottom) in sorted(strips.items()):
-        similar = thumbs @ _thumbnail(layouts[image].cells[top:bottom, left:right])
-        others = [int(i) for i in ids[np.argsort(-similar, kind="stable")]
+        similar = (thumbs * _thumbnail(layouts[image].cells[top:bottom, left:right]).astype(np.float64)).sum(axis=1)
+        others = [int(i) for i in ids[np.lexsort((ids, -similar))]
                   if i != image and not (image == 1 and 2 <= i <= 16)]
         expected += [(image, other, strips[image]) for other in others[:TOP]]
     assert found == expected
     assert [c for i, c, _ in found if i == 1] and not {c for i, c, _ in found if i == 1} & set(range(2, 17))
 
 
-def test_the_most_similar_begin_as_a_stable_sort_of_all_does_ties_included() -> None:
-    rng = np.random.default_rng(3)
-    for size, count in ((1000, 1), (1000, 25), (1000, 999), (1000, 1000), (40, 80)):
-        similar = (rng.integers(0, 12, size) / 11).astype(np.float32)  # many ties
-        whole = np.argsort(-similar, kind="stable")
-        found = _most_similar(similar, count)
-        assert len(found) >= min(count, size)
-        assert np.array_equal(found, whole[:len(found)])
+def _random_layouts(rng, ids, *, flat=()) -> dict:
+    """Blurred random pictures' layouts for `ids` (those in `flat` one colour: a thumbnail of
+    0, tied with every other), a few of them copies of one another (ties)."""
+    out = {}
+    for i in ids:
+        picture = np.full((64, 64, 3), 90, np.uint8) if i in flat else rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+        out[i] = colour_layout(cv2.GaussianBlur(picture, (0, 0), 3))
+    for i in list(ids)[5:9]:
+        out[i] = out[list(ids)[4]]
+    return out
 
+
+def _oracle(layouts: dict, strips: dict, ids, width: int) -> np.ndarray:
+    """Each container's `width` most alike images by a float64 sort of all, ties by id."""
+    ids = np.array(ids)
+    thumbs = np.stack([_thumbnail(layouts[i].cells) for i in ids]).astype(np.float64)
+    rows = []
+    for image, (left, top, right, bottom) in sorted(strips.items()):
+        query = _thumbnail(layouts[image].cells[top:bottom, left:right]).astype(np.float64)
+        rows.append(ids[np.lexsort((ids, -(thumbs * query).sum(axis=1)))][:width])
+    return np.stack(rows)
+
+
+def test_containers_lists_brought_up_to_date_are_what_a_search_of_all_images_gives() -> None:
+    """Images added, removed and changed: each kept list is merged with the added images
+    alone, and equals the list a search of every image gives (ties included: a flat strip
+    ties with every image); only the lists of containers changed, with another strip, or
+    that held an image removed are searched again."""
+    rng = np.random.default_rng(11)
+    ids = list(range(1, 301))
+    layouts = _random_layouts(rng, ids, flat={3})
+    half = (LAYOUT_SIDE // 2, 0, LAYOUT_SIDE, LAYOUT_SIDE)
+    strips = {i: half for i in range(1, 301, 10)} | {3: half}
+    read: list[int] = []
+
+    def of(some):
+        read.extend(some)
+        return {i: layouts[i] for i in some if i in layouts}
+
+    _, known = strip_candidates(strips, np.zeros((0, 2), np.int64), of, ids)
+    assert np.array_equal(known.ids, _oracle(layouts, strips, ids, LISTED))
+    # then: 20 added, 10 removed, 2 changed; one container's strip moved
+    gone = [12, 44, 45, 46, 47, 48, 49, 120, 260, 299]
+    changed = [33, 150]
+    added = list(range(301, 321))
+    now = [i for i in ids if i not in gone] + added
+    layouts.update(_random_layouts(rng, changed + added))
+    strips_now = {i: s for i, s in strips.items() if i in now} | {301: half, 51: (0, 0, LAYOUT_SIDE // 2, LAYOUT_SIDE)}
+    found, lists = strip_candidates(strips_now, np.zeros((0, 2), np.int64), of, now, known, changed + added)
+    assert np.array_equal(lists.ids, _oracle(layouts, strips_now, now, LISTED))
+    fresh, again = strip_candidates(strips_now, np.zeros((0, 2), np.int64), of, now)
+    assert found == fresh and np.array_equal(lists.values, again.values)
+    # unchanged since: only the containers' own layouts are read, no other image's
+    read.clear()
+    strip_candidates(strips_now, np.zeros((0, 2), np.int64), of, now, lists, [])
+    assert sorted(read) == sorted(strips_now)
+    # one image added: its layout too, and no list is searched again
+    read.clear()
+    layouts.update(_random_layouts(rng, [400]))
+    more, _ = strip_candidates(strips_now, np.zeros((0, 2), np.int64), of, now + [400], lists, [400])
+    assert sorted(read) == sorted([*strips_now, 400])
+    assert more == strip_candidates(strips_now, np.zeros((0, 2), np.int64), of, now + [400])[0]
+
+
+def test_a_group_too_large_for_the_list_kept_is_searched_deeper() -> None:
+    rng = np.random.default_rng(5)
+    ids = list(range(1, 201))
+    layouts = _random_layouts(rng, ids)
+    strips = {1: (LAYOUT_SIDE // 2, 0, LAYOUT_SIDE, LAYOUT_SIDE)}
+    ranked = _oracle(layouts, strips, ids, 200)[0]
+    group = np.array([[1, int(i)] for i in ranked[:LISTED + 5] if i != 1], np.int64)  # its LISTED most alike
+    found, _ = strip_candidates(strips, group, lambda some: {i: layouts[i] for i in some}, ids)
+    members = set(group.ravel().tolist())
+    assert [o for _, o, _ in found] == [int(i) for i in ranked if int(i) not in members][:TOP]
