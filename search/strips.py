@@ -16,7 +16,9 @@ leave a strip at one edge free.
 3. The strip's colours (the stored colour layout cropped to it, shrunk to THUMB x THUMB) are
    compared with every image's whole-frame layout; the TOP most alike that are not in the
    container's group are its *strip candidates* (on the duplicates benchmark's development
-   seed, one side-by-side composite's second picture ranks first for 27 of 36).
+   seed, one side-by-side composite's second picture ranks first for 27 of 36). Each
+   container's LISTED most alike are kept (`StripLists`) and, after images were added,
+   merged with those alone rather than compared with every image again.
 4. Each is verified; a *strip link* is one whose inliers lie on the candidate's content: its
    centre matches and STRIP_COVERAGE of its cells hold inliers. The picture is small in the
    composite, so fewer of its cells match than a copy's would (`Verification.on_content`
