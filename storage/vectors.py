@@ -54,6 +54,7 @@ _TIE_SLACK = 32
 FAR = np.iinfo(np.int16).max  # the score an ordered list gives a place no entry fills
 _FLOAT_ERROR = 1e-3  # more than a cosine of unit vectors as FAISS rounds it can be off the exact one
 _TIED_ROWS = 16  # queries whose ties are range-searched at once
+_KEYED_ROWS = 4096  # rows keyed at once (`row_keys`: 4,096 x 640 words x 8 B = 21 MB for 1,280-d vectors)
 _SCORED = 256  # queries whose candidates' rows are gathered and scored at a time (float64: 256 x 38 x 1,280 x 8 B)
 
 
@@ -887,7 +888,12 @@ def row_keys(rows: NDArray) -> NDArray[np.uint64]:
     if data.shape[1] % 8:
         data = np.concatenate([data, np.zeros((len(data), 8 - data.shape[1] % 8), np.uint8)], axis=1)
     words = data.view(np.uint64)
-    return (words * _MULTIPLIERS[: words.shape[1]]).sum(axis=1, dtype=np.uint64)
+    out = np.zeros(len(words), np.uint64)
+    # a few rows at a time: the products of 100,000 1,280-d vectors at once took 512 MB
+    for lo in range(0, len(words), _KEYED_ROWS):
+        part = words[lo : lo + _KEYED_ROWS]
+        out[lo : lo + len(part)] = (part * _MULTIPLIERS[: words.shape[1]]).sum(axis=1, dtype=np.uint64)
+    return out
 
 
 def _exact_scores(held: _HeldRows, queries: NDArray[np.float32], found: NDArray[np.int64]) -> NDArray[np.float64]:

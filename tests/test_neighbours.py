@@ -175,3 +175,19 @@ def test_an_inverted_files_lists_brought_up_to_date_are_what_its_search_gives(sy
     gone = np.concatenate([ids[:40], changed])
     stale = np.isin(now_ids, np.concatenate([before.query_ids[np.isin(before.ids, gone).any(axis=1)], gone, added]))
     assert sum(probed) == stale.sum() < len(now_ids) / 4
+
+
+def test_a_rows_key_is_its_own_whatever_rows_it_is_keyed_with() -> None:
+    """Rows are keyed a few thousand at a time (memory): a row's key does not depend on
+    where the chunks fall, and any one changed word changes it."""
+    rng = np.random.default_rng(4)
+    vectors = rng.standard_normal((9000, 1280)).astype(np.float32)
+    keys = row_keys(vectors)
+    assert np.array_equal(keys[[0, 4095, 4096, 8999]], np.concatenate([row_keys(vectors[i:i + 1])
+                                                                        for i in (0, 4095, 4096, 8999)]))
+    assert len(np.unique(keys)) == len(keys)
+    changed = vectors[4096:4097].copy()
+    changed[0, 700] = np.nextafter(changed[0, 700], np.float32(2))
+    assert row_keys(changed)[0] != keys[4096]
+    codes = rng.integers(0, 256, (5000, 32), dtype=np.uint8)
+    assert np.array_equal(row_keys(codes)[4090:4100], row_keys(codes[4090:4100]))
