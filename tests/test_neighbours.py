@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import neardup
+from neardup.search import neighbours
 from neardup.search.neighbours import NeighbourList, list_name, lists_from_columns, lists_to_columns, neighbour_list
 from neardup.storage.models import IMAGE
 from neardup.storage.pairs import PairStore
@@ -62,8 +63,11 @@ def _changed(rows: np.ndarray, which: np.ndarray) -> np.ndarray:
     return out
 
 
-@pytest.mark.parametrize("seed, dims", [(0, 0), (1, 0), (2, 0), (3, 0), (4, 64), (5, 1280)])
-def test_a_list_brought_up_to_date_is_what_a_search_of_the_whole_index_gives(seed: int, dims: int) -> None:
+@pytest.mark.parametrize("seed, dims, part", [(0, 0, 8192), (1, 0, 8192), (2, 0, 7), (3, 0, 8192), (4, 64, 8192),
+                                              (5, 1280, 8192), (6, 64, 7)])
+def test_a_list_brought_up_to_date_is_what_a_search_of_the_whole_index_gives(seed: int, dims: int, part: int,
+                                                                             monkeypatch) -> None:
+    monkeypatch.setattr(neighbours, "_PART", part)  # queries a few at a time, or all at once
     rng = np.random.default_rng(seed)
     ids, codes = _entries(rng, np.arange(1, 301, dtype=np.int64), dims)
     known = {list_name("pdq", IMAGE): _whole_list(ids, codes)}
@@ -131,11 +135,12 @@ def _searched(index, queries: np.ndarray, width: int) -> tuple[np.ndarray, np.nd
     return found, -distances.astype(np.float64)
 
 
-def test_an_inverted_files_lists_brought_up_to_date_are_what_its_search_gives(synthetic) -> None:
+def test_an_inverted_files_lists_brought_up_to_date_are_what_its_search_gives(synthetic, monkeypatch) -> None:
     """Images added to, removed from and changed in an inverted file are filed under the
     centroids it has: a kept list merged with a search of the added entries alone, in the
     lists the query probed, is the list FAISS's search of the whole file gives, and only the
     lists of queries new or changed, or that held an entry removed, are searched again."""
+    monkeypatch.setattr(neighbours, "_PART", 1000)  # probed and merged in parts
     index = synthetic.index(FLOAT)
     training = index.training()
     assert training is not None
