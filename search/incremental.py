@@ -15,9 +15,10 @@ evidence key). So the judgements are stored in the catalog (`storage.pairs`), an
    what a judgement depends on); every other pair keeps its stored judgement, and those of
    images gone or changed are dropped. With nothing stored, or more new images than old, it judges all;
 3. searches the containers' strips (`strips`: the part of an image its match leaves free)
-   again from the judged pairs, cheaply (colour thumbnails; a container's strip, a
-   homography with its partner, kept from before while both images are as they were), and
-   verifies only the strip candidates not verified before with the same strip;
+   again from the judged pairs, cheaply (a container's strip, a homography with its
+   partner, kept from before while both images are as they were; its list of the images
+   most alike it by colour thumbnails kept and merged with the images added), and verifies
+   only the strip candidates not verified before with the same strip;
 4. hands every stored judgement to the decision (`duplicates.decide`), which is as it was.
 
 The candidates are thus exactly those a run from nothing finds, each judged as it would be,
