@@ -120,8 +120,9 @@ def pair_candidates(catalog: Catalog, threshold: float, weights: dict[str, float
 
 class _Lister:
     """Each query's nearest entries by a hash or a vector feature: an index's lists brought
-    up to date from the `known` ones and kept in `lists` (`neighbours`); an approximate index
-    that keeps no lists (a binary inverted file, or one trained before lists were kept) searched."""
+    up to date from the `known` ones and kept in `lists` (`neighbours`); an approximate
+    index that keeps no lists (a binary inverted file, or one trained before lists were
+    kept) searched."""
 
     def __init__(self, catalog: Catalog, known: Mapping[str, NeighbourList], lists: dict[str, NeighbourList]) -> None:
         self.catalog, self.known, self.lists = catalog, known, lists

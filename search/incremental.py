@@ -13,7 +13,8 @@ evidence key). So the judgements are stored in the catalog (`storage.pairs`), an
    only the pairs that touch an image new or changed, or that were not candidates before,
    or became candidates in another way (marked for verification or not, in range or not:
    what a judgement depends on); every other pair keeps its stored judgement, and those of
-   images gone or changed are dropped. With nothing stored, or more new images than old, it judges all;
+   images gone or changed are dropped. With nothing stored, or more new images than old,
+   it judges all;
 3. searches the containers' strips (`strips`: the part of an image its match leaves free)
    again from the judged pairs, cheaply (a container's strip, a homography with its
    partner, kept from before while both images are as they were; its list of the images
