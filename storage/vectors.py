@@ -349,10 +349,16 @@ class FeatureIndex:
     def training(self) -> str | None:
         """What an inverted file of vectors answers by besides its entries (its centroids and
         codebooks, its nprobe), as a token that changes when it is trained or tuned again;
-        None for an exact index, a binary one, or one built before the token was kept."""
+        None for an exact index or a binary one. An index trained before tokens were kept
+        is given one now."""
         built = self._current()
-        if built.tuning.exact or self.binary or "trained" not in built.meta:
+        if built.tuning.exact or self.binary:
             return None
+        if "trained" not in built.meta:
+            with self._building:
+                if "trained" not in built.meta:
+                    built.meta["trained"] = os.urandom(8).hex()
+                    self._save(built, index_changed=False)
         return f"{built.meta['trained']}.{built.tuning.nprobe}"
 
     def probes(self, queries: NDArray) -> tuple[NDArray[np.float32], NDArray[np.int64]]:

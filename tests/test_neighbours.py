@@ -196,3 +196,22 @@ def test_a_rows_key_is_its_own_whatever_rows_it_is_keyed_with() -> None:
     assert row_keys(changed)[0] != keys[4096]
     codes = rng.integers(0, 256, (5000, 32), dtype=np.uint8)
     assert np.array_equal(row_keys(codes)[4090:4100], row_keys(codes[4090:4100]))
+
+
+def test_an_inverted_file_trained_before_tokens_were_kept_is_given_one_that_lasts(synthetic) -> None:
+    import json
+
+    from neardup.storage.catalog import Catalog
+
+    token = synthetic.index(FLOAT).training()
+    sidecar = synthetic.index(FLOAT).path.with_name(synthetic.index(FLOAT).path.name + ".json")
+    meta = json.loads(sidecar.read_text())
+    assert meta["trained"] == token.split(".")[0]
+    del meta["trained"]  # as an index built by an older neardup
+    sidecar.write_text(json.dumps(meta))
+    first, second = Catalog.open(synthetic.path), Catalog.open(synthetic.path)
+    given = first.index(FLOAT).training()
+    assert given is not None and given != token
+    assert second.index(FLOAT).training() == given  # kept in its sidecar
+    first.close()
+    second.close()
