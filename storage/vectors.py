@@ -375,9 +375,10 @@ class FeatureIndex:
         file in the lists `probed` (`probes`), by score then id (-1 at `FAR` past the last),
         as its search would rank them; with `among` (ids, rows), of those rows alone, filed
         under the same centroids: the part of a search that rows added since would take."""
-        index = self._current().index
+        built = self._current()
+        index = built.index
         if among is not None:
-            index = _emptied(index)
+            index = _emptied(index, built.tuning.description)
             index.add_with_ids(np.ascontiguousarray(among[1], np.float32), among[0])
         return _preassigned(index, np.ascontiguousarray(queries, np.float32), probed, width)
 
@@ -852,20 +853,19 @@ def _preassigned(index, queries: NDArray[np.float32], probed: tuple[NDArray[np.f
     return ids, values
 
 
-def _emptied(index):
-    """An empty inverted file trained as `index` is (its centroids and codebooks, its nprobe),
-    without copying its entries: its lists are set aside while it is cloned."""
-    ivf = faiss.extract_index_ivf(index)
-    lists, owned = ivf.invlists, ivf.own_invlists
-    empty = faiss.ArrayInvertedLists(ivf.nlist, ivf.code_size)
-    ivf.own_invlists = False  # or setting the empty lists would free the index's own
-    ivf.replace_invlists(empty, False)
-    try:
-        copy = faiss.clone_index(index)
-    finally:
-        ivf.replace_invlists(lists, owned)
-    faiss.extract_index_ivf(copy).ntotal = 0
-    copy.ntotal = 0
+def _emptied(index, description: str):
+    """An empty inverted file of `description` trained as `index` is (its centroids, its scalar
+    quantizer's ranges or its product quantizer's codebooks, its nprobe), made beside it: the
+    index itself may be searched by another thread meanwhile (`neardup serve`)."""
+    ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
+    copy = ann.new_index(description, ivf.d, binary=False)
+    empty = faiss.downcast_index(faiss.extract_index_ivf(copy))
+    empty.quantizer.add(ivf.quantizer.reconstruct_n(0, ivf.nlist))
+    if isinstance(ivf, faiss.IndexIVFScalarQuantizer):
+        empty.sq.trained = ivf.sq.trained
+    else:
+        empty.pq.centroids = ivf.pq.centroids
+    empty.by_residual, empty.nprobe, empty.is_trained = ivf.by_residual, ivf.nprobe, True
     return copy
 
 

@@ -215,3 +215,31 @@ def test_an_inverted_file_trained_before_tokens_were_kept_is_given_one_that_last
     assert second.index(FLOAT).training() == given  # kept in its sidecar
     first.close()
     second.close()
+
+
+@pytest.mark.parametrize("description", ["IVF64,SQ8", "IVF64,PQ16"])
+def test_added_entries_searched_alone_rank_as_in_the_whole_inverted_file(description: str) -> None:
+    """The empty copy the added entries are filed in (made beside the index, which another
+    thread may be searching) scores them as the whole index does, in the lists probed."""
+    from neardup.storage import ann
+    from neardup.storage.vectors import _emptied, _preassigned
+
+    rng = np.random.default_rng(8)
+    rows = rng.standard_normal((6000, 64)).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    index = ann.new_index(description, 64, binary=False)
+    ann.train(index, rows[:4000])
+    ann.set_nprobe(index, 8)
+    index.add_with_ids(rows[:5000], np.arange(5000))
+    alone = _emptied(index, description)
+    alone.add_with_ids(rows[5000:], np.arange(5000, 6000))
+    index.add_with_ids(rows[5000:], np.arange(5000, 6000))
+    queries = rows[:500]
+    import faiss
+    probed = faiss.extract_index_ivf(index).quantizer.search(queries, 8)
+    whole = _preassigned(index, queries, probed, 6000)
+    added = _preassigned(alone, queries, probed, WIDTH)
+    for row in range(len(queries)):
+        wanted = whole[0][row][whole[0][row] >= 5000][:WIDTH]
+        assert np.array_equal(added[0][row][:len(wanted)], wanted)
+    assert faiss.extract_index_ivf(index).invlists.compute_ntotal() == 6000  # the index kept its entries
