@@ -44,15 +44,20 @@ def _records(codes: np.ndarray, vectors: np.ndarray, start: int) -> list[ImageRe
             for i, (c, v) in enumerate(zip(codes, vectors))]
 
 
-@pytest.fixture
-def synthetic(tmp_path: Path) -> Catalog:
+def synthetic_catalog(path: Path) -> Catalog:
     """A real catalog of 4,000 images of clustered pdq codes and vectors, approximate from 1,000."""
     settings = replace(new_settings(), hashes=("pdq",), local_features=None)
     model = ModelRecord(name=FLOAT, model_id="synthetic", version=1, dim=DIM, input_size=1)
-    catalog = Catalog.create(tmp_path / "syn.db", settings, [model])
+    catalog = Catalog.create(path, settings, [model])
     codes, vectors = _clustered(4300, 0)  # the last 300: unseen rows of the same clusters, for the tests
     catalog.write(_records(codes[:4000], vectors[:4000], 0))
     catalog.set_index_policy(IndexPolicy(exact_below=1000))
+    return catalog
+
+
+@pytest.fixture
+def synthetic(tmp_path: Path) -> Catalog:
+    catalog = synthetic_catalog(tmp_path / "syn.db")
     yield catalog
     catalog.close()
 

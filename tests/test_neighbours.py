@@ -16,10 +16,18 @@ from neardup.storage.models import IMAGE
 from neardup.storage.pairs import PairStore
 from neardup.storage.vectors import build_binary, build_float, ordered_neighbours, row_keys
 
-from test_ann import FLOAT, _clustered, _records, synthetic  # noqa: F401 (a fixture)
+from test_ann import FLOAT, _clustered, _records, synthetic_catalog
 from test_vectors import ordered_oracle
 
 WIDTH = 6
+
+
+@pytest.fixture
+def synthetic(tmp_path):
+    """`test_ann`'s catalog: 4,000 clustered vectors in an inverted file."""
+    catalog = synthetic_catalog(tmp_path / "syn.db")
+    yield catalog
+    catalog.close()
 
 
 class FlatIndex:
