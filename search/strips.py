@@ -233,16 +233,19 @@ def _most_alike(queries: NDArray[np.float32], ids: NDArray[np.int64], thumbs: ND
         if reach < len(ids):
             near = np.argpartition(-similar, reach - 1, axis=1)[:, :reach]
             # the least similarity picked: an image not picked may tie with (or, rounded, beat)
-            # it (a flat strip's thumbnail is 0 and ties with every image): such a row is scored whole
-            edge = -np.take_along_axis(similar, near, 1).min(axis=1).astype(np.float64)
+            # it (copies of one picture; a flat strip's thumbnail is 0 and ties with every image)
+            least = np.take_along_axis(similar, near, 1).min(axis=1)
         else:
-            near, edge = np.tile(np.arange(len(ids)), (len(part), 1)), np.full(len(part), np.inf)
+            near, least = np.tile(np.arange(len(ids)), (len(part), 1)), np.full(len(part), -np.inf, np.float32)
         scores = _exact(part, thumbs, near)
-        for row in np.flatnonzero(np.sort(scores, axis=1)[:, keep - 1] >= edge - _ROUNDING):
-            whole = np.concatenate([_exact(part[row:row + 1], thumbs, np.arange(i, min(i + _WHOLE, len(ids)))[None])
-                                    for i in range(0, len(ids), _WHOLE)], axis=1)[0]
-            first = np.lexsort((ids, whole))[:reach]
-            near[row], scores[row] = first, whole[first]
+        for row in np.flatnonzero(np.sort(scores, axis=1)[:, keep - 1] >= -least.astype(np.float64) - _ROUNDING):
+            # every image whose rounded similarity comes within twice the rounding of the least
+            # picked is scored exactly: those further cannot reach the list
+            close = np.flatnonzero(similar[row] >= least[row] - np.float32(2 * _ROUNDING))
+            exact = np.concatenate([_exact(part[row:row + 1], thumbs, close[None, i:i + _WHOLE])
+                                    for i in range(0, len(close), _WHOLE)], axis=1)[0]
+            first = np.lexsort((ids[close], exact))[:reach]
+            near[row], scores[row] = close[first], exact[first]
         found = ids[near]
         order = np.lexsort((found, scores))[:, :keep]
         out[0][lo:lo + chunk, :keep] = np.take_along_axis(found, order, 1)

@@ -341,3 +341,25 @@ def test_a_group_too_large_for_the_list_kept_is_searched_deeper() -> None:
     found, _ = strip_candidates(strips, group, lambda some: {i: layouts[i] for i in some}, ids)
     members = set(group.ravel().tolist())
     assert [o for _, o, _ in found] == [int(i) for i in ranked if int(i) not in members][:TOP]
+
+
+def test_copies_tied_past_the_slack_are_listed_by_id() -> None:
+    """200 images with one layout (copies of one picture) tie for a strip that shows it, more
+    than the float32 product's extra picks reach: the list holds the first by id, as a sort
+    of all gives, and so does a list merged with more copies."""
+    rng = np.random.default_rng(2)
+    ids = list(range(1, 501))
+    layouts = _random_layouts(rng, ids)
+    picture = cv2.GaussianBlur(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), (0, 0), 3)
+    for i in range(100, 300):
+        layouts[i] = colour_layout(picture)
+    layouts[1] = colour_layout(np.hstack([cv2.resize(picture, (32, 64)), cv2.resize(picture, (32, 64))]))
+    strips = {1: (LAYOUT_SIDE // 2, 0, LAYOUT_SIDE, LAYOUT_SIDE)}
+    _, lists = strip_candidates(strips, np.zeros((0, 2), np.int64), lambda some: {i: layouts[i] for i in some}, ids)
+    assert np.array_equal(lists.ids, _oracle(layouts, strips, ids, LISTED))
+    assert set(range(100, 100 + LISTED - 1)) <= set(lists.ids[0].tolist())  # tied copies, by id
+    for i in range(501, 521):
+        layouts[i] = layouts[100]
+    _, merged = strip_candidates(strips, np.zeros((0, 2), np.int64), lambda some: {i: layouts[i] for i in some},
+                                 ids + list(range(501, 521)), lists, list(range(501, 521)))
+    assert np.array_equal(merged.ids, lists.ids)  # later copies tie and come after by id
