@@ -80,7 +80,7 @@ LISTED = 64  # images kept most alike each container's strip (`StripLists`): TOP
 _SLACK = 32  # images past a list's width the float32 product picks, scored again exactly
 _RESCORED = 256  # containers scored exactly at once (float64: 256 x 96 x 192 x 8 B)
 _ROUNDING = 1e-4  # more than a float32 correlation of unit thumbnails (192 terms) can be off the exact one
-_WHOLE = 4096  # images scored exactly at once when a container's row is scored whole
+_WHOLE = 4096  # images scored exactly at once when a tie reaches past the slack
 
 Strip = tuple[int, int, int, int]  # left, top, right, bottom, in LAYOUT_SIDE cells of the container's frame
 _FULL = (1 << (REGION_GRID * REGION_GRID)) - 1
