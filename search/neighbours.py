@@ -98,10 +98,12 @@ def neighbour_list(index: FeatureIndex, feature: str, entries: tuple[NDArray[np.
         added = ~_unchanged(entries[0], entry_keys, before.query_ids, before.keys)
         if kept.any() and added.any():
             among = (entries[0][added], entries[1][added])
-            flat = None if probed is not None else (build_binary if among[1].dtype == np.uint8 else build_float)(*among)
+            # the added entries alone, indexed once for every part
+            flat = index.filed(*among) if probed is not None else \
+                (build_binary if among[1].dtype == np.uint8 else build_float)(*among)
             for part in _parts(kept):
                 more = (ordered_neighbours(flat, queries[part], width) if probed is None else
-                        index.preassigned(queries[part], (probed[0][part], probed[1][part]), width, among=among))
+                        index.preassigned(queries[part], (probed[0][part], probed[1][part]), width, within=flat))
                 ids[part], values[part] = _merged((ids[part], values[part]), more, width)
     for part in _parts(~kept):
         if probed is None:

@@ -368,18 +368,21 @@ class FeatureIndex:
         with _threads_for(len(queries)):
             return ivf.quantizer.search(np.ascontiguousarray(queries, np.float32), ivf.nprobe)
 
+    def filed(self, ids: NDArray[np.int64], rows: NDArray):
+        """An inverted file of `rows` alone, filed under this one's centroids and scored as it
+        scores them (for `preassigned`'s `within`)."""
+        built = self._current()
+        index = _emptied(built.index, built.tuning.description)
+        index.add_with_ids(np.ascontiguousarray(rows, np.float32), ids)
+        return index
+
     def preassigned(self, queries: NDArray, probed: tuple[NDArray[np.float32], NDArray[np.int64]], width: int,
-                    among: tuple[NDArray[np.int64], NDArray] | None = None
-                    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+                    within=None) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
         """(ids, minus scores) (Q, width): each query's `width` nearest entries of an inverted
         file in the lists `probed` (`probes`), by score then id (-1 at `FAR` past the last),
-        as its search would rank them; with `among` (ids, rows), of those rows alone, filed
-        under the same centroids: the part of a search that rows added since would take."""
-        built = self._current()
-        index = built.index
-        if among is not None:
-            index = _emptied(index, built.tuning.description)
-            index.add_with_ids(np.ascontiguousarray(among[1], np.float32), among[0])
+        as its search would rank them; with `within` (`filed`), of the rows it holds alone:
+        the part of a search that rows added since would take."""
+        index = self._current().index if within is None else within
         return _preassigned(index, np.ascontiguousarray(queries, np.float32), probed, width)
 
     def state(self) -> IndexState:
