@@ -15,7 +15,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -113,19 +113,22 @@ def duplicates(
     generation = catalog.generation()
     store = DecisionStore(catalog, {"by": by, "threshold": threshold, "strict": strict, "prefer": prefer,
                                     "order": list(order), "code": _CODE})
-    stored = store.read(generation)
-    if stored is not None and (found := _stored(catalog, stored, start)) is not None:
+    stored = store.read()
+    if stored is not None and stored[0] == generation and (found := _stored(catalog, stored[1], start)) is not None:
         return found
-    groups, contained, report = _decided(catalog, by, threshold, strict, prefer, order, workers, progress)
-    store.write(generation, _columns(groups, contained, report))
+    decided, contained, report = _decided(catalog, by, threshold, strict, prefer, order, workers, progress,
+                                          _keepers(stored[1]) if stored is not None else {})
+    store.write(generation, _columns(decided, contained, report))
+    groups = [g for g, _ in decided]
     return Duplicates(groups + _composite_groups(catalog, contained, groups), report)
 
 
 def _decided(catalog: Catalog, by: str, threshold: float, strict: bool, prefer: Sequence[str], order: Sequence[str],
-             workers: int, progress: Progress | None
-             ) -> tuple[list[Group], dict[int, list[int]], EvidenceReport | None]:
-    """`duplicates` worked out from the catalog: the groups, composite -> what it contains,
-    and what auto did with the stored pair evidence."""
+             workers: int, progress: Progress | None, keepers: Mapping[int, tuple[int, str]]
+             ) -> tuple[list[tuple[Group, int]], dict[int, list[int]], EvidenceReport | None]:
+    """`duplicates` worked out from the catalog: the groups with their `_fingerprint`s,
+    composite -> what it contains, and what auto did with the stored pair evidence; the keeper
+    of a group whose fingerprint is in `keepers` (`_keepers`) is taken from there."""
     exact = catalog.same_content_groups()
     first = {i: g[0] for g in exact for i in g[1:]}  # an exact copy -> its content's first image
     copies = np.fromiter(first.keys(), np.int64, len(first))
@@ -153,7 +156,10 @@ def _decided(catalog: Catalog, by: str, threshold: float, strict: bool, prefer: 
     if apart and strict:
         clusters = [c for cluster in clusters for c in _split_apart(cluster, apart)]
     added = Added(_naming(clusters, canvas, first), _naming(clusters, overlaid, first))
-    return _groups(catalog, clusters, prefer, order, added), contained, report
+    groups, chosen = _groups(catalog, clusters, prefer, order, added, keepers)
+    if report is not None:
+        report = replace(report, keepers=chosen, keepers_kept=len(groups) - chosen)
+    return groups, contained, report
 
 
 def _naming(clusters: list[list[int]], pairs: NDArray[np.int64], first: Mapping[int, int]) -> frozenset[int]:
@@ -189,9 +195,11 @@ def _code_identity() -> str:
 _CODE = _code_identity()
 
 
-def _columns(groups: list[Group], contained: Mapping[int, list[int]], report: EvidenceReport | None) -> Columns:
+def _columns(decided: list[tuple[Group, int]], contained: Mapping[int, list[int]],
+             report: EvidenceReport | None) -> Columns:
     """A decision as columns, by image id: each group's members in order (keeper first), its
-    reason, and each composite with what it contains."""
+    reason and its `_fingerprint`, and each composite with what it contains."""
+    groups = [g for g, _ in decided]
     texts = sorted({g.reason for g in groups})
     code = {text: n for n, text in enumerate(texts)}
     inside = [contained[c] for c in sorted(contained)]
@@ -199,6 +207,7 @@ def _columns(groups: list[Group], contained: Mapping[int, list[int]], report: Ev
             "sizes": np.array([len(g.images) for g in groups], np.int64),
             "reasons": np.array([code[g.reason] for g in groups], np.int64),
             "reason_texts": np.array(texts, dtype=str),
+            "fingerprints": np.array([f for _, f in decided], np.uint64),
             "composites": np.array(sorted(contained), np.int64),
             "inside": np.array([i for parts in inside for i in parts], np.int64),
             "inside_sizes": np.array([len(parts) for parts in inside], np.int64),
@@ -331,25 +340,68 @@ def _composite_groups(catalog: Catalog, contained: Mapping[int, list[int]], grou
 
 
 def _groups(catalog: Catalog, clusters: list[list[int]], prefer: Sequence[str], order: Sequence[str],
-            added: Added = Added()) -> list[Group]:
-    """Each cluster of two or more images as a `Group`, keeper first; `added`: the members
-    found to add canvas or an overlay to another (for the keeper)."""
+            added: Added = Added(), keepers: Mapping[int, tuple[int, str]] | None = None
+            ) -> tuple[list[tuple[Group, int]], int]:
+    """Each cluster of two or more images as a `Group`, keeper first, with its `_fingerprint`,
+    and how many keepers were chosen now; `added`: the members found to add canvas or an
+    overlay to another (for the keeper); `keepers`: fingerprint -> (keeper id, reason) of
+    groups decided before (`_keepers`), whose keeper stands while the fingerprint is the same."""
     info = catalog.images(i for c in clusters for i in c)
-    in_threes = [i for c in clusters if len(c) > 2 for i in c]
+    members = [images for images in ([info[i] for i in c if i in info] for c in clusters) if len(images) >= 2]
+    context = _keeper_context(catalog)
+    prints = [_fingerprint(images, added, context) for images in members]
+    keepers = keepers or {}
+    in_threes = [im.image_id for images, f in zip(members, prints) if f not in keepers and len(images) > 2
+                 for im in images]
     hashes = catalog.hashes_of(in_threes, list(POLICY.weights(catalog.settings.hashes))) if in_threes else {}
     centrality, turns = _centrality(catalog, in_threes, hashes), _turns(hashes)
-    groups = []
-    for cluster in clusters:
-        images = [info[i] for i in cluster if i in info]
-        if len(images) < 2:
-            continue
-        keeper, reason = choose_keeper(images, prefer=prefer, order=order,
-                                       centrality=centrality(images) if centrality else None, added=added,
-                                       turns=turns(images) if turns else None)
+    groups, chosen = [], 0
+    for images, fingerprint in zip(members, prints):
+        known = keepers.get(fingerprint)
+        keeper = None if known is None else next((im for im in images if im.image_id == known[0]), None)
+        if keeper is not None:
+            reason = known[1]
+        else:
+            keeper, reason = choose_keeper(images, prefer=prefer, order=order,
+                                           centrality=centrality(images) if centrality else None, added=added,
+                                           turns=turns(images) if turns else None)
+            chosen += 1
         rest = sorted((im for im in images if im is not keeper), key=lambda im: im.path)
         ordered = (keeper, *rest)
-        groups.append(Group(keeper.path, tuple(im.path for im in ordered), ordered, reason))
-    return sorted(groups, key=lambda g: (-len(g.members), g.keeper))
+        groups.append((Group(keeper.path, tuple(im.path for im in ordered), ordered, reason), fingerprint))
+    return sorted(groups, key=lambda g: (-len(g[0].members), g[0].keeper)), chosen
+
+
+def _keeper_context(catalog: Catalog) -> bytes:
+    """What the keeper compares a group's members by besides their records: the hashes its
+    `central` rule fuses, with their weights and version, and the CNN whose cosine it adds."""
+    cnn = catalog.model("cnn") if "cnn" in features_of(catalog) else None
+    weights = sorted(POLICY.weights(catalog.settings.hashes).items())
+    return repr((weights, catalog.settings.hash_version, None if cnn is None else cnn.identity())).encode()
+
+
+def _fingerprint(images: Sequence[ImageInfo], added: Added, context: bytes) -> int:
+    """64 bits of everything a group's keeper is chosen from but the options (which key the
+    stored decision): its members' records in the group's order (a changed file is another
+    record), what each adds to another member (`Added`), and the `context`. The similarities
+    the `central` and `unturned` rules weigh come from the members' stored features, which
+    follow from their contents (the records' SHA-256) and the `context`."""
+    digest = hashlib.blake2b(context, digest_size=8)
+    for im in images:
+        digest.update(repr(im).encode())
+        digest.update(bytes([im.image_id in added.canvas, im.image_id in added.overlay]))
+    return int.from_bytes(digest.digest(), "little")
+
+
+def _keepers(columns: Columns) -> dict[int, tuple[int, str]]:
+    """Fingerprint -> (keeper id, reason) of each group of a stored decision (`_columns`);
+    none from a decision stored before fingerprints were."""
+    if "fingerprints" not in columns:
+        return {}
+    starts = np.cumsum(columns["sizes"]) - columns["sizes"]
+    texts = [str(t) for t in columns["reason_texts"].tolist()]
+    return {f: (k, texts[r]) for f, k, r in zip(columns["fingerprints"].tolist(), columns["members"][starts].tolist(),
+                                                columns["reasons"].tolist())}
 
 
 def _centrality(catalog: Catalog, ids: list[int], hashes: Mapping[str, Mapping[int, NDArray[np.uint8]]]

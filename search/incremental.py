@@ -72,7 +72,9 @@ class EvidenceReport:
     them; `images` new or changed images whose pairs were judged; `dropped` images whose
     pairs were dropped; `stored` judged pairs kept after the run; `seconds` it took;
     `decided`: the groups themselves were stored ones (`storage.decisions`), decided on the
-    `reused` pairs, and nothing was decided again."""
+    `reused` pairs, and nothing was decided again; `keepers` groups whose keeper was chosen
+    now, and `keepers_kept` whose keeper was kept from the decision before (the group and
+    its members as they were)."""
 
     reused: int = 0
     computed: int = 0
@@ -82,15 +84,18 @@ class EvidenceReport:
     stored: int = 0
     seconds: float = 0.0
     decided: bool = False
+    keepers: int = 0
+    keepers_kept: int = 0
 
     def summary(self) -> str:
         if self.decided:
             return f"reused the stored groups, decided on stored evidence for {self.reused:,} pairs, computed 0"
+        keepers = f"; chose the keepers of {self.keepers:,} groups, kept {self.keepers_kept:,}"
         if not self.computed and not self.dropped:
-            return f"reused stored evidence for {self.reused:,} pairs, computed 0"
+            return f"reused stored evidence for {self.reused:,} pairs, computed 0" + keepers
         return (f"reused stored evidence for {self.reused:,} pairs, computed {self.computed:,} "
                 f"({self.verified:,} verified) for {self.images:,} new or changed images"
-                + (f", dropped those of {self.dropped:,}" if self.dropped else ""))
+                + (f", dropped those of {self.dropped:,}" if self.dropped else "") + keepers)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ deciding code's identity), so they are stored under that key and generation as n
 
 Like the pair evidence, they are derived data: writing them leaves the catalog's generation
 as it is, and a catalog that cannot be written now (read-only, busy, full) simply decides
-again next time. Decisions of an older generation are dropped when a new one is stored.
+again next time. Decisions of an older generation are dropped when a new one is stored;
+until then `duplicates` takes from one the keepers of the groups that are as they were.
 """
 
 from __future__ import annotations
@@ -36,12 +37,13 @@ class DecisionStore:
         # a server's unique index takes a few kilobytes at most
         self.key = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
-    def read(self, generation: str) -> Columns | None:
-        """The columns stored for this key at `generation`; None when there are none."""
+    def read(self) -> tuple[str, Columns] | None:
+        """The generation this key's decision was stored at and its columns; None when there
+        is none. One of an older generation is stale as a whole, but not every part of it:
+        the keeper of a group that is still as it was is still the keeper."""
         with self.catalog.session() as s:
-            data = s.scalars(select(Decision.data).where(Decision.key == self.key,
-                                                         Decision.generation == generation)).first()
-        return None if data is None else columns_from_bytes(data)
+            row = s.execute(select(Decision.generation, Decision.data).where(Decision.key == self.key)).first()
+        return None if row is None else (row.generation, columns_from_bytes(row.data))
 
     def write(self, generation: str, columns: Columns) -> None:
         """Store `columns` as this key's decision at `generation`, in one transaction, in place

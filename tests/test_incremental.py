@@ -116,7 +116,27 @@ def test_adding_an_image_judges_only_its_pairs_and_gives_the_fresh_groups(cat, t
     assert after.evidence.reused > 0
     chelsea = next(members for _, members, _ in _groups(after) if "chelsea.jpg" in members)
     assert "chelsea_crop.png" in chelsea
+    # only the group the crop joined had its keeper chosen again; every other kept its own
+    groups = len([g for g in whole.groups if not g.contains])
+    assert (after.evidence.keepers, after.evidence.keepers_kept) == (1, groups - 1)
     assert _groups(after) == _groups(_fresh(cat, tmp_path))
+
+
+def test_a_group_keeps_its_keeper_until_a_member_changes(cat, tmp_path, photos) -> None:
+    """A keeper is kept from the decision before only for a group whose members' records are
+    as they were: a file touched since (same content, so no pair is judged again) may now be
+    the newest, which the `oldest` rule reads, so its group's keeper is chosen again."""
+    first = cat.duplicate_report()
+    groups = len([g for g in first.groups if not g.contains])
+    assert (first.evidence.keepers, first.evidence.keepers_kept) == (groups, 0)
+    touched = photos / "edits" / "chelsea_q40.jpg"
+    later = touched.stat().st_mtime_ns + 10**9
+    os.utime(touched, ns=(later, later))
+    cat.index([photos], workers=1)
+    after = cat.duplicate_report()
+    assert after.evidence.computed == 0 and not after.evidence.decided
+    assert (after.evidence.keepers, after.evidence.keepers_kept) == (1, groups - 1)
+    assert _groups(after) == _groups(first) == _groups(_fresh(cat, tmp_path))
 
 
 def test_deleting_images_drops_their_pairs_and_gives_the_fresh_groups(cat, tmp_path, photos) -> None:
