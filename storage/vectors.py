@@ -423,44 +423,68 @@ class FeatureIndex:
         return repr(None if model is None else model.identity())
 
     def _refresh(self, built: _Built, generation: str) -> _Built:
-        """`built` brought to `generation`: an exact index is built again; an approximate one
-        loses the images gone or changed and gains the new or changed, or is trained again
-        when its kind no longer fits the size or its data drifted."""
+        """`built` brought to `generation`: it loses the images gone or changed and gains the
+        new or changed; an exact one is built again instead when that would order its rows
+        otherwise, an approximate one is trained again when its kind no longer fits the size
+        or its data drifted."""
         chosen_at = built.tuning.trained_on
-        if built.tuning.exact and not chosen_at:
-            return self._build(generation)
         ids, contents = self.catalog.feature_ids(self.feature)
         policy = self.catalog.index_policy()
+        width = built.index.code_size if self.binary else built.index.d
         if built.tuning.exact:
             # chosen over an inverted file that scanned every list: flat again (no training)
             # until the catalog outgrows that size
-            return self._build(generation, flat_after=0 if len(ids) > policy.growth * chosen_at else chosen_at)
-        width = built.index.code_size if self.binary else built.index.d
+            flat_after = chosen_at if chosen_at and len(ids) <= policy.growth * chosen_at else 0
+            removed, added = _changes(built, ids, contents)
+            kept = np.setdiff1d(built.ids, removed, assume_unique=True)
+            # a flat index answers ties in the order of its rows, which a build adds by id: rows
+            # appended after every kept one leave it as a build would make it, byte for byte
+            if (flat_after or ann.describe(len(ids), width, binary=self.binary, policy=policy) == ann.EXACT) and \
+                    (not len(added) or not len(kept) or added[0] > kept[-1]):
+                # on a copy: another thread (`neardup serve`) may be searching this one now
+                copied = _Built(built.generation, self._copy(built.index), built.meta, built.ids, built.contents)
+                return self._saved(self._updated(copied, generation, ids, contents, removed, added), removed, added)
+            return self._build(generation, flat_after=flat_after)
         if ann.family(ann.describe(len(ids), width, binary=self.binary, policy=policy)) != \
                 ann.family(built.tuning.description):
             return self._build(generation)
         if ann.scans_everything(built.index, built.tuning.nprobe) and ann.flat_fits(len(ids), width,
                                                                                    binary=self.binary, policy=policy):
             return self._build(generation, flat_after=built.tuning.trained_on)  # tuned before flat ones were kept
-        old = dict(zip(built.ids.tolist(), built.contents.tolist()))
-        now = dict(zip(ids.tolist(), contents.tolist()))
-        removed = np.array(sorted(i for i, c in old.items() if now.get(i) != c), np.int64)
-        added = np.array(sorted(i for i, c in now.items() if old.get(i) != c), np.int64)
+        removed, added = _changes(built, ids, contents)
+        refreshed = self._updated(built, generation, ids, contents, removed, added)
+        if ann.drifted(built.tuning, len(ids), refreshed.meta.get("added_residual", 0.0),
+                       refreshed.meta.get("added", 0), policy):
+            return self._build(generation)
+        return self._saved(refreshed, removed, added)
+
+    def _updated(self, built: _Built, generation: str, ids: NDArray[np.int64], contents: NDArray[np.uint64],
+                 removed: NDArray[np.int64], added: NDArray[np.int64]) -> _Built:
+        """`built` at `generation` (the catalog's `ids` and `contents`), without the entries
+        `removed` and with the rows of `added` (`_changes`), in place; an inverted file also
+        keeps how far its added rows lie from its centroids (`ann.drifted`)."""
         meta = {**built.meta, "generation": generation}
         if len(removed):
             built.index.remove_ids(faiss.IDSelectorBatch(removed))
         if len(added):
             added, rows = self.catalog.feature_rows(self.feature, added.tolist())
             built.index.add_with_ids(np.ascontiguousarray(rows), added)
-            count = meta.get("added", 0) + len(added)
-            meta["added_residual"] = (meta.get("added_residual", 0.0) * meta.get("added", 0)
-                                      + ann.residual(built.index, rows) * len(added)) / count
-            meta["added"] = count
-        if ann.drifted(built.tuning, len(ids), meta.get("added_residual", 0.0), meta.get("added", 0), policy):
-            return self._build(generation)
-        refreshed = _Built(generation, built.index, meta, ids, contents)
-        self._save(refreshed, index_changed=bool(len(removed) or len(added)))
-        return refreshed
+            if not built.tuning.exact:
+                count = meta.get("added", 0) + len(added)
+                meta["added_residual"] = (meta.get("added_residual", 0.0) * meta.get("added", 0)
+                                          + ann.residual(built.index, rows) * len(added)) / count
+                meta["added"] = count
+        return _Built(generation, built.index, meta, ids, contents)
+
+    def _copy(self, index):
+        """A copy of a flat index (FAISS clones no binary one with ids)."""
+        if self.binary:
+            return faiss.deserialize_index_binary(faiss.serialize_index_binary(index))
+        return faiss.deserialize_index(faiss.serialize_index(index))
+
+    def _saved(self, built: _Built, removed: NDArray[np.int64], added: NDArray[np.int64]) -> _Built:
+        self._save(built, index_changed=bool(len(removed) or len(added)))
+        return built
 
     def _build(self, generation: str, *, flat_after: int = 0) -> _Built:
         """The index of every row of the feature, of the kind the catalog's size asks for; or,
@@ -631,6 +655,17 @@ def _hamming_matrix(a: NDArray[np.uint8], b: NDArray[np.uint8]) -> NDArray[np.in
 def _save_array(path: Path, array: NDArray) -> None:
     with open(path, "wb") as f:
         np.save(f, array, allow_pickle=False)
+
+
+def _changes(built: _Built, ids: NDArray[np.int64], contents: NDArray[np.uint64]
+             ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The entries of `built` gone or changed since it was made, and the rows new or changed,
+    of the catalog's `ids` and `contents` now (`Catalog.feature_ids`): both ascending."""
+    old = dict(zip(built.ids.tolist(), built.contents.tolist()))
+    now = dict(zip(ids.tolist(), contents.tolist()))
+    removed = np.array(sorted(i for i, c in old.items() if now.get(i) != c), np.int64)
+    added = np.array(sorted(i for i, c in now.items() if old.get(i) != c), np.int64)
+    return removed, added
 
 
 def _sha256(path: Path) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 
@@ -17,6 +18,7 @@ from neardup.storage import ann
 from neardup.storage.ann import GIB, IndexPolicy, IndexPolicyError, describe
 from neardup.storage.catalog import Catalog
 from neardup.storage.records import ImageRecord, ModelRecord
+from neardup.storage.vectors import FeatureIndex
 
 from conftest import make_collection
 from test_cli import run
@@ -130,6 +132,50 @@ def test_an_approximate_index_is_updated_in_place_as_images_come_and_go(syntheti
     assert not set(gone.tolist()) & {n.image_id for row in index.knn(codes[:100], 10) for n in row}
     reopened = Catalog.open(synthetic.path).index("pdq")  # the updated file, read back
     assert reopened.state().fresh and reopened.state().entries == 4200
+
+
+@pytest.mark.parametrize("feature", ["pdq", FLOAT])
+def test_an_exact_index_is_updated_in_place_into_the_index_a_build_makes(tmp_path, feature, monkeypatch) -> None:
+    """Images added after every one an exact index holds, and images removed, are appended to
+    and dropped from it, not read back from the catalog with every other row: the index a
+    build gives, row for row, so its answers and their ties stay the same. An image changed
+    in place (its id kept) would be appended out of id order, so the index is built again."""
+    settings = replace(new_settings(), hashes=("pdq",), local_features=None)
+    model = ModelRecord(name=FLOAT, model_id="synthetic", version=1, dim=DIM, input_size=1)
+    catalog = Catalog.create(tmp_path / "exact.db", settings, [model])
+    codes, vectors = _clustered(3200, 4)
+    catalog.write(_records(codes[:3000], vectors[:3000], 0))
+    index = catalog.index(feature)
+    assert len(index) == 3000
+    builds = []
+    build = FeatureIndex._build
+    monkeypatch.setattr(FeatureIndex, "_build", lambda self, *a, **k: builds.append(1) or build(self, *a, **k))
+
+    def as_built() -> bytes:
+        for path in tmp_path.glob(f"exact.{feature}.faiss*"):
+            path.unlink()
+        fresh = Catalog.open(catalog.path)
+        data = _serialised(fresh.index(feature)._current().index)
+        fresh.close()
+        return data
+
+    catalog.write(_records(codes[3000:3100], vectors[3000:3100], 3000))
+    gone = catalog.feature_ids(feature)[0][::7].tolist()
+    catalog.remove(gone)
+    assert len(index) == 3100 - len(gone) and not builds  # updated in place
+    updated = _serialised(index._current().index)
+    assert updated == as_built()
+    changed = _records(codes[3100:3101], vectors[3100:3101], 3100)[0]
+    # the file of a kept image holds another picture now (its content key: SHA-256's first 64 bits)
+    catalog.write([replace(changed, path="/synthetic/1.png", sha256="f" * 64)])
+    assert len(index) == 3100 - len(gone) and len(builds) == 2  # built again (and by as_built)
+    assert _serialised(index._current().index) == as_built()
+    catalog.close()
+
+
+def _serialised(index) -> bytes:
+    serialise = faiss.serialize_index_binary if isinstance(index, faiss.IndexBinary) else faiss.serialize_index
+    return serialise(index).tobytes()
 
 
 def test_exact_indexes_report_their_memory_read_back_from_their_files(synthetic) -> None:
