@@ -59,9 +59,14 @@ class ColourLayout:
         means = np.ascontiguousarray(self.cells, np.uint8).tobytes()
         return means if self.flat is None else means + np.packbits(self.flat.ravel()).tobytes()
 
+    @staticmethod
+    def cells_from_bytes(data: bytes) -> NDArray[np.uint8]:
+        """The `cells` of a stored layout (`to_bytes`), read-only, without its flat cells."""
+        return np.frombuffer(data, np.uint8, _MEANS).reshape(LAYOUT_SIDE, LAYOUT_SIDE, 3)
+
     @classmethod
     def from_bytes(cls, width: int, height: int, data: bytes) -> ColourLayout:
-        cells = np.frombuffer(data[:_MEANS], np.uint8).reshape(LAYOUT_SIDE, LAYOUT_SIDE, 3)
+        cells = cls.cells_from_bytes(data)
         flat = None
         if has_flat_cells(data):
             bits = np.unpackbits(np.frombuffer(data[_MEANS:], np.uint8), count=LAYOUT_SIDE * LAYOUT_SIDE)

@@ -285,6 +285,12 @@ def layouts_of(catalog: Catalog, ids: Sequence[int]) -> dict[int, ColourLayout]:
     return {i: ColourLayout.from_bytes(*found) for i, found in catalog.colour_layouts_of(ids).items()}
 
 
+def layout_cells_of(catalog: Catalog, ids: Sequence[int]) -> dict[int, NDArray[np.uint8]]:
+    """The cells alone of the stored colour layouts of the given ids that have one: strip
+    candidates read every image's, and making each a `ColourLayout` cost more than reading it."""
+    return {i: ColourLayout.cells_from_bytes(found[2]) for i, found in catalog.colour_layouts_of(ids).items()}
+
+
 _worker_catalog: dict[Location, Catalog] = {}  # a worker's connection, opened by its first task
 
 

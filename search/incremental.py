@@ -51,7 +51,7 @@ from .candidates import PairCandidates, pair_candidates
 from .canvas import on_canvas
 from .composites import link_regions
 from .evidence import (BLOCK, BOX_FIRST, BOX_SECOND, BOXED, INLIERS, RECOLOURED, SIDE_FIELDS, Verified, pair_evidence,
-                       layouts_of, strips_of, verify_strips)
+                       layout_cells_of, strips_of, verify_strips)
 from .features import features_of
 from .neighbours import lists_from_columns, lists_to_columns
 from .overlay import has_overlay
@@ -325,7 +325,7 @@ def _strip_links(catalog: Catalog, pairs: Columns, kinds: list[str], threshold: 
     strips_found = strips_of(catalog, partners, known_strips)
     found_strips = {container: strip for (container, _), strip in strips_found.items() if strip is not None}
     with_layouts = np.intersect1d(np.asarray(ids, np.int64), catalog.colour_layout_ids())
-    drawn, lists = strip_candidates(found_strips, judged.pairs[keep], lambda some: layouts_of(catalog, some),
+    drawn, lists = strip_candidates(found_strips, judged.pairs[keep], lambda some: layout_cells_of(catalog, some),
                                     with_layouts, known_lists, new)
     for container, other, strip in drawn:
         wanted.setdefault((min(container, other), max(container, other)),

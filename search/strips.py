@@ -160,13 +160,13 @@ class StripLists:
 
 
 def strip_candidates(strips: Mapping[int, Strip], kept_pairs: NDArray[np.int64],
-                     layouts: Callable[[Sequence[int]], Mapping[int, ColourLayout]],
+                     layouts: Callable[[Sequence[int]], Mapping[int, NDArray[np.uint8]]],
                      ids: Sequence[int], known: StripLists | None = None,
                      changed: Sequence[int] = ()) -> tuple[list[tuple[int, int, Strip]], StripLists]:
     """(container, candidate, strip) for each container's TOP strip candidates among `ids`
-    (ascending, those with a layout), outside its group (the components of `kept_pairs`);
-    and each container's list of the images most alike its strip, from which they were
-    picked. A `known` list of a container as it was (not among the images `changed` since),
+    (ascending, those with a layout: `layouts` gives their `ColourLayout.cells`), outside its
+    group (the components of `kept_pairs`); and each container's list of the images most
+    alike its strip, from which they were picked. A `known` list of a container as it was (not among the images `changed` since),
     with the same strip, that holds no image since removed or changed, is merged with the
     images added or changed since; every other list is searched: either way, the list a
     search of all `ids` gives now."""
@@ -177,7 +177,7 @@ def strip_candidates(strips: Mapping[int, Strip], kept_pairs: NDArray[np.int64],
     wanted = [(image, strip) for image, strip in sorted(strips.items()) if image in own]
     names = np.array([image for image, _ in wanted], np.int64)
     keys = np.array([packed(strip) for _, strip in wanted], np.int64)
-    queries = np.stack([_thumbnail(own[image].cells[top:bottom, left:right])
+    queries = np.stack([_thumbnail(own[image][top:bottom, left:right])
                         for image, (left, top, right, bottom) in wanted]) if wanted else np.zeros((0, 1), np.float32)
     listed = (np.full((len(wanted), LISTED), -1, np.int64), np.full((len(wanted), LISTED), np.inf))
     kept = np.zeros(len(wanted), bool)
@@ -347,7 +347,21 @@ def _thumbnail(cells: NDArray[np.uint8]) -> NDArray[np.float32]:
     return v / max(float(np.linalg.norm(v)), 1e-6)
 
 
-def _thumbnails(ids: Iterable[int], layouts: Callable[[Sequence[int]], Mapping[int, ColourLayout]]
+def _whole_thumbnails(cells: NDArray[np.uint8]) -> NDArray[np.float32]:
+    """The `_thumbnail`s of (n, LAYOUT_SIDE, LAYOUT_SIDE, 3) whole layouts, value for value, at
+    a fifth of the time: one resize of the layouts stacked (a layout's side is a multiple of
+    THUMB, so no cell of the shrink spans two of them), then each row centred and scaled."""
+    n = len(cells)
+    small = cv2.resize(np.ascontiguousarray(cells).reshape(n * LAYOUT_SIDE, LAYOUT_SIDE, 3), (THUMB, n * THUMB),
+                       interpolation=cv2.INTER_AREA)
+    v = small.reshape(n, -1).astype(np.float32)
+    v -= v.mean(axis=1, keepdims=True)
+    # row by row, as `_thumbnail` takes it: the norm of a stacked axis sums in another order
+    norms = np.array([np.linalg.norm(row) for row in v], np.float32)
+    return v / np.maximum(norms, np.float32(1e-6))[:, None]
+
+
+def _thumbnails(ids: Iterable[int], layouts: Callable[[Sequence[int]], Mapping[int, NDArray[np.uint8]]]
                 ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     """(ids, (n, 3 * THUMB²) thumbnails) of the images among `ids` that have a layout, read in
     chunks (a layout is 3 KB, a thumbnail 768 bytes)."""
@@ -356,11 +370,11 @@ def _thumbnails(ids: Iterable[int], layouts: Callable[[Sequence[int]], Mapping[i
     rows: list[NDArray[np.float32]] = []
     for start in range(0, len(ids), _LAYOUT_CHUNK):
         found = layouts(ids[start:start + _LAYOUT_CHUNK])
-        for image in ids[start:start + _LAYOUT_CHUNK]:
-            if image in found:
-                known.append(image)
-                rows.append(_thumbnail(found[image].cells))
+        chunk = [image for image in ids[start:start + _LAYOUT_CHUNK] if image in found]
+        if chunk:
+            known += chunk
+            rows.append(_whole_thumbnails(np.stack([found[image] for image in chunk])))
     if not rows:
         return np.zeros(0, np.int64), np.zeros((0, 3 * THUMB * THUMB), np.float32)
-    return np.array(known, np.int64), np.stack(rows)
+    return np.array(known, np.int64), np.concatenate(rows)
 

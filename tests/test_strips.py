@@ -21,8 +21,8 @@ from neardup.search.candidates import pair_candidates
 from neardup.search.duplicates import decide
 from neardup.search.features import default_threshold
 from neardup.search.incremental import judged_pairs
-from neardup.search.strips import (LISTED, MIN_STRIP, TOP, _thumbnail, colour_link, containers, free_edge,
-                                   strip_candidates)
+from neardup.search.strips import (LISTED, MIN_STRIP, TOP, _thumbnail, _whole_thumbnails, colour_link, containers,
+                                   free_edge, strip_candidates)
 from neardup.search.verify import REGION_GRID, VERIFY_THRESHOLD
 
 from conftest import photo, save, scene
@@ -236,6 +236,18 @@ def test_a_strip_showing_a_picture_whole_or_in_place_is_a_colour_link() -> None:
     assert colour_link(colour_layout(side), colour_layout(right), narrow) is None
 
 
+def test_whole_layouts_shrink_at_once_to_the_thumbnails_one_at_a_time_give() -> None:
+    """Lists kept from runs before are merged with thumbnails made now: the batch must give
+    every value the one-at-a-time shrink gives, bit for bit (real photos, a flat picture,
+    noise)."""
+    rng = np.random.default_rng(3)
+    cells = [colour_layout(photo(name)).cells for name in ("astronaut", "chelsea", "coffee", "hubble")]
+    cells += [np.full((LAYOUT_SIDE, LAYOUT_SIDE, 3), 90, np.uint8)]
+    cells += list(rng.integers(0, 256, (300, LAYOUT_SIDE, LAYOUT_SIDE, 3), dtype=np.uint8))
+    one_by_one = np.stack([_thumbnail(c) for c in cells])
+    assert np.array_equal(_whole_thumbnails(np.stack(cells)).view(np.uint32), one_by_one.view(np.uint32))
+
+
 def test_strip_candidates_are_each_container_s_most_alike_images_outside_its_group() -> None:
     """Against a brute-force oracle (every image ranked by a stable sort): a container's group
     is the images most alike its strip, more of them than TOP, and still TOP others are found."""
@@ -253,7 +265,7 @@ def test_strip_candidates_are_each_container_s_most_alike_images_outside_its_gro
         layouts[i] = layout(np.clip(shown.astype(np.int16) + rng.integers(-6, 7, shown.shape), 0, 255).astype(np.uint8))
     group = np.array([[1, i] for i in range(2, 17)], np.int64)
     strips = {1: strip, 20: (0, 0, LAYOUT_SIDE // 3, LAYOUT_SIDE), 33: (0, LAYOUT_SIDE // 2, LAYOUT_SIDE, LAYOUT_SIDE)}
-    found, _ = strip_candidates(strips, group, lambda ids: {i: layouts[i] for i in ids if i in layouts},
+    found, _ = strip_candidates(strips, group, lambda ids: {i: layouts[i].cells for i in ids if i in layouts},
                                 sorted(layouts))
     ids = np.array(sorted(layouts))
     thumbs = np.stack([_thumbnail(layouts[i].cells) for i in ids]).astype(np.float64)
@@ -304,7 +316,7 @@ def test_containers_lists_brought_up_to_date_are_what_a_search_of_all_images_giv
 
     def of(some):
         read.extend(some)
-        return {i: layouts[i] for i in some if i in layouts}
+        return {i: layouts[i].cells for i in some if i in layouts}
 
     _, known = strip_candidates(strips, np.zeros((0, 2), np.int64), of, ids)
     assert np.array_equal(known.ids, _oracle(layouts, strips, ids, LISTED))
@@ -338,7 +350,7 @@ def test_a_group_too_large_for_the_list_kept_is_searched_deeper() -> None:
     strips = {1: (LAYOUT_SIDE // 2, 0, LAYOUT_SIDE, LAYOUT_SIDE)}
     ranked = _oracle(layouts, strips, ids, 200)[0]
     group = np.array([[1, int(i)] for i in ranked[:LISTED + 5] if i != 1], np.int64)  # its LISTED most alike
-    found, _ = strip_candidates(strips, group, lambda some: {i: layouts[i] for i in some}, ids)
+    found, _ = strip_candidates(strips, group, lambda some: {i: layouts[i].cells for i in some}, ids)
     members = set(group.ravel().tolist())
     assert [o for _, o, _ in found] == [int(i) for i in ranked if int(i) not in members][:TOP]
 
@@ -355,11 +367,11 @@ def test_copies_tied_past_the_slack_are_listed_by_id() -> None:
         layouts[i] = colour_layout(picture)
     layouts[1] = colour_layout(np.hstack([cv2.resize(picture, (32, 64)), cv2.resize(picture, (32, 64))]))
     strips = {1: (LAYOUT_SIDE // 2, 0, LAYOUT_SIDE, LAYOUT_SIDE)}
-    _, lists = strip_candidates(strips, np.zeros((0, 2), np.int64), lambda some: {i: layouts[i] for i in some}, ids)
+    _, lists = strip_candidates(strips, np.zeros((0, 2), np.int64), lambda some: {i: layouts[i].cells for i in some}, ids)
     assert np.array_equal(lists.ids, _oracle(layouts, strips, ids, LISTED))
     assert set(range(100, 100 + LISTED - 1)) <= set(lists.ids[0].tolist())  # tied copies, by id
     for i in range(501, 521):
         layouts[i] = layouts[100]
-    _, merged = strip_candidates(strips, np.zeros((0, 2), np.int64), lambda some: {i: layouts[i] for i in some},
+    _, merged = strip_candidates(strips, np.zeros((0, 2), np.int64), lambda some: {i: layouts[i].cells for i in some},
                                  ids + list(range(501, 521)), lists, list(range(501, 521)))
     assert np.array_equal(merged.ids, lists.ids)  # later copies tie and come after by id
