@@ -76,6 +76,7 @@ def _changed(rows: np.ndarray, which: np.ndarray) -> np.ndarray:
 def test_a_list_brought_up_to_date_is_what_a_search_of_the_whole_index_gives(seed: int, dims: int, part: int,
                                                                              monkeypatch) -> None:
     monkeypatch.setattr(neighbours, "_PART", part)  # queries a few at a time, or all at once
+    monkeypatch.setattr(neighbours, "_DISTANCES", part * 3)  # codes' distances to the added: a query at a time too
     rng = np.random.default_rng(seed)
     ids, codes = _entries(rng, np.arange(1, 301, dtype=np.int64), dims)
     known = {list_name("pdq", IMAGE): _whole_list(ids, codes)}
