@@ -438,9 +438,10 @@ class FeatureIndex:
             removed, added = _changes(built, ids, contents)
             kept = np.setdiff1d(built.ids, removed, assume_unique=True)
             # a flat index answers ties in the order of its rows, which a build adds by id: rows
-            # appended after every kept one leave it as a build would make it, byte for byte
+            # appended after every kept one leave it as a build would make it, byte for byte (an
+            # index that kept none may have been built empty, of no width yet: built again)
             if (flat_after or ann.describe(len(ids), width, binary=self.binary, policy=policy) == ann.EXACT) and \
-                    (not len(added) or not len(kept) or added[0] > kept[-1]):
+                    len(kept) and (not len(added) or added[0] > kept[-1]):
                 # on a copy: another thread (`neardup serve`) may be searching this one now
                 copied = _Built(built.generation, self._copy(built.index), built.meta, built.ids, built.contents)
                 return self._saved(self._updated(copied, generation, ids, contents, removed, added), removed, added)

@@ -173,6 +173,26 @@ def test_an_exact_index_is_updated_in_place_into_the_index_a_build_makes(tmp_pat
     catalog.close()
 
 
+@pytest.mark.parametrize("feature", ["pdq", FLOAT])
+def test_an_index_built_on_an_empty_catalog_takes_the_first_rows_written(tmp_path, feature) -> None:
+    """An index built before any image (a search of a new catalog) has no width yet; the
+    first images written are searched by an index built for them."""
+    settings = replace(new_settings(), hashes=("pdq",), local_features=None)
+    model = ModelRecord(name=FLOAT, model_id="synthetic", version=1, dim=DIM, input_size=1)
+    catalog = Catalog.create(tmp_path / "empty.db", settings, [model])
+    index = catalog.index(feature)
+    assert len(index) == 0
+    rng = np.random.default_rng(8)
+    codes = rng.integers(0, 256, (50, 32), dtype=np.uint8)
+    vectors = rng.normal(size=(50, DIM)).astype(np.float32)
+    catalog.write(_records(codes, vectors / np.linalg.norm(vectors, axis=1, keepdims=True), 0))
+    assert len(index) == 50
+    found = index.knn(codes[:3] if feature == "pdq" else vectors[:3], 1)
+    ids = catalog.image_ids([f"/synthetic/{i}.png" for i in range(3)])
+    assert [row[0].image_id for row in found] == [ids[f"/synthetic/{i}.png"] for i in range(3)]
+    catalog.close()
+
+
 def _serialised(index) -> bytes:
     serialise = faiss.serialize_index_binary if isinstance(index, faiss.IndexBinary) else faiss.serialize_index
     return serialise(index).tobytes()
