@@ -176,9 +176,9 @@ def _merged_codes(queries: NDArray[np.uint8], listed: tuple[NDArray[np.int64], N
                   ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
     """Row by row, the `width` first of a list of binary codes (`listed`, ordered) and of the
     entries `among` (ids ascending, codes): what `_merged` makes of it and a search of `among`.
-    A search keeps a heap for each of 100,000 queries to scan a thousand codes added, 5 ns a
-    code; here every distance is counted at once (FAISS's `hammings`, 1 ns), and only the
-    entries ahead of a full list's last (by distance, then id) are ordered, which few are."""
+    A search keeps a heap for each query to scan the few codes added, several times the cost
+    of counting every distance at once (FAISS's `hammings`) and ordering only the entries
+    ahead of a full list's last (by distance, then id), which few are."""
     among_ids, codes = among
     out = (listed[0].copy(), listed[1].copy())
     step = max(1, _DISTANCES // max(len(among_ids), 1))

@@ -166,10 +166,10 @@ def strip_candidates(strips: Mapping[int, Strip], kept_pairs: NDArray[np.int64],
     """(container, candidate, strip) for each container's TOP strip candidates among `ids`
     (ascending, those with a layout: `layouts` gives their `ColourLayout.cells`), outside its
     group (the components of `kept_pairs`); and each container's list of the images most
-    alike its strip, from which they were picked. A `known` list of a container as it was (not among the images `changed` since),
-    with the same strip, that holds no image since removed or changed, is merged with the
-    images added or changed since; every other list is searched: either way, the list a
-    search of all `ids` gives now."""
+    alike its strip, from which they were picked. A `known` list of a container as it was
+    (not among the images `changed` since), with the same strip, that holds no image since
+    removed or changed, is merged with the images added or changed since; every other list
+    is searched: either way, the list a search of all `ids` gives now."""
     entries = np.asarray(ids, np.int64)
     group = components(kept_pairs)
     sizes = Counter(group.values())
@@ -348,9 +348,10 @@ def _thumbnail(cells: NDArray[np.uint8]) -> NDArray[np.float32]:
 
 
 def _whole_thumbnails(cells: NDArray[np.uint8]) -> NDArray[np.float32]:
-    """The `_thumbnail`s of (n, LAYOUT_SIDE, LAYOUT_SIDE, 3) whole layouts, value for value, at
-    a fifth of the time: one resize of the layouts stacked (a layout's side is a multiple of
-    THUMB, so no cell of the shrink spans two of them), then each row centred and scaled."""
+    """The `_thumbnail`s of (n, LAYOUT_SIDE, LAYOUT_SIDE, 3) whole layouts, value for value,
+    without a resize call per image: one resize of the layouts stacked (a layout's side is a
+    multiple of THUMB, so no cell of the shrink spans two of them), then each row centred and
+    scaled."""
     n = len(cells)
     small = cv2.resize(np.ascontiguousarray(cells).reshape(n * LAYOUT_SIDE, LAYOUT_SIDE, 3), (THUMB, n * THUMB),
                        interpolation=cv2.INTER_AREA)

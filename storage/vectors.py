@@ -687,8 +687,8 @@ def _write_atomic(path: Path, write) -> None:
 def _write_index(index, target: Path, *, binary: bool) -> None:
     """FAISS writes `index` through Python's file, which raises on a full disk (FAISS's own
     file writer can leave an empty file without an error), a megabyte at a time: serialised
-    in memory first, a million CNN vectors' inverted file (1.3 GB) was held three times over
-    by its copy and the doubling buffer, 4.6 GB at the peak of its build."""
+    in memory first, the index was held up to three times over (its copy and the doubling
+    buffer), which set the peak of building a large one."""
     with open(target, "wb") as f:
         writer = faiss.PyCallbackIOWriter(f.write)
         (faiss.write_index_binary if binary else faiss.write_index)(index, writer)

@@ -367,7 +367,8 @@ def test_copies_tied_past_the_slack_are_listed_by_id() -> None:
         layouts[i] = colour_layout(picture)
     layouts[1] = colour_layout(np.hstack([cv2.resize(picture, (32, 64)), cv2.resize(picture, (32, 64))]))
     strips = {1: (LAYOUT_SIDE // 2, 0, LAYOUT_SIDE, LAYOUT_SIDE)}
-    _, lists = strip_candidates(strips, np.zeros((0, 2), np.int64), lambda some: {i: layouts[i].cells for i in some}, ids)
+    _, lists = strip_candidates(strips, np.zeros((0, 2), np.int64),
+                                lambda some: {i: layouts[i].cells for i in some}, ids)
     assert np.array_equal(lists.ids, _oracle(layouts, strips, ids, LISTED))
     assert set(range(100, 100 + LISTED - 1)) <= set(lists.ids[0].tolist())  # tied copies, by id
     for i in range(501, 521):
