@@ -10,6 +10,7 @@ writers to one catalog commit one at a time.
 
 from __future__ import annotations
 
+import functools
 import glob
 import json
 import os
@@ -46,7 +47,6 @@ from .vectors import FeatureIndex
 
 _CHUNK = 900  # ids per IN (...) list: SQLite allows 999 bound parameters per statement
 _INFO_FIELDS = tuple(f.name for f in fields(ImageInfo))
-_UPSERT_ROWS = 200  # image rows per INSERT … ON CONFLICT statement (18 parameters each; SQLite allows 32,766)
 Location = str | Path | URL  # a catalog file's path, or a database URL ("postgresql+psycopg://…")
 MAX_ID = 2**63 - 1  # SQLite's INTEGER: a larger number names no row (and overflows the driver)
 
@@ -501,8 +501,7 @@ class Catalog:
             for table, side in ((Keypoints, 0), (MirroredKeypoints, 1)):
                 for chunk in _chunks(list(features)):
                     s.execute(delete(table).where(table.image_id.in_(chunk)))
-                s.execute(insert(table), [{"image_id": int(i), **_keypoint_blobs(both[side])}
-                                          for i, both in features.items()])
+                _insert(s, table, [{"image_id": int(i), **_keypoint_blobs(both[side])} for i, both in features.items()])
 
     def put_colour_layouts(self, layouts: Mapping[int, tuple[int, int, bytes]]) -> None:
         """Store colour layouts {id: (width, height, cells)}, replacing older ones. Stored pair
@@ -513,8 +512,8 @@ class Catalog:
             s.execute(delete(EvidenceSet))
             for chunk in _chunks(list(layouts)):
                 s.execute(delete(ColourLayout).where(ColourLayout.image_id.in_(chunk)))
-            s.execute(insert(ColourLayout), [{"image_id": int(i), "width": w, "height": h, "cells": c}
-                                             for i, (w, h, c) in layouts.items()])
+            _insert(s, ColourLayout, [{"image_id": int(i), "width": w, "height": h, "cells": c}
+                                      for i, (w, h, c) in layouts.items()])
 
     def same_content_groups(self) -> list[list[int]]:
         """Ids of images sharing one sha256 (exact copies), groups of two or more."""
@@ -587,10 +586,8 @@ class Catalog:
             for table in (Hash, Vector, Keypoints, MirroredKeypoints, ColourLayout):
                 for chunk in _chunks(list(ids.values())):
                     s.execute(delete(table).where(table.image_id.in_(chunk)))
-            # Core inserts, one statement per table: ORM objects cost more than the SQL itself
             for table, values in _feature_rows(records, [ids[r.path] for r in records]).items():
-                if values:
-                    s.execute(insert(table), values)
+                _insert(s, table, values)
 
     def move(self, image_id: int, path: str, size: int, mtime_ns: int) -> None:
         """Record that a known image now lives at `path` (renamed or moved, same bytes); a row
@@ -609,9 +606,8 @@ class Catalog:
                 ids = [int(i) for i in ids]
                 for chunk in _chunks(ids):
                     s.execute(delete(Vector).where(Vector.model == model, Vector.view == view, Vector.image_id.in_(chunk)))
-                if ids:
-                    s.execute(insert(Vector), [{"image_id": i, "model": model, "view": view,
-                                                "data": np.asarray(v, "<f2").tobytes()} for i, v in zip(ids, vectors)])
+                _insert(s, Vector, [{"image_id": i, "model": model, "view": view, "data": np.asarray(v, "<f2").tobytes()}
+                                    for i, v in zip(ids, vectors)])
 
     def mark_failed(self, failures: Mapping[int, str]) -> None:
         """Record images that can no longer be processed (image id -> why), dropping their features."""
@@ -741,15 +737,31 @@ _IMAGE_FIELDS = tuple(f.name for f in fields(ImageRecord) if f.name in Image.__t
 
 def _upsert_images(s: Session, records: Sequence[ImageRecord]) -> dict[str, int]:
     """Insert or update the image rows of `records` (in path order: concurrent writers lock
-    rows in one order) by INSERT … ON CONFLICT (path); {path: image id}."""
-    insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite_dialect.insert
-    ids: dict[str, int] = {}
-    for chunk in _chunks(list(records), _UPSERT_ROWS):
-        statement = insert(Image).values([_image_values(r) for r in chunk])
-        updated = {c: statement.excluded[c] for c in _image_values(chunk[0]) if c not in ("path", "created_at")}
-        statement = statement.on_conflict_do_update(index_elements=[Image.path], set_=updated)
-        ids.update((path, image_id) for image_id, path in s.execute(statement.returning(Image.id, Image.path)))
-    return ids
+    rows in one order) by INSERT … ON CONFLICT (path); {path: image id}. One statement, made
+    once per dialect, run with every row as parameters: SQLAlchemy batches them into
+    multi-row INSERTs itself ("insertmanyvalues"), where a statement holding the values had
+    to be compiled again for every batch, and that compiling cost more than the SQL."""
+    conn = s.connection()
+    statement = _upsert_statement(conn.dialect.name)
+    return {path: image_id for image_id, path in conn.execute(statement, [_image_values(r) for r in records])}
+
+
+@functools.cache
+def _upsert_statement(dialect: str):
+    """INSERT … ON CONFLICT (path) DO UPDATE every column but the path and creation time,
+    RETURNING (id, path)."""
+    table = Image.__table__
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite_dialect.insert)(table)
+    updated = {c: statement.excluded[c] for c in (*_IMAGE_FIELDS, "status", "updated_at") if c != "path"}
+    return statement.on_conflict_do_update(index_elements=[table.c.path], set_=updated).returning(table.c.id, table.c.path)
+
+
+def _insert(s: Session, table: type, rows: list[dict[str, Any]]) -> None:
+    """Core INSERT of `rows` into an ORM class's table, one statement on the session's
+    connection: the session's ORM bulk insert looks at every value of every row first, which
+    cost more than the SQL itself."""
+    if rows:
+        s.connection().execute(insert(table.__table__), rows)
 
 
 def _image_values(r: ImageRecord) -> dict[str, object]:
