@@ -391,7 +391,9 @@ class Catalog:
             if not rows:
                 return
             after = rows[-1][0]
-            yield self._feature_matrix(table, rows)
+            chunk = self._feature_matrix(table, rows)
+            del rows  # copied into the matrix: not held (a million vectors' worth) while the caller works
+            yield chunk
 
     def _feature_table(self, feature: str):
         return (Hash, Hash.algo) if feature in self.settings.hashes else (Vector, Vector.model)

@@ -44,6 +44,7 @@ REFINE = 2  # an approximate float index finds REFINE x k candidates, re-ranked 
 _MARGIN = {"IVF,SQ8": 0.02}
 _PQ_MARGIN = 0.1
 _CHUNK = 65_536  # rows read from the catalog and added at a time
+_TRUTH_BLOCK = 4_096  # rows an approximate index's ground truth scores at a time (`_ExactNeighbours`)
 _FEW_QUERIES = 16  # up to this many queries, FAISS searches on one thread (`_threads_for`)
 # reading every hash in id order costs about as much as looking up this share of them one by
 # one (4.5 against 22 microseconds a row, 100,000 rows, docs/RELIABILITY.md)
@@ -623,6 +624,12 @@ class _ExactNeighbours:
         self.best = np.zeros((len(queries), 0))
 
     def update(self, ids: NDArray[np.int64], rows: NDArray) -> None:
+        # _TRUTH_BLOCK rows at a time: the scores of every query against a whole chunk of a
+        # million 1,280-d vectors, and the sort of them, were the peak of building its index
+        for start in range(0, len(ids), _TRUTH_BLOCK):
+            self._merge(ids[start:start + _TRUTH_BLOCK], rows[start:start + _TRUTH_BLOCK])
+
+    def _merge(self, ids: NDArray[np.int64], rows: NDArray) -> None:
         if self.binary:
             scores = -_hamming_matrix(self.queries, rows).astype(np.float64)
         else:

@@ -176,10 +176,14 @@ def test_ordered_float_neighbours_are_exact_cosines_then_ids(n: int) -> None:
             assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
 
 
+@pytest.mark.parametrize("block", [4096, 5])
 @pytest.mark.parametrize("binary", [True, False])
-def test_exact_neighbours_gathered_chunk_by_chunk_are_each_query_s_k_best_scores(binary: bool) -> None:
+def test_exact_neighbours_gathered_chunk_by_chunk_are_each_query_s_k_best_scores(binary: bool, block: int,
+                                                                                monkeypatch) -> None:
     """The ground truth of an approximate index's recall: over rows given in chunks, each
-    query's k best scores against the other rows (ties kept), -inf where there are fewer."""
+    query's k best scores against the other rows (ties kept), -inf where there are fewer;
+    alike when a chunk is scored a few rows at a time."""
+    monkeypatch.setattr("neardup.storage.vectors._TRUTH_BLOCK", block)
     rng = np.random.default_rng(4)
     ids = np.arange(1, 301, dtype=np.int64)
     rows = (rng.integers(0, 4, (300, 8), dtype=np.uint8) if binary
