@@ -131,7 +131,7 @@ def _orb(max_keypoints: int) -> cv2.ORB:
 def _features(keypoints, descriptors: NDArray[np.uint8] | None) -> LocalFeatures:
     if descriptors is None or not len(keypoints):
         return _NONE
-    # OpenCV copies the points out in one call, where a Python loop over its objects took 20 times as long
+    # one call of OpenCV's copies the points out, 20 times faster than a Python loop over its keypoint objects
     return LocalFeatures(cv2.KeyPoint_convert(keypoints).reshape(-1, 2).astype(np.float32, copy=False), descriptors)
 
 

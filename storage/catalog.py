@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, Insert, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL
@@ -741,17 +741,17 @@ def _upsert_images(s: Session, records: Sequence[ImageRecord]) -> dict[str, int]
     """Insert or update the image rows of `records` (in path order: concurrent writers lock
     rows in one order) by INSERT … ON CONFLICT (path); {path: image id}. One statement, made
     once per dialect, run with every row as parameters: SQLAlchemy batches them into
-    multi-row INSERTs itself ("insertmanyvalues"), where a statement holding the values had
-    to be compiled again for every batch, and that compiling cost more than the SQL."""
+    multi-row INSERTs itself ("insertmanyvalues"); a statement holding the values would be
+    compiled anew for every batch, which costs more than the SQL."""
     conn = s.connection()
     statement = _upsert_statement(conn.dialect.name)
     return {path: image_id for image_id, path in conn.execute(statement, [_image_values(r) for r in records])}
 
 
 @functools.cache
-def _upsert_statement(dialect: str):
-    """INSERT … ON CONFLICT (path) DO UPDATE every column but the path and creation time,
-    RETURNING (id, path)."""
+def _upsert_statement(dialect: str) -> Insert:
+    """INSERT … ON CONFLICT (path) DO UPDATE every column a record sets but the path (and
+    the creation time), RETURNING (id, path)."""
     table = Image.__table__
     statement = (postgresql.insert if dialect == "postgresql" else sqlite_dialect.insert)(table)
     updated = {c: statement.excluded[c] for c in (*_IMAGE_FIELDS, "status", "updated_at") if c != "path"}
