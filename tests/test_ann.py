@@ -263,6 +263,29 @@ def test_growth_past_the_training_size_trains_again() -> None:
     assert not ann.drifted(tuning, 1050, 26.0, 50, policy)  # too few yet to judge
 
 
+@pytest.mark.parametrize("binary", [False, True])
+def test_the_training_residual_is_measured_on_rows_spread_over_the_sample(binary: bool, monkeypatch) -> None:
+    """The baseline an index's drift is judged against: the mean distance of its training rows
+    to their centroids, from RESIDUAL_ROWS of them spread over the sample (the sample sorted
+    by id, the rows drawn from every part of it), close to the mean over all of them."""
+    monkeypatch.setattr(ann, "RESIDUAL_ROWS", 400)
+    rng = np.random.default_rng(7)
+    centres = rng.standard_normal((16, 32)).astype(np.float32)
+    # rows in blocks of one centre each, the later blocks far more spread: a prefix of the
+    # sample would miss them, and its mean with them
+    rows = np.concatenate([centres[c] + (0.2 + c) * rng.standard_normal((250, 32)).astype(np.float32)
+                           for c in range(16)])
+    if binary:
+        rows = np.packbits(rows > 0, axis=1)
+    else:
+        rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    index = ann.new_index("BIVF16" if binary else "IVF16,SQ8", rows.shape[1], binary=binary)
+    baseline = ann.train(index, rows)
+    everything = ann.residual(index, rows)
+    assert abs(baseline - everything) <= 0.05 * everything
+    assert abs(ann.residual(index, rows[:400]) - everything) > 0.05 * everything  # a prefix would not do
+
+
 def test_a_small_catalog_forced_approximate_groups_as_the_exact_one_and_stats_says_so(tmp_path) -> None:
     make_collection(tmp_path / "photos")
     run("index", tmp_path / "photos", "--db", tmp_path / "exact.db", "--embedder", "none", "-q")
