@@ -135,6 +135,29 @@ def test_an_approximate_index_is_updated_in_place_as_images_come_and_go(syntheti
 
 
 @pytest.mark.parametrize("feature", ["pdq", FLOAT])
+def test_the_state_of_an_index_this_process_holds_is_not_read_again_unless_its_file_lacks_it(
+        synthetic, feature, monkeypatch) -> None:
+    """`stats` of a process that searches (a server) reports the index it holds, as a fresh
+    process reads it from the file, without reading the file again; an index its folder could
+    not take is reported from the file (none)."""
+    index = synthetic.index(feature)
+    assert len(index) == 4000  # built, saved and held
+    reads = []
+    for name in ("read_index", "read_index_binary"):
+        monkeypatch.setattr(faiss, name, lambda *a, _read=getattr(faiss, name): reads.append(a) or _read(*a))
+    held = index.state()
+    assert not reads
+    reopened = Catalog.open(synthetic.path)
+    assert reopened.index(feature).state() == held and held.fresh and held.entries == 4000 and len(reads) == 1
+    reopened.close()
+    codes, vectors = _clustered(4300, 0)
+    synthetic.write(_records(codes[4000:4010], vectors[4000:4010], 4000))
+    monkeypatch.setattr("neardup.storage.vectors._write_atomic", lambda *a: (_ for _ in ()).throw(OSError("full")))
+    assert len(index) == 4010  # brought up to date in memory, its file left as it was
+    assert index.state().entries == 4000 and not index.state().fresh
+
+
+@pytest.mark.parametrize("feature", ["pdq", FLOAT])
 def test_an_exact_index_is_updated_in_place_into_the_index_a_build_makes(tmp_path, feature, monkeypatch) -> None:
     """Images added after every one an exact index holds, and images removed, are appended to
     and dropped from it, not read back from the catalog with every other row: the index a
