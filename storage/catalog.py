@@ -608,8 +608,8 @@ class Catalog:
                 ids = [int(i) for i in ids]
                 for chunk in _chunks(ids):
                     s.execute(delete(Vector).where(Vector.model == model, Vector.view == view, Vector.image_id.in_(chunk)))
-                _insert(s, Vector, [{"image_id": i, "model": model, "view": view, "data": np.asarray(v, "<f2").tobytes()}
-                                    for i, v in zip(ids, vectors)])
+                _insert(s, Vector, [{"image_id": i, "model": model, "view": view,
+                                     "data": np.asarray(v, "<f2").tobytes()} for i, v in zip(ids, vectors)])
 
     def mark_failed(self, failures: Mapping[int, str]) -> None:
         """Record images that can no longer be processed (image id -> why), dropping their features."""
@@ -755,7 +755,8 @@ def _upsert_statement(dialect: str) -> Insert:
     table = Image.__table__
     statement = (postgresql.insert if dialect == "postgresql" else sqlite_dialect.insert)(table)
     updated = {c: statement.excluded[c] for c in (*_IMAGE_FIELDS, "status", "updated_at") if c != "path"}
-    return statement.on_conflict_do_update(index_elements=[table.c.path], set_=updated).returning(table.c.id, table.c.path)
+    statement = statement.on_conflict_do_update(index_elements=[table.c.path], set_=updated)
+    return statement.returning(table.c.id, table.c.path)
 
 
 def _insert(s: Session, table: type, rows: list[dict[str, Any]]) -> None:
