@@ -389,10 +389,12 @@ class FeatureIndex:
 
     def state(self) -> IndexState:
         """The index file's state, read without building anything; that of the index this
-        process holds when the file holds it too. Read again, a million CNN vectors' index
-        is 1.3 GB and seconds, on every `stats` of a server that searches it."""
+        process holds when the file holds it and it is current (another process may have
+        brought the file further since). Read again, a million CNN vectors' index is 1.3 GB
+        and seconds, on every `stats` of a server that searches it."""
         held = self._built
-        built = held if held is not None and held.saved else self._read()
+        current = held is not None and held.saved and held.generation == self.catalog.generation()
+        built = held if current else self._read()
         if built is None:
             return IndexState(self.feature, str(self.path), 0, False, self.path.exists())
         tuning = built.tuning

@@ -137,9 +137,9 @@ def test_an_approximate_index_is_updated_in_place_as_images_come_and_go(syntheti
 @pytest.mark.parametrize("feature", ["pdq", FLOAT])
 def test_the_state_of_an_index_this_process_holds_is_not_read_again_unless_its_file_lacks_it(
         synthetic, feature, monkeypatch) -> None:
-    """`stats` of a process that searches (a server) reports the index it holds, as a fresh
-    process reads it from the file, without reading the file again; an index its folder could
-    not take is reported from the file (none)."""
+    """`stats` of a process that searches (a server) reports the current index it holds, as
+    a fresh process reads it from the file, without reading the file again; once another
+    process brought the file further, or when its folder could not take the index, the file."""
     index = synthetic.index(feature)
     assert len(index) == 4000  # built, saved and held
     reads = []
@@ -147,14 +147,18 @@ def test_the_state_of_an_index_this_process_holds_is_not_read_again_unless_its_f
         monkeypatch.setattr(faiss, name, lambda *a, _read=getattr(faiss, name): reads.append(a) or _read(*a))
     held = index.state()
     assert not reads
-    reopened = Catalog.open(synthetic.path)
-    assert reopened.index(feature).state() == held and held.fresh and held.entries == 4000 and len(reads) == 1
-    reopened.close()
+    other = Catalog.open(synthetic.path)
+    assert other.index(feature).state() == held and held.fresh and held.entries == 4000 and len(reads) == 1
     codes, vectors = _clustered(4300, 0)
-    synthetic.write(_records(codes[4000:4010], vectors[4000:4010], 4000))
+    other.write(_records(codes[4000:4010], vectors[4000:4010], 4000))
+    assert len(other.index(feature)) == 4010  # the other process brings the file up to date
+    other.close()
+    assert index.state().fresh and index.state().entries == 4010  # read from the file
+    assert len(index) == 4010
+    synthetic.write(_records(codes[4010:4020], vectors[4010:4020], 4010))
     monkeypatch.setattr("neardup.storage.vectors._write_atomic", lambda *a: (_ for _ in ()).throw(OSError("full")))
-    assert len(index) == 4010  # brought up to date in memory, its file left as it was
-    assert index.state().entries == 4000 and not index.state().fresh
+    assert len(index) == 4020  # brought up to date in memory, its file left as it was
+    assert index.state().entries == 4010 and not index.state().fresh
 
 
 @pytest.mark.parametrize("feature", ["pdq", FLOAT])
