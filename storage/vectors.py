@@ -192,7 +192,7 @@ class _Built:
         return ann.Tuning(**self.meta["tuning"])
 
     held: _HeldRows | None = field(default=None, init=False, repr=False)  # its rows by id, once asked
-    saved: bool = field(default=False, init=False)  # its file holds it (read from it, or written)
+    saved: bool = False  # its file holds it (read from it, or written)
 
 
 @dataclass(frozen=True)
@@ -601,9 +601,8 @@ class FeatureIndex:
             index = read(str(self.path))
         except (OSError, ValueError, RuntimeError, KeyError):
             return None
-        built = _Built(meta["generation"], index, meta, listed[0].astype(np.int64), listed[1].astype(np.uint64))
-        built.saved = True
-        return built
+        return _Built(meta["generation"], index, meta, listed[0].astype(np.int64), listed[1].astype(np.uint64),
+                      saved=True)
 
     def _save(self, built: _Built, *, index_changed: bool) -> None:
         """Write the index, its id list and its sidecar atomically (temporary names, then
