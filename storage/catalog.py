@@ -565,9 +565,13 @@ class Catalog:
             return int(s.scalar(select(func.count()).select_from(Image).where(_present())) or 0)
 
     def failures(self) -> list[tuple[str, str]]:
-        q = select(Image.path, Image.error).where(Image.status == "failed").order_by(Image.path)
+        """(path, why) of every file that could not be indexed, by path. Sorted here, not by
+        the query: told to order them by path, SQLite walks the whole path index and reads every
+        image's row to find the few failed ones (seconds at a million), and a name that is not
+        UTF-8 would sort by its stored, percent-encoded form (`PathText`)."""
+        q = select(Image.path, Image.error).where(Image.status == "failed")
         with self.session() as s:
-            return [(p, e or "") for p, e in s.execute(q)]
+            return sorted((p, e or "") for p, e in s.execute(q))
 
     def missing_vectors(self, model: str) -> list[tuple[int, str]]:
         """(id, path) of indexed images that have no whole-image vector of `model` yet."""

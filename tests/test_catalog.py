@@ -8,6 +8,7 @@ import sqlite3
 import threading
 import time
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import psycopg
@@ -266,6 +267,15 @@ def test_a_catalog_nobody_closed_closes_its_connections_when_collected(postgres_
         others = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                               "AND pid <> pg_backend_pid()").fetchone()[0]
     assert others == 0
+
+
+def test_failures_are_listed_by_path(catalog_location) -> None:
+    odd = "/q/caf\udce9.jpg"  # stored percent-encoded: "%/q/caf%E9.jpg"
+    paths = ["/q/b.jpg", odd, "/p/ok.jpg", "/a/z.jpg", "/q/c.jpg"]
+    cat = neardup.open(catalog_location, create=True, embedder="none").catalog
+    cat.write([replace(_record(p, seed), error=None if "ok" in p else f"bad {seed}") for seed, p in enumerate(paths)])
+    assert cat.failures() == [("/a/z.jpg", "bad 3"), ("/q/b.jpg", "bad 0"), ("/q/c.jpg", "bad 4"), (odd, "bad 1")]
+    cat.close()
 
 
 def test_paths_named_finds_every_folder_s_file_of_that_name_and_no_other(catalog_location) -> None:
