@@ -388,19 +388,25 @@ class FeatureIndex:
         return _preassigned(index, np.ascontiguousarray(queries, np.float32), probed, width)
 
     def state(self) -> IndexState:
-        """The index file's state, read without building anything; that of the index this
-        process holds when the file holds it and it is current (another process may have
-        brought the file further since). Read again, a million CNN vectors' index is 1.3 GB
-        and seconds, on every `stats` of a server that searches it."""
+        """The index file's state, without building anything: that of the index this process
+        holds when the file holds it and it is current (another process may have brought the
+        file further since), else what its sidecar says while the files beside it are as they
+        were saved (`_described`). A million CNN vectors' index is 1.3 GB: reading it and its
+        checksum took seconds of every `stats`; the checksum is checked when it is read for use."""
+        generation = self.catalog.generation()
         held = self._built
-        current = held is not None and held.saved and held.generation == self.catalog.generation()
-        built = held if current else self._read()
-        if built is None:
+        if held is not None and held.saved and held.generation == generation:
+            meta = _state_fields(held)
+        else:
+            meta = self._described()
+            if meta is None:  # a sidecar of an older neardup, or files changed since: read them
+                built = self._read()
+                meta = None if built is None else _state_fields(built)
+        if meta is None:
             return IndexState(self.feature, str(self.path), 0, False, self.path.exists())
-        tuning = built.tuning
-        return IndexState(self.feature, str(self.path), int(built.index.ntotal),
-                          built.generation == self.catalog.generation(), True, tuning.description,
-                          ann.memory(built.index), tuning.recall, tuning.nprobe, tuning.trained_on)
+        tuning = ann.Tuning(**meta["tuning"])
+        return IndexState(self.feature, str(self.path), int(meta["entries"]), meta["generation"] == generation, True,
+                          tuning.description, int(meta["memory"]), tuning.recall, tuning.nprobe, tuning.trained_on)
 
     # -- keeping the index current ---------------------------------------------------------------
     def _current(self) -> _Built:
@@ -586,6 +592,21 @@ class FeatureIndex:
         return Edges(found.src[keep], found.dst[keep], exact[keep])
 
     # -- the file beside the catalog -------------------------------------------------------------
+    def _described(self) -> dict | None:
+        """The sidecar's fields when it binds the files beside it to this catalog and they are
+        as it saw them saved (`_signatures`: sizes and modification times); else None."""
+        try:
+            meta = json.loads(self._sidecar.read_text())
+            signatures = self._signatures()
+        except (OSError, ValueError):
+            return None
+        if meta.get("catalog") != self.catalog.identity or meta.get("files") != signatures:
+            return None
+        return meta if {"generation", "tuning", "entries", "memory"} <= meta.keys() else None
+
+    def _signatures(self) -> list[list[int]]:
+        return [[s.st_size, s.st_mtime_ns] for s in (self.path.stat(), self._ids_path.stat())]
+
     def _read(self) -> _Built | None:
         """The index saved beside the catalog when its sidecar binds it to this catalog and its
         bytes (and those of its id list) are intact; else None."""
@@ -615,7 +636,7 @@ class FeatureIndex:
                 listed = np.stack([built.ids, built.contents.astype(np.int64)])
                 _write_atomic(self._ids_path, lambda target: _save_array(target, listed))
                 meta["sha256"], meta["ids_sha256"] = _sha256(self.path), _sha256(self._ids_path)
-            meta["entries"] = int(built.index.ntotal)
+            meta.update(entries=int(built.index.ntotal), memory=ann.memory(built.index), files=self._signatures())
             _write_atomic(self._sidecar, lambda target: target.write_text(json.dumps(meta)))
             built.saved = True
         except OSError:
@@ -678,6 +699,11 @@ def _changes(built: _Built, ids: NDArray[np.int64], contents: NDArray[np.uint64]
     removed = np.array(sorted(i for i, c in old.items() if now.get(i) != c), np.int64)
     added = np.array(sorted(i for i, c in now.items() if old.get(i) != c), np.int64)
     return removed, added
+
+
+def _state_fields(built: _Built) -> dict:
+    """The fields `state` reports of an index held in memory, as its sidecar would say them."""
+    return dict(built.meta, generation=built.generation, entries=int(built.index.ntotal), memory=ann.memory(built.index))
 
 
 def _sha256(path: Path) -> str:

@@ -5,6 +5,8 @@ brute force on real catalogs of clustered rows, kept up to date in place, and sh
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import pytest
 
 from neardup.api import new_settings
 from neardup.search.fusion import hamming_rows
-from neardup.storage import ann
+from neardup.storage import ann, vectors
 from neardup.storage.ann import GIB, IndexPolicy, IndexPolicyError, describe
 from neardup.storage.catalog import Catalog
 from neardup.storage.records import ImageRecord, ModelRecord
@@ -135,6 +137,35 @@ def test_an_approximate_index_is_updated_in_place_as_images_come_and_go(syntheti
 
 
 @pytest.mark.parametrize("feature", ["pdq", FLOAT])
+def test_stats_of_a_fresh_process_read_an_index_sidecar_not_its_file_unless_the_files_changed(
+        synthetic, feature, monkeypatch) -> None:
+    """A million CNN vectors' index is 1.3 GB: `stats` reports it from its sidecar while the
+    files beside it are as they were saved; a file rewritten since, or a sidecar that does
+    not describe its files (an older neardup's), is read and checked as a search would."""
+    index = synthetic.index(feature)
+    assert len(index) == 4000  # built and saved
+    held, path = index.state(), index.path
+    reads = []
+    for name in ("read_index", "read_index_binary"):
+        monkeypatch.setattr(faiss, name, lambda *a, _read=getattr(faiss, name): reads.append(a) or _read(*a))
+    monkeypatch.setattr("neardup.storage.vectors._sha256", lambda p, _sha=vectors._sha256: reads.append(p) or _sha(p))
+    assert Catalog.open(synthetic.path).index(feature).state() == held and held.memory > 0 and not reads
+    sidecar = path.with_name(path.name + ".json")
+    meta = json.loads(sidecar.read_text())
+    sidecar.write_text(json.dumps({k: v for k, v in meta.items() if k not in ("files", "memory")}))
+    assert Catalog.open(synthetic.path).index(feature).state() == held and reads  # read: the same state
+    sidecar.write_text(json.dumps(meta))
+    reads.clear()
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF  # the same size, bytes changed later
+    path.write_bytes(bytes(data))
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a later write, whatever the clock's grain
+    again = Catalog.open(synthetic.path).index(feature).state()
+    assert reads and not again.fresh and again.exists
+
+
+@pytest.mark.parametrize("feature", ["pdq", FLOAT])
 def test_the_state_of_an_index_this_process_holds_is_not_read_again_unless_its_file_lacks_it(
         synthetic, feature, monkeypatch) -> None:
     """`stats` of a process that searches (a server) reports the current index it holds, as
@@ -148,7 +179,7 @@ def test_the_state_of_an_index_this_process_holds_is_not_read_again_unless_its_f
     held = index.state()
     assert not reads
     other = Catalog.open(synthetic.path)
-    assert other.index(feature).state() == held and held.fresh and held.entries == 4000 and len(reads) == 1
+    assert other.index(feature).state() == held and held.fresh and held.entries == 4000 and not reads  # its sidecar
     codes, vectors = _clustered(4300, 0)
     other.write(_records(codes[4000:4010], vectors[4000:4010], 4000))
     assert len(other.index(feature)) == 4010  # the other process brings the file up to date
