@@ -6,11 +6,12 @@ gets follows the catalog's size (`ann`): exact below `IndexPolicy.exact_below` e
 approximate (inverted files, tuned to a measured recall) above. A file beside the catalog
 (photos.db -> photos.<feature>.faiss) saves building it again. The file is bound to its
 catalog by a sidecar (photos.<feature>.faiss.json: the catalog's identity and generation, the
-file's SHA-256 and what the index was built from), and lists the ids it holds with each one's
-content (photos.<feature>.faiss.ids.npy, bound by its SHA-256 too), so an index file restored
-from a backup, copied from another catalog, or damaged is never used as it is. When the
-catalog's generation moved on, an exact index is built again (cheap at its size) and an
-approximate one is brought up to date in place: the images gone or changed are removed, the
+file's SHA-256, size and modification time, and what the index was built from), and lists the
+ids it holds with each one's content (photos.<feature>.faiss.ids.npy, bound the same way), so
+an index file restored from a backup, copied from another catalog, or damaged is never used as
+it is. When the catalog's generation moved on, an exact index is updated in place when the
+added rows come after the kept ones (else built again: cheap at its size) and an approximate
+one is brought up to date in place: the images gone or changed are removed, the
 new or changed ones added; it is trained again when the data drifted (`ann.drifted`). A
 catalog on a database server keeps these files in each machine's cache folder instead
 (`Catalog.cache_file`), bound to it the same way. FAISS's (D, I) arrays never leave this module.
@@ -23,6 +24,7 @@ import json
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -604,6 +606,10 @@ class FeatureIndex:
             return None
         return meta if {"generation", "tuning", "entries", "memory"} <= meta.keys() else None
 
+    def _intact(self, meta: dict) -> bool:
+        """Whether the index file and its id list have the checksums `meta` (their sidecar) holds."""
+        return _sha256(self.path) == meta.get("sha256") and _sha256(self._ids_path) == meta.get("ids_sha256")
+
     def _signatures(self) -> list[list[int]]:
         return [[s.st_size, s.st_mtime_ns] for s in (self.path.stat(), self._ids_path.stat())]
 
@@ -614,12 +620,19 @@ class FeatureIndex:
             meta = json.loads(self._sidecar.read_text())
             if meta.get("catalog") != self.catalog.identity or "tuning" not in meta:
                 return None
-            if _sha256(self.path) != meta.get("sha256") or _sha256(self._ids_path) != meta.get("ids_sha256"):
+            as_saved = meta.get("files") == self._signatures()
+            if not as_saved and not self._intact(meta):  # checked before FAISS parses a file changed since
                 return None
-            with open(self._ids_path, "rb") as f:
-                listed = np.load(f, allow_pickle=False)
-            read = faiss.read_index_binary if self.binary else faiss.read_index
-            index = read(str(self.path))
+            with ThreadPoolExecutor(1) as pool:
+                # files as saved are checked while FAISS reads them (it lets go of the GIL): a
+                # million CNN vectors' checksum and read took seconds each, one after the other
+                intact = pool.submit(self._intact, meta) if as_saved else None
+                with open(self._ids_path, "rb") as f:
+                    listed = np.load(f, allow_pickle=False)
+                read = faiss.read_index_binary if self.binary else faiss.read_index
+                index = read(str(self.path))
+                if intact is not None and not intact.result():  # damaged where it lies: not used
+                    return None
         except (OSError, ValueError, RuntimeError, KeyError):
             return None
         return _Built(meta["generation"], index, meta, listed[0].astype(np.int64), listed[1].astype(np.uint64),

@@ -3,6 +3,9 @@ index files bound to their catalog."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import shutil
 import sqlite3
 
@@ -247,6 +250,24 @@ def test_a_damaged_or_empty_index_file_is_rebuilt(tmp_path, collection) -> None:
         assert again.catalog.index("pdq").state().fresh is False
         assert _neighbours(again) == fresh
         assert again.catalog.index("pdq").state().fresh is True  # and saved again
+
+
+def test_an_index_file_damaged_where_it_lies_is_caught_by_its_checksum_and_rebuilt(tmp_path, collection) -> None:
+    """Its size and modification time as saved, the file is read while its checksum is
+    computed: bytes flipped since are still found, and the index read is not used."""
+    cat = _indexed(tmp_path, "a", tmp_path / "photos")
+    fresh = _neighbours(cat)
+    path = cat.catalog.index("pdq").path
+    sidecar = path.with_name(path.name + ".json")
+    saved, stat = json.loads(sidecar.read_text())["sha256"], path.stat()
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])  # codes: still a valid file
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # its size and time as saved
+    again = neardup.open(cat.path)
+    assert _neighbours(again) == fresh
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == json.loads(sidecar.read_text())["sha256"] == saved
 
 
 def test_an_exact_index_finds_its_rows_by_id_whatever_order_they_were_added_in() -> None:
