@@ -366,6 +366,15 @@ def test_a_file_gone_from_disk_is_a_404_not_a_500(fresh) -> None:
 
 
 # -- duplicates -------------------------------------------------------------------------------
+def test_a_page_of_groups_holds_each_group_with_its_index() -> None:
+    from neardup.web.groups import Groups
+
+    found = Groups("g", tuple(f"group {n}" for n in range(5)), {})
+    assert found.page(1, 2) == [(1, "group 1"), (2, "group 2")]
+    assert found.page(4, 20) == [(4, "group 4")] and found.page(5, 1) == [] and found.page(9, 3) == []
+    assert found.page(0, 200) == list(enumerate(found.groups))
+
+
 def test_duplicate_groups_page_through_the_python_apis_groups_found_once(fresh) -> None:
     cat, files, c = fresh
     calls = []

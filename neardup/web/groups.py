@@ -38,7 +38,9 @@ class Groups:
     where: dict[int, int]  # image id -> index of its group
 
     def page(self, offset: int, limit: int) -> list[tuple[int, Group]]:
-        return list(enumerate(self.groups))[offset : offset + limit]
+        """(index, group) of the groups from `offset` (>= 0), at most `limit`: sliced, not the
+        whole list enumerated for each page (hundreds of thousands of groups at a million)."""
+        return list(zip(range(offset, offset + limit), self.groups[offset : offset + limit]))
 
     def holding(self, image_id: int) -> int:
         """The index of the group holding image `image_id`."""
