@@ -716,7 +716,8 @@ def _changes(built: _Built, ids: NDArray[np.int64], contents: NDArray[np.uint64]
 
 def _state_fields(built: _Built) -> dict:
     """The fields `state` reports of an index held in memory, as its sidecar would say them."""
-    return dict(built.meta, generation=built.generation, entries=int(built.index.ntotal), memory=ann.memory(built.index))
+    return dict(built.meta, generation=built.generation, entries=int(built.index.ntotal),
+                memory=ann.memory(built.index))
 
 
 def _sha256(path: Path) -> str:

@@ -17,7 +17,8 @@ def _image(image_id: int, path: str, width: int | None, sha256: str | None) -> I
 def test_the_json_report_is_json_dumps_of_each_group_line_by_line() -> None:
     # quotes, backslashes, a newline, non-ASCII, a name that is not UTF-8 (a lone surrogate), an emoji
     odd = ['/p/"quoted" \\ back.jpg', "/p/new\nline.jpg", "/p/ünïcødé.jpg", "/p/caf\udce9.jpg", "/p/\U0001f600.png"]
-    images = [_image(n, path, None if n == 2 else 640 + n, None if n == 3 else f"{n:064x}") for n, path in enumerate(odd)]
+    images = [_image(n, path, None if n == 2 else 640 + n, None if n == 3 else f"{n:064x}")
+              for n, path in enumerate(odd)]
     groups = [Group(odd[0], tuple(odd[:3]), tuple(images[:3]), 'largest "file"\tfirst'),
               Group(odd[3], (odd[3],), (images[3],), "", contains=(odd[4], odd[1])),
               Group(odd[4], (odd[4],), (images[4],))]
