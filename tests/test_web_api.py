@@ -126,6 +126,20 @@ def test_health_names_the_catalog_and_its_features(shared) -> None:
     assert body["images"] == cat.catalog.counts()["ok"] and "auto" in body["features"] and "pdq" in body["features"]
 
 
+def test_health_counts_the_images_once_per_catalog_generation(fresh) -> None:
+    cat, files, c = fresh
+    counted = []
+    real = cat.catalog.present
+    cat.catalog.present = lambda: counted.append(1) or real()
+    first = [c.get("/api/health").json() for _ in range(3)]
+    assert len(counted) == 1 and all(b["images"] == real() and b["generation"] == first[0]["generation"] for b in first)
+    files["coffee"].unlink()
+    cat.index([files["coffee"].parent], workers=1)  # a write: a new generation, one image fewer
+    after = c.get("/api/health").json()
+    assert len(counted) == 2 and after["images"] == first[0]["images"] - 1
+    assert after["generation"] == cat.catalog.generation() != first[0]["generation"]
+
+
 def test_an_uploaded_copy_finds_its_original_first_as_the_python_api_does(shared, tmp_path) -> None:
     cat, files, c = shared
     astronaut = np.asarray(Image.open(files["astronaut"]).convert("RGB"))

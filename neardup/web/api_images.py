@@ -24,8 +24,9 @@ BY = Query("auto", description="auto, or one feature the catalog stores (GET /ap
 def health(st: ServerState = Depends(state)) -> HealthOut:
     """The server is up: its catalog, how many images it holds, the features to search by."""
     c = st.collection
-    return HealthOut(status="ok", version=neardup.__version__, catalog=str(c.path), images=c.catalog.present(),
-                     features=list(c.features()), generation=c.catalog.generation())
+    generation, images = st.present()
+    return HealthOut(status="ok", version=neardup.__version__, catalog=str(c.path), images=images,
+                     features=list(c.features()), generation=generation)
 
 
 @router.post("/search", response_model=SearchOut, tags=["search"])

@@ -75,6 +75,17 @@ class ServerState:
     groups: GroupCache = field(default_factory=GroupCache)
     plans: PlanStore = field(default_factory=PlanStore)
     jobs: Jobs = field(default_factory=Jobs)
+    _present: tuple[str, int] = ("", 0)  # (catalog generation, images present then)
+
+    def present(self) -> tuple[str, int]:
+        """(the catalog's generation, how many images it holds): counted once per generation.
+        Counting scans every image row, seconds on a million-image catalog read cold, and
+        `GET /api/health` is what a monitor polls."""
+        catalog = self.collection.catalog
+        generation = catalog.generation()
+        if self._present[0] != generation:
+            self._present = (generation, catalog.present())
+        return self._present
 
     @contextmanager
     def turn(self) -> Iterator[Collection]:
