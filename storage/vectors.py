@@ -594,17 +594,26 @@ class FeatureIndex:
         return Edges(found.src[keep], found.dst[keep], exact[keep])
 
     # -- the file beside the catalog -------------------------------------------------------------
+    def _sidecar_meta(self) -> dict | None:
+        """The sidecar's fields when it binds the files beside it to this catalog; else None."""
+        try:
+            meta = json.loads(self._sidecar.read_text())
+        except (OSError, ValueError):
+            return None
+        return meta if isinstance(meta, dict) and meta.get("catalog") == self.catalog.identity else None
+
     def _described(self) -> dict | None:
         """The sidecar's fields when it binds the files beside it to this catalog and they are
         as it saw them saved (`_signatures`: sizes and modification times); else None."""
+        meta = self._sidecar_meta()
+        if meta is None:
+            return None
         try:
-            meta = json.loads(self._sidecar.read_text())
             signatures = self._signatures()
-        except (OSError, ValueError):
+        except OSError:  # a file gone
             return None
-        if meta.get("catalog") != self.catalog.identity or meta.get("files") != signatures:
-            return None
-        return meta if {"generation", "tuning", "entries", "memory"} <= meta.keys() else None
+        described = meta.get("files") == signatures and {"generation", "tuning", "entries", "memory"} <= meta.keys()
+        return meta if described else None
 
     def _intact(self, meta: dict) -> bool:
         """Whether the index file and its id list have the checksums `meta` (their sidecar) holds."""
@@ -617,8 +626,8 @@ class FeatureIndex:
         """The index saved beside the catalog when its sidecar binds it to this catalog and its
         bytes (and those of its id list) are intact; else None."""
         try:
-            meta = json.loads(self._sidecar.read_text())
-            if meta.get("catalog") != self.catalog.identity or "tuning" not in meta:
+            meta = self._sidecar_meta()
+            if meta is None or "tuning" not in meta:
                 return None
             as_saved = meta.get("files") == self._signatures()
             if not as_saved and not self._intact(meta):  # checked before FAISS parses a file changed since

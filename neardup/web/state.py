@@ -75,7 +75,8 @@ class ServerState:
     groups: GroupCache = field(default_factory=GroupCache)
     plans: PlanStore = field(default_factory=PlanStore)
     jobs: Jobs = field(default_factory=Jobs)
-    _present: tuple[str, int] = ("", 0)  # (catalog generation, images present then)
+    # (catalog generation, images present then): kept between requests, not a constructor argument
+    _present: tuple[str, int] = field(default=("", 0), init=False, repr=False)
 
     def present(self) -> tuple[str, int]:
         """(the catalog's generation, how many images it holds): counted once per generation.
