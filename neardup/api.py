@@ -35,6 +35,7 @@ from neardup.search.duplicates import Duplicates, Group, duplicates, find_duplic
 from neardup.search.features import AUTO, check_feature, features_of
 from neardup.search.keeper import DEFAULT_ORDER, check_order
 from neardup.search.query import Match, search
+from neardup.search.report import Report, report
 from neardup.storage.catalog import Catalog, CatalogExistsError
 from neardup.storage.database import is_url
 from neardup.storage.errors import NeardupError
@@ -273,6 +274,15 @@ class Collection:
         it verifies."""
         return duplicates(catalog=self.catalog, by=by, threshold=threshold, strict=strict,
                           prefer=[str(p) for p in prefer], workers=workers or cores(), progress=progress)
+
+    def duplicate_text(self, fmt: str = "table", *, by: str = AUTO, threshold: float | None = None,
+                       strict: bool = False, prefer: Sequence[str | Path] = (), workers: int | None = None,
+                       progress: Progress | None = None) -> Report:
+        """`duplicate_report` written as text in `fmt` (table, json, csv or html), how many
+        groups it lists, and what auto did. While the catalog and the options are unchanged, a
+        table, JSON or CSV is the stored text of the last run, not written again."""
+        return report(self.catalog, fmt, by=by, threshold=threshold, strict=strict, prefer=[str(p) for p in prefer],
+                      workers=workers or cores(), progress=progress)
 
     def set_index_policy(self, *, exact_below: int | None = None, memory_budget: int | None = None) -> IndexPolicy:
         """Choose how this catalog's nearest-neighbour indexes are built (`storage.ann`): exact

@@ -310,8 +310,6 @@ def duplicates(db: str, by: str, threshold: float | None, strict: bool, fmt: str
       neardup duplicates --prefer ~/Pictures/camera
       neardup duplicates --not-duplicate a.jpg b.jpg
     """
-    from neardup.search.report import render
-
     with api.open(db, readonly=None if not not_duplicate else False) as cat:
         if output:
             _check_output(cat, output)
@@ -320,19 +318,18 @@ def duplicates(db: str, by: str, threshold: float | None, strict: bool, fmt: str
             click.echo(f"recorded: {not_duplicate[0]} and {not_duplicate[1]} are not duplicates", err=True)
         bar = _Bar(quiet=False, unit="pair")
         try:
-            found = cat.duplicate_report(by=by, threshold=threshold, strict=strict, prefer=prefer,
-                                         workers=_workers(workers), progress=bar)
+            found = cat.duplicate_text(fmt, by=by, threshold=threshold, strict=strict, prefer=prefer,
+                                       workers=_workers(workers), progress=bar)
         finally:
             bar.close()
-        groups = found.groups
         if found.evidence is not None:
             click.echo(f"{found.evidence.summary()} ({found.evidence.seconds:.1f} s)", err=True)
-        text = render(groups, fmt)
         if output:
-            _write_output(cat, output, text)
-            click.echo(f"{len(groups)} groups written to {output}", err=True)
+            _write_output(cat, output, found.text)
+            click.echo(f"{found.groups} groups written to {output}", err=True)
         else:
-            click.echo(text, nl=False)
+            sys.stdout.flush()
+            sys.stdout.buffer.write(found.text)
 
 
 @main.command()
@@ -461,11 +458,12 @@ def _check_output(cat: api.Collection, path: str) -> str:
     return target
 
 
-def _write_output(cat: api.Collection, path: str, text: str) -> None:
-    """Write an output file the user named, but never over the catalog or an indexed image."""
+def _write_output(cat: api.Collection, path: str, text: str | bytes) -> None:
+    """Write an output file the user named, but never over the catalog or an indexed image.
+    Text goes as UTF-8, a file name that is not UTF-8 as its own bytes (as on stdout)."""
     target = _check_output(cat, path)
     try:
-        Path(target).write_text(text, encoding="utf-8")
+        Path(target).write_bytes(text if isinstance(text, bytes) else text.encode("utf-8", "surrogateescape"))
     except OSError as e:
         raise CliError(f"cannot write {path}: {e.strerror or e}") from e
 

@@ -179,7 +179,7 @@ def main() -> None:
     step("unchanged again", images + added)
     print(f"`neardup duplicates --by auto` on {images:,} + {added:,} images: replicas of {args.catalog.name}'s "
           f"{len(src.ids):,}\n")
-    print("| step | images | wall s | ms per image | peak RSS MB (largest so far) | groups | groups across replicas "
+    print("| step | images | wall s | ms per image | peak RSS MB | groups | groups across replicas "
           "| what it said |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     print("\n".join(rows))

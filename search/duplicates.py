@@ -106,13 +106,10 @@ def duplicates(
     and read back while the catalog and the options are unchanged.
     """
     start = time.perf_counter()
-    check_feature(catalog, by)
-    threshold = default_threshold(by) if threshold is None else check_threshold(by, threshold)
-    prefer = [os.path.realpath(os.path.expanduser(p)) for p in prefer]
-    order = catalog.keeper_order() or DEFAULT_ORDER
     generation = catalog.generation()
-    store = DecisionStore(catalog, {"by": by, "threshold": threshold, "strict": strict, "prefer": prefer,
-                                    "order": list(order), "code": _CODE})
+    key = decision_key(catalog, by=by, threshold=threshold, strict=strict, prefer=prefer)
+    by, threshold, prefer, order = key["by"], key["threshold"], key["prefer"], key["order"]
+    store = DecisionStore(catalog, key)
     stored = store.read()
     if stored is not None and stored[0] == generation and (found := _stored(catalog, stored[1], start)) is not None:
         return found
@@ -121,6 +118,17 @@ def duplicates(
     store.write(generation, _columns(decided, contained, report))
     groups = [g for g, _ in decided]
     return Duplicates(groups + _composite_groups(catalog, contained, groups), report)
+
+
+def decision_key(catalog: Catalog, *, by: str, threshold: float | None, strict: bool,
+                 prefer: Sequence[str]) -> dict:
+    """What shapes `duplicates`' decision, checked and made explicit (the default threshold,
+    real paths, the keeper's order, this code): the key it is stored under."""
+    check_feature(catalog, by)
+    threshold = default_threshold(by) if threshold is None else check_threshold(by, threshold)
+    return {"by": by, "threshold": threshold, "strict": strict,
+            "prefer": [os.path.realpath(os.path.expanduser(p)) for p in prefer],
+            "order": list(catalog.keeper_order() or DEFAULT_ORDER), "code": _CODE}
 
 
 def _decided(catalog: Catalog, by: str, threshold: float, strict: bool, prefer: Sequence[str], order: Sequence[str],

@@ -74,7 +74,8 @@ class EvidenceReport:
     `decided`: the groups themselves were stored ones (`storage.decisions`), decided on the
     `reused` pairs, and nothing was decided again; `keepers` groups whose keeper was chosen
     now, and `keepers_kept` whose keeper was kept from the decision before (the group and
-    its members as they were)."""
+    its members as they were); `written`: the text of the stored groups was stored too
+    (`storage.rendered`), and given as it was."""
 
     reused: int = 0
     computed: int = 0
@@ -86,10 +87,12 @@ class EvidenceReport:
     decided: bool = False
     keepers: int = 0
     keepers_kept: int = 0
+    written: bool = False
 
     def summary(self) -> str:
         if self.decided:
-            return f"reused the stored groups, decided on stored evidence for {self.reused:,} pairs, computed 0"
+            text = " and their report" if self.written else ""
+            return f"reused the stored groups{text}, decided on stored evidence for {self.reused:,} pairs, computed 0"
         keepers = f"; chose the keepers of {self.keepers:,} groups, kept {self.keepers_kept:,}"
         if not self.computed and not self.dropped:
             return f"reused stored evidence for {self.reused:,} pairs, computed 0" + keepers

@@ -1,4 +1,9 @@
-"""Duplicate groups as text: a table, JSON, CSV, or one self-contained HTML page."""
+"""Duplicate groups as text: a table, JSON, CSV, or one self-contained HTML page.
+
+`render` writes groups; `report` writes a catalog's groups, and gives the text of a table,
+JSON or CSV again as it was stored (`storage.rendered`) while the catalog, the options and the
+code are unchanged. An HTML page is always made again: its thumbnails come from the files.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,22 @@ import base64
 import csv
 import html
 import io
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii
 
 import cv2
 
 from neardup.indexer.decode import UnreadableImageError, decode
+from neardup.indexer.progress import Progress
+from neardup.storage.catalog import Catalog
+from neardup.storage.decisions import digest
+from neardup.storage.rendered import RenderedStore
 
-from .duplicates import Group
+from .duplicates import Group, decision_key, duplicates
+from .features import AUTO
+from .incremental import EvidenceReport
 
 FORMATS = ("table", "json", "csv", "html")
 THUMB_SIDE = 160
@@ -24,6 +37,40 @@ def render(groups: Sequence[Group], fmt: str) -> str:
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     return {"table": _table, "json": _json, "csv": _csv, "html": _html}[fmt](groups)
+
+
+@dataclass(frozen=True)
+class Report:
+    """A catalog's groups as text (UTF-8; a file name that is not UTF-8 as its own bytes), how
+    many groups and composites it lists, and what auto did with the stored evidence."""
+
+    text: bytes
+    groups: int
+    evidence: EvidenceReport | None
+
+
+def report(catalog: Catalog, fmt: str, *, by: str = AUTO, threshold: float | None = None, strict: bool = False,
+           prefer: Sequence[str] = (), workers: int = 1, progress: Progress | None = None) -> Report:
+    """The catalog's duplicate groups (`duplicates`, with these options) in one of FORMATS."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    start = time.perf_counter()
+    generation = catalog.generation()
+    store = RenderedStore(catalog, digest(decision_key(catalog, by=by, threshold=threshold, strict=strict,
+                                                     prefer=prefer)))
+    if fmt != "html" and (stored := store.read(generation, fmt)) is not None:
+        pairs = stored.about.get("pairs", -1)
+        evidence = None if pairs < 0 else EvidenceReport(reused=pairs, stored=pairs, decided=True, written=True,
+                                                         seconds=time.perf_counter() - start)
+        return Report(stored.text, stored.about.get("groups", 0), evidence)
+    found = duplicates(catalog=catalog, by=by, threshold=threshold, strict=strict, prefer=prefer,
+                       workers=workers, progress=progress)
+    text = render(found.groups, fmt).encode("utf-8", "surrogateescape")
+    # stored only if nothing was written to the catalog while it was being decided
+    if fmt != "html" and catalog.generation() == generation:
+        pairs = -1 if found.evidence is None else found.evidence.stored
+        store.write(generation, fmt, text, {"groups": len(found.groups), "pairs": pairs})
+    return Report(text, len(found.groups), found.evidence)
 
 
 def _split(groups: Sequence[Group]) -> tuple[list[Group], list[Group]]:

@@ -28,14 +28,18 @@ from .pairs import Columns, columns_from_bytes, columns_to_bytes
 from .schema import CatalogBusyError, CatalogReadOnlyError, DiskFullError
 
 
+def digest(key: Mapping[str, object]) -> str:
+    """What a decision is stored under: a digest, not the key's JSON itself. The key holds the
+    user's folders, of any length, and a server's unique index takes a few kilobytes at most."""
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
 class DecisionStore:
     """The stored decision of one key in one catalog."""
 
     def __init__(self, catalog: Catalog, key: Mapping[str, object]) -> None:
         self.catalog = catalog
-        # a digest, not the JSON itself: the key holds the user's folders, of any length, and
-        # a server's unique index takes a few kilobytes at most
-        self.key = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+        self.key = digest(key)
 
     def read(self) -> tuple[str, Columns] | None:
         """The generation this key's decision was stored at and its columns; None when there

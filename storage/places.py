@@ -5,7 +5,7 @@ photos.recovery/), as it always has. A catalog on a database server has no folde
 so each machine keeps them in per-user folders named after the catalog's identity (a random
 id stored in the catalog, the same on every machine, never reused by another catalog):
 
-- caches that can be rebuilt from the catalog at any time (FAISS indexes) in
+- caches that can be rebuilt from the catalog at any time (FAISS indexes, stored reports) in
   ``<cache>/catalogs/<identity>/``: ``$NEARDUP_CACHE_DIR``, else ``$XDG_CACHE_HOME/neardup``,
   else ``~/.cache/neardup``;
 - data that cannot be rebuilt (a trained autoencoder and its plots, the bytes a clean-up's

@@ -244,7 +244,10 @@ class SmallDisk:
 
     def clear(self) -> None:
         for path in self.path.iterdir():
-            path.unlink()
+            if path.is_dir():  # a catalog's folder of stored reports
+                shutil.rmtree(path)
+            else:
+                path.unlink()
 
     def free(self) -> None:
         (self.path / "filler").unlink(missing_ok=True)
