@@ -311,8 +311,7 @@ def duplicates(db: str, by: str, threshold: float | None, strict: bool, fmt: str
       neardup duplicates --not-duplicate a.jpg b.jpg
     """
     with api.open(db, readonly=None if not not_duplicate else False) as cat:
-        if output:
-            _check_output(cat, output)
+        checked = _checked_output(cat, output) if output else None
         if not_duplicate:
             cat.not_duplicate(*not_duplicate)
             click.echo(f"recorded: {not_duplicate[0]} and {not_duplicate[1]} are not duplicates", err=True)
@@ -325,7 +324,7 @@ def duplicates(db: str, by: str, threshold: float | None, strict: bool, fmt: str
         if found.evidence is not None:
             click.echo(f"{found.evidence.summary()} ({found.evidence.seconds:.1f} s)", err=True)
         if output:
-            _write_output(cat, output, found.text)
+            _write_output(cat, output, found.text, checked=checked)
             click.echo(f"{found.groups} groups written to {output}", err=True)
         else:
             sys.stdout.flush()
@@ -373,15 +372,14 @@ def clean(db: str, by: str, threshold: float | None, strict: bool, action: str, 
     from neardup.clean.report import render_applied, render_plan
 
     with api.open(db) as cat:
-        if plan_file:
-            _check_output(cat, plan_file)
+        checked = _checked_output(cat, plan_file) if plan_file else None
         if apply_plan:
             plan = cat.read_plan(_read_file(apply_plan))
         else:
             plan = cat.plan_clean(by=by, threshold=threshold, strict=strict, action=action, to=to,
                                   protect=protect, include_near=include_near)
         if plan_file:
-            _write_output(cat, plan_file, plan.to_json())
+            _write_output(cat, plan_file, plan.to_json(), checked=checked)
             click.echo(f"plan written to {plan_file}: {len(plan.groups)} groups, {len(list(plan.actions()))} files; "
                        f"apply it with: neardup clean --db {db} --apply {plan_file}", err=True)
             return
@@ -458,10 +456,19 @@ def _check_output(cat: api.Collection, path: str) -> str:
     return target
 
 
-def _write_output(cat: api.Collection, path: str, text: str | bytes) -> None:
+def _checked_output(cat: api.Collection, path: str) -> tuple[str, str]:
+    """`_check_output`, and the catalog's generation it was checked at."""
+    generation = cat.catalog.generation()
+    return _check_output(cat, path), generation
+
+
+def _write_output(cat: api.Collection, path: str, text: str | bytes, *, checked: tuple[str, str] | None = None) -> None:
     """Write an output file the user named, but never over the catalog or an indexed image.
-    Text goes as UTF-8, a file name that is not UTF-8 as its own bytes (as on stdout)."""
-    target = _check_output(cat, path)
+    Text goes as UTF-8, a file name that is not UTF-8 as its own bytes (as on stdout). A path
+    `_checked_output` checked is checked again only if the catalog changed since: only a write
+    to it can index a file there, and the check reads every path of that name."""
+    same = checked is not None and checked[1] == cat.catalog.generation()
+    target = checked[0] if same else _check_output(cat, path)
     try:
         Path(target).write_bytes(text if isinstance(text, bytes) else text.encode("utf-8", "surrogateescape"))
     except OSError as e:

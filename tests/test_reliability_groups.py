@@ -225,6 +225,28 @@ def test_duplicates_output_refuses_to_overwrite_the_catalog(tmp_path, output_db,
     assert_ok(run("stats", "--db", db))
 
 
+def test_an_output_path_is_checked_again_when_the_catalog_changed_since(tmp_path) -> None:
+    """The path is checked before the work; a write to the catalog since (here: the file it
+    names indexed meanwhile) has it checked again before anything is written there."""
+    import click
+
+    from neardup import cli
+
+    files = photos(tmp_path / "photos")
+    db = tmp_path / "c.db"
+    index(tmp_path / "photos", db)
+    target = tmp_path / "photos" / "late.jpg"
+    with neardup.open(db) as cat:
+        checked = cli._checked_output(cat, str(target))
+        cli._write_output(cat, str(tmp_path / "report.txt"), "a report", checked=cli._checked_output(
+            cat, str(tmp_path / "report.txt")))  # unchanged: written
+        shutil.copyfile(files[1], target)
+        cat.index([tmp_path / "photos"], workers=1)
+        with pytest.raises(click.ClickException, match="indexed image"):
+            cli._write_output(cat, str(target), "a report", checked=checked)
+    assert (tmp_path / "report.txt").read_text() == "a report" and digest(target) == digest(files[1])
+
+
 @pytest.mark.parametrize("spelling", ["as-given", "symlink"])
 def test_duplicates_output_refuses_to_overwrite_an_indexed_image(tmp_path, small_db, spelling) -> None:
     """`-o photo.jpg` overwrote a photo; so does `-o report.html` when report.html is a symlink
