@@ -8,9 +8,10 @@ photos.reports/; a catalog on a server: `Catalog.cache_file`) and read back as i
 three are the same.
 
 Like a FAISS file it is a cache: a folder that cannot be written just means writing the text
-again next time. The file's first line holds the text's SHA-256 and what was said about it
-(its number of groups); a file that does not match it (cut short, damaged) is not used. The
-name holds the generation: writing one drops every file of another generation (stale).
+again next time. The file's first line holds what was said about the text (its number of
+groups) and the SHA-256 of both; a file that does not match it (cut short, damaged) is not
+used. The name holds the generation: writing one drops every file of another generation
+(stale).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass
@@ -52,16 +54,16 @@ class RenderedStore:
                 text = f.read()
         except (OSError, ValueError):
             return None
-        if not isinstance(head, dict) or hashlib.sha256(text).hexdigest() != head.get("sha256"):
+        if not isinstance(head, dict) or not isinstance(about := head.get("about"), dict):
             return None
-        return StoredText(text, head.get("about", {}))
+        return StoredText(text, about) if _checksum(text, about) == head.get("sha256") else None
 
     def write(self, generation: str, fmt: str, text: bytes, about: Mapping[str, object]) -> None:
         """Store `text` for `fmt` at `generation` (a temporary name, then a rename), then drop
         the files of every other generation."""
         path = self._path(generation, fmt)
-        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        head = json.dumps({"sha256": hashlib.sha256(text).hexdigest(), "about": dict(about)})
+        temporary = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        head = json.dumps({"sha256": _checksum(text, about), "about": dict(about)})
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             # not fsynced: a file the system lost part of in a crash fails its checksum
@@ -75,3 +77,10 @@ class RenderedStore:
         except OSError:
             with suppress(OSError):
                 temporary.unlink(missing_ok=True)
+
+
+def _checksum(text: bytes, about: Mapping[str, object]) -> str:
+    """The SHA-256 of a text and of what was said about it (a damaged count is no count)."""
+    digest = hashlib.sha256(json.dumps(about, sort_keys=True).encode())
+    digest.update(text)
+    return digest.hexdigest()

@@ -95,12 +95,16 @@ def test_other_options_have_their_own_text(db, photos) -> None:
         assert again.evidence.written and again.text == edits.text
 
 
-def test_a_damaged_stored_text_is_written_again(db) -> None:
+@pytest.mark.parametrize("where", ["text", "count"])
+def test_a_damaged_stored_text_is_written_again(db, where) -> None:
     with neardup.open(db) as cat:
         first = cat.duplicate_text("json")
     (stored,) = db.with_name(f"{db.stem}.reports").iterdir()
     data = bytearray(stored.read_bytes())
-    data[-10] ^= 0x01  # a byte of the text, past its checksum's line
+    if where == "text":
+        data[-10] ^= 0x01  # a byte of the text, past its first line
+    else:  # the number of groups on the first line, still valid JSON
+        data = data.replace(f'"groups": {first.groups}'.encode(), f'"groups": {first.groups + 1}'.encode(), 1)
     stored.write_bytes(bytes(data))
     _forget_decisions(db)
     with neardup.open(db) as cat:
