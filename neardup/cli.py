@@ -464,13 +464,12 @@ def _checked_output(cat: api.Collection, path: str) -> tuple[str, str]:
     return _check_output(cat, path), generation
 
 
-def _write_output(cat: api.Collection, path: str, text: str | bytes, *, checked: tuple[str, str] | None = None) -> None:
+def _write_output(cat: api.Collection, path: str, text: str | bytes, *, checked: tuple[str, str]) -> None:
     """Write an output file the user named, but never over the catalog or an indexed image.
-    Text goes as UTF-8, a file name that is not UTF-8 as its own bytes (as on stdout). A path
-    `_checked_output` checked is checked again only if the catalog changed since: only a write
-    to it can index a file there, and the check reads every path of that name."""
-    same = checked is not None and checked[1] == cat.catalog.generation()
-    target = checked[0] if same else _check_output(cat, path)
+    Text goes as UTF-8, a file name that is not UTF-8 as its own bytes (as on stdout). The path
+    `_checked_output` checked before the work is checked again only if the catalog changed
+    since: only a write to it can index a file there, and the check reads every path of that name."""
+    target = checked[0] if checked[1] == cat.catalog.generation() else _check_output(cat, path)
     try:
         Path(target).write_bytes(text if isinstance(text, bytes) else text.encode("utf-8", "surrogateescape"))
     except OSError as e:

@@ -55,10 +55,11 @@ def report(catalog: Catalog, fmt: str, *, by: str = AUTO, threshold: float | Non
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     start = time.perf_counter()
+    kept = fmt != "html"  # a page's thumbnails come from the files, which may change unseen
     generation = catalog.generation()
     store = RenderedStore(catalog, digest(decision_key(catalog, by=by, threshold=threshold, strict=strict,
                                                      prefer=prefer)))
-    if fmt != "html" and (stored := store.read(generation, fmt)) is not None:
+    if kept and (stored := store.read(generation, fmt)) is not None:
         pairs = stored.about.get("pairs", -1)
         evidence = None if pairs < 0 else EvidenceReport(reused=pairs, stored=pairs, decided=True, written=True,
                                                          seconds=time.perf_counter() - start)
@@ -67,7 +68,7 @@ def report(catalog: Catalog, fmt: str, *, by: str = AUTO, threshold: float | Non
                        workers=workers, progress=progress)
     text = render(found.groups, fmt).encode("utf-8", "surrogateescape")
     # stored only if nothing was written to the catalog while it was being decided
-    if fmt != "html" and catalog.generation() == generation:
+    if kept and catalog.generation() == generation:
         pairs = -1 if found.evidence is None else found.evidence.stored
         store.write(generation, fmt, text, {"groups": len(found.groups), "pairs": pairs})
     return Report(text, len(found.groups), found.evidence)
