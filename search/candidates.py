@@ -5,7 +5,8 @@ nearest images by each seed hash and each fused vector feature. Duplicates gathe
 *pairs* for the whole catalog without an N x N matrix, a k-NN graph: each image's (and each
 content box's) nearest neighbours by the seed hashes, every pair whose cosine alone reaches
 the threshold, and, marked to be verified geometrically whatever else they score, each image's
-few nearest by each vector feature (by the first seed hash without one) and by every seed hash.
+few nearest by each vector feature (by the first seed hash without one) and by every seed hash
+(beside a vector feature, only those within some bits: farther, they are strangers).
 Without a vector feature, also each image's nearest by the hashes of its turns and mirrors,
 guessed from its own (`hashes.dihedral`): no hash of the image finds a mirrored copy.
 
@@ -94,9 +95,9 @@ def pair_candidates(catalog: Catalog, threshold: float, weights: dict[str, float
         for view in VIEWS:
             ids, codes = catalog.hashes(algo, view)
             if len(ids):
-                ranked = lister.nearest(algo, view, ids, codes, policy.pair_k).edges(rank=True)
-                found.append(ranked)
-                near.append(ranked.where(ranked.value < policy.verify_hash_top))
+                hood = lister.nearest(algo, view, ids, codes, policy.pair_k)
+                found.append(hood.edges(rank=True))
+                near.append(nearest_to_verify(hood, policy, capped=bool(vector_features)))
     if not vector_features:
         near += found[:1]
     if verifying and not vector_features:
@@ -116,6 +117,17 @@ def pair_candidates(catalog: Catalog, threshold: float, weights: dict[str, float
     keys, _ = unique_keys(pair_keys(edges.src, edges.dst))
     pairs = np.stack(pair_ids(keys), axis=1)
     return PairCandidates(pairs, _among(keys, verify), _among(keys, ranged_edges), lists)
+
+
+def nearest_to_verify(hood: Neighbourhoods, policy: AutoPolicy, *, capped: bool) -> Edges:
+    """The pairs of each query's `verify_hash_top` nearest by a hash (`hood`), those within
+    `verify_hash_bits` when `capped`; ranks count from the nearest, so a cap drops only the
+    far end of a query's few."""
+    if capped:
+        hood = Neighbourhoods(hood.query_ids, np.where(hood.values <= policy.verify_hash_bits, hood.ids, -1),
+                              hood.values)
+    ranked = hood.edges(rank=True)
+    return ranked.where(ranked.value < policy.verify_hash_top)
 
 
 class _Lister:

@@ -16,11 +16,12 @@ import neardup
 from neardup.indexer.decode import decode
 from neardup.indexer.hashes import HASHES
 from neardup.search.auto import POLICY, kept_apart
-from neardup.search.candidates import pair_candidates
+from neardup.search.candidates import nearest_to_verify, pair_candidates
 from neardup.search.fusion import hamming_rows
 from neardup.search.keeper import UnknownRuleError, check_order, choose_keeper
 from neardup.search.linkage import complete_linkage, components, single_linkage
 from neardup.storage.records import ImageInfo
+from neardup.storage.vectors import Neighbourhoods
 
 from conftest import photo, save, scene
 
@@ -300,3 +301,32 @@ def test_the_turns_of_an_images_hash_find_its_mirrored_or_turned_copy(tmp_path, 
         candidates = pair_candidates(cat, 0.5, weights, (), verifying=True, merge={}, policy=policy)
         verified = {tuple(p) for p in candidates.pairs[candidates.verify].tolist()}
         assert (pair in verified) is found
+
+
+def test_a_hash_neighbour_past_the_cap_is_verified_only_without_a_vector_feature() -> None:
+    """Each image's few nearest by a hash are verified; beside a vector feature only those
+    within `verify_hash_bits`, and a far one takes no rank from a near one behind it."""
+    policy = replace(POLICY, verify_hash_top=2, verify_hash_bits=40)
+    # query 1's nearest: 2 at 10 bits, 3 at 41, 4 at 60; query 5's: 6 at 41, 7 at 90
+    hood = Neighbourhoods(np.array([1, 5]), np.array([[2, 3, 4], [6, 7, -1]]), np.array([[10, 41, 60], [41, 90, 0]]))
+
+    def pairs(capped: bool) -> set[tuple[int, int]]:
+        found = nearest_to_verify(hood, policy, capped=capped)
+        return set(zip(found.src.tolist(), found.dst.tolist()))
+
+    assert pairs(capped=False) == {(1, 2), (1, 3), (5, 6), (5, 7)}
+    assert pairs(capped=True) == {(1, 2)}
+
+
+def test_without_a_vector_feature_every_hash_neighbour_of_the_few_is_verified(indexed) -> None:
+    """The cap holds only beside a vector feature: without one, the hashes' nearest are all
+    that finds a hard copy."""
+    cat = indexed[0].catalog
+    weights = POLICY.weights(cat.settings.hashes)
+
+    def verified(policy) -> set[tuple[int, int]]:
+        found = pair_candidates(cat, 0.5, weights, (), verifying=True, merge={}, policy=policy)
+        return {tuple(p) for p in found.pairs[found.verify].tolist()}
+
+    few = replace(POLICY, pair_k=1, verify_hash_top=1)  # so that the first seed's list does not hold every pair
+    assert verified(replace(few, verify_hash_bits=0)) == verified(replace(few, verify_hash_bits=256))

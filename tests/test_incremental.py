@@ -18,6 +18,7 @@ import neardup
 from neardup.indexer import enlargement
 from neardup.indexer.colours import LAYOUT_SIDE, STORED_BYTES, has_flat_cells
 from neardup.search.auto import POLICY
+from neardup.search.duplicates import decide
 from neardup.search.features import default_threshold
 from neardup.search.incremental import judged_pairs
 from neardup.storage.vectors import FeatureIndex
@@ -95,6 +96,23 @@ def test_a_policy_field_that_only_decides_leaves_the_stored_evidence_valid(cat) 
 
     assert judge(replace(POLICY, overrule_links=POLICY.overrule_links + 5)).computed == 0
     assert judge(replace(POLICY, pair_k=POLICY.pair_k + 1)).computed > 0  # one that shapes them does
+
+
+def test_beside_the_cnn_a_hash_neighbour_past_the_cap_goes_unverified_and_no_duplicate_is_lost(cat) -> None:
+    """Beside a vector feature, an image's few nearest by a hash farther than
+    `verify_hash_bits` are strangers (here the photos' unrelated neighbours): fewer pairs
+    verified, the same duplicates decided."""
+    first = {i: g[0] for g in cat.catalog.same_content_groups() for i in g[1:]}
+    threshold = default_threshold("auto")
+
+    def judge(policy) -> tuple[int, set[tuple[int, int]]]:
+        judged, report = judged_pairs(cat.catalog, threshold, merge=first, policy=policy)
+        edges = decide(judged, threshold).edges
+        return report.verified, set(zip(edges.src.tolist(), edges.dst.tolist()))
+
+    (capped, kept), (every, kept_verifying_all) = judge(POLICY), judge(replace(POLICY, verify_hash_bits=256))
+    assert capped < every
+    assert kept == kept_verifying_all and kept
 
 
 def test_adding_an_image_judges_only_its_pairs_and_gives_the_fresh_groups(cat, tmp_path, photos, monkeypatch) -> None:
