@@ -305,7 +305,7 @@ def test_the_turns_of_an_images_hash_find_its_mirrored_or_turned_copy(tmp_path, 
 
 def test_a_hash_neighbour_past_the_cap_is_verified_only_without_a_vector_feature() -> None:
     """Each image's few nearest by a hash are verified; beside a vector feature only those
-    within `verify_hash_bits`, and a far one takes no rank from a near one behind it."""
+    of them within `verify_hash_bits`."""
     policy = replace(POLICY, verify_hash_top=2, verify_hash_bits=40)
     # query 1's nearest: 2 at 10 bits, 3 at 41, 4 at 60; query 5's: 6 at 41, 7 at 90
     hood = Neighbourhoods(np.array([1, 5]), np.array([[2, 3, 4], [6, 7, -1]]), np.array([[10, 41, 60], [41, 90, 0]]))
