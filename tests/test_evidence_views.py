@@ -31,7 +31,7 @@ def test_the_best_view_pair_and_the_box_that_gave_it_match_a_brute_force_oracle(
     def score(rows, left, right):
         return np.array([scores[(index[tuple(r)], left, right)] for r in rows.tolist()])
 
-    best, via = _over_views(pairs, boxed, score)
+    best, via = _over_views(pairs, np.array(sorted(boxed), np.int64), score)
     for i, (a, b) in enumerate(pairs.tolist()):
         if a in boxed and b in boxed:  # two framed images: never by their frames
             allowed = {(BOX, BOX): 0, (BOX, IMAGE): BOX_FIRST, (IMAGE, BOX): BOX_SECOND}
