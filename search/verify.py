@@ -94,14 +94,15 @@ _FAR = np.iinfo(np.int32).max
 # so far is found with this confidence. Most candidate pairs are unrelated images with a few
 # dozen chance matches, a third of them "inliers" of some homography: for those the default
 # draws all 2,000 samples. Only a homography explaining VERIFY_THRESHOLD matches matters, so
-# the run draws just the samples that find one explaining _SCREEN_INLIERS (a margin below it)
-# with _SCREEN_CONFIDENCE, or stops sooner by the default's own rule. A run that stopped at that
-# cap with 10-13 inliers used to be followed by the default's full run, to give its exact
-# answer: on both seeds of the duplicates benchmark those reruns took a tenth of `duplicates`'
-# time and turned 2 and 3 pairs of some 600 into matches, changing no group (docs/BENCHMARKS.md,
-# issue 17).
+# the run draws just the samples that find one explaining that many with _SCREEN_CONFIDENCE,
+# or stops sooner by the default's own rule. A run that stopped at that cap with fewer inliers
+# used to be followed by the default's full run, to give its exact answer: on both seeds of the
+# duplicates benchmark those reruns took a tenth of `duplicates`' time and turned 2 and 3 pairs
+# of some 600 into matches, changing no group. Screening for two inliers below the threshold,
+# as a margin, found no true pair more on five development draws and drew more samples for
+# every pair of unrelated images (docs/BENCHMARKS.md, issue 17).
 _RANSAC_ITERS, _RANSAC_CONFIDENCE = 2000, 0.995
-_SCREEN_INLIERS, _SCREEN_CONFIDENCE = 14, 0.999
+_SCREEN_INLIERS, _SCREEN_CONFIDENCE = VERIFY_THRESHOLD, 0.999
 
 
 @dataclass(frozen=True)
