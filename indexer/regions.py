@@ -5,12 +5,12 @@ changes everything around it, and a global descriptor of the whole query mostly 
 frame. `content_box` finds a picture pasted onto such a frame: the largest region that stands
 out from the frame (textured, or far from the background colour: a dark star field on a grey
 window is flat but not the window's colour; the background is a uniform frame's colour, else
-the image's most common colour) and fills its bounding box almost
-completely, as a pasted rectangle does. The search compares that crop too, taking each
-candidate's best score over the variants; the indexer stores the crop's features as the
-image's "box" view (`storage.models.VIEWS`), which duplicates compare. On the project
-benchmark it finds a box in 85 % of hard screenshots and in 2 % of plain references
-(docs/BENCHMARKS.md).
+the image's most common colour) and fills its bounding box almost completely, as a pasted
+rectangle does; where neither holds such a region, what was drawn on a window of one flat
+colour (`_on_chrome`). The search compares that crop too, taking each candidate's best score
+over the variants; the indexer stores the crop's features as the image's "box" view
+(`storage.models.VIEWS`), which duplicates compare. On the project benchmark it finds a box in
+85 % of hard screenshots and in 2 % of plain references (docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -28,6 +28,13 @@ _MAX_BOX = 0.9  # ... and its box at most this fraction (else it is the whole im
 _MIN_FILL = 0.9  # region pixels / box pixels: a pasted picture is a full rectangle
 _MIN_SIDE = 0.15  # and spans at least this fraction of the query's width and height
 _RING, _RING_UNIFORM = 2, 0.98  # the outermost pixels, and the share of them a uniform frame holds
+# A window or page drawn by a program is one exact colour where nothing is drawn on it, within
+# this many levels (any channel; a photograph's flat patches wander further, save where they
+# clip to black or white) ...
+_CHROME_DIFF = 3
+_CHROME_SHARE = 0.1  # ... and that colour covers at least this share of the image
+_CHROME_SAMPLE = 4  # every this many pixels a side are counted to find that colour (cheap on photos)
+_CHROME_TEXTURE = 0.05  # textured share of a picture found on chrome: no gradient or blank panel
 
 
 def content_box(pixels: NDArray[np.uint8], side: int = 0) -> NDArray[np.uint8] | None:
@@ -57,8 +64,43 @@ def _box(pixels: NDArray[np.uint8]) -> tuple[int, int, int, int] | None:
         found = _boxes(standing_out) + _boxes(_opened(far))
         best = max(found, key=lambda box: box[4], default=None)  # the first of the largest
     if best is None or best[2] * best[3] > _MAX_BOX * height * width:
-        return None
+        return _on_chrome(pixels)
     return best[:4]
+
+
+def _on_chrome(pixels: NDArray[np.uint8]) -> tuple[int, int, int, int] | None:
+    """(x, y, w, h) of a picture on a window or page drawn in one flat colour, or None.
+
+    The masks above fail where the picture is close to the window's colour: a dark star field
+    or night photo on a dark theme is not far from it and mostly not textured, and a picture
+    on a white page, shown small, is bridged by the closing to the text around it. But a
+    program fills its window with one exact colour, which no photographed pixel keeps for
+    long: everything else is what was drawn on it, and the picture is the largest full
+    rectangle of that, apart from the text (the opening cuts its thin strokes). Not on an
+    image with a uniform frame, whose colour the masks above already measured against (a star
+    field fading into a black border would be boxed at its fade), nor a bar across the whole
+    image (a title bar, a toolbar), nor a region with next to no texture (a gradient)."""
+    height, width = pixels.shape[:2]
+    if _frame_colour(pixels) is not None:
+        return None
+    sample = np.ascontiguousarray(pixels[::_CHROME_SAMPLE, ::_CHROME_SAMPLE])
+    packed = (sample[..., 0].astype(np.int32) << 16) | (sample[..., 1].astype(np.int32) << 8) | sample[..., 2]
+    values, counts = np.unique(packed, return_counts=True)
+    code = int(values[counts.argmax()])
+    colour = np.array([code >> 16, (code >> 8) & 255, code & 255])
+    low, high = np.maximum(colour - _CHROME_DIFF, 0), np.minimum(colour + _CHROME_DIFF, 255)
+    if cv2.countNonZero(cv2.inRange(sample, low, high)) < _CHROME_SHARE * sample.shape[0] * sample.shape[1]:
+        return None
+    drawn = (cv2.inRange(pixels, low, high) == 0).view(np.uint8)
+    drawn = cv2.morphologyEx(drawn, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    found = [box for box in _boxes(drawn) if box[2] < width and box[3] < height]
+    best = max(found, key=lambda box: box[4], default=None)
+    if best is None or best[2] * best[3] > _MAX_BOX * height * width:
+        return None
+    x, y, w, h = best[:4]
+    if _textured(np.ascontiguousarray(pixels[y : y + h, x : x + w])).mean() < _CHROME_TEXTURE:
+        return None
+    return x, y, w, h
 
 
 def _textured(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:

@@ -7,9 +7,10 @@ import functools
 import cv2
 import numpy as np
 import pytest
-from PIL import ImageOps, Image
+from PIL import Image, ImageDraw, ImageOps
 
 from neardup.indexer.decode import fit
+from neardup.indexer import regions
 from neardup.indexer.regions import content_box, query_variants
 
 from conftest import PHOTOS, photo
@@ -67,9 +68,55 @@ def test_a_frame_is_the_background_even_where_the_picture_inside_outnumbers_it()
     assert abs(box.shape[0] - page.shape[0]) <= 12 and abs(box.shape[1] - page.shape[1]) <= 12
 
 
+def _viewer(rgb: np.ndarray, *, dark: bool) -> np.ndarray:
+    """``rgb`` at 100 % in an image viewer a program drew on one flat theme colour: a title
+    bar, a toolbar, a sidebar of file names and a status line around the picture."""
+    theme = (36, 37, 41) if dark else (245, 245, 247)
+    ink = (210, 210, 210) if dark else (60, 60, 60)
+    height, width = rgb.shape[:2]
+    sidebar, top, bottom, pad = 190, 70, 26, 16
+    window = Image.new("RGB", (width + sidebar + 2 * pad, height + top + bottom + 2 * pad), theme)
+    draw = ImageDraw.Draw(window)
+    draw.rectangle((0, 0, window.width, 34), fill=(90, 70, 160))
+    draw.rectangle((0, 34, window.width, top), fill=tuple(v - 18 for v in theme))
+    for row in range((window.height - top - bottom) // 40):
+        draw.text((14, top + 20 + 40 * row), f"photo_{row:03d}.jpg", fill=ink)
+    draw.text((sidebar + pad, window.height - bottom + 6), f"{width} x {height}  100 %", fill=ink)
+    window.paste(Image.fromarray(rgb), (sidebar + pad, top + pad))
+    return np.asarray(window)
+
+
+def test_a_night_photo_in_a_dark_viewer_is_found_on_the_windows_flat_colour() -> None:
+    """The rocket's night sky is as dark as the dark theme around it, and mostly flat: the
+    colour mask cannot tell it from the window, and the closing joins it to the file names
+    beside it. What was drawn on the window's one exact colour can."""
+    picture = cv2.resize(photo("rocket"), (256, 171), interpolation=cv2.INTER_AREA)
+    shot = fit(_viewer(picture, dark=True), 384)
+    scale = shot.shape[1] / (256 + 190 + 2 * 16)
+    box = content_box(shot, 384)
+    assert box is not None
+    assert abs(box.shape[0] - 171 * scale) <= 3 and abs(box.shape[1] - 256 * scale) <= 3
+    assert content_box(fit(_viewer(picture, dark=False), 384), 384) is not None  # the masks find it there
+
+
+@pytest.mark.parametrize("name", PHOTOS)
+def test_no_bar_or_gradient_on_flat_chrome_is_a_picture_nor_is_a_photo(name: str) -> None:
+    """On a page of one flat colour, a toolbar across the whole page and a gradient panel
+    (a wallpaper's), both too close to the page's colour and too smooth for the masks, are
+    what was drawn on it, but no picture; nor is anything in a photo at the decode side."""
+    page = np.full((300, 400, 3), 245, np.uint8)
+    page[30:80] = 227  # a toolbar
+    page[120:270, 40:220] = np.linspace(226, 244, 180).astype(np.uint8)[None, :, None]  # a gradient panel
+    drawn = Image.fromarray(page)
+    ImageDraw.Draw(drawn).text((250, 150), "The traditional desktop", fill=(60, 60, 60))
+    assert content_box(np.asarray(drawn), 384) is None
+    assert content_box(fit(photo(name), 384), 384) is None
+
+
 def _every_region_box(pixels: np.ndarray) -> np.ndarray | None:
     """Oracle: the detector as first written, labelling every region of both masks (no
-    shortcut); `content_box` must give exactly its answer."""
+    shortcut), and where they hold no box, `_on_chrome`'s; `content_box` must give exactly
+    its answer."""
     gray = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY).astype(np.float32)
     mean = cv2.blur(gray, (5, 5))
     textured = (cv2.blur(gray * gray, (5, 5)) - mean * mean > 16).astype(np.uint8)
@@ -95,7 +142,8 @@ def _every_region_box(pixels: np.ndarray) -> np.ndarray | None:
                     and h >= 0.15 * height and (best is None or area > best[4])):
                 best = (x, y, w, h, area)
     if best is None or best[2] * best[3] > 0.9 * height * width:
-        return None
+        best = regions._on_chrome(pixels)  # no shortcut there to check
+        return None if best is None else pixels[best[1] : best[1] + best[3], best[0] : best[0] + best[2]]
     x, y, w, h, _ = best
     return pixels[y : y + h, x : x + w]
 
