@@ -101,15 +101,21 @@ def test_a_night_photo_in_a_dark_viewer_is_found_on_the_windows_flat_colour() ->
 
 @pytest.mark.parametrize("name", PHOTOS)
 def test_no_bar_or_gradient_on_flat_chrome_is_a_picture_nor_is_a_photo(name: str) -> None:
-    """On a page of one flat colour, a toolbar across the whole page and a gradient panel
-    (a wallpaper's), both too close to the page's colour and too smooth for the masks, are
+    """On a page of one flat colour, a toolbar of buttons across the whole page and a gradient
+    panel (a wallpaper's), too close to the page's colour and too smooth for the masks, are
     what was drawn on it, but no picture; nor is anything in a photo at the decode side."""
-    page = np.full((300, 400, 3), 245, np.uint8)
-    page[30:80] = 227  # a toolbar
-    page[120:270, 40:220] = np.linspace(226, 244, 180).astype(np.uint8)[None, :, None]  # a gradient panel
-    drawn = Image.fromarray(page)
-    ImageDraw.Draw(drawn).text((250, 150), "The traditional desktop", fill=(60, 60, 60))
-    assert content_box(np.asarray(drawn), 384) is None
+    toolbar = Image.new("RGB", (400, 300), (245, 245, 247))
+    draw = ImageDraw.Draw(toolbar)
+    draw.rectangle((0, 0, 400, 60), fill=(227, 227, 229))
+    for i, colour in enumerate(((230, 80, 80), (80, 160, 90), (70, 110, 220), (240, 180, 40), (150, 90, 200))):
+        draw.rounded_rectangle((10 + 56 * i, 12, 52 + 56 * i, 48), radius=6, fill=colour)
+    for row in range(5):
+        draw.text((14, 90 + 40 * row), f"photo_{row:03d}.jpg", fill=(60, 60, 60))
+    panel = np.full((300, 400, 3), 245, np.uint8)
+    panel[:40] = 227  # a plain bar: the page has no uniform frame
+    panel[120:270, 40:220] = np.linspace(226, 244, 180).astype(np.uint8)[None, :, None]
+    for page in (np.asarray(toolbar), panel):
+        assert content_box(page, 384) is None
     assert content_box(fit(photo(name), 384), 384) is None
 
 
