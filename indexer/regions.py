@@ -55,7 +55,8 @@ def content_box(pixels: NDArray[np.uint8], side: int = 0) -> NDArray[np.uint8] |
 def _box(pixels: NDArray[np.uint8]) -> tuple[int, int, int, int] | None:
     """(x, y, w, h) of `content_box`'s picture in `pixels`, or None."""
     height, width = pixels.shape[:2]
-    far = _far_from_background(pixels)
+    frame = _frame_colour(pixels)
+    far = _far_from_background(pixels, frame)
     standing_out = _opened(cv2.morphologyEx(_textured(pixels) | far, cv2.MORPH_CLOSE,
                                             np.ones((9, 9), np.uint8)))  # fill smooth patches between texture
     best = _dominant(standing_out)
@@ -64,7 +65,7 @@ def _box(pixels: NDArray[np.uint8]) -> tuple[int, int, int, int] | None:
         found = _boxes(standing_out) + _boxes(_opened(far))
         best = max(found, key=lambda box: box[4], default=None)  # the first of the largest
     if best is None or best[2] * best[3] > _MAX_BOX * height * width:
-        return _on_chrome(pixels)
+        return None if frame is not None else _on_chrome(pixels)
     return best[:4]
 
 
@@ -78,19 +79,17 @@ def _on_chrome(pixels: NDArray[np.uint8]) -> tuple[int, int, int, int] | None:
     long: everything else is what was drawn on it, and the picture is the largest full
     rectangle of that, apart from the text (the opening cuts its thin strokes). Not on an
     image with a uniform frame, whose colour the masks above already measured against (a star
-    field fading into a black border would be boxed at its fade), nor a bar across the whole
-    image (a title bar, a toolbar), nor a region with next to no texture (a gradient)."""
+    field fading into a black border would be boxed at its fade: `_box` asks only without
+    one), nor a bar across the whole image (a title bar, a toolbar), nor a region with next to
+    no texture (a gradient)."""
     height, width = pixels.shape[:2]
-    if _frame_colour(pixels) is not None:
-        return None
-    sample = np.ascontiguousarray(pixels[::_CHROME_SAMPLE, ::_CHROME_SAMPLE])
-    packed = (sample[..., 0].astype(np.int32) << 16) | (sample[..., 1].astype(np.int32) << 8) | sample[..., 2]
-    values, counts = np.unique(packed, return_counts=True)
+    sample = pixels[::_CHROME_SAMPLE, ::_CHROME_SAMPLE].astype(np.int32)
+    values, counts = np.unique((sample[..., 0] << 16) | (sample[..., 1] << 8) | sample[..., 2], return_counts=True)
     code = int(values[counts.argmax()])
     colour = np.array([code >> 16, (code >> 8) & 255, code & 255])
-    low, high = np.maximum(colour - _CHROME_DIFF, 0), np.minimum(colour + _CHROME_DIFF, 255)
-    if cv2.countNonZero(cv2.inRange(sample, low, high)) < _CHROME_SHARE * sample.shape[0] * sample.shape[1]:
+    if (np.abs(sample - colour).max(axis=2) <= _CHROME_DIFF).mean() < _CHROME_SHARE:
         return None
+    low, high = np.maximum(colour - _CHROME_DIFF, 0), np.minimum(colour + _CHROME_DIFF, 255)
     drawn = (cv2.inRange(pixels, low, high) == 0).view(np.uint8)
     drawn = cv2.morphologyEx(drawn, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     found = [box for box in _boxes(drawn) if box[2] < width and box[3] < height]
@@ -145,12 +144,12 @@ def _dominant(mask: NDArray[np.uint8]) -> tuple[int, int, int, int, int] | None:
     return x, y, w, h, int(area)
 
 
-def _far_from_background(pixels: NDArray[np.uint8]) -> NDArray[np.uint8]:
+def _far_from_background(pixels: NDArray[np.uint8], frame: NDArray[np.float64] | None) -> NDArray[np.uint8]:
     """1 where a pixel's colour differs by more than _BACKGROUND_DIFF (in any channel) from the
-    background colour, 0 elsewhere. The background is the colour of a uniform frame around the
-    image, else the image's most common colour (16 levels per channel; the mean of that bin's
-    pixels)."""
-    background = _frame_colour(pixels)
+    background colour, 0 elsewhere. The background is the colour of the uniform `frame` around
+    the image (`_frame_colour`), else the image's most common colour (16 levels per channel;
+    the mean of that bin's pixels)."""
+    background = frame
     if background is None:
         histogram = cv2.calcHist([pixels], [0, 1, 2], None, [16, 16, 16], [0, 256] * 3)
         common = np.array(np.unravel_index(int(histogram.argmax()), histogram.shape)) * 16

@@ -121,15 +121,16 @@ def test_no_bar_or_gradient_on_flat_chrome_is_a_picture_nor_is_a_photo(name: str
 
 def _every_region_box(pixels: np.ndarray) -> np.ndarray | None:
     """Oracle: the detector as first written, labelling every region of both masks (no
-    shortcut), and where they hold no box, `_on_chrome`'s; `content_box` must give exactly
-    its answer."""
+    shortcut), and where they hold no box on an image with no uniform frame, `_on_chrome`'s;
+    `content_box` must give exactly its answer."""
     gray = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY).astype(np.float32)
     mean = cv2.blur(gray, (5, 5))
     textured = (cv2.blur(gray * gray, (5, 5)) - mean * mean > 16).astype(np.uint8)
     ring = np.concatenate([pixels[:2].reshape(-1, 3), pixels[-2:].reshape(-1, 3),
                            pixels[:, :2].reshape(-1, 3), pixels[:, -2:].reshape(-1, 3)]).astype(np.int16)
     frame = np.median(ring, axis=0)
-    if (np.abs(ring - frame).max(axis=1) <= 12).mean() >= 0.98:  # a uniform frame: its colour
+    uniform = (np.abs(ring - frame).max(axis=1) <= 12).mean() >= 0.98
+    if uniform:  # a uniform frame: its colour
         background = frame
     else:  # the most common colour
         bins = (pixels >> 4).astype(np.uint16)
@@ -148,7 +149,7 @@ def _every_region_box(pixels: np.ndarray) -> np.ndarray | None:
                     and h >= 0.15 * height and (best is None or area > best[4])):
                 best = (x, y, w, h, area)
     if best is None or best[2] * best[3] > 0.9 * height * width:
-        best = regions._on_chrome(pixels)  # no shortcut there to check
+        best = None if uniform else regions._on_chrome(pixels)  # no shortcut there to check
         return None if best is None else pixels[best[1] : best[1] + best[3], best[0] : best[0] + best[2]]
     x, y, w, h, _ = best
     return pixels[y : y + h, x : x + w]
