@@ -264,7 +264,7 @@ def verify(query: LocalFeatures, candidate: LocalFeatures, *, mirrored: bool = F
     if len(query_idx) < 3:
         return Verification()
     differs = colours is not None and len(query_idx) >= VERIFY_THRESHOLD and (
-        recoloured(*colours, homography)
+        recoloured(*colours, homography, query.points[query_idx])
         or (query.colours is not None and candidate.colours is not None
             and shifted_hues(*colours, homography, query.points[query_idx], query.colours[query_idx],
                              candidate.colours[candidate_idx])))

@@ -25,12 +25,12 @@ TINTS = {"purple": (150, 40, 170), "teal": (20, 160, 150), "orange": (240, 140, 
          "red": (215, 30, 40)}  # CIELAB hues: red 33, orange 66, yellow 94 degrees
 
 
-def drawing(tint: str) -> np.ndarray:
-    """A template: a darkened, blurred photo, with one object (a real photo's shading,
-    colourised as clip-art is: black shadows, white highlights, `tint` between) over a fifth
-    of the frame in the middle."""
+def drawing(tint: str, *, grey_backdrop: bool = False) -> np.ndarray:
+    """A template: a darkened, blurred photo (in grey with `grey_backdrop`), with one object (a
+    real photo's shading, colourised as clip-art is: black shadows, white highlights, `tint`
+    between) over a fifth of the frame in the middle."""
     back = cv2.GaussianBlur(photo("astronaut"), (0, 0), 2.0)
-    back = cv2.resize(back, (384, 288), interpolation=cv2.INTER_AREA)
+    back = cv2.resize(grey(back) if grey_backdrop else back, (384, 288), interpolation=cv2.INTER_AREA)
     out = (back * 0.6).astype(np.uint8)
     shade = cv2.cvtColor(cv2.resize(photo("coffee"), (200, 150), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
     mask = np.zeros((150, 200), np.uint8)
@@ -132,6 +132,26 @@ def test_a_picture_pasted_in_the_middle_is_a_region_that_differs(name) -> None:
     logo = cv2.resize(fit(photo("hubble"), 384), (w // 3, h // 3), interpolation=cv2.INTER_AREA)
     pasted = rgb.copy()
     pasted[h // 3 : h // 3 + logo.shape[0], w // 3 : w // 3 + logo.shape[1]] = logo
+    assert flagged(rgb, pasted)
+
+
+def test_a_grey_copy_of_a_picture_whose_one_colourful_part_is_an_object_is_no_recolour() -> None:
+    """Greyed, the object alone loses its colour, as a recolour changes it, but keeps every
+    keypoint of its shading; another colour of it on the same backdrop is still a recolour."""
+    picture = drawing("purple", grey_backdrop=True)
+    assert not flagged(picture, grey(picture))
+    assert not flagged(grey(picture), jpeg(picture, 60))
+    assert flagged(picture, drawing("teal", grey_backdrop=True))
+
+
+@pytest.mark.parametrize("name", ["chelsea", "coffee"])
+def test_a_colour_picture_pasted_on_a_grey_photo_still_differs(name) -> None:
+    """The grey photo has no colour, but the pasted picture holds none of its keypoints."""
+    rgb = grey(fit(photo(name), 384))
+    h, w = rgb.shape[:2]
+    pasted = rgb.copy()
+    pasted[h // 3 : h // 3 + h // 3, w // 3 : w // 3 + w // 3] = cv2.resize(
+        fit(photo("rocket"), 384), (w // 3, h // 3), interpolation=cv2.INTER_AREA)
     assert flagged(rgb, pasted)
 
 
