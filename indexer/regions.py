@@ -75,8 +75,8 @@ def _on_chrome(pixels: NDArray[np.uint8]) -> tuple[int, int, int, int] | None:
     The masks above fail where the picture is close to the window's colour: a dark star field
     or night photo on a dark theme is not far from it and mostly not textured, and a picture
     on a white page, shown small, is bridged by the closing to the text around it. But a
-    program fills its window with one exact colour, which no photographed pixel keeps for
-    long: everything else is what was drawn on it, and the picture is the largest full
+    program fills its window with one exact colour, which a photograph's pixels keep only
+    where they clip: everything else is what was drawn on it, and the picture is the largest full
     rectangle of that, apart from the text (the opening cuts its thin strokes). Not on an
     image with a uniform frame, whose colour the masks above already measured against (a star
     field fading into a black border would be boxed at its fade: `_box` asks only without
