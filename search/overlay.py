@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 from neardup.indexer.colours import ColourLayout
 
-from .recolour import BLOB_DISTANCE, Difference, cell_positions
+from .recolour import BLOB_DISTANCE, Difference, cell_positions, keeps_keypoints
 
 MIN_SHARE, MAX_SHARE = 0.005, 0.3  # of the aligned cells: an overlay covers a part of the picture
 STANDS_OUT = 2.0  # times the other image's standout ...
@@ -37,14 +37,17 @@ _NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) !=
 
 
 def standouts(query: ColourLayout, candidate: ColourLayout, homography: NDArray[np.float64],
-              difference: Difference | None = None) -> tuple[float, float]:
+              difference: Difference | None = None, points: NDArray[np.float32] | None = None
+              ) -> tuple[float, float]:
     """How strongly the region where the two images differ stands out from the picture around
     it in each (`homography`: query -> candidate): the median, over the region's cells next to
     agreeing ones, of the RGB distance to the closest agreeing neighbour, in the image's own
     cells. -1 each when there is no such region: too few aligned cells, or differing cells
     outside [MIN_SHARE, MAX_SHARE] of them (none, or the whole picture changed). The region
     is found in the query's frame (`difference`, when the caller has it) and carried to the
-    candidate's through the homography."""
+    candidate's through the homography. Nor is there one where the query's matched keypoints
+    (`points`, when given) lie as densely as elsewhere: the picture goes on there under other
+    colours (a colour edit that one tone curve does not explain), where an overlay hides it."""
     found = Difference(query, candidate, homography) if difference is None else difference
     cells, inside = found.cells, found.inside
     if inside.sum() < _MIN_ALIGNED:
@@ -53,6 +56,8 @@ def standouts(query: ColourLayout, candidate: ColourLayout, homography: NDArray[
         return -1.0, -1.0  # the region is no larger with the tone curve: most copies stop here, cheaply
     region = inside & (found.toned >= BLOB_DISTANCE)
     if not MIN_SHARE <= region.sum() / inside.sum() <= MAX_SHARE:
+        return -1.0, -1.0
+    if points is not None and keeps_keypoints(query, region, inside, points):
         return -1.0, -1.0
     x, y, theirs_inside = cell_positions(candidate, query, np.linalg.inv(homography))
     n = region.shape[0]

@@ -116,10 +116,18 @@ def _greyed(query: ColourLayout, candidate: ColourLayout, region: NDArray[np.boo
     (docs/BENCHMARKS.md)."""
     if min(_colourfulness(query), _colourfulness(candidate)) >= TINT:
         return False
+    return keeps_keypoints(query, region, aligned, points)
+
+
+def keeps_keypoints(layout: ColourLayout, region: NDArray[np.bool_], aligned: NDArray[np.bool_],
+                    points: NDArray[np.float32]) -> bool:
+    """Whether the matched keypoints `points` (n, 2), in `layout`'s frame, lie in `region` of
+    its cells at least as densely as in the rest of the `aligned` cells: the same picture there
+    in other colours, not another pasted over it."""
     n = LAYOUT_SIDE
     hits = np.zeros((n, n), np.int64)
-    cols = np.clip((points[:, 0] * n / query.width).astype(np.intp), 0, n - 1)
-    rows = np.clip((points[:, 1] * n / query.height).astype(np.intp), 0, n - 1)
+    cols = np.clip((points[:, 0] * n / layout.width).astype(np.intp), 0, n - 1)
+    rows = np.clip((points[:, 1] * n / layout.height).astype(np.intp), 0, n - 1)
     np.add.at(hits, (rows, cols), 1)
     rest = aligned & ~region
     return int(hits[region].sum()) * int(rest.sum()) >= int(hits[rest].sum()) * int(region.sum())

@@ -273,24 +273,26 @@ def verify(query: LocalFeatures, candidate: LocalFeatures, *, mirrored: bool = F
     if colours is not None and len(query_idx) >= VERIFY_THRESHOLD:
         fitted, _ = cv2.findHomography(query.points[query_idx], candidate.points[candidate_idx], 0)
         query_side, candidate_side, block = _added(query_side, candidate_side, colours,
-                                                   fitted if fitted is not None and _plausible(fitted) else homography)
+                                                   fitted if fitted is not None and _plausible(fitted) else homography,
+                                                   query.points[query_idx])
     return Verification(len(query_idx), query_side, candidate_side, differs, block)
 
 
 def _added(query: Side, candidate: Side, colours: tuple[ColourLayout, ColourLayout],
-           homography: NDArray[np.float64]) -> tuple[Side, Side, bool]:
+           homography: NDArray[np.float64], points: NDArray[np.float32]) -> tuple[Side, Side, bool]:
     """Both sides with what a copy may have added to the other: canvas beyond its frame
     (`canvas.beyond`), an overlay (`overlay.standouts`); or a picture inset (`inset`), which
     no copy adds; and whether the two differ in a solid block (`Verification.block`).
     `homography` is the least-squares fit
     to all the inliers: RANSAC's own is fitted to four of them, which is enough to count
-    inliers but may place a frame's corners, far from most keypoints, tens of pixels off."""
+    inliers but may place a frame's corners, far from most keypoints, tens of pixels off.
+    `points`: the query's inliers."""
     mine, theirs = colours
     inverse = np.linalg.inv(homography)
     query_beyond = beyond(mine, theirs.width, theirs.height, inverse)
     candidate_beyond = beyond(theirs, mine.width, mine.height, homography)
     difference = Difference(mine, theirs, homography)
-    query_standout, candidate_standout = standouts(mine, theirs, homography, difference)
+    query_standout, candidate_standout = standouts(mine, theirs, homography, difference, points)
     edges = block_edges(mine, theirs, homography, difference)
     query_inset, candidate_inset = inset_sides(edges)
     block = edges is not None and not (query_inset or candidate_inset)
