@@ -124,13 +124,17 @@ def keeps_keypoints(layout: ColourLayout, region: NDArray[np.bool_], aligned: ND
     """Whether the matched keypoints `points` (n, 2), in `layout`'s frame, lie in `region` of
     its cells at least as densely as in the rest of the `aligned` cells: the same picture there
     in other colours, not another pasted over it."""
-    n = LAYOUT_SIDE
-    hits = np.zeros((n, n), np.int64)
-    cols = np.clip((points[:, 0] * n / layout.width).astype(np.intp), 0, n - 1)
-    rows = np.clip((points[:, 1] * n / layout.height).astype(np.intp), 0, n - 1)
-    np.add.at(hits, (rows, cols), 1)
+    hits = np.zeros((LAYOUT_SIDE, LAYOUT_SIDE), np.int64)
+    np.add.at(hits, _cells_of(points, layout), 1)
     rest = aligned & ~region
     return int(hits[region].sum()) * int(rest.sum()) >= int(hits[rest].sum()) * int(region.sum())
+
+
+def _cells_of(points: NDArray[np.float32], layout: ColourLayout) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """(rows, cols) of the layout cells holding `points` (n, 2), in the layout's frame."""
+    n = LAYOUT_SIDE
+    return (np.clip((points[:, 1] * n / layout.height).astype(np.intp), 0, n - 1),
+            np.clip((points[:, 0] * n / layout.width).astype(np.intp), 0, n - 1))
 
 
 def _colourfulness(layout: ColourLayout) -> float:
@@ -160,11 +164,8 @@ def _object_turned(shifted: NDArray[np.bool_], query: ColourLayout, candidate: C
     if not MIN_SHIFTED <= int(shifted.sum()) <= MAX_SHIFTED_SHARE * len(points):
         return False
     a, b, aligned = aligned_layouts(query, candidate, homography)
-    n = LAYOUT_SIDE
-    cells = np.zeros((n, n), np.uint8)
-    cols = np.clip((points[shifted, 0] * n / query.width).astype(np.intp), 0, n - 1)
-    rows = np.clip((points[shifted, 1] * n / query.height).astype(np.intp), 0, n - 1)
-    cells[rows, cols] = 1
+    cells = np.zeros((LAYOUT_SIDE, LAYOUT_SIDE), np.uint8)
+    cells[_cells_of(points[shifted], query)] = 1
     away = ~cv2.dilate(cells, np.ones((2 * MARGIN + 1, 2 * MARGIN + 1), np.uint8)).astype(bool)
     turned, chroma = _turned(a.reshape(-1, 3), b.reshape(-1, 3))
     inside = (aligned & away).ravel()

@@ -263,18 +263,19 @@ def verify(query: LocalFeatures, candidate: LocalFeatures, *, mirrored: bool = F
     homography, query_idx, candidate_idx = match
     if len(query_idx) < 3:
         return Verification()
+    matched = query.points[query_idx]
     differs = colours is not None and len(query_idx) >= VERIFY_THRESHOLD and (
-        recoloured(*colours, homography, query.points[query_idx])
+        recoloured(*colours, homography, matched)
         or (query.colours is not None and candidate.colours is not None
-            and shifted_hues(*colours, homography, query.points[query_idx], query.colours[query_idx],
+            and shifted_hues(*colours, homography, matched, query.colours[query_idx],
                              candidate.colours[candidate_idx])))
     query_side, candidate_side = layout(query[0], query_idx, mirrored=mirrored), layout(candidate[0], candidate_idx)
     block = False
     if colours is not None and len(query_idx) >= VERIFY_THRESHOLD:
-        fitted, _ = cv2.findHomography(query.points[query_idx], candidate.points[candidate_idx], 0)
+        fitted, _ = cv2.findHomography(matched, candidate.points[candidate_idx], 0)
         query_side, candidate_side, block = _added(query_side, candidate_side, colours,
                                                    fitted if fitted is not None and _plausible(fitted) else homography,
-                                                   query.points[query_idx])
+                                                   matched)
     return Verification(len(query_idx), query_side, candidate_side, differs, block)
 
 
