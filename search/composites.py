@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
+from itertools import combinations
 
 import numpy as np
 from numpy.typing import NDArray
@@ -64,13 +65,21 @@ def composites(pairs: NDArray[np.int64], kept: NDArray[np.bool_], regions: NDArr
         regions_of: dict[int, int] = defaultdict(int)
         for neighbour, cells in around:
             regions_of[parts[neighbour]] |= cells
-        first, second = sorted(regions_of.values(), key=_size, reverse=True)[:2]
-        # a link everywhere (no geometry, or the whole image shown in another's strip: a colour
-        # link) overlaps every other region, however few cells that one has; links in the
-        # image's content box alone (no cells) lie apart from its verified ones, not from each other
-        if first not in (_EVERYWHERE, 0) and _size(first & second) <= MAX_OVERLAP * _size(first | second):
+        # any two of its groups in different parts of it: a strip may show a second picture's
+        # group and a look-alike's (two star fields), both in one part
+        if any(_apart(one, other) for one, other in combinations(regions_of.values(), 2)):
             out[image] = sorted({min(n for n, _ in around if parts[n] == part) for part in regions_of})
     return out
+
+
+def _apart(one: int, other: int) -> bool:
+    """Whether two regions of an image (REGION_GRID bitmasks) are different parts of it: they
+    barely overlap. A link everywhere (no geometry, or the whole image shown in another's
+    strip: a colour link) overlaps every other region, however few cells that one has; links
+    in the image's content box alone (no cells) lie apart from its verified ones, not from
+    each other."""
+    first, second = sorted((one, other), key=_size, reverse=True)
+    return first not in (_EVERYWHERE, 0) and _size(first & second) <= MAX_OVERLAP * _size(first | second)
 
 
 def with_insets(found: Mapping[int, list[int]], insets: NDArray[np.int64]) -> dict[int, list[int]]:

@@ -57,3 +57,14 @@ def test_a_link_through_the_content_box_alone_lies_apart_from_the_verified_one()
     both_boxed = regions(None, None)
     both_boxed[:, 0] = 0
     assert composites(pairs, kept, both_boxed) == {}
+
+
+def test_two_groups_in_one_part_do_not_hide_a_third_in_another() -> None:
+    """Image 1's strip showed two groups' pictures (a star field and a look-alike one: the
+    same wider region), its left half a third group's: it still contains them, though its two
+    largest regions are one."""
+    wide_right = RIGHT | RIGHT >> 1  # five columns: larger than the left half's four
+    pairs = np.array([[1, 2], [1, 3], [1, 4]], np.int64)
+    kept = np.ones(3, bool)
+    assert composites(pairs, kept, regions((40, LEFT), (40, wide_right), (40, wide_right))) == {1: [2, 3, 4]}
+    assert composites(pairs[1:], kept[1:], regions((40, wide_right), (40, wide_right))) == {}
