@@ -21,12 +21,12 @@ from neardup.search.candidates import pair_candidates
 from neardup.search.duplicates import decide
 from neardup.search.features import default_threshold
 from neardup.search.incremental import judged_pairs
-from neardup.search.strips import (LISTED, MIN_STRIP, TOP, _thumbnail, _whole_thumbnails, colour_link, containers,
-                                   free_edge, strip_candidates)
+from neardup.search.strips import (COLOUR_MAD, LISTED, MIN_STRIP, TOP, _thumbnail, _whole_thumbnails, colour_link,
+                                   containers, free_edge, strip_candidates)
 from neardup.search.verify import REGION_GRID, VERIFY_THRESHOLD
 
 from conftest import photo, save, scene
-from images import jpeg
+from images import galaxy, jpeg
 from test_trusted_groups import _caption, _collage, _with_q40_copies
 
 FEW = AutoPolicy(pair_k=1, verify_top=1, verify_hash_top=1)
@@ -234,6 +234,45 @@ def test_a_strip_showing_a_picture_whole_or_in_place_is_a_colour_link() -> None:
                        (LAYOUT_SIDE // 2, 0, LAYOUT_SIDE, LAYOUT_SIDE)) is None
     narrow = (LAYOUT_SIDE - LAYOUT_SIDE // 5, 0, LAYOUT_SIDE, LAYOUT_SIDE)
     assert colour_link(colour_layout(side), colour_layout(right), narrow) is None
+
+
+def _beside_a_star_field(picture: np.ndarray, sky: np.ndarray) -> np.ndarray:
+    """`picture` and `sky` side by side at one height, a white gap between, saved as JPEG."""
+    height = 480
+    parts = [cv2.resize(p, (round(p.shape[1] * height / p.shape[0]), height), interpolation=cv2.INTER_AREA)
+             for p in (picture, sky)]
+    return jpeg(np.hstack([parts[0], np.full((height, 12, 3), 255, np.uint8), parts[1]]), 85)
+
+
+def test_a_star_field_beside_a_photo_is_a_colour_link_and_another_star_field_is_not() -> None:
+    """Shrunk into the strip, a dark sky's few bright points spread over its cells and move
+    their means further than a photo's would, while their pattern still follows the sky's."""
+    side = _beside_a_star_field(photo("coffee"), galaxy(1))
+    layout = colour_layout(side)
+    start = LAYOUT_SIDE * (side.shape[1] - 480) // side.shape[1] + 1
+    strip = (start, 0, LAYOUT_SIDE, LAYOUT_SIDE)
+    shown = layout.cells[:, start:].astype(np.float32)
+    whole = cv2.resize(colour_layout(galaxy(1)).cells, (LAYOUT_SIDE - start, LAYOUT_SIDE), interpolation=cv2.INTER_AREA)
+    assert np.abs(shown - whole).mean() > COLOUR_MAD, "the sky's cells should be further off than a photo's"
+    assert colour_link(layout, colour_layout(galaxy(1)), strip) is not None
+    assert all(colour_link(layout, colour_layout(galaxy(seed)), strip) is None for seed in (11, 12, 13))
+
+
+def test_a_photo_beside_a_star_field_contains_the_sky_and_no_look_alike_sky(tmp_path) -> None:
+    folder = tmp_path / "photos"
+    _with_q40_copies(folder, ("coffee",))
+    save(galaxy(1), folder / "sky.png")
+    save(galaxy(11), folder / "other_sky.png")
+    save(_beside_a_star_field(photo("coffee"), galaxy(1)), folder / "collage.png")
+    for seed in range(4):
+        save(scene(seed), folder / f"scene{seed}.png")
+    judged, found, names, _ = _judged(tmp_path, folder)
+    assert judged.strip_links().any()
+    (composite,) = found.composites
+    assert names[composite] == "collage"
+    assert {names[i].split("_")[0] for i in found.composites[composite]} == {"coffee", "sky"}
+    grouped = {names[int(i)] for i in np.concatenate([found.edges.src, found.edges.dst])}
+    assert "collage" not in grouped and {"coffee", "coffee_q40"} <= grouped
 
 
 def test_whole_layouts_shrink_at_once_to_the_thumbnails_one_at_a_time_give() -> None:
