@@ -4,14 +4,14 @@ would chain the groups of those pictures into one; a group means "copies of one 
 
 An image is taken for a composite when it links two or more groups (the connected components
 that remain without it) through *different regions of itself*: the cells of it that hold the
-inliers verified against some group lie nearly all outside those verified against the group
-it matches most widely. A true copy that bridges two groups (say, an original between two
-sets of crops) matches both in the same place, or one within the other (a crop's few matched
-cells inside a whole copy's), and two crops of one original usually overlap and link
-directly. A composite keeps its links to none of the groups and is reported as containing
-them instead. Its links are the kept pairs and the strip links (`strips`), which find a
-second picture in the part of an image its match leaves free when no candidate search
-paired the two.
+inliers verified against some group barely overlap those verified against the group it
+matches most widely, and lie mostly outside them. A true copy that bridges two groups (say,
+an original between two sets of crops) matches both in the same place, or one within the
+other (a crop's few matched cells inside a whole copy's), and two crops of one original
+usually overlap and link directly. A composite keeps its links to none of the groups and is
+reported as containing them instead. Its links are the kept pairs and the strip links
+(`strips`), which find a second picture in the part of an image its match leaves free when
+no candidate search paired the two.
 
 An image that holds a picture inset where a duplicate it links to shows its own picture
 (`inset`) contains that one too, though it links to one group only: the inset's picture may
@@ -28,7 +28,8 @@ from numpy.typing import NDArray
 
 from .verify import REGION_GRID, VERIFY_THRESHOLD
 
-MAX_OVERLAP = 0.2  # at most this share of the smaller of two matched regions inside the larger: two parts
+MAX_OVERLAP = 0.2  # Jaccard overlap of two matched regions below which they are different parts ...
+MAX_INSIDE = 0.5  # ... unless this share of the smaller lies inside the larger: a part of it
 MAX_COMPONENT = 500  # a larger component is not searched for composites (bounded cost)
 _EVERYWHERE = (1 << (REGION_GRID * REGION_GRID)) - 1  # a link without geometry: its region is unknown
 
@@ -76,13 +77,16 @@ def composites(pairs: NDArray[np.int64], kept: NDArray[np.bool_], regions: NDArr
 
 
 def _apart(one: int, other: int) -> bool:
-    """Whether two regions of an image (REGION_GRID bitmasks) are different parts of it: the
-    smaller lies (nearly) outside the larger. One inside the other is a part of it (a crop's
-    match within a whole copy's), however small. A link everywhere (no geometry, or the whole
-    image shown in another's strip: a colour link) overlaps every other region; links in the
-    image's content box alone (no cells) lie apart from its verified ones, not from each other."""
+    """Whether two regions of an image (REGION_GRID bitmasks) are different parts of it: they
+    barely overlap, and the smaller does not lie mostly inside the larger, which makes it a
+    part of that one (a crop's few matched cells within a whole copy's), however small beside
+    it. A link everywhere (no geometry, or the whole image shown in another's strip: a colour
+    link) overlaps every other region; links in the image's content box alone (no cells) lie
+    apart from its verified ones, not from each other."""
     first, second = sorted((one, other), key=_size, reverse=True)
-    return first not in (_EVERYWHERE, 0) and _size(first & second) <= MAX_OVERLAP * _size(second)
+    common = _size(first & second)
+    return (first not in (_EVERYWHERE, 0) and common <= MAX_OVERLAP * _size(first | second)
+            and common <= MAX_INSIDE * _size(second))
 
 
 def with_insets(found: Mapping[int, list[int]], insets: NDArray[np.int64]) -> dict[int, list[int]]:

@@ -89,3 +89,6 @@ def test_a_few_matched_cells_inside_a_whole_match_are_no_second_picture() -> Non
     kept = np.ones(2, bool)
     assert composites(pairs, kept, regions((40, whole), (40, two_cells))) == {}
     assert composites(pairs, kept, regions((40, whole), (40, two_cells << 4))) == {1: [2, 3]}  # beside it
+    # a match mostly beside it, two of its five cells within it: a second picture still
+    mostly_beside = (two_cells | two_cells << 4 | 1 << (4 * REGION_GRID + 6)) & ~(1 << (3 * REGION_GRID + 2))
+    assert composites(pairs, kept, regions((40, whole), (40, mostly_beside))) == {1: [2, 3]}
