@@ -32,13 +32,9 @@ leave a strip at one edge free.
    cell, while distinct pictures that look alike in a 32 x 32 layout differ by more: on the
    duplicates benchmark's development seed no wrong candidate of 1,024 came within both
    COLOUR_MAD and COLOUR_NCC (the nearest, another screenshot's window chrome, 3.4 levels
-   at 0.95), and 21 containers' true ones did. Cells that follow the candidate's closely
-   (CLOSE_NCC) may differ by up to CLOSE_MAD: a star field beside a photo. On three
-   development draws that found the second picture of 16 more containers (75 in all) and
-   3 wrong ones, all in composites whose strip held a star field (another star field
-   matched it too). The strip must fill MIN_COLOUR_STRIP of the container and vary
-   (MIN_SPREAD): a caption band, a toolbar or a margin is shared in place by unrelated
-   images, and a second picture is larger. A candidate that is a container
+   at 0.95), and 21 containers' true ones did. The strip must fill MIN_COLOUR_STRIP of the
+   container and vary (MIN_SPREAD): a caption band, a toolbar or a margin is shared in place
+   by unrelated images, and a second picture is larger. A candidate that is a container
    itself is compared whole only: in place, two screenshots of one app window showing
    different pictures share all but the window. Candidates that are ordinary candidate
    pairs (judged already) are compared by colour only.
@@ -76,11 +72,6 @@ TOP = 10  # strip candidates verified per container
 STRIP_COVERAGE = 0.25
 COLOUR_MAD = 2.5  # mean absolute difference of a colour link's cells, in 8-bit levels
 COLOUR_NCC = 0.9  # and their least normalised correlation (a brighter copy is no match)
-# ... or, cells that follow the candidate's this closely, within this difference: a dark picture
-# shrunk into a strip (a star field) spreads its few bright points over its cells, which moves
-# their means by more levels than a photo's, while their pattern still follows the candidate's
-CLOSE_NCC = 0.96
-CLOSE_MAD = 5.0
 MIN_COLOUR_STRIP = 0.3  # of the container's area, the least strip a colour link is sought in
 MIN_SPREAD = 5.0  # standard deviation of the strip's cells, in levels: less is a flat margin
 _LAYOUT_CHUNK = 4096  # layouts read at once when building the thumbnails
@@ -311,12 +302,10 @@ def colour_link(container: ColourLayout, candidate: ColourLayout, strip: Strip, 
 
 def _same_colours(a: NDArray[np.float32], b: NDArray[np.float32]) -> bool:
     a, b = a.reshape(-1, 3), b.reshape(-1, 3)
-    mad = float(np.abs(a - b).mean())
-    if mad > CLOSE_MAD:
+    if float(np.abs(a - b).mean()) > COLOUR_MAD:
         return False
     a, b = a - a.mean(axis=0), b - b.mean(axis=0)
-    correlation = float((a * b).sum()) / max(float(np.sqrt((a * a).sum() * (b * b).sum())), 1e-9)
-    return correlation >= CLOSE_NCC or (mad <= COLOUR_MAD and correlation >= COLOUR_NCC)
+    return float((a * b).sum()) >= COLOUR_NCC * float(np.sqrt((a * a).sum() * (b * b).sum()))
 
 
 def _region(strip: Strip) -> int:
