@@ -63,8 +63,10 @@ def shapes(height: int, width: int, *, seed: int) -> NDArray[np.uint8]:
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def galaxy(seed: int, size: int = 512, stars: int = 150) -> NDArray[np.uint8]:
-    """An astrophoto's look: a tinted elliptical glow on a black sky with `stars` small stars."""
+def galaxy(seed: int) -> NDArray[np.uint8]:
+    """An astrophoto's look, 512 pixels square: a tinted elliptical glow on a black sky with
+    150 small stars."""
+    size = 512
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:size, 0:size].astype(np.float32)
     cx, cy = size * rng.uniform(0.35, 0.65, 2)
@@ -72,7 +74,7 @@ def galaxy(seed: int, size: int = 512, stars: int = 150) -> NDArray[np.uint8]:
     u = (x - cx) * np.cos(turn) + (y - cy) * np.sin(turn)
     v = (y - cy) * np.cos(turn) - (x - cx) * np.sin(turn)
     sky = np.exp(-((u / a) ** 2 + (v / b) ** 2))[..., None] * 220 * rng.uniform(0.6, 1.0, 3)
-    for _ in range(stars):
+    for _ in range(150):
         centre = (int(rng.integers(0, size)), int(rng.integers(0, size)))
         cv2.circle(sky, centre, int(rng.integers(1, 3)), tuple(float(c) for c in rng.uniform(150, 255, 3)), -1)
     return np.clip(cv2.GaussianBlur(sky.astype(np.float32), (0, 0), 1.0) + 6, 0, 255).astype(np.uint8)

@@ -7,7 +7,13 @@ import numpy as np
 from neardup.search.composites import composites, link_regions
 from neardup.search.verify import REGION_GRID, VERIFY_THRESHOLD
 
-LEFT = sum(1 << (row * REGION_GRID + col) for row in range(REGION_GRID) for col in range(REGION_GRID // 2))
+
+def columns(cols: range) -> int:
+    """The REGION_GRID cells of these columns, every row, as a bitmask."""
+    return sum(1 << (row * REGION_GRID + col) for row in range(REGION_GRID) for col in cols)
+
+
+LEFT = columns(range(REGION_GRID // 2))
 RIGHT = LEFT << (REGION_GRID // 2)
 ALL = (1 << 64) - 1
 
@@ -63,7 +69,7 @@ def test_two_groups_in_one_part_do_not_hide_a_third_in_another() -> None:
     """Image 1's strip showed two groups' pictures (a star field and a look-alike one: the
     same region, its right half), its left part a third group's: it still contains them,
     though its two largest regions are one."""
-    left = sum(1 << (row * REGION_GRID + col) for row in range(REGION_GRID) for col in range(3))  # smaller
+    left = columns(range(3))  # smaller than the right half
     pairs = np.array([[1, 2], [1, 3], [1, 4]], np.int64)
     kept = np.ones(3, bool)
     assert composites(pairs, kept, regions((40, left), (40, RIGHT), (40, RIGHT))) == {1: [2, 3, 4]}
@@ -73,7 +79,6 @@ def test_two_groups_in_one_part_do_not_hide_a_third_in_another() -> None:
 def test_crops_of_two_parts_of_a_picture_matched_whole_by_a_third_are_no_second_picture() -> None:
     """Image 1 matches image 2 almost whole, image 3 in its left part and image 4 in its right
     part (crops of it, not linked to each other): 3 and 4 lie apart, but within 2's match."""
-    columns = lambda cols: sum(1 << (row * REGION_GRID + col) for row in range(REGION_GRID) for col in cols)
     pairs = np.array([[1, 2], [1, 3], [1, 4]], np.int64)
     kept = np.ones(3, bool)
     found = regions((40, columns(range(7))), (40, columns(range(3))), (40, columns(range(4, 7))))
@@ -83,7 +88,7 @@ def test_crops_of_two_parts_of_a_picture_matched_whole_by_a_third_are_no_second_
 def test_a_few_matched_cells_inside_a_whole_match_are_no_second_picture() -> None:
     """A blurred or stretched copy verified on two cells of image 1, both within the cells
     another copy matches: a part of the one picture, however small beside the whole."""
-    whole = sum(1 << (row * REGION_GRID + col) for row in range(REGION_GRID) for col in range(6))
+    whole = columns(range(6))
     two_cells = 1 << (2 * REGION_GRID + 2) | 1 << (3 * REGION_GRID + 2)
     pairs = np.array([[1, 2], [1, 3]], np.int64)
     kept = np.ones(2, bool)

@@ -245,7 +245,8 @@ def _beside_a_star_field(picture: np.ndarray, sky: np.ndarray) -> np.ndarray:
 
 
 def test_a_photo_beside_a_star_field_contains_the_sky_and_no_look_alike_sky(tmp_path) -> None:
-    """A dark sky keeps few keypoints, and every star field's colours look alike in a strip."""
+    """The sky's stars link it to the collage's free half; a look-alike sky beside it is not
+    taken for the collage's second picture."""
     folder = tmp_path / "photos"
     _with_q40_copies(folder, ("coffee",))
     save(galaxy(1), folder / "sky.png")
