@@ -48,15 +48,25 @@ def link_regions(inliers: NDArray[np.int32], query_cells: NDArray[np.uint64],
     return out
 
 
-def composites(pairs: NDArray[np.int64], kept: NDArray[np.bool_], regions: NDArray[np.uint64]) -> dict[int, list[int]]:
+def placed_links(inliers: NDArray[np.int32]) -> NDArray[np.bool_]:
+    """(M, 2) whether each pair's link has a place in its two images (`link_regions`): its
+    geometry verified."""
+    return np.repeat((inliers >= VERIFY_THRESHOLD)[:, None], 2, axis=1)
+
+
+def composites(pairs: NDArray[np.int64], kept: NDArray[np.bool_], regions: NDArray[np.uint64],
+               placed: NDArray[np.bool_]) -> dict[int, list[int]]:
     """Composite image id -> one image id of each group it contains, from the (M, 2) `pairs`,
-    which of them are `kept` as duplicates, and where each link lies in its two images
-    (`link_regions`)."""
-    links: dict[int, list[tuple[int, int]]] = defaultdict(list)  # image -> (neighbour, its region in the image)
+    which of them are `kept` as duplicates, where each link lies in its two images
+    (`link_regions`) and whether that place is known there (`placed_links`; else the link
+    lies everywhere)."""
+    # image -> (neighbour, its region in the image, or None where the link has no place)
+    links: dict[int, list[tuple[int, int | None]]] = defaultdict(list)
     rows = np.flatnonzero(kept)
-    for (a, b), (in_a, in_b) in zip(pairs[rows].tolist(), regions[rows].tolist()):
-        links[a].append((b, in_a))
-        links[b].append((a, in_b))
+    for (a, b), (in_a, in_b), (at_a, at_b) in zip(pairs[rows].tolist(), regions[rows].tolist(),
+                                                   placed[rows].tolist()):
+        links[a].append((b, in_a if at_a else None))
+        links[b].append((a, in_b if at_b else None))
     out = {}
     for image, around in links.items():
         if len(around) < 2:
@@ -64,9 +74,15 @@ def composites(pairs: NDArray[np.int64], kept: NDArray[np.bool_], regions: NDArr
         parts = _parts_without(image, [n for n, _ in around], links)
         if len(set(parts.values())) < 2:
             continue
-        regions_of: dict[int, int] = defaultdict(int)
+        # a group's links that have no place in the image (kept on hashes or a vector) lie
+        # where its placed ones do: its copies show one picture, in one part of the image; a
+        # copy of a composite's second picture found on its hashes alone no longer makes
+        # that picture's group lie everywhere, over the first one's
+        placed_in: dict[int, int] = {}
         for neighbour, cells in around:
-            regions_of[parts[neighbour]] |= cells
+            if cells is not None:
+                placed_in[parts[neighbour]] = placed_in.get(parts[neighbour], 0) | cells
+        regions_of = {part: placed_in.get(part, _EVERYWHERE) for part in dict.fromkeys(parts[n] for n, _ in around)}
         # a group lying apart from the one it matches most widely, which need not be the
         # second widest: a strip may show a second picture's group and a look-alike's (two
         # star fields), both in one part

@@ -307,7 +307,8 @@ def decide(judged: JudgedPairs, threshold: float) -> AutoPairs:
     keep = verified_links(pairs, judged.evidence, differs, threshold)
     contained: dict[int, list[int]] = {}
     if GEOMETRY in judged.evidence.kinds:
-        contained = composites(pairs, keep | judged.beside_pictures() | judged.strip_links(), judged.regions_in_boxes())
+        contained = composites(pairs, keep | judged.beside_pictures() | judged.strip_links(),
+                               *judged.regions_in_boxes())
         contained = with_insets(contained, judged.insets(keep))
         keep &= ~(np.isin(pairs[:, 0], list(contained)) | np.isin(pairs[:, 1], list(contained)))
     kept = pairs[keep]

@@ -49,7 +49,7 @@ from . import recolour, strips, verify
 from .auto import GEOMETRY, HASHES, POLICY, AutoPolicy, Evidence, verified_links
 from .candidates import PairCandidates, pair_candidates
 from .canvas import on_canvas
-from .composites import link_regions
+from .composites import link_regions, placed_links
 from .evidence import (BLOCK, BOX_FIRST, BOX_SECOND, BOXED, INLIERS, RECOLOURED, SIDE_FIELDS, Verified, pair_evidence,
                        layout_cells_of, strips_of, verify_strips)
 from .features import features_of
@@ -192,20 +192,27 @@ class JudgedPairs:
             return link_regions(np.full(len(self.pairs), -1), *np.zeros((2, len(self.pairs)), np.uint64))
         return link_regions(c[INLIERS], c["query_cells"], c["candidate_cells"])
 
-    def regions_in_boxes(self) -> NDArray[np.uint64]:
-        """`regions`, but a link without geometry that one image's content box alone gave
-        (`evidence.PairEvidence.boxed`) lies in that image's box, which holds none of its cells
-        (0): the box is one picture of a composite, unlike the part its verified links cover.
-        The box's place is not stored, so a screenshot whose picture's group is split in two
-        (a thumbnail found through its box, a crop verified inside it) is taken for one too."""
+    def regions_in_boxes(self) -> tuple[NDArray[np.uint64], NDArray[np.bool_]]:
+        """`regions`, and (M, 2) whether each link has a place in each image
+        (`composites.placed_links`); but a link without geometry that one image's content box
+        alone gave (`evidence.PairEvidence.boxed`) lies in that image's box, which holds none
+        of its cells (0): the box is one picture of a composite, unlike the part its verified
+        links cover. The box's place is not stored, so a screenshot whose picture's group is
+        split in two (a thumbnail found through its box, a crop verified inside it) is taken
+        for one too."""
         out = self.regions()
         c = self.columns
-        if BOXED not in c or INLIERS not in c:
-            return out
+        if INLIERS not in c:
+            return out, np.zeros(out.shape, bool)
+        placed = placed_links(c[INLIERS])
+        if BOXED not in c:
+            return out, placed
         unplaced = c[INLIERS] < VERIFY_THRESHOLD
         for side, column in ((BOX_FIRST, 0), (BOX_SECOND, 1)):
-            out[unplaced & (c[BOXED] == side), column] = 0
-        return out
+            boxed = unplaced & (c[BOXED] == side)
+            out[boxed, column] = 0
+            placed[boxed, column] = True
+        return out, placed
 
     def strip_links(self) -> NDArray[np.bool_]:
         """(M,) which pairs are strip links (`strips`), not candidates judged as duplicates."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neardup.search.composites import composites, link_regions
+from neardup.search.composites import composites, link_regions, placed_links
 from neardup.search.verify import REGION_GRID, VERIFY_THRESHOLD
 
 
@@ -18,18 +18,19 @@ RIGHT = LEFT << (REGION_GRID // 2)
 ALL = (1 << 64) - 1
 
 
-def regions(*links: tuple[int, int] | None) -> np.ndarray:
-    """Where each pair's link lies, from (its inliers, their cells in the first image; the
-    second image matches everywhere), or None for a pair not verified."""
+def regions(*links: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Where each pair's link lies and whether it has a place (`composites`' last two
+    arguments), from (its inliers, their cells in the first image; the second image matches
+    everywhere), or None for a pair not verified."""
     inliers = np.array([-1 if link is None else link[0] for link in links], np.int32)
     first = np.array([0 if link is None else link[1] for link in links], np.uint64)
-    return link_regions(inliers, first, np.full(len(links), ALL, np.uint64))
+    return link_regions(inliers, first, np.full(len(links), ALL, np.uint64)), placed_links(inliers)
 
 
 def test_an_image_linked_to_two_pictures_through_its_two_halves_contains_both() -> None:
     pairs = np.array([[1, 2], [1, 3]], np.int64)
     kept = np.ones(2, bool)
-    assert composites(pairs, kept, regions((40, LEFT), (40, RIGHT))) == {1: [2, 3]}
+    assert composites(pairs, kept, *regions((40, LEFT), (40, RIGHT))) == {1: [2, 3]}
 
 
 def test_a_link_whose_geometry_did_not_verify_has_no_region() -> None:
@@ -37,8 +38,8 @@ def test_a_link_whose_geometry_did_not_verify_has_no_region() -> None:
     half of it, is no composite: those inliers say nothing about where the two match."""
     pairs = np.array([[1, 2], [1, 3]], np.int64)
     kept = np.ones(2, bool)
-    assert composites(pairs, kept, regions((40, LEFT), (VERIFY_THRESHOLD - 1, RIGHT))) == {}
-    assert composites(pairs, kept, regions((40, LEFT), None)) == {}
+    assert composites(pairs, kept, *regions((40, LEFT), (VERIFY_THRESHOLD - 1, RIGHT))) == {}
+    assert composites(pairs, kept, *regions((40, LEFT), None)) == {}
 
 
 def test_a_link_everywhere_overlaps_even_a_small_region() -> None:
@@ -47,8 +48,8 @@ def test_a_link_everywhere_overlaps_even_a_small_region() -> None:
     corner = 1 | 1 << 1 | 1 << REGION_GRID | 1 << (REGION_GRID + 1)
     pairs = np.array([[1, 2], [1, 3]], np.int64)
     kept = np.ones(2, bool)
-    assert composites(pairs, kept, regions((40, corner), None)) == {}
-    assert composites(pairs, kept, regions((40, corner), (40, ALL))) == {}
+    assert composites(pairs, kept, *regions((40, corner), None)) == {}
+    assert composites(pairs, kept, *regions((40, corner), (40, ALL))) == {}
 
 
 def test_a_link_through_the_content_box_alone_lies_apart_from_the_verified_one() -> None:
@@ -57,12 +58,27 @@ def test_a_link_through_the_content_box_alone_lies_apart_from_the_verified_one()
     Two links through the box alone both lie in the box: no composite."""
     pairs = np.array([[1, 2], [1, 3]], np.int64)
     kept = np.ones(2, bool)
-    boxed = regions(None, (40, LEFT))
-    boxed[0, 0] = 0
-    assert composites(pairs, kept, boxed) == {1: [2, 3]}
-    both_boxed = regions(None, None)
-    both_boxed[:, 0] = 0
-    assert composites(pairs, kept, both_boxed) == {}
+    boxed, placed = regions(None, (40, LEFT))
+    boxed[0, 0], placed[0, 0] = 0, True
+    assert composites(pairs, kept, boxed, placed) == {1: [2, 3]}
+    both_boxed, placed = regions(None, None)
+    both_boxed[:, 0], placed[:, 0] = 0, True
+    assert composites(pairs, kept, both_boxed, placed) == {}
+
+
+def test_a_group_placed_by_one_link_lies_there_though_another_has_no_place() -> None:
+    """Image 1 shows image 2's picture in its left half and image 3's in its right (both
+    verified), and image 4, a copy of 3 kept with 1 on its hashes alone, has no place in it:
+    3's group still lies in the right half, and 1 contains both pictures. So too when 3 was
+    found through 1's content box alone (no cells, a place all the same)."""
+    pairs = np.array([[1, 2], [1, 3], [1, 4], [3, 4]], np.int64)
+    kept = np.ones(4, bool)
+    assert composites(pairs, kept, *regions((40, LEFT), (40, RIGHT), None, (40, ALL))) == {1: [2, 3]}
+    boxed, placed = regions((40, LEFT), None, None, (40, ALL))
+    boxed[1, 0], placed[1, 0] = 0, True
+    assert composites(pairs, kept, boxed, placed) == {1: [2, 3]}
+    # with no placed link, 3's group may lie anywhere, over 2's picture too
+    assert composites(pairs, kept, *regions((40, LEFT), None, None, (40, ALL))) == {}
 
 
 def test_two_groups_in_one_part_do_not_hide_a_third_in_another() -> None:
@@ -72,8 +88,8 @@ def test_two_groups_in_one_part_do_not_hide_a_third_in_another() -> None:
     left = columns(range(3))  # smaller than the right half
     pairs = np.array([[1, 2], [1, 3], [1, 4]], np.int64)
     kept = np.ones(3, bool)
-    assert composites(pairs, kept, regions((40, left), (40, RIGHT), (40, RIGHT))) == {1: [2, 3, 4]}
-    assert composites(pairs[1:], kept[1:], regions((40, RIGHT), (40, RIGHT))) == {}
+    assert composites(pairs, kept, *regions((40, left), (40, RIGHT), (40, RIGHT))) == {1: [2, 3, 4]}
+    assert composites(pairs[1:], kept[1:], *regions((40, RIGHT), (40, RIGHT))) == {}
 
 
 def test_crops_of_two_parts_of_a_picture_matched_whole_by_a_third_are_no_second_picture() -> None:
@@ -82,7 +98,7 @@ def test_crops_of_two_parts_of_a_picture_matched_whole_by_a_third_are_no_second_
     pairs = np.array([[1, 2], [1, 3], [1, 4]], np.int64)
     kept = np.ones(3, bool)
     found = regions((40, columns(range(7))), (40, columns(range(3))), (40, columns(range(4, 7))))
-    assert composites(pairs, kept, found) == {}
+    assert composites(pairs, kept, *found) == {}
 
 
 def test_a_few_matched_cells_inside_a_whole_match_are_no_second_picture() -> None:
@@ -92,8 +108,8 @@ def test_a_few_matched_cells_inside_a_whole_match_are_no_second_picture() -> Non
     two_cells = 1 << (2 * REGION_GRID + 2) | 1 << (3 * REGION_GRID + 2)
     pairs = np.array([[1, 2], [1, 3]], np.int64)
     kept = np.ones(2, bool)
-    assert composites(pairs, kept, regions((40, whole), (40, two_cells))) == {}
-    assert composites(pairs, kept, regions((40, whole), (40, two_cells << 4))) == {1: [2, 3]}  # beside it
+    assert composites(pairs, kept, *regions((40, whole), (40, two_cells))) == {}
+    assert composites(pairs, kept, *regions((40, whole), (40, two_cells << 4))) == {1: [2, 3]}  # beside it
     # a match mostly beside it, two of its five cells within it: a second picture still
     mostly_beside = (two_cells | two_cells << 4 | 1 << (4 * REGION_GRID + 6)) & ~(1 << (3 * REGION_GRID + 2))
-    assert composites(pairs, kept, regions((40, whole), (40, mostly_beside))) == {1: [2, 3]}
+    assert composites(pairs, kept, *regions((40, whole), (40, mostly_beside))) == {1: [2, 3]}
