@@ -80,6 +80,16 @@ def galaxy(seed: int) -> NDArray[np.uint8]:
     return np.clip(cv2.GaussianBlur(sky.astype(np.float32), (0, 0), 1.0) + 6, 0, 255).astype(np.uint8)
 
 
+def stars(seed: int) -> NDArray[np.uint8]:
+    """A star field, 512 pixels square: 600 small stars on a black sky, no glow."""
+    rng = np.random.default_rng(seed)
+    sky = np.zeros((512, 512, 3), np.float32)
+    for _ in range(600):
+        centre = (int(rng.integers(0, 512)), int(rng.integers(0, 512)))
+        cv2.circle(sky, centre, int(rng.integers(1, 3)), tuple(float(c) for c in rng.uniform(120, 255, 3)), -1)
+    return np.clip(cv2.GaussianBlur(sky, (0, 0), 1.0) + 6, 0, 255).astype(np.uint8)
+
+
 def jpeg(image: NDArray[np.uint8], quality: int = 50) -> NDArray[np.uint8]:
     """``image`` re-encoded as JPEG at ``quality`` in memory and decoded again."""
     buffer = io.BytesIO()

@@ -25,7 +25,7 @@ from neardup.indexer.features import orb_features
 from neardup.search.verify import VERIFY_THRESHOLD, verify
 
 from conftest import PHOTOS, photo, save, scene
-from images import jpeg, meme
+from images import jpeg, meme, stars
 from test_inset import inset
 from test_recolour import drawing, gamma
 
@@ -85,6 +85,37 @@ def test_a_caption_shared_with_a_plain_card_is_no_match_on_content(name) -> None
     assert found.inliers >= VERIFY_THRESHOLD and found.query.coverage >= 0.9  # the captions match
     assert found.query.central == 0 and found.candidate.central > 0
     assert not found.on_content and found.count == 0
+
+
+def _in_app(rgb: np.ndarray) -> np.ndarray:
+    """A phone screenshot of `rgb` (720 x 1280): a status line and an account above it, buttons,
+    likes and a caption below, in dark text on white."""
+    out = np.full((1280, 720, 3), 255, np.uint8)
+    picture = cv2.resize(rgb, (720, round(rgb.shape[0] * 720 / rgb.shape[1])), interpolation=cv2.INTER_AREA)[:860]
+    out[150 : 150 + picture.shape[0]] = picture
+    ink = (20, 20, 20)
+    cv2.circle(out, (58, 100), 38, (120, 220, 140), -1)
+    for i in range(3):
+        cv2.circle(out, (48 + 70 * i, 1058), 24, ink, 4)
+    for text, place, scale in (("9:41", (24, 34), 0.9), ("literally_works", (112, 95), 0.9), ("Sponsored", (112, 125), 0.6),
+                               ("Liked by day and 522 others", (24, 1130), 0.8), ("so star day this star", (24, 1180), 0.75),
+                               ("literally monday code this cat", (24, 1220), 0.75)):
+        cv2.putText(out, text, place, cv2.FONT_HERSHEY_SIMPLEX, scale, ink, 2, cv2.LINE_AA)
+    return out
+
+
+def test_star_fields_in_one_app_s_frame_make_no_group(tmp_path) -> None:
+    """Four star fields shown in one app's frame: their hashes and CNN vectors see the frame
+    and the black sky alike, and the frame's text matches (a hundred inliers) on a fifth to a
+    third of their cells, while their centres' stars match nothing. A screenshot's copy and
+    the star field it shows are still its duplicates."""
+    folder = tmp_path / "shots"
+    for seed in range(4):
+        save(_in_app(stars(seed)), folder / f"shot{seed}.png")
+    save(jpeg(_in_app(stars(0)), 40), folder / "shot0_q40.png")
+    save(stars(0), folder / "stars0.png")
+    groups = _catalog(tmp_path, folder).duplicates()
+    assert [_names(g.members) for g in groups] == [frozenset({"shot0", "shot0_q40", "stars0"})]
 
 
 def _collage(left: np.ndarray, right: np.ndarray) -> np.ndarray:
