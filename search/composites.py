@@ -15,7 +15,10 @@ no candidate search paired the two.
 
 An image that holds a picture inset where a duplicate it links to shows its own picture
 (`inset`) contains that one too, though it links to one group only: the inset's picture may
-be nowhere in the collection, or paired with it by no search (`with_insets`).
+be nowhere in the collection, or paired with it by no search (`with_held`). So does an image
+that shows another whole beside a second picture (`canvas.beside`), whose links all leave a
+part of it beyond their partner's frame: its links to that picture's other copies (a
+captioned one, whose seam is weaker) would put it in their group.
 """
 
 from __future__ import annotations
@@ -105,12 +108,13 @@ def _apart(one: int, other: int) -> bool:
             and common <= MAX_INSIDE * _size(second))
 
 
-def with_insets(found: Mapping[int, list[int]], insets: NDArray[np.int64]) -> dict[int, list[int]]:
-    """`found` (composite image id -> one image id of each group it contains) with each image
-    of `insets` ((K, 2): an image holding a picture inset, and one its link shows its own
-    picture in place of it) containing the images it was paired with."""
+def with_held(found: Mapping[int, list[int]], held: NDArray[np.int64]) -> dict[int, list[int]]:
+    """`found` (composite image id -> one image id of each group it contains) with the first
+    image of each pair of `held` ((K, 2): an image holding a picture inset, and one its link
+    shows its own picture in place of it; or an image showing the second whole beside another
+    picture) containing the images it was paired with."""
     out = {image: list(inside) for image, inside in found.items()}
-    for holder, other in insets.tolist():
+    for holder, other in held.tolist():
         if holder not in found:
             out.setdefault(holder, []).append(other)
     return out

@@ -33,7 +33,7 @@ from neardup.storage.records import ImageInfo
 from neardup.storage.vectors import Edges
 
 from .auto import GEOMETRY, POLICY, kept_apart, verified_links
-from .composites import composites, with_insets
+from .composites import composites, with_held
 from .features import AUTO, check_feature, check_threshold, default_threshold, features_of
 from .fusion import fused_similarity, hamming_rows
 from .incremental import EvidenceReport, JudgedPairs, judged_pairs
@@ -309,7 +309,7 @@ def decide(judged: JudgedPairs, threshold: float) -> AutoPairs:
     if GEOMETRY in judged.evidence.kinds:
         contained = composites(pairs, keep | judged.beside_pictures() | judged.strip_links(),
                                *judged.regions_in_boxes())
-        contained = with_insets(contained, judged.insets(keep))
+        contained = with_held(contained, np.concatenate([judged.insets(keep), judged.held_beside()]))
         keep &= ~(np.isin(pairs[:, 0], list(contained)) | np.isin(pairs[:, 1], list(contained)))
     kept = pairs[keep]
     return AutoPairs(Edges(kept[:, 0], kept[:, 1], judged.evidence.best()[keep].astype(np.float32)), contained,

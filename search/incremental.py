@@ -48,7 +48,7 @@ from neardup.storage.vectors import in_sorted, pair_keys
 from . import recolour, strips, verify
 from .auto import GEOMETRY, HASHES, POLICY, AutoPolicy, Evidence, verified_links
 from .candidates import PairCandidates, pair_candidates
-from .canvas import on_canvas
+from .canvas import MIN_BESIDE, beside, on_canvas
 from .composites import link_regions, placed_links
 from .evidence import (BLOCK, BOX_FIRST, BOX_SECOND, BOXED, INLIERS, RECOLOURED, SIDE_FIELDS, Verified, pair_evidence,
                        layout_cells_of, strips_of, verify_strips)
@@ -137,6 +137,27 @@ class JudgedPairs:
             return np.zeros(len(self.pairs), bool)
         return self._matched() & either_beside(*self._besides())
 
+    def held_beside(self) -> NDArray[np.int64]:
+        """(K, 2) the verified pairs of which the first image shows the second whole beside a
+        second picture (`canvas.beside`), where no verified pair covers the first whole (each
+        leaves MIN_BESIDE of it or more beyond its partner's frame): a composite, even where
+        its other links reach only that picture's copies. A picture that shows a crop of
+        itself with a sharp edge beside it is covered whole by its other copies."""
+        if INLIERS not in self.columns or "query_seam" not in self.columns:
+            return np.zeros((0, 2), np.int64)
+        (beyond_q, beyond_c), (blank_q, blank_c), (seam_q, seam_c) = self._besides()
+        matched = self._matched()
+        held = self._ordered_where(matched & beside(beyond_q, blank_q, beyond_c, seam_q),
+                                   matched & beside(beyond_c, blank_c, beyond_q, seam_c))
+        whole = np.union1d(self.pairs[matched & (beyond_q < MIN_BESIDE), 0],
+                           self.pairs[matched & (beyond_c < MIN_BESIDE), 1])
+        return held[~np.isin(held[:, 0], whole)]
+
+    def _ordered_where(self, query: NDArray[np.bool_], candidate: NDArray[np.bool_]) -> NDArray[np.int64]:
+        """The pairs where the query (`query`) or else the candidate (`candidate`) is the one
+        a relation names, that one first."""
+        return np.concatenate([self.pairs[query], self.pairs[candidate & ~query][:, ::-1]])
+
     def _matched(self) -> NDArray[np.bool_]:
         """(M,) the pairs verified with VERIFY_THRESHOLD inliers or more on the content."""
         sides = [self._both(f) for f in ("coverage", "central", "centre", "share")]
@@ -182,8 +203,7 @@ class JudgedPairs:
         the query (`query`) or else the candidate (`candidate`) is the one a relation names,
         that one first."""
         copy = self._matched() & ~self.content_differs()
-        query, candidate = copy & query, copy & ~query & candidate
-        return np.concatenate([self.pairs[query], self.pairs[candidate][:, ::-1]])
+        return self._ordered_where(copy & query, copy & candidate)
 
     def regions(self) -> NDArray[np.uint64]:
         """(M, 2) where each pair's link lies in its two images (`composites.link_regions`)."""

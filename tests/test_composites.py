@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from neardup.search.auto import Evidence
 from neardup.search.composites import composites, link_regions, placed_links
-from neardup.search.verify import REGION_GRID, VERIFY_THRESHOLD
+from neardup.search.evidence import Verified
+from neardup.search.incremental import JudgedPairs
+from neardup.search.verify import REGION_GRID, VERIFY_THRESHOLD, Side, Verification
 
 
 def columns(cols: range) -> int:
@@ -113,3 +116,27 @@ def test_a_few_matched_cells_inside_a_whole_match_are_no_second_picture() -> Non
     # a match mostly beside it, two of its five cells within it: a second picture still
     mostly_beside = (two_cells | two_cells << 4 | 1 << (4 * REGION_GRID + 6)) & ~(1 << (3 * REGION_GRID + 2))
     assert composites(pairs, kept, *regions((40, whole), (40, mostly_beside))) == {1: [2, 3]}
+
+
+def _beside(seam: float, *, held_beyond: float = 0.0) -> Verification:
+    """A verified match where the query shows half of itself beyond the candidate's frame,
+    not flat, with this `seam` where the candidate's frame ends; the candidate lies
+    `held_beyond` outside the query's frame."""
+    return Verification(60, Side(coverage=0.5, beyond=0.5, blank=0.05, seam=seam),
+                        Side(coverage=0.9, beyond=held_beyond))
+
+
+def test_an_image_showing_another_whole_beside_a_picture_holds_it_unless_a_match_covers_it() -> None:
+    """Image 1 shows image 2 whole beside a second picture (a sharp seam) and image 3, a copy
+    of 2 whose frame reaches beyond 1's (a caption band), with no seam to show: every match
+    of 1 leaves half of it beyond: 1 holds 2. Image 4 shows its crop 5 with a sharp edge
+    beside it too, but its re-encoded copy 6 matches it whole: a picture, no collage."""
+    pairs = np.array([[1, 2], [1, 3], [4, 5], [4, 6]], np.int64)
+    found = {0: _beside(4.0), 1: _beside(1.0, held_beyond=0.2), 2: _beside(3.0),
+             3: Verification(200, Side(coverage=1.0), Side(coverage=1.0))}
+    judged = JudgedPairs(pairs, Evidence({}), Verified.of(found).scattered(len(pairs)))
+    assert judged.held_beside().tolist() == [[1, 2]]
+    # the relation is found whichever image was the query
+    judged = JudgedPairs(pairs[:, ::-1].copy(), Evidence({}), Verified.of(
+        {row: Verification(v.inliers, v.candidate, v.query) for row, v in found.items()}).scattered(len(pairs)))
+    assert judged.held_beside().tolist() == [[1, 2]]

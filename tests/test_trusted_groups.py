@@ -153,15 +153,22 @@ def test_a_collage_of_two_photos_joins_neither_group_and_contains_both(tmp_path)
 @pytest.mark.parametrize("embedder", ["cnn", "none"])
 def test_a_photo_beside_one_the_collection_lacks_joins_no_group(tmp_path, embedder) -> None:
     """The second picture is nowhere else, so nothing shows the collage to be one: the seam
-    where the photo ends does (`canvas.beside`)."""
+    where the photo ends does (`canvas.beside`). None of the collage's matches covers it
+    whole, so it is reported as containing the photo (its links to the photo's other copies,
+    a captioned one among them, would otherwise put it in their group)."""
     folder = tmp_path / "photos"
     _with_q40_copies(folder, ("astronaut", "hubble"))
+    save(_caption(photo("astronaut"), "LOOK AT THIS", band=True), folder / "astronaut_band.png")
     save(_collage(photo("astronaut"), photo("coffee")), folder / "astronaut_beside.png")
     save(_collage(photo("hubble"), photo("chelsea")), folder / "hubble_beside.png")
     save(photo("rocket"), folder / "rocket.png")
     found = _catalog(tmp_path, folder, embedder).duplicates()
-    assert {_names(g.members) for g in found} == {frozenset({"astronaut", "astronaut_q40"}),
-                                                  frozenset({"hubble", "hubble_q40"})}
+    assert {_names(g.members) for g in found if not g.contains} == {
+        frozenset({"astronaut", "astronaut_q40", "astronaut_band"}), frozenset({"hubble", "hubble_q40"})}
+    held = {Path(g.keeper).stem: _names(g.contains) for g in found if g.contains}
+    assert set(held) == {"astronaut_beside", "hubble_beside"}
+    assert len(held["astronaut_beside"]) == 1 and held["astronaut_beside"] < {"astronaut", "astronaut_q40"}
+    assert len(held["hubble_beside"]) == 1 and held["hubble_beside"] < {"hubble", "hubble_q40"}
 
 
 @pytest.mark.parametrize("embedder", ["cnn", "none"])
