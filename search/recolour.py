@@ -37,14 +37,14 @@ MIN_SHIFTED or more inliers saturated in both images (chroma CHROMA or more in C
 hue turned by HUE_SHIFT degrees or more (however many of all inliers: a figure on a soft
 backdrop holds most of them), while the rest of the picture kept its colours: there are
 KEPT_CELLS or more aligned layout cells saturated in both and MARGIN cells or more from those
-keypoints, and KEPT_SHARE of them turned by less than KEPT_TURN degrees. A gamma, contrast, saturation or warm/cool filter
-turns no hue that far, and a hue rotation turns every saturated part, the context too. Where
-the object is a picture's only saturated part (clip-art on a dimmed, greyish photo), its
-tinted cells (chroma TINT or more) are the context instead: a hue rotation turns a tint by its
-angle as it turns a saturated colour, while a recolour leaves it. Only for a turn of HUE_SHIFT
-or more: a heavy JPEG and a colour edit together turn a saturated object's keypoints by 25-60
-degrees, all one way, over a plain background (docs/BENCHMARKS.md). A picture
-with no tinted context either says nothing and is left a copy.
+keypoints, and KEPT_SHARE of them turned by less than KEPT_TURN degrees. A gamma, contrast,
+saturation or warm/cool filter turns no hue that far, and a hue rotation turns every saturated
+part, the context too. Where the object is a picture's only saturated part (clip-art on a
+dimmed, greyish photo), its tinted cells (chroma TINT or more) are the context instead: a hue
+rotation turns a tint by its angle as it turns a saturated colour, while a recolour leaves it.
+Only for a turn of HUE_SHIFT or more: a heavy JPEG and a colour edit together turn a saturated
+object's keypoints by 25-60 degrees, all one way, over a plain background
+(docs/BENCHMARKS.md). A picture with no tinted context either says nothing and is left a copy.
 
 A recolour into a neighbouring hue (red to orange, blue to purple, green to teal: 25-50
 degrees) turns the object's keypoints less than HUE_SHIFT, but all of them one way by about

@@ -177,15 +177,15 @@ class Verification:
 
     @property
     def content_differs(self) -> bool:
-        """Both images match over most of their area, but both hold content in one inner
-        region that does not match at all: a different letter or object on one template, another picture
-        pasted in. Such pairs look alike to every global descriptor, and a copy's own changes
-        (a small sticker, compression, a crop) leave no such region in both images. So does a
-        match over most of both frames, or over a small part of both (MAX_SHARED: an overlay they
-        share), that misses both centres (MIN_CENTRAL). Or, aligned
-        by their keypoints, one inner region differs in colour: the same object recoloured; or
-        in one solid block, each image showing a picture of its own there (`block`). Or one
-        shows the other whole beside a second picture (`canvas.beside`): a composite."""
+        """Both images match over most of their area, but both hold content in one inner region
+        that does not match at all: a different letter or object on one template, another picture
+        pasted in. Such pairs look alike to every global descriptor, and a copy's own changes (a
+        small sticker, compression, a crop) leave no such region in both images. So does a match
+        over most of both frames, or over a small part of both (MAX_SHARED: an overlay they share),
+        that misses both centres (MIN_CENTRAL). Or, aligned by their keypoints, one inner region
+        differs in colour: the same object recoloured; or in one solid block, each image showing a
+        picture of its own there (`block`). Or one shows the other whole beside a second picture
+        (`canvas.beside`): a composite."""
         q, c = self.query, self.candidate
         return bool(content_differs(self.inliers, (q.coverage, c.coverage), (q.hole, c.hole),
                                     self.recoloured or self.block,

@@ -97,8 +97,9 @@ def _in_app(rgb: np.ndarray) -> np.ndarray:
     cv2.circle(out, (58, 100), 38, (120, 220, 140), -1)
     for i in range(3):
         cv2.circle(out, (48 + 70 * i, 1058), 24, ink, 4)
-    for text, place, scale in (("9:41", (24, 34), 0.9), ("literally_works", (112, 95), 0.9), ("Sponsored", (112, 125), 0.6),
-                               ("Liked by day and 522 others", (24, 1130), 0.8), ("so star day this star", (24, 1180), 0.75),
+    for text, place, scale in (("9:41", (24, 34), 0.9), ("literally_works", (112, 95), 0.9),
+                               ("Sponsored", (112, 125), 0.6), ("Liked by day and 522 others", (24, 1130), 0.8),
+                               ("so star day this star", (24, 1180), 0.75),
                                ("literally monday code this cat", (24, 1220), 0.75)):
         cv2.putText(out, text, place, cv2.FONT_HERSHEY_SIMPLEX, scale, ink, 2, cv2.LINE_AA)
     return out
