@@ -11,7 +11,8 @@ shift) differs everywhere or nowhere, not in one blob:
 1. the candidate's layout is sampled at the query's cell centres mapped by the homography;
 2. a region is a blob of inner cells (not within RING cells of the aligned area's edge: a
    frame, banner, caption or app chrome added to a copy lies there) whose colours differ by
-   BLOB_DISTANCE or more;
+   BLOB_DISTANCE or more, and not a band along an edge of the inner cells (BAND_SPAN of their
+   width or height, at most BAND_DEPTH deep: a banner or lower third deeper than the ring);
 3. it differs from its context when its median difference is CONTRAST times the upper
    quartile of the difference everywhere else (so a copy whose colours all moved has none);
 4. both the raw colours and the colours after one tone curve fitted to the whole frame (all
@@ -72,6 +73,7 @@ RING = 4  # cells at the aligned area's edge that never count towards a region (
 CONTRAST = 3.0
 MIN_CONTEXT = 3.0  # the least context difference: a copy of identical colours still has some
 MIN_BLOB = 0.06  # of the aligned cells
+BAND_SPAN, BAND_DEPTH = 0.9, 1 / 3  # a region this wide (or tall) of the inner cells, at most this deep: a band
 CHROMA = 25.0  # CIELAB chroma of a saturated colour (grey, white and skin below it)
 TINT = 10.0  # CIELAB chroma of a tinted one (a dimmed photo, stone, shadowed skin; grey below it)
 HUE_SHIFT = 60.0  # degrees of CIELAB hue: red to orange is about 30, red to blue over 90
@@ -256,13 +258,30 @@ def _differing_region(distance: NDArray[np.float32], aligned: NDArray[np.bool_])
     if found < 2:
         return None
     blob = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    if blob.sum() < MIN_BLOB * aligned.sum():
+    if blob.sum() < MIN_BLOB * aligned.sum() or _band(blob, inner):
         return None
     context = aligned & ~cv2.dilate(blob.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     if context.sum() <= 10:
         return None
     contrast = CONTRAST * max(float(np.quantile(distance[context], 0.75)), MIN_CONTEXT)
     return blob if float(np.median(distance[blob])) >= contrast else None
+
+
+def _band(blob: NDArray[np.bool_], inner: NDArray[np.bool_]) -> bool:
+    """Whether `blob` is a band along one edge of the `inner` cells: it spans BAND_SPAN of
+    their width (or height), at most BAND_DEPTH of the other way, and touches that edge. A
+    banner, a lower third or a caption bar pasted on a copy runs across the picture from the
+    ring; a recoloured object, a letter, a pasted picture lie inside it."""
+    rows, cols = np.nonzero(inner)
+    blob_rows, blob_cols = np.nonzero(blob)
+    for (along, blob_along), (across, blob_across) in (((cols, blob_cols), (rows, blob_rows)),
+                                                       ((rows, blob_rows), (cols, blob_cols))):
+        span = (np.ptp(blob_along) + 1) / (np.ptp(along) + 1)
+        depth = (np.ptp(blob_across) + 1) / (np.ptp(across) + 1)
+        at_edge = blob_across.min() == across.min() or blob_across.max() == across.max()
+        if span >= BAND_SPAN and depth <= BAND_DEPTH and at_edge:
+            return True
+    return False
 
 
 def tone_mapped(a: NDArray[np.float32], b: NDArray[np.float32], cells: NDArray[np.bool_]) -> NDArray[np.float32]:

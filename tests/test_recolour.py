@@ -120,6 +120,32 @@ def test_a_band_at_the_frame_s_edge_is_not_a_recolour() -> None:
     assert not flagged(rgb, banner)
 
 
+def lower_third(rgb: np.ndarray) -> np.ndarray:
+    """A TV channel's lower third over the picture: a coloured bar with a red "LIVE" tab and a
+    headline, a dark ticker under it, across the full width, just above the bottom edge."""
+    out = rgb.copy()
+    h, w = out.shape[:2]
+    bar, tick = round(w * 0.085), round(w * 0.045)
+    top = h - round(w * 0.03) - bar - tick
+    out[top : top + bar] = (30, 60, 160)
+    out[top : top + bar, : round(w * 0.22)] = (200, 16, 32)
+    out[top + bar : top + bar + tick] = (16, 24, 64)
+    for text, x, y, scale, thick in (("LIVE", round(w * 0.04), top + bar * 2 // 3, bar / 40, 2),
+                                     ("MARKETS RALLY AFTER THE NEWS", round(w * 0.25), top + bar * 2 // 3, bar / 50, 2),
+                                     ("weather . sport . traffic", 8, top + bar + tick * 3 // 4, tick / 45, 1)):
+        cv2.putText(out, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (240, 240, 240), thick, cv2.LINE_AA)
+    return out
+
+
+@pytest.mark.parametrize("name", ["chelsea", "coffee", "rocket"])
+def test_a_lower_third_added_to_a_copy_is_not_a_recolour(name) -> None:
+    """The bar is deeper than the ring at the frame's edge, so its inner part is a region that
+    differs strongly; but it spans the picture's width from that edge, as banners and caption
+    bars do, and no recoloured object or pasted picture does."""
+    rgb = fit(photo(name), 384)
+    assert not flagged(rgb, lower_third(rgb))
+
+
 @pytest.mark.parametrize("name", ["chelsea", "coffee", "astronaut"])
 def test_a_picture_pasted_in_the_middle_is_a_region_that_differs(name) -> None:
     """Another picture pasted over a photo's middle (a third of its width) is what the rule
