@@ -178,6 +178,19 @@ def kept_apart(pairs: NDArray[np.int64], keep: NDArray[np.bool_], differs: NDArr
     return out
 
 
+def link_costs(best: NDArray[np.float64], covered: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Each duplicate pair's cost for the linkage (lower = stronger; it matters where a group
+    must be cut between two images kept apart): links that cover more of both frames
+    (`covered`, the smaller side's share of matched cells; 0 unverified) first, then the
+    strongest evidence (`best`). A picture with another pasted in, or a composite, matches a
+    copy of its picture over part of its frame, however strongly; the picture itself matches
+    it whole, and it is the one that stays with its copies."""
+    order = np.lexsort((-best, -covered))
+    costs = np.empty(len(best))
+    costs[order] = np.arange(len(best))
+    return costs
+
+
 def verified_links(pairs: NDArray[np.int64], evidence: Evidence, differs: NDArray[np.bool_], threshold: float,
                    policy: AutoPolicy = POLICY) -> NDArray[np.bool_]:
     """The duplicate pairs (`duplicate_pairs`) less those whose geometric verification found

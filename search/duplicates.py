@@ -32,7 +32,7 @@ from neardup.storage.pairs import Columns
 from neardup.storage.records import ImageInfo
 from neardup.storage.vectors import Edges
 
-from .auto import GEOMETRY, POLICY, kept_apart, verified_links
+from .auto import GEOMETRY, POLICY, kept_apart, link_costs, verified_links
 from .composites import composites, with_held
 from .features import AUTO, check_feature, check_threshold, default_threshold, features_of
 from .fusion import fused_similarity, hamming_rows
@@ -66,13 +66,14 @@ class AutoPairs:
     (K, 2) pairs no group may hold (`auto.kept_apart`: their verification found their content
     differs), and the pairs of which the first image shows all of the second on a blank
     canvas (`canvas`) or holds an overlay the second lacks (`overlay`): the keeper passes such
-    a copy over."""
+    a copy over. `costs` (E,) order the duplicate pairs for the linkage (`auto.link_costs`)."""
 
     edges: Edges
     composites: dict[int, list[int]]
     apart: NDArray[np.int64]
     canvas: NDArray[np.int64] = field(default_factory=lambda: np.zeros((0, 2), np.int64))
     overlaid: NDArray[np.int64] = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+    costs: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
 
 
 @dataclass(frozen=True)
@@ -147,8 +148,10 @@ def _decided(catalog: Catalog, by: str, threshold: float, strict: bool, prefer: 
     if by == AUTO:
         found, report = auto_edges(catalog, threshold, merge=first, workers=workers, progress=progress)
         edges, contained, canvas, overlaid = found.edges, found.composites, found.canvas, found.overlaid
+        cost = found.costs
         # two variants of one template, or a picture and another pasted in, still join one
-        # group through a copy each side matches: the strongest links join first instead
+        # group through a copy each side matches: the links that cover most of both frames,
+        # then the strongest, join first instead (`auto.link_costs`)
         apart |= {frozenset(p) for p in found.apart.tolist()}
     elif by in HASHES:
         ids, codes = _without(copies, *catalog.hashes(by))
@@ -157,7 +160,10 @@ def _decided(catalog: Catalog, by: str, threshold: float, strict: bool, prefer: 
         ids, vectors = _without(copies, *catalog.vectors(by))
         edges = catalog.index(by).within(vectors, ids, threshold, batch=1024) if len(ids) else Edges.empty()
         edges = edges.merged(first)
-    cost = edges.value if by in HASHES else -edges.value  # lower cost = stronger match
+    if by in HASHES:
+        cost = edges.value  # lower cost = stronger match
+    elif by != AUTO:
+        cost = -edges.value
     pairs = list(zip(edges.src.tolist(), edges.dst.tolist(), cost.tolist()))
     clusters = complete_linkage(pairs) if strict else single_linkage(pairs, apart=apart)
     clusters = _with_exact_copies(clusters, exact)
@@ -299,7 +305,8 @@ def decide(judged: JudgedPairs, threshold: float) -> AutoPairs:
     free part showing a picture of another group), the pairs of an image showing another
     beside a second picture (`canvas.beside`) and those of an image holding a picture inset
     where the other shows its own (`inset`). The pairs whose content differs are also
-    kept apart (`auto.kept_apart`): no group may hold one through a chain of other links."""
+    kept apart (`auto.kept_apart`): no group may hold one through a chain of other links,
+    and a chain between two is cut at its weakest link by `auto.link_costs`."""
     pairs = judged.pairs
     if not len(pairs):
         return AutoPairs(Edges.empty(), {}, np.zeros((0, 2), np.int64))
@@ -311,9 +318,10 @@ def decide(judged: JudgedPairs, threshold: float) -> AutoPairs:
                                *judged.regions_in_boxes())
         contained = with_held(contained, np.concatenate([judged.insets(keep), judged.held_beside()]))
         keep &= ~(np.isin(pairs[:, 0], list(contained)) | np.isin(pairs[:, 1], list(contained)))
-    kept = pairs[keep]
-    return AutoPairs(Edges(kept[:, 0], kept[:, 1], judged.evidence.best()[keep].astype(np.float32)), contained,
-                     pairs[kept_apart(pairs, keep, differs)], judged.on_canvas(), judged.overlaid())
+    kept, best = pairs[keep], judged.evidence.best()[keep]
+    return AutoPairs(Edges(kept[:, 0], kept[:, 1], best.astype(np.float32)), contained,
+                     pairs[kept_apart(pairs, keep, differs)], judged.on_canvas(), judged.overlaid(),
+                     link_costs(best, judged.covered()[keep]))
 
 
 def _drop_low_quality(catalog: Catalog, edges: Edges) -> Edges:

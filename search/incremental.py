@@ -129,6 +129,14 @@ class JudgedPairs:
                                                    (c[RECOLOURED] != 0) | (c[BLOCK] != 0), *self._besides(),
                                                    centres=tuple(self._both(f) for f in ("central", "centre", "share")))
 
+    def covered(self) -> NDArray[np.float64]:
+        """(M,) the share of its keypoint-bearing cells each pair's inliers cover in the image
+        they cover less of (`Side.coverage`); 0 where a pair was not verified."""
+        c = self.columns
+        if INLIERS not in c:
+            return np.zeros(len(self.pairs))
+        return np.where(c[INLIERS] >= 0, np.minimum(*self._both("coverage")), 0.0)
+
     def beside_pictures(self) -> NDArray[np.bool_]:
         """(M,) the verified pairs of which one image shows the other whole beside a second
         picture (`canvas.beside`), with enough inliers on the content: no copies, but links

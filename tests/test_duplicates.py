@@ -15,7 +15,7 @@ from PIL import Image
 import neardup
 from neardup.indexer.decode import decode
 from neardup.indexer.hashes import HASHES
-from neardup.search.auto import POLICY, kept_apart
+from neardup.search.auto import POLICY, kept_apart, link_costs
 from neardup.search.candidates import nearest_to_verify, pair_candidates
 from neardup.search.fusion import hamming_rows
 from neardup.search.keeper import UnknownRuleError, check_order, choose_keeper
@@ -236,6 +236,18 @@ def test_a_pair_whose_content_differs_is_kept_apart_unless_many_duplicates_link_
         out = kept_apart(pairs, keep, differs)
         assert out[0] == expected and not out[1:].any()  # a link judged twice counts once
     assert not kept_apart(pairs, np.zeros(len(pairs), bool), np.zeros(len(pairs), bool)).any()
+
+
+def test_a_chain_between_two_images_kept_apart_is_cut_at_the_link_covering_less_of_both_frames() -> None:
+    """A picture and the picture with another pasted in (kept apart) both link to a copy: the
+    pasted one more strongly (0.95) over part of its frame (0.8), the picture more weakly
+    (0.83) over nearly all of it. The picture keeps the copy, whichever has the lower id; with
+    equal coverage, the stronger evidence wins."""
+    costs = link_costs(np.array([0.83, 0.95]), np.array([0.93, 0.8]))
+    for picture, pasted in ((1, 3), (3, 1)):
+        groups = single_linkage([(picture, 2, costs[0]), (pasted, 2, costs[1])], apart={frozenset((1, 3))})
+        assert sorted(map(sorted, groups)) == [sorted((picture, 2))]
+    assert link_costs(np.array([0.6, 0.9, 0.9, 0.7]), np.array([0.5, 0.5, 0.7, 0.0])).tolist() == [2, 1, 0, 3]
 
 
 def test_complete_linkage_breaks_chains_that_single_linkage_merges() -> None:

@@ -2,12 +2,13 @@
 real photos. What many images share (a caption) makes no group; a collage joins neither of
 the groups it contains and is reported as containing them, as is a photo with another inset
 in its corner, and two copies of one photo with different pictures inset in one corner are
-no copies of each other; variants of one template (a
-different letter on the same picture, or the same drawing in another colour) are not copies;
-a photo beside a picture the collection lacks is no copy of it; the keeper is the original,
-not a noisy, bordered or captioned copy, nor one rotated or warped onto a larger canvas; and a
-user's "not a duplicate" holds. (A copy with a caption band added above it still wins the
-keeper over its original: no rule tells an added band from a cropped-off one yet.)"""
+no copies of each other, nor does an inset copy take the photo's copy from it; variants of
+one template (a different letter on the same picture, or the same drawing in another colour)
+are not copies; a photo beside a picture the collection lacks is no copy of it; the keeper
+is the original, not a noisy, bordered or captioned copy, nor one rotated or warped onto a
+larger canvas; and a user's "not a duplicate" holds. (A copy with a caption band added above
+it still wins the keeper over its original: no rule tells an added band from a cropped-off
+one yet.)"""
 
 from __future__ import annotations
 
@@ -191,6 +192,27 @@ def test_photos_inset_into_one_background_join_neither_it_nor_each_other(tmp_pat
     assert composites.keys() == {"chelsea_inset_coffee", "chelsea_inset_hubble"}
     for name, inside in composites.items():
         assert len(inside) == 1 and inside <= {"chelsea", "chelsea_q40", *composites.keys()} - {name}, (name, inside)
+
+
+@pytest.mark.parametrize("picture", ["rocket", "chelsea"])
+def test_a_photo_stays_with_its_bordered_copy_when_a_copy_with_a_picture_inset_matches_it_better(
+        tmp_path, picture) -> None:
+    """A photo, a copy of it in a wide coloured border, and the photo with another picture
+    inset in a corner (the picture nowhere else): the inset copy differs from the photo, but
+    matches the bordered copy more strongly than the photo does. The group is cut between the
+    photo and the inset copy at the link that covers less of both frames, the inset copy's,
+    not the weaker one: the photo keeps its copy. (The inset copy sorts first: ties in
+    strength went to the lower id.)"""
+    folder = tmp_path / "photos"
+    coffee = photo("coffee")
+    pad = round(max(coffee.shape[:2]) * 0.06)
+    save(inset(coffee, photo(picture), corner=(1, 1), width=0.38), folder / "a_inset.png")
+    save(cv2.copyMakeBorder(coffee, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(40, 90, 200)),
+         folder / "b_bordered.png")
+    save(coffee, folder / "c_coffee.png")
+    save(photo("astronaut"), folder / "d_astronaut.png")
+    found = _catalog(tmp_path, folder).duplicates()
+    assert {_names(g.members) for g in found if not g.contains} == {frozenset({"b_bordered", "c_coffee"})}
 
 
 @pytest.mark.parametrize("embedder", ["cnn", "none"])
