@@ -45,7 +45,7 @@ from neardup.storage.pairs import FIRST, IMAGE_ID, SECOND, Columns, PairStore
 from neardup.storage.schema import CatalogBusyError, CatalogReadOnlyError, DiskFullError
 from neardup.storage.vectors import in_sorted, pair_keys
 
-from . import recolour, strips, verify
+from . import canvas, inset, overlay, recolour, strips, verify
 from .auto import GEOMETRY, HASHES, POLICY, AutoPolicy, Evidence, verified_links
 from .candidates import PairCandidates, pair_candidates
 from .canvas import MIN_BESIDE, beside, on_canvas
@@ -480,6 +480,10 @@ def evidence_key(catalog: Catalog, threshold: float, vector_features: list[str],
                      recolour.KEPT_CELLS, recolour.KEPT_SHARE, recolour.KEPT_TURN, recolour.MARGIN,
                      recolour.NEAR_SHIFT, recolour.COHERENT, recolour.TINT, recolour.BAND_SPAN,
                      recolour.BAND_DEPTH],
+        # measured while verifying and stored: the inset's block, whose holder the overlay's
+        # edge says, and the seam
+        "inset": [inset.MIN_BLOCK, inset.MIN_FILL, inset.MIN_OTHER_FILL, inset.MAX_SPAN, inset.MIN_SPAN,
+                  overlay.STANDS_OUT, overlay.MARGIN, canvas.SEAM_FLOOR, canvas.SEAM_BEYOND],
         "strips": [strips.MIN_STRIP, strips.MIN_FREE, strips.THUMB, strips.TOP, strips.STRIP_COVERAGE,
                    strips.COLOUR_MAD, strips.COLOUR_NCC, strips.MIN_COLOUR_STRIP, strips.MIN_SPREAD],
     }

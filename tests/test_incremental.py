@@ -20,6 +20,7 @@ from neardup.indexer.colours import LAYOUT_SIDE, STORED_BYTES, has_flat_cells
 from neardup.search.auto import POLICY
 from neardup.search.duplicates import decide
 from neardup.search.features import default_threshold
+from neardup.search import inset
 from neardup.search.incremental import judged_pairs
 from neardup.storage.vectors import FeatureIndex
 
@@ -96,6 +97,20 @@ def test_a_policy_field_that_only_decides_leaves_the_stored_evidence_valid(cat) 
 
     assert judge(replace(POLICY, overrule_links=POLICY.overrule_links + 5)).computed == 0
     assert judge(replace(POLICY, pair_k=POLICY.pair_k + 1)).computed > 0  # one that shapes them does
+
+
+def test_a_verification_constant_measured_into_the_stored_evidence_judges_every_pair_again(cat, monkeypatch) -> None:
+    """Which image holds an inset is measured while verifying and stored: the inset's least
+    block must key the stored judgements, as the recolour and strip constants do."""
+    cat.duplicate_report()
+    first = {i: g[0] for g in cat.catalog.same_content_groups() for i in g[1:]}
+
+    def computed() -> int:
+        return judged_pairs(cat.catalog, default_threshold("auto"), merge=first)[1].computed
+
+    assert computed() == 0
+    monkeypatch.setattr(inset, "MIN_BLOCK", inset.MIN_BLOCK / 2)
+    assert computed() > 0
 
 
 def test_beside_the_cnn_a_hash_neighbour_past_the_cap_goes_unverified_and_no_duplicate_is_lost(cat) -> None:
