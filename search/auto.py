@@ -11,7 +11,8 @@ one query: a candidate's score is its strongest evidence. Duplicates judge all N
 a collection, where one vote at the threshold (a false-positive rate of ~1e-4 per pair) is
 chained by single linkage into large wrong groups: a pair needs two kinds of evidence at the
 threshold, or one halfway from it to certainty, and a group then attaches to the group it
-has repeated one-vote geometric links to (`attachments`).
+has repeated one-vote geometric links to (`attachments`). A geometric vote alone suffices
+where one image shows all of the other inside a mostly flat surround (`verified_links`).
 """
 
 from __future__ import annotations
@@ -192,8 +193,14 @@ def link_costs(best: NDArray[np.float64], covered: NDArray[np.float64]) -> NDArr
 
 
 def verified_links(pairs: NDArray[np.int64], evidence: Evidence, differs: NDArray[np.bool_], threshold: float,
-                   policy: AutoPolicy = POLICY) -> NDArray[np.bool_]:
-    """The duplicate pairs (`duplicate_pairs`) less those whose geometric verification found
-    their content differs in one region (`differs`, (M,): two variants of one template, a
-    picture and another pasted into it: `verify.content_differs`)."""
-    return duplicate_pairs(pairs, evidence, threshold, policy) & ~differs
+                   policy: AutoPolicy = POLICY, *, shown_whole: NDArray[np.bool_] | None = None) -> NDArray[np.bool_]:
+    """The duplicate pairs (`duplicate_pairs`), and the pairs of which one image shows all of
+    the other inside a mostly flat surround (`shown_whole`, (M,): a screenshot, a photographed
+    screen) whose geometric verification alone reaches `threshold`, less those whose
+    verification found their content differs in one region (`differs`, (M,): two variants of
+    one template, a picture and another pasted into it: `verify.content_differs`). Such a
+    copy's hashes and vectors see mostly its surround, and one vote is all it gets."""
+    keep = duplicate_pairs(pairs, evidence, threshold, policy)
+    if shown_whole is not None and GEOMETRY in evidence.kinds:
+        keep |= shown_whole & (evidence.kinds[GEOMETRY] >= threshold)
+    return keep & ~differs

@@ -42,6 +42,11 @@ _MARGIN_PX = 2.0  # a cell counts as outside the other's frame only this far bey
 MIN_BESIDE = 0.2  # a second picture beside the other covers this share of the image's cells or more
 MAX_BESIDE_BLANK = 0.4  # of which less than this share is flat (else it is a canvas, a caption band, a window)
 MAX_BESIDE_OTHER = 0.05  # while the other's frame lies (nearly) inside the image's
+# an image showing all of another inside a surround of its own this large, this much of it flat,
+# shows a copy (a window, a frame, the screen a photo was taken of): its hashes and vectors
+# see mostly the surround, so its geometric match alone decides (`shown_whole`)
+MIN_SURROUND = 0.2
+MIN_SURROUND_BLANK = 0.7
 MIN_SEAM = 2.0  # the step across the seam, over the step inside the picture next to it (`seam`)
 SEAM_FLOOR = 75.0  # the least step inside counted, in levels summed over R, G and B: a seam is sharp in itself
 SEAM_BEYOND = 0.1  # `seam` is measured only on a side with this share of its cells beyond the other (else 0)
@@ -142,6 +147,17 @@ def on_canvas(beyond_this: float | NDArray, blank_this: float | NDArray,
     """Whether an image shows all of another on a blank canvas, from `beyond`'s two figures
     for it and the first for the other (scalars, or columns of pairs)."""
     return ((np.asarray(beyond_this) >= MIN_BEYOND) & (np.asarray(blank_this) >= MIN_BLANK)
+            & (np.asarray(beyond_other) <= MAX_OTHER_BEYOND))
+
+
+def shown_whole(beyond_this: float | NDArray, blank_this: float | NDArray,
+                beyond_other: float | NDArray) -> np.bool_ | NDArray[np.bool_]:
+    """Whether an image shows all of another inside a mostly flat surround of its own (a
+    screenshot's window, a photographed screen, a wide frame), from `beyond`'s figures
+    (scalars, or columns of pairs). Looser than `on_canvas`, which asks nearly all of a
+    surround of any size to be flat; the keeper passes both copies over. A second picture
+    beside the other is no surround (`beside`: mostly not flat)."""
+    return ((np.asarray(beyond_this) >= MIN_SURROUND) & (np.asarray(blank_this) >= MIN_SURROUND_BLANK)
             & (np.asarray(beyond_other) <= MAX_OTHER_BEYOND))
 
 

@@ -311,7 +311,7 @@ def decide(judged: JudgedPairs, threshold: float) -> AutoPairs:
     if not len(pairs):
         return AutoPairs(Edges.empty(), {}, np.zeros((0, 2), np.int64))
     differs = judged.content_differs()
-    keep = verified_links(pairs, judged.evidence, differs, threshold)
+    keep = verified_links(pairs, judged.evidence, differs, threshold, shown_whole=judged.shown_whole())
     contained: dict[int, list[int]] = {}
     if GEOMETRY in judged.evidence.kinds:
         contained = composites(pairs, keep | judged.beside_pictures() | judged.strip_links(),

@@ -48,7 +48,7 @@ from neardup.storage.vectors import in_sorted, pair_keys
 from . import canvas, inset, overlay, recolour, strips, verify
 from .auto import GEOMETRY, HASHES, POLICY, AutoPolicy, Evidence, verified_links
 from .candidates import PairCandidates, pair_candidates
-from .canvas import MIN_BESIDE, beside, on_canvas
+from .canvas import MIN_BESIDE, beside, on_canvas, shown_whole
 from .composites import link_regions, placed_links
 from .evidence import (BLOCK, BOX_FIRST, BOX_SECOND, BOXED, INLIERS, RECOLOURED, SIDE_FIELDS, Verified, pair_evidence,
                        layout_cells_of, strips_of, verify_strips)
@@ -137,6 +137,15 @@ class JudgedPairs:
             return np.zeros(len(self.pairs))
         return np.where(c[INLIERS] >= 0, np.minimum(*self._both("coverage")), 0.0)
 
+    def shown_whole(self) -> NDArray[np.bool_]:
+        """(M,) the verified pairs of which one image shows all of the other inside a mostly
+        flat surround of its own (`canvas.shown_whole`): a screenshot, a photographed screen."""
+        c = self.columns
+        if INLIERS not in c or "query_beyond" not in c:
+            return np.zeros(len(self.pairs), bool)
+        return (c[INLIERS] >= 0) & (shown_whole(c["query_beyond"], c["query_blank"], c["candidate_beyond"])
+                                    | shown_whole(c["candidate_beyond"], c["candidate_blank"], c["query_beyond"]))
+
     def beside_pictures(self) -> NDArray[np.bool_]:
         """(M,) the verified pairs of which one image shows the other whole beside a second
         picture (`canvas.beside`), with enough inliers on the content: no copies, but links
@@ -181,12 +190,15 @@ class JudgedPairs:
 
     def on_canvas(self) -> NDArray[np.int64]:
         """(K, 2) the verified pairs of which one image shows all of the other on a blank
-        canvas (`Verification.canvas_side`): that image first, the one it shows second."""
+        canvas (`Verification.canvas_side`) or inside a mostly flat surround of its own
+        (`canvas.shown_whole`: a window, a photographed screen): that image first, the one it
+        shows second. The keeper passes such a copy over."""
         c = self.columns
         if INLIERS not in c or "query_beyond" not in c:
             return np.zeros((0, 2), np.int64)
-        return self._ordered(on_canvas(c["query_beyond"], c["query_blank"], c["candidate_beyond"]),
-                             on_canvas(c["candidate_beyond"], c["candidate_blank"], c["query_beyond"]))
+        (beyond_q, beyond_c), (blank_q, blank_c) = self._both("beyond"), self._both("blank")
+        return self._ordered(on_canvas(beyond_q, blank_q, beyond_c) | shown_whole(beyond_q, blank_q, beyond_c),
+                             on_canvas(beyond_c, blank_c, beyond_q) | shown_whole(beyond_c, blank_c, beyond_q))
 
     def overlaid(self) -> NDArray[np.int64]:
         """(K, 2) the verified pairs of which one image holds an overlay the other lacks
@@ -357,7 +369,8 @@ def _strip_links(catalog: Catalog, pairs: Columns, kinds: list[str], threshold: 
     date with the images `new` or changed (colour thumbnails), and only those not verified
     before with the same strip are verified now (on `workers` processes)."""
     judged = _judged(pairs, kinds)
-    keep = verified_links(judged.pairs, judged.evidence, judged.content_differs(), threshold, policy)
+    keep = verified_links(judged.pairs, judged.evidence, judged.content_differs(), threshold, policy,
+                          shown_whole=judged.shown_whole())
     wanted: dict[tuple[int, int], tuple[int, int, int]] = {}
     partners = containers(judged.pairs, keep | judged.beside_pictures(), judged.regions())
     strips_found = strips_of(catalog, partners, known_strips)

@@ -63,8 +63,8 @@ _STRETCHED = 0.6
 @dataclass(frozen=True)
 class Added:
     """Ids of images found, by geometric verification beside another member of their group,
-    to show it whole on a blank canvas (`search.canvas`) or to hold an overlay it lacks
-    (`search.overlay`)."""
+    to show it whole on a blank canvas or inside a mostly flat surround (`search.canvas`), or
+    to hold an overlay it lacks (`search.overlay`)."""
 
     canvas: frozenset[int] = frozenset()
     overlay: frozenset[int] = frozenset()
@@ -104,10 +104,11 @@ def _preferred(im: ImageInfo, ctx: Context) -> float:
 
 def _framed(im: ImageInfo, ctx: Context) -> float:
     """1 for a member that shows all of another member on a blank canvas (padded, rotated or
-    warped onto it: `search.canvas`), or with a content box (a frame, border or window around
-    the picture) that has more pixels than a member without one: a frame is added around a
-    picture. A boxed member no larger than every box-less one is no evidence: an original may
-    hold a natural box (a picture on a wall, a page) that its rotated or warped copies lose."""
+    warped onto it) or inside a mostly flat surround (a window: `search.canvas`), or with a
+    content box (a frame, border or window around the picture) that has more pixels than a
+    member without one: a frame is added around a picture. A boxed member no larger than every
+    box-less one is no evidence: an original may hold a natural box (a picture on a wall, a
+    page) that its rotated or warped copies lose."""
     if im.image_id in ctx.added.canvas:
         return 1.0
     if not im.has_box:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neardup.search.auto import Evidence
+from neardup.search.auto import GEOMETRY, HASHES, Evidence, verified_links
 from neardup.search.composites import composites, link_regions, placed_links
 from neardup.search.evidence import Verified
 from neardup.search.incremental import JudgedPairs
@@ -140,3 +140,22 @@ def test_an_image_showing_another_whole_beside_a_picture_holds_it_unless_a_match
     judged = JudgedPairs(pairs[:, ::-1].copy(), Evidence({}), Verified.of(
         {row: Verification(v.inliers, v.candidate, v.query) for row, v in found.items()}).scattered(len(pairs)))
     assert judged.held_beside().tolist() == [[1, 2]]
+
+
+def test_an_image_showing_another_whole_in_a_flat_surround_is_its_copy_on_one_geometric_vote() -> None:
+    """Image 1 shows image 2 whole inside a surround of half its area, 80 % flat (a viewer's
+    window): their one geometric vote links them, and 1 is named as showing 2 on a canvas, for
+    the keeper to pass over. Image 3 shows 4 whole beside a second picture (mostly not flat),
+    and 5 and 6 leave nothing of themselves beyond each other: one vote is not enough there."""
+    pairs = np.array([[1, 2], [3, 4], [5, 6]], np.int64)
+    found = {0: Verification(60, Side(coverage=0.4, beyond=0.5, blank=0.8), Side(coverage=0.9)),
+             1: Verification(60, Side(coverage=0.5, beyond=0.5, blank=0.1), Side(coverage=0.9)),
+             2: Verification(60, Side(coverage=0.6), Side(coverage=0.6))}
+    evidence = Evidence({HASHES: np.full(3, 0.3), GEOMETRY: np.full(3, 0.6)})
+    judged = JudgedPairs(pairs, evidence, Verified.of(found).scattered(len(pairs)))
+    assert judged.shown_whole().tolist() == [True, False, False]
+    assert judged.on_canvas().tolist() == [[1, 2]]
+    differs = np.zeros(len(pairs), bool)
+    linked = verified_links(pairs, evidence, differs, 0.5, shown_whole=judged.shown_whole())
+    assert linked.tolist() == [True, False, False]
+    assert not verified_links(pairs, evidence, differs, 0.5).any()

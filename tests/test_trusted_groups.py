@@ -106,6 +106,41 @@ def _in_app(rgb: np.ndarray) -> np.ndarray:
     return out
 
 
+def _viewer(rgb: np.ndarray, fill: float) -> np.ndarray:
+    """A desktop screenshot of an image viewer showing `rgb` small (`fill` of the window's
+    area): a coloured title bar, a toolbar of buttons and a sidebar of file names on a light
+    theme."""
+    out = np.full((720, 1024, 3), 245, np.uint8)
+    out[:34] = (70, 110, 180)
+    out[34:70] = 227
+    for i, colour in enumerate(((200, 80, 60), (60, 160, 90), (220, 170, 40), (90, 90, 200), (150, 70, 160))):
+        cv2.rectangle(out, (12 + 44 * i, 42), (44 + 44 * i, 62), colour, -1)
+    for i in range(7):
+        cv2.putText(out, f"holiday_{2011 + i}_{i * 37 % 100:02d}.jpg", (14, 100 + 80 * i), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.5, (60, 60, 60), 1, cv2.LINE_AA)
+    scale = (fill * out.shape[0] * out.shape[1] / (rgb.shape[0] * rgb.shape[1])) ** 0.5
+    picture = cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+    top, left = 80 + (630 - picture.shape[0]) // 2, 220 + (794 - picture.shape[1]) // 2
+    out[top : top + picture.shape[0], left : left + picture.shape[1]] = picture
+    return out
+
+
+def test_a_screenshot_showing_a_photo_small_in_a_viewer_is_its_copy(tmp_path) -> None:
+    """The viewer's window is most of the screenshot, so its hashes and CNN vector see the
+    window, not the photo (neither votes); the photo's keypoints verify (one vote), and its
+    whole frame lies inside the screenshot's, on a surround that is mostly flat
+    (`canvas.shown_whole`): a copy, and not the keeper. Another photo in the same viewer
+    shares only the window."""
+    folder = tmp_path / "photos"
+    save(photo("hubble"), folder / "hubble.png")
+    save(jpeg(_viewer(photo("hubble"), 0.3), 90), folder / "hubble_viewed.png")
+    save(jpeg(_viewer(photo("coffee"), 0.3), 90), folder / "coffee_viewed.png")
+    save(photo("astronaut"), folder / "astronaut.png")
+    groups = _catalog(tmp_path, folder).duplicates()
+    assert [_names(g.members) for g in groups] == [frozenset({"hubble", "hubble_viewed"})]
+    assert Path(groups[0].keeper).stem == "hubble", groups[0].reason
+
+
 def test_star_fields_in_one_app_s_frame_make_no_group(tmp_path) -> None:
     """Four star fields shown in one app's frame: their hashes and CNN vectors see the frame
     and the black sky alike, and the frame's text matches (a hundred inliers) on a fifth to a
