@@ -494,9 +494,11 @@ def evidence_key(catalog: Catalog, threshold: float, vector_features: list[str],
                      recolour.NEAR_SHIFT, recolour.COHERENT, recolour.TINT, recolour.BAND_SPAN,
                      recolour.BAND_DEPTH],
         # measured while verifying and stored: the inset's block, whose holder the overlay's
-        # edge says, and the seam
+        # edge says, and the seam; and the surround whose links the strips are sought from
         "inset": [inset.MIN_BLOCK, inset.MIN_FILL, inset.MIN_OTHER_FILL, inset.MAX_SPAN, inset.MIN_SPAN,
-                  overlay.STANDS_OUT, overlay.MARGIN, canvas.SEAM_FLOOR, canvas.SEAM_BEYOND],
+                  overlay.STANDS_OUT, overlay.MARGIN],
+        "canvas": [canvas.SEAM_FLOOR, canvas.SEAM_BEYOND, canvas.MIN_SURROUND, canvas.MIN_SURROUND_BLANK,
+                   canvas.MAX_OTHER_BEYOND],
         "strips": [strips.MIN_STRIP, strips.MIN_FREE, strips.THUMB, strips.TOP, strips.STRIP_COVERAGE,
                    strips.COLOUR_MAD, strips.COLOUR_NCC, strips.MIN_COLOUR_STRIP, strips.MIN_SPREAD],
     }
