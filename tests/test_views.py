@@ -126,10 +126,11 @@ def test_screenshots_of_two_star_fields_in_one_window_join_their_pictures_not_ea
     collection.index([folder], workers=1)
     catalog = collection.catalog
     assert _groups(catalog) == {frozenset({"stars1", "shot1"}), frozenset({"stars2", "shot2"})}
-    # without the boxes, the CNN sees two dark pictures in one window: alike
+    # without the boxes, the CNN sees two dark pictures in one window: alike, and the two
+    # screenshots share a group (whichever star field the window's geometry still finds)
     _drop(catalog, "DELETE FROM hashes WHERE view = 'box'")
     _drop(catalog, "DELETE FROM vectors WHERE view = 'box'")
-    assert _groups(catalog) == {frozenset({"shot1", "shot2"})}
+    assert any({"shot1", "shot2"} <= group for group in _groups(catalog))
 
 
 def test_each_keypoint_keeps_the_mean_colour_around_it_in_either_orientation() -> None:
