@@ -156,13 +156,11 @@ def _decided(catalog: Catalog, by: str, threshold: float, strict: bool, prefer: 
     elif by in HASHES:
         ids, codes = _without(copies, *catalog.hashes(by))
         edges = _drop_low_quality(catalog, catalog.index(by).within(codes, ids, int(threshold)).merged(first))
+        cost = edges.value  # lower cost = stronger match: fewer bits apart
     else:
         ids, vectors = _without(copies, *catalog.vectors(by))
         edges = catalog.index(by).within(vectors, ids, threshold, batch=1024) if len(ids) else Edges.empty()
         edges = edges.merged(first)
-    if by in HASHES:
-        cost = edges.value  # lower cost = stronger match
-    elif by != AUTO:
         cost = -edges.value
     pairs = list(zip(edges.src.tolist(), edges.dst.tolist(), cost.tolist()))
     clusters = complete_linkage(pairs) if strict else single_linkage(pairs, apart=apart)

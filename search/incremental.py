@@ -131,20 +131,24 @@ class JudgedPairs:
 
     def covered(self) -> NDArray[np.float64]:
         """(M,) the share of its keypoint-bearing cells each pair's inliers cover in the image
-        they cover less of (`Side.coverage`); 0 where a pair was not verified."""
-        c = self.columns
-        if INLIERS not in c:
+        they cover less of (`Side.coverage`); 0 where a pair was not verified (`scattered`)."""
+        if INLIERS not in self.columns:
             return np.zeros(len(self.pairs))
-        return np.where(c[INLIERS] >= 0, np.minimum(*self._both("coverage")), 0.0)
+        return np.minimum(*self._both("coverage"))
 
     def shown_whole(self) -> NDArray[np.bool_]:
         """(M,) the verified pairs of which one image shows all of the other inside a mostly
         flat surround of its own (`canvas.shown_whole`): a screenshot, a photographed screen."""
-        c = self.columns
-        if INLIERS not in c or "query_beyond" not in c:
-            return np.zeros(len(self.pairs), bool)
-        return (c[INLIERS] >= 0) & (shown_whole(c["query_beyond"], c["query_blank"], c["candidate_beyond"])
-                                    | shown_whole(c["candidate_beyond"], c["candidate_blank"], c["query_beyond"]))
+        query, candidate = self._surrounds()
+        return query | candidate
+
+    def _surrounds(self) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+        """(M,) each, whether the query, and whether the candidate, shows the other whole
+        inside a mostly flat surround (all False where no pair was verified: none is beyond)."""
+        if INLIERS not in self.columns or "query_beyond" not in self.columns:
+            return np.zeros(len(self.pairs), bool), np.zeros(len(self.pairs), bool)
+        (beyond_q, beyond_c), (blank_q, blank_c) = self._both("beyond"), self._both("blank")
+        return shown_whole(beyond_q, blank_q, beyond_c), shown_whole(beyond_c, blank_c, beyond_q)
 
     def beside_pictures(self) -> NDArray[np.bool_]:
         """(M,) the verified pairs of which one image shows the other whole beside a second
@@ -197,8 +201,9 @@ class JudgedPairs:
         if INLIERS not in c or "query_beyond" not in c:
             return np.zeros((0, 2), np.int64)
         (beyond_q, beyond_c), (blank_q, blank_c) = self._both("beyond"), self._both("blank")
-        return self._ordered(on_canvas(beyond_q, blank_q, beyond_c) | shown_whole(beyond_q, blank_q, beyond_c),
-                             on_canvas(beyond_c, blank_c, beyond_q) | shown_whole(beyond_c, blank_c, beyond_q))
+        surround_q, surround_c = self._surrounds()
+        return self._ordered(on_canvas(beyond_q, blank_q, beyond_c) | surround_q,
+                             on_canvas(beyond_c, blank_c, beyond_q) | surround_c)
 
     def overlaid(self) -> NDArray[np.int64]:
         """(K, 2) the verified pairs of which one image holds an overlay the other lacks
