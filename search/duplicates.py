@@ -314,7 +314,7 @@ def decide(judged: JudgedPairs, threshold: float) -> AutoPairs:
     if GEOMETRY in judged.evidence.kinds:
         contained = composites(pairs, keep | judged.beside_pictures() | judged.strip_links(),
                                *judged.regions_in_boxes())
-        contained = with_held(contained, np.concatenate([judged.insets(keep), judged.held_beside()]))
+        contained = with_held(contained, np.concatenate([judged.insets(keep), judged.held_beside(), judged.pasted]))
         keep &= ~(np.isin(pairs[:, 0], list(contained)) | np.isin(pairs[:, 1], list(contained)))
     kept, best = pairs[keep], judged.evidence.best()[keep]
     return AutoPairs(Edges(kept[:, 0], kept[:, 1], best.astype(np.float32)), contained,

@@ -20,7 +20,10 @@ evidence key). So the judgements are stored in the catalog (`storage.pairs`), an
    partner, kept from before while both images are as they were; its list of the images
    most alike it by colour thumbnails kept and merged with the images added), and verifies
    only the strip candidates not verified before with the same strip;
-4. hands every stored judgement to the decision (`duplicates.decide`), which is as it was.
+4. searches the region where an image holding an overlay differs from its copy for a picture
+   pasted there (`pasted`), again only for a holder or copy that changed, or where an image
+   added comes as close to the region's stored vector as the candidates verified then;
+5. hands every stored judgement to the decision (`duplicates.decide`), which is as it was.
 
 The candidates are thus exactly those a run from nothing finds, each judged as it would be,
 so the groups are the same. A catalog whose generation is the one the store was completed at
@@ -33,11 +36,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 from numpy.typing import NDArray
 
+from neardup.indexer.embedders import vector_feature
 from neardup.indexer.features import verifiable
 from neardup.indexer.progress import Progress
 from neardup.storage.catalog import Catalog
@@ -45,7 +49,7 @@ from neardup.storage.pairs import FIRST, IMAGE_ID, SECOND, Columns, PairStore
 from neardup.storage.schema import CatalogBusyError, CatalogReadOnlyError, DiskFullError
 from neardup.storage.vectors import in_sorted, pair_keys
 
-from . import canvas, inset, overlay, recolour, strips, verify
+from . import canvas, inset, overlay, pasted, recolour, strips, verify
 from .auto import GEOMETRY, HASHES, POLICY, AutoPolicy, Evidence, verified_links
 from .candidates import PairCandidates, pair_candidates
 from .canvas import MIN_BESIDE, beside, on_canvas, shown_whole
@@ -55,6 +59,7 @@ from .evidence import (BLOCK, BOX_FIRST, BOX_SECOND, BOXED, INLIERS, RECOLOURED,
 from .features import features_of
 from .neighbours import lists_from_columns, lists_to_columns
 from .overlay import has_overlay
+from .pasted import Searched, search_regions, still_valid
 from .strips import Strip, StripLists, containers, packed, strip_candidates, unpacked
 from .verify import VERIFY_THRESHOLD, Side, Verification, content_differs, either_beside, on_content
 
@@ -110,6 +115,9 @@ class JudgedPairs:
     pairs: NDArray[np.int64]
     evidence: Evidence
     columns: Columns  # the verification columns (`evidence.Verified.scattered`)
+    # (K, 2) an image and a picture it holds, found by searching the region its copy lacks
+    # (`pasted`): the picture pasted there, and that copy (the picture it was pasted on)
+    pasted: NDArray[np.int64] = field(default_factory=lambda: np.zeros((0, 2), np.int64))
 
     def verification(self, row: int) -> Verification | None:
         if INLIERS not in self.columns or self.columns[INLIERS][row] < 0:
@@ -214,6 +222,17 @@ class JudgedPairs:
         return self._ordered(has_overlay(c["query_standout"], c["candidate_standout"]),
                              has_overlay(c["candidate_standout"], c["query_standout"]))
 
+    def overlay_holders(self, among: NDArray[np.bool_]) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+        """(M,) the pairs `among` (M,) of copies of which one image holds an overlay the other
+        lacks (`overlaid`), and (M,) whether that image is the query."""
+        c = self.columns
+        if INLIERS not in c or "query_standout" not in c:
+            return np.zeros(len(self.pairs), bool), np.zeros(len(self.pairs), bool)
+        query = has_overlay(c["query_standout"], c["candidate_standout"])
+        holds = among & self._matched() & ~self.content_differs() & (query | has_overlay(c["candidate_standout"],
+                                                                                         c["query_standout"]))
+        return holds, query
+
     def insets(self, among: NDArray[np.bool_]) -> NDArray[np.int64]:
         """(K, 2) the pairs `among` (M,) of which one image holds a picture inset where the
         other shows its own picture (`Side.inset`): that image first."""
@@ -278,7 +297,7 @@ def judged_pairs(catalog: Catalog, threshold: float, *, merge: Mapping[int, int]
     generation = catalog.generation()
     stored = store.read()
     if stored.generation == generation:
-        judged = _judged(stored.pairs, kinds)
+        judged = replace(_judged(stored.pairs, kinds), pasted=_held(_stored_searches(stored.lists, [], [])))
         return judged, EvidenceReport(reused=len(judged.pairs), stored=len(judged.pairs),
                                       seconds=time.perf_counter() - start)
     current, new, gone, full = _image_changes(catalog, stored.images, merge)
@@ -307,6 +326,10 @@ def judged_pairs(catalog: Catalog, threshold: float, *, merge: Mapping[int, int]
                      known_lists, new)
         if verifying else ({}, {}, 0, {}, None))
     pairs = _concat(pairs, strip_pairs)
+    searching = verifying and PASTED_FEATURE in vector_features and vector_feature(PASTED_FEATURE).installed()
+    searched = (_pasted(catalog, pairs, kinds, threshold, policy,
+                        {} if full else _stored_searches(stored.lists, new, gone), new, progress)
+                if searching else {})
     ordinary = {FIRST: candidates.pairs[:, 0].copy(), SECOND: candidates.pairs[:, 1].copy(),
                 VERIFY: candidates.verify, IN_RANGE: candidates.in_range,
                 STRIP: np.zeros(len(candidates.pairs), np.uint64)}
@@ -314,8 +337,8 @@ def judged_pairs(catalog: Catalog, threshold: float, *, merge: Mapping[int, int]
                           CONTENT: np.array([current[i] for i in sorted(current)], np.uint64)},
            candidates=_concat(ordinary, strip_candidates_), pairs=pairs, generation=generation,
            lists={**lists_to_columns(candidates.lists), **_strips_to_columns(found_strips),
-                  **_strip_lists_to_columns(strip_lists)})
-    judged = _judged(pairs, kinds)
+                  **_strip_lists_to_columns(strip_lists), **_searches_to_columns(searched)})
+    judged = replace(_judged(pairs, kinds), pasted=_held(searched))
     report = EvidenceReport(reused=len(old.get(FIRST, ())), computed=len(judge),
                             verified=int((computed.get(INLIERS, np.zeros(0)) >= 0).sum()) + strips_verified,
                             images=len(new), dropped=len(gone), stored=len(judged.pairs),
@@ -412,6 +435,74 @@ def _strip_links(catalog: Catalog, pairs: Columns, kinds: list[str], threshold: 
     return strip_columns, _concat(links, new_links), len(todo), strips_found, lists
 
 
+PASTED_FEATURE = "cnn"  # the vector a region's pasted picture is searched by (`pasted`)
+
+
+def _pasted(catalog: Catalog, pairs: Columns, kinds: list[str], threshold: float, policy: AutoPolicy,
+            known: Mapping[int, Searched], new: NDArray[np.int64], progress: Progress | None) -> dict[int, Searched]:
+    """Holder -> what searching its region found (`pasted`), for every image that holds an
+    overlay its linked copy lacks among the judged `pairs`: searches kept in `known` (same
+    holder and partner, both unchanged) stand unless an image `new` comes as close to the
+    region as the candidates verified then; the others are searched now."""
+    judged = _judged(pairs, kinds)
+    if not len(judged.pairs) or INLIERS not in judged.columns:
+        return {}
+    keep = verified_links(judged.pairs, judged.evidence, judged.content_differs(), threshold, policy,
+                          shown_whole=judged.shown_whole())
+    overlaid, holder_first = judged.overlay_holders(keep)
+    wanted = pasted.suspects(judged.pairs, overlaid, holder_first, judged.columns[INLIERS])
+    if not wanted:
+        return {}
+    # a pasted picture is one the holder or its copy shares no verified match with
+    matched = judged.pairs[keep | (judged.columns[INLIERS] >= VERIFY_THRESHOLD)]
+    around: dict[int, set[int]] = {}
+    for a, b in matched.tolist():
+        around.setdefault(a, set()).add(b)
+        around.setdefault(b, set()).add(a)
+    excluded = {h: {h, p} | around.get(h, set()) | around.get(p, set()) for h, p in wanted.items()}
+    added = catalog.vectors_of(new.tolist(), PASTED_FEATURE) if len(new) and known else {}
+    out = {h: known[h] for h, p in wanted.items()
+           if h in known and known[h].partner == p and still_valid(known[h], added, excluded[h])}
+    return {**out, **search_regions(catalog, {h: p for h, p in wanted.items() if h not in out}, excluded,
+                                    progress)}
+
+
+def _held(searched: Mapping[int, Searched]) -> NDArray[np.int64]:
+    """(K, 2) the holders that a picture was found pasted in, each with that picture, then with
+    its partner (`JudgedPairs.pasted`)."""
+    rows = [(h, other) for h, s in sorted(searched.items()) if s.pasted >= 0 for other in (s.pasted, s.partner)]
+    return np.array(rows, np.int64).reshape(-1, 2)
+
+
+# each searched region (`pasted`) beside the neighbour lists, by holder
+_SEARCHES = ("pasted|holder", "pasted|partner", "pasted|found", "pasted|floor", "pasted|vector")
+
+
+def _searches_to_columns(searched: Mapping[int, Searched]) -> Columns:
+    """The searches, so that the next run searches again only the regions that changed; a
+    search that found no region keeps no vector (a row of zeros)."""
+    keys = sorted(searched)
+    dim = max((len(s.vector) for s in searched.values()), default=0)
+    vectors = np.zeros((len(keys), dim), np.float16)
+    for row, key in enumerate(keys):
+        if len(searched[key].vector):
+            vectors[row] = searched[key].vector
+    return dict(zip(_SEARCHES, (np.array(keys, np.int64), np.array([searched[k].partner for k in keys], np.int64),
+                                np.array([searched[k].pasted for k in keys], np.int64),
+                                np.array([searched[k].floor for k in keys], np.float64), vectors)))
+
+
+def _stored_searches(columns: Columns, new: NDArray[np.int64] | list[int], gone: list[int]) -> dict[int, Searched]:
+    """The searches `_searches_to_columns` stored, but those touching an image new (changed) or gone."""
+    if not all(k in columns for k in _SEARCHES):
+        return {}
+    holder, partner, found, floor, vectors = (columns[k] for k in _SEARCHES)
+    drop = np.concatenate([np.asarray(new, np.int64), np.array(gone, np.int64)])
+    keep = ~(np.isin(holder, drop) | np.isin(partner, drop) | np.isin(found, drop))
+    return {int(h): Searched(int(p), int(f), float(fl), v.astype(np.float32) if fl <= 1.0 else v[:0].astype(np.float32))
+            for h, p, f, fl, v in zip(holder[keep], partner[keep], found[keep], floor[keep], vectors[keep])}
+
+
 # each container's strip beside the neighbour lists (`neighbours`), by container and partner
 _STRIPS = ("strips|container", "strips|partner", "strips|strip")
 
@@ -504,6 +595,7 @@ def evidence_key(catalog: Catalog, threshold: float, vector_features: list[str],
                   overlay.STANDS_OUT, overlay.MARGIN],
         "canvas": [canvas.SEAM_FLOOR, canvas.SEAM_BEYOND, canvas.MIN_SURROUND, canvas.MIN_SURROUND_BLANK,
                    canvas.MAX_OTHER_BEYOND],
+        "pasted": [pasted.TOP, pasted.MARGIN, pasted.CROP_SCALE, PASTED_FEATURE],
         "strips": [strips.MIN_STRIP, strips.MIN_FREE, strips.THUMB, strips.TOP, strips.STRIP_COVERAGE,
                    strips.COLOUR_MAD, strips.COLOUR_NCC, strips.MIN_COLOUR_STRIP, strips.MIN_SPREAD],
     }

@@ -20,12 +20,13 @@ from neardup.indexer.colours import LAYOUT_SIDE, STORED_BYTES, has_flat_cells
 from neardup.search.auto import POLICY
 from neardup.search.duplicates import decide
 from neardup.search.features import default_threshold
-from neardup.search import inset
+from neardup.search import incremental, inset
 from neardup.search.incremental import judged_pairs
 from neardup.storage.vectors import FeatureIndex
 
 from conftest import make_collection, photo, save, scene
 from test_cli import run
+from test_trusted_groups import _sticker, _with_q40_copies
 from test_verify import fit384, rotated_crop, screenshot
 
 
@@ -154,6 +155,32 @@ def test_adding_an_image_judges_only_its_pairs_and_gives_the_fresh_groups(cat, t
     assert (after.evidence.keepers, after.evidence.keepers_kept) == (1, groups - 1)
     assert _groups(after) == _groups(_fresh(cat, tmp_path))
 
+
+def test_a_photo_added_after_a_sticker_of_it_is_found_pasted_there(tmp_path, monkeypatch) -> None:
+    """A sticker of a photo the collection lacks is a copy of its background with an overlay;
+    once that photo is added, the stored search of the sticker's region is compared with it
+    (its vector comes as close as the candidates verified then), the region is searched again,
+    and the stickered image contains both. The groups are those of a run from nothing."""
+    folder = tmp_path / "photos"
+    _with_q40_copies(folder, ("coffee",))
+    save(_sticker(photo("coffee"), photo("chelsea"), side=0.4, at=(0.9, 0.9)), folder / "stuck.png")
+    save(photo("hubble"), folder / "hubble.png")
+    cat = neardup.open(tmp_path / "c.db", create=True, embedder="cnn")
+    cat.index([folder], workers=1)
+    assert [(m, c) for _, m, c in _groups(cat.duplicate_report())] == [
+        (("coffee.png", "coffee_q40.png", "stuck.png"), ())]
+    _with_q40_copies(folder, ("chelsea",))
+    cat.index([folder], workers=1)
+    searched: list[int] = []
+    search = incremental.search_regions
+    monkeypatch.setattr(incremental, "search_regions",
+                        lambda catalog, wanted, *rest: searched.append(len(wanted)) or search(catalog, wanted, *rest))
+    after = cat.duplicate_report()
+    assert searched == [1]
+    assert sorted((m, c) for _, m, c in _groups(after)) == [
+        (("chelsea.png", "chelsea_q40.png"), ()), (("coffee.png", "coffee_q40.png"), ()),
+        (("stuck.png",), ("chelsea.png", "coffee.png"))]
+    assert _groups(after) == _groups(_fresh(cat, tmp_path))
 
 def test_a_group_keeps_its_keeper_until_a_member_changes(cat, tmp_path, photos) -> None:
     """A keeper is kept from the decision before only for a group whose members' records are

@@ -210,11 +210,12 @@ def test_a_photo_beside_one_the_collection_lacks_joins_no_group(tmp_path, embedd
 
 @pytest.mark.parametrize("embedder", ["cnn", "none"])
 def test_photos_inset_into_one_background_join_neither_it_nor_each_other(tmp_path, embedder) -> None:
-    """Two pictures inset in two corners of one photo, the pictures themselves nowhere else:
-    each verifies against the other on the background they share, and a group of two distinct
-    images followed. The block where each differs from the other says it holds another picture
-    there (`inset`): each is reported as containing one image (the photo, or the other inset
-    showing it), and no group holds either."""
+    """Two pictures inset in two corners of one photo (hubble nowhere else, coffee with its
+    copy): each verifies against the other on the background they share, and a group of two
+    distinct images followed. The block where each differs from the other says it holds another
+    picture there (`inset`): each is reported as containing the photo (or the other inset
+    showing it), and no group holds either. With the CNN, the inset coffee is also found in its
+    region (`pasted`): that image contains coffee too."""
     folder = tmp_path / "photos"
     _with_q40_copies(folder, ("chelsea", "coffee"))
     save(inset(photo("chelsea"), photo("coffee"), corner=(0, 1), width=0.38), folder / "chelsea_inset_coffee.png")
@@ -226,7 +227,11 @@ def test_photos_inset_into_one_background_join_neither_it_nor_each_other(tmp_pat
     composites = {Path(g.keeper).stem: _names(g.contains) for g in found if g.contains}
     assert composites.keys() == {"chelsea_inset_coffee", "chelsea_inset_hubble"}
     for name, inside in composites.items():
-        assert len(inside) == 1 and inside <= {"chelsea", "chelsea_q40", *composites.keys()} - {name}, (name, inside)
+        background = inside - {"coffee", "coffee_q40"}
+        assert len(background) == 1 and background <= {"chelsea", "chelsea_q40", *composites.keys()} - {name}, inside
+    coffee = {"coffee", "coffee_q40"}
+    assert len(composites["chelsea_inset_coffee"] & coffee) == (1 if embedder == "cnn" else 0)
+    assert not composites["chelsea_inset_hubble"] & coffee
 
 
 @pytest.mark.parametrize("picture", ["rocket", "chelsea"])
@@ -295,6 +300,52 @@ def test_a_soft_picture_inset_in_a_poster_joins_neither_group_and_contains_both(
     assert Path(composite.keeper).stem == "poster_inset"
     assert len(composite.contains) == 2 and _names(composite.contains) <= {"poster", "poster_q40", "soft", "soft_q40"}
 
+
+def _sticker(rgb: np.ndarray, picture: np.ndarray, *, side: float = 0.45, turn: float = 10.0,
+             at: tuple[float, float] = (0.9, 0.1)) -> np.ndarray:
+    """`picture` cut to an oval, outlined in white, turned by `turn` degrees and pasted inside
+    `rgb` at `side` of its shorter side, `at` (x, y: 0 left/top, 1 right/bottom) of the room
+    around it: a sticker made of another photo."""
+    h, w = rgb.shape[:2]
+    scale = side * min(h, w) / max(picture.shape[:2])
+    piece = cv2.resize(picture, (round(picture.shape[1] * scale), round(picture.shape[0] * scale)),
+                       interpolation=cv2.INTER_AREA)
+    pad = 8
+    layer = cv2.copyMakeBorder(piece, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(255, 255, 255))
+    oval, outline = np.zeros(layer.shape[:2], np.uint8), np.zeros(layer.shape[:2], np.uint8)
+    centre, axes = (layer.shape[1] // 2, layer.shape[0] // 2), (piece.shape[1] // 2, piece.shape[0] // 2)
+    cv2.ellipse(oval, centre, axes, 0, 0, 360, 255, -1)
+    cv2.ellipse(outline, centre, (axes[0] + pad, axes[1] + pad), 0, 0, 360, 255, -1)
+    layer[(outline > 0) & (oval == 0)] = 255
+    turned = cv2.getRotationMatrix2D(centre, turn, 1.0)
+    size = (layer.shape[1], layer.shape[0])
+    layer = cv2.warpAffine(layer, turned, size, flags=cv2.INTER_CUBIC)
+    alpha = cv2.warpAffine(outline, turned, size, flags=cv2.INTER_LINEAR).astype(np.float32)[..., None] / 255
+    x, y = round((w - size[0]) * at[0]), round((h - size[1]) * at[1])
+    out = rgb.astype(np.float32)
+    out[y : y + size[1], x : x + size[0]] = alpha * layer + (1 - alpha) * out[y : y + size[1], x : x + size[0]]
+    return out.round().astype(np.uint8)
+
+
+@pytest.mark.parametrize(("background", "picture"), [("coffee", "chelsea"), ("chelsea", "coffee")])
+def test_a_photo_stuck_on_another_as_a_sticker_joins_neither_group_and_contains_both(
+        tmp_path, background, picture) -> None:
+    """A sticker cut from one photo in a corner of another changes too little of the other for
+    its hashes or CNN vector, and its 500 keypoints lie mostly on the other: it matched that
+    photo's copies only, as a copy with an overlay, and joined their group. The region where it
+    differs from them, searched by its own CNN vector and keypoints (`pasted`), finds the
+    sticker's photo whole: it contains both, and joins neither group."""
+    folder = tmp_path / "photos"
+    _with_q40_copies(folder, (background, picture))
+    save(_sticker(photo(background), photo(picture), side=0.4, at=(0.9, 0.9)), folder / "stuck.png")
+    save(photo("hubble"), folder / "hubble.png")
+    found = _catalog(tmp_path, folder).duplicates()
+    assert {_names(g.members) for g in found if not g.contains} == {
+        frozenset({background, f"{background}_q40"}), frozenset({picture, f"{picture}_q40"})}
+    (composite,) = [g for g in found if g.contains]
+    assert Path(composite.keeper).stem == "stuck" and composite.members == (composite.keeper,)
+    inside = _names(composite.contains)
+    assert len(inside) == 2 and inside & {background, f"{background}_q40"} and inside & {picture, f"{picture}_q40"}
 
 def _tile(rgb: np.ndarray, letter: str, colour: tuple[int, int, int]) -> np.ndarray:
     """A template: the same picture behind a large letter filling a tile in its middle (the

@@ -1,0 +1,187 @@
+"""A picture pasted into another, found by searching the part that a copy of the other lacks.
+
+A sticker or an inset made of a second photo (a cut-out, scaled and tilted) changes little of
+the photo it is pasted on: its hashes and CNN vector stay those of that photo, so it links to
+that photo's group as a copy with an overlay (`overlay`), and no candidate search pairs it
+with the second photo, which fills a fifth of it or less. Matched against its whole self, the
+second photo shares a dozen ratio-test matches (the composite's 500 keypoints lie mostly on
+the background), under the sixteen a match needs; nor does a 32 x 32 colour thumbnail of the
+region find it (docs/BENCHMARKS.md). So where an image holds an overlay that a copy of it
+lacks (`suspects`), the region where the two differ (`pasted_box`) is cut from its pixels,
+decoded again at twice the decode side, and
+
+1. its CNN vector is searched for among the catalog's: the TOP nearest images that share no
+   verified match with the holder or its copy are its candidates;
+2. its own keypoints (found in the region alone, as dense as a whole image's) are verified
+   against each candidate's stored ones, and a candidate is *pasted* when the match covers
+   most of it (`pasted_match`: MIN_COVERAGE of its keypoint-bearing cells, its centre too).
+   A caption, logo, date stamp or banner is a part of the images that share it, so its match
+   covers little of any of them; a pasted picture is the whole of the image it was cut from.
+
+The holder then contains both pictures (`composites.with_held`): its own copy's group and the
+pasted picture's. Images whose region was searched keep what the search found with the crop's
+vector, so that images added later are compared with it alone (`Searched`). A catalog without
+CNN vectors, or an image whose file cannot be read now, is not searched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from neardup.indexer.colours import LAYOUT_SIDE, ColourLayout
+from neardup.indexer.decode import UnreadableImageError, decode
+from neardup.indexer.embedders import load_embedder
+from neardup.indexer.features import LocalFeatures, orb_and_mirror
+from neardup.indexer.progress import Progress
+
+from .evidence import layouts_of
+from .recolour import BLOB_DISTANCE, Difference
+from .verify import MIN_COVERAGE, VERIFY_THRESHOLD, Verification, best_match, homography
+
+if TYPE_CHECKING:
+    from neardup.storage.catalog import Catalog
+
+TOP = 5  # the region's nearest images (by CNN cosine) verified against it
+MARGIN = 1  # layout cells added around the differing region: its edge cells differ least
+CROP_SCALE = 2  # the region is cut from the image decoded at this many times the decode side
+_NOTHING = 2.0  # the cosine a new image must reach to be compared with a region: none can
+_MIN_SIDE = 32  # pixels: ORB finds no keypoint in a thinner region
+SEARCHING = "searching pasted pictures"  # the progress stage's label
+
+
+@dataclass(frozen=True)
+class Searched:
+    """What searching one holder's region found: the `pasted` image (-1: none), the crop's
+    CNN `vector` and the least cosine among the candidates it verified (`floor`: an image
+    added later that comes as close is verified too; _NOTHING when there was no region)."""
+
+    partner: int
+    pasted: int
+    floor: float
+    vector: NDArray[np.float32]
+
+
+def suspects(pairs: NDArray[np.int64], overlaid: NDArray[np.bool_], holder_first: NDArray[np.bool_],
+             inliers: NDArray[np.int32]) -> dict[int, int]:
+    """Holder id -> partner id: for each image that holds an overlay its linked copy lacks
+    (`overlaid`, (M,) over the (M, 2) `pairs`; `holder_first`: the first image is the one
+    holding it), the copy it shares the most `inliers` with (the lower id on a tie)."""
+    out: dict[int, tuple[int, int]] = {}
+    for row in np.flatnonzero(overlaid).tolist():
+        a, b = pairs[row].tolist()
+        holder, partner = (a, b) if holder_first[row] else (b, a)
+        strength = (int(inliers[row]), -partner)
+        if holder not in out or strength > out[holder]:
+            out[holder] = strength
+    return {holder: -strength[1] for holder, strength in out.items()}
+
+
+def pasted_box(holder: ColourLayout, partner: ColourLayout, homography: NDArray[np.float64]
+               ) -> tuple[float, float, float, float] | None:
+    """The box (x0, y0, x1, y1: shares of the holder's width and height) around the largest
+    region where the holder's colours differ from its partner's, aligned by `homography`
+    (holder -> partner) and one tone curve (`recolour.Difference`), MARGIN cells wider; None
+    where they differ nowhere."""
+    difference = Difference(holder, partner, homography)
+    region = (difference.inside & (difference.toned >= BLOB_DISTANCE)).astype(np.uint8)
+    found, _, stats, _ = cv2.connectedComponentsWithStats(region, connectivity=8)
+    if found < 2:
+        return None
+    x, y, width, height = stats[1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA])), :4].tolist()
+    n = LAYOUT_SIDE
+    return (max(x - MARGIN, 0) / n, max(y - MARGIN, 0) / n,
+            min(x + width + MARGIN, n) / n, min(y + height + MARGIN, n) / n)
+
+
+def cropped(pixels: NDArray[np.uint8], box: tuple[float, float, float, float]) -> NDArray[np.uint8]:
+    """The part of (H, W, 3) `pixels` inside `box` (shares of the width and height)."""
+    height, width = pixels.shape[:2]
+    x0, y0, x1, y1 = box
+    return np.ascontiguousarray(pixels[int(y0 * height):int(np.ceil(y1 * height)),
+                                       int(x0 * width):int(np.ceil(x1 * width))])
+
+
+def pasted_match(region: tuple[LocalFeatures, LocalFeatures], candidate: LocalFeatures) -> Verification | None:
+    """The verification of a region's keypoints (as cut, and mirrored) against a candidate's,
+    when it makes the candidate a picture pasted there: VERIFY_THRESHOLD inliers or more,
+    covering MIN_COVERAGE of the candidate's keypoint-bearing cells and its centre; else None."""
+    found = best_match(list(region), candidate, mirrored=(False, True))
+    if (found.inliers >= VERIFY_THRESHOLD and found.candidate.coverage >= MIN_COVERAGE
+            and found.candidate.centre_matches):
+        return found
+    return None
+
+
+def ranked(neighbours: Iterable[tuple[int, float]], excluded: set[int]) -> list[tuple[int, float]]:
+    """The TOP nearest (id, cosine) of `neighbours` (nearest first) not `excluded`."""
+    return [(i, cosine) for i, cosine in neighbours if i not in excluded][:TOP]
+
+
+def still_valid(searched: Searched, added: Mapping[int, NDArray[np.float32]], excluded: set[int]) -> bool:
+    """Whether a stored search still stands now that the images `added` (id -> CNN vector)
+    were added: none of them comes as close to the region as the candidates it verified."""
+    if searched.floor >= _NOTHING:
+        return True
+    return not any(i not in excluded and float(vector @ searched.vector) >= searched.floor
+                   for i, vector in added.items())
+
+
+def search_regions(catalog: Catalog, wanted: Mapping[int, int], excluded: Mapping[int, set[int]],
+                   progress: Progress | None = None) -> dict[int, Searched]:
+    """Holder -> what searching its region found, for each holder -> partner of `wanted`
+    (`excluded[holder]`: the images never taken for its pasted picture). Holders whose file
+    cannot be decoded now are left out (searched again next time)."""
+    progress = progress or Progress()
+    progress.start(len(wanted), SEARCHING)
+    side = catalog.settings.decode_side
+    ids = sorted({i for pair in wanted.items() for i in pair})
+    info, layouts = catalog.images(ids), layouts_of(catalog, ids)
+    plain, flipped = catalog.keypoints_of(ids), catalog.keypoints_of(sorted(wanted), mirrored=True)
+    embedder, index, out = None, catalog.index("cnn"), {}
+    for holder, partner in sorted(wanted.items()):
+        progress.advance()
+        box = _box(holder, partner, plain, flipped, layouts)
+        if box is None:
+            out[holder] = Searched(partner, -1, _NOTHING, np.zeros(0, np.float32))
+            continue
+        try:
+            region = cropped(decode(info[holder].path, max_side=CROP_SCALE * side).pixels, box)
+        except (OSError, UnreadableImageError):
+            continue
+        if min(region.shape[:2]) < _MIN_SIDE:
+            out[holder] = Searched(partner, -1, _NOTHING, np.zeros(0, np.float32))
+            continue
+        embedder = embedder or load_embedder(catalog, "cnn")
+        vector = embedder.embed([region])[0]
+        near = ranked(((n.image_id, n.distance) for n in index.knn(vector[None], TOP + len(excluded[holder]))[0]),
+                      excluded[holder])
+        features = orb_and_mirror(region, side=side)
+        stored = catalog.keypoints_of([i for i, _ in near])
+        found = next((i for i, _ in near if i in stored and pasted_match(features, LocalFeatures(*stored[i]))), -1)
+        floor = min(cosine for _, cosine in near) if len(near) == TOP else -1.0
+        out[holder] = Searched(partner, found, floor, vector.astype(np.float32))
+    progress.close()
+    return out
+
+
+def _box(holder: int, partner: int, plain: Mapping[int, tuple], flipped: Mapping[int, tuple],
+         layouts: Mapping[int, ColourLayout]) -> tuple[float, float, float, float] | None:
+    """`pasted_box` of a holder and its partner, aligned by the homography of their stored
+    keypoints (the holder's mirror's, flipped back, when only those match); None without one."""
+    if holder not in plain or partner not in plain or holder not in layouts or partner not in layouts:
+        return None
+    target = LocalFeatures(*plain[partner])
+    found = homography(LocalFeatures(*plain[holder]), target)
+    if found is not None:
+        return pasted_box(layouts[holder], layouts[partner], found)
+    found = homography(LocalFeatures(*flipped[holder]), target) if holder in flipped else None
+    if found is None:
+        return None
+    box = pasted_box(layouts[holder].mirrored(), layouts[partner], found)
+    return None if box is None else (1.0 - box[2], box[1], 1.0 - box[0], box[3])

@@ -1,0 +1,66 @@
+"""A picture pasted into another (`search.pasted`): what makes a region's match one, and
+when a stored search stands."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from neardup.indexer.colours import colour_layout
+from neardup.indexer.features import orb_and_mirror, orb_features
+from neardup.search.pasted import Searched, cropped, pasted_box, pasted_match, still_valid, suspects
+from neardup.search.verify import VERIFY_THRESHOLD, best_match, homography
+
+from conftest import photo
+from test_verify import fit384
+
+
+def _with_badge(rgb: np.ndarray, badge: np.ndarray, at: tuple[int, int]) -> np.ndarray:
+    out = rgb.copy()
+    x, y = at
+    out[y : y + badge.shape[0], x : x + badge.shape[1]] = badge
+    return out
+
+
+def test_a_region_is_a_picture_pasted_there_only_when_its_match_covers_most_of_that_picture() -> None:
+    """A badge cut from one photo, pasted on coffee and on chelsea: coffee's region where it
+    differs from coffee itself is the badge. Its keypoints match the photo the badge was cut
+    from over most of it: pasted. They match chelsea's copy of the badge as well, but that is a
+    corner of chelsea: a shared overlay, no picture pasted."""
+    badge = cv2.resize(photo("astronaut")[:400, 50:450], (160, 160), interpolation=cv2.INTER_AREA)
+    coffee, holder = photo("coffee"), _with_badge(photo("coffee"), badge, (380, 200))
+    features = [orb_features(fit384(rgb)) for rgb in (holder, coffee)]
+    box = pasted_box(colour_layout(fit384(holder)), colour_layout(fit384(coffee)), homography(*features))
+    assert box is not None
+    x0, y0, x1, y1 = box
+    assert x0 <= 380 / 600 and y0 <= 200 / 400 and x1 >= 540 / 600 and y1 >= 360 / 400
+    region = orb_and_mirror(cropped(holder, box), side=384)
+    source = orb_features(fit384(photo("astronaut")[:400, 50:450]))
+    chelsea = cv2.resize(photo("chelsea"), (900, 600), interpolation=cv2.INTER_CUBIC)
+    sharing = orb_features(fit384(_with_badge(chelsea, cv2.resize(badge, (200, 200)), (30, 30))))
+    assert pasted_match(region, source) is not None
+    shared = best_match(list(region), sharing, mirrored=(False, True))
+    assert shared.inliers >= VERIFY_THRESHOLD  # the badges match ...
+    assert pasted_match(region, sharing) is None  # ... over a corner of chelsea
+
+
+def test_each_image_holding_an_overlay_is_searched_once_beside_the_copy_it_matches_best() -> None:
+    pairs = np.array([[1, 2], [1, 3], [4, 5], [6, 7]], np.int64)
+    overlaid = np.array([True, True, True, False])
+    holder_first = np.array([True, True, False, True])
+    inliers = np.array([40, 90, 50, 300], np.int32)
+    assert suspects(pairs, overlaid, holder_first, inliers) == {1: 3, 5: 4}
+
+
+def test_a_stored_search_stands_until_an_image_added_comes_as_close_to_its_region() -> None:
+    """The search verified the candidates down to cosine 0.8 with the region: an image added
+    since that comes as close is verified too (the search stands no longer), unless it is one
+    the holder or its copy already matches (excluded)."""
+    axis = np.eye(4, dtype=np.float32)
+    searched = Searched(partner=2, pasted=-1, floor=0.8, vector=axis[0])
+    close = (0.9 * axis[0] + np.sqrt(1 - 0.81) * axis[1]).astype(np.float32)
+    assert still_valid(searched, {7: axis[1], 8: axis[2]}, excluded={1, 2})
+    assert not still_valid(searched, {7: axis[1], 9: close}, excluded={1, 2})
+    assert still_valid(searched, {9: close}, excluded={1, 2, 9})
+    nothing = Searched(partner=2, pasted=-1, floor=2.0, vector=np.zeros(0, np.float32))  # no region to search
+    assert still_valid(nothing, {9: close}, excluded={1, 2})
