@@ -266,7 +266,7 @@ def verify_pairs(catalog: Catalog, pairs: NDArray[np.int64], rows: NDArray[np.in
     parts: list[Verified] = []
     if workers > 1 and len(rows) >= SPREAD_FROM:
         tasks = [(pairs[chunk], chunk) for chunk in np.array_split(rows, -(-len(rows) // TASK_PAIRS))]
-        for (_, chunk), found in zip(tasks, parallel_map(_verified_in_worker, tasks, (_location(catalog),),
+        for (_, chunk), found in zip(tasks, parallel_map(_verified_in_worker, tasks, (catalog_location(catalog),),
                                                            workers=workers, chunk=1)):
             parts.append(found)
             progress.advance(len(chunk))
@@ -292,16 +292,17 @@ def layout_cells_of(catalog: Catalog, ids: Sequence[int]) -> dict[int, NDArray[n
 _worker_catalog: dict[Location, Catalog] = {}  # a worker's connection, opened by its first task
 
 
-def _location(catalog: Catalog) -> Location:
+def catalog_location(catalog: Catalog) -> Location:
     """Where a worker opens its own connection to `catalog` (no keypoints cross a pipe)."""
     return catalog.url if catalog.url is not None else catalog.path
 
 
 def _verified_in_worker(task: tuple[NDArray[np.int64], NDArray[np.int64]], location: Location) -> Verified:
-    return _verified(_worker_catalog_of(location), *task)
+    return _verified(worker_catalog(location), *task)
 
 
-def _worker_catalog_of(location: Location) -> Catalog:
+def worker_catalog(location: Location) -> Catalog:
+    """This worker process's read-only connection to the catalog at `location`, opened once."""
     if location not in _worker_catalog:
         import faiss
 
@@ -399,7 +400,7 @@ def verify_strips(catalog: Catalog, wanted: Sequence[tuple[int, int, int]], *,
     size = TASK_PAIRS if spread else VERIFY_BATCH
     tasks = [(list(wanted[start : start + size]), only[start : start + size], start)
              for start in range(0, len(wanted), size)]
-    parts = (parallel_map(_verified_strips_in_worker, tasks, (_location(catalog),), workers=workers, chunk=1)
+    parts = (parallel_map(_verified_strips_in_worker, tasks, (catalog_location(catalog),), workers=workers, chunk=1)
              if spread else (_verified_strips(catalog, *task) for task in tasks))
     out: dict[int, Verification] = {}
     for part in parts:
@@ -409,7 +410,7 @@ def verify_strips(catalog: Catalog, wanted: Sequence[tuple[int, int, int]], *,
 
 def _verified_strips_in_worker(task: tuple[list[tuple[int, int, int]], list[bool], int],
                                 location: Location) -> dict[int, Verification]:
-    return _verified_strips(_worker_catalog_of(location), *task)
+    return _verified_strips(worker_catalog(location), *task)
 
 
 def _verified_strips(catalog: Catalog, batch: list[tuple[int, int, int]], colours_only: list[bool],

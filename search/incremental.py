@@ -328,7 +328,7 @@ def judged_pairs(catalog: Catalog, threshold: float, *, merge: Mapping[int, int]
     pairs = _concat(pairs, strip_pairs)
     searching = verifying and PASTED_FEATURE in vector_features and vector_feature(PASTED_FEATURE).installed()
     searched = (_pasted(catalog, pairs, kinds, threshold, policy,
-                        {} if full else _stored_searches(stored.lists, new, gone), new, progress)
+                        {} if full else _stored_searches(stored.lists, new, gone), new, workers, progress)
                 if searching else {})
     ordinary = {FIRST: candidates.pairs[:, 0].copy(), SECOND: candidates.pairs[:, 1].copy(),
                 VERIFY: candidates.verify, IN_RANGE: candidates.in_range,
@@ -439,11 +439,13 @@ PASTED_FEATURE = "cnn"  # the vector a region's pasted picture is searched by (`
 
 
 def _pasted(catalog: Catalog, pairs: Columns, kinds: list[str], threshold: float, policy: AutoPolicy,
-            known: Mapping[int, Searched], new: NDArray[np.int64], progress: Progress | None) -> dict[int, Searched]:
+            known: Mapping[int, Searched], new: NDArray[np.int64], workers: int,
+            progress: Progress | None) -> dict[int, Searched]:
     """Holder -> what searching its region found (`pasted`), for every image that holds an
     overlay its linked copy lacks among the judged `pairs`: searches kept in `known` (same
     holder and partner, both unchanged) stand unless an image `new` comes as close to the
-    region as the candidates verified then; the others are searched now."""
+    region as the candidates verified then; the others are searched now (on `workers`
+    processes)."""
     judged = _judged(pairs, kinds)
     if not len(judged.pairs) or INLIERS not in judged.columns:
         return {}
@@ -464,7 +466,7 @@ def _pasted(catalog: Catalog, pairs: Columns, kinds: list[str], threshold: float
     out = {h: known[h] for h, p in wanted.items()
            if h in known and known[h].partner == p and still_valid(known[h], added, excluded[h])}
     return {**out, **search_regions(catalog, {h: p for h, p in wanted.items() if h not in out}, excluded,
-                                    progress)}
+                                    progress, workers)}
 
 
 def _held(searched: Mapping[int, Searched]) -> NDArray[np.int64]:

@@ -14,7 +14,8 @@ decoded again at twice the decode side, and
    verified match with the holder or its copy are its candidates;
 2. its own keypoints (found in the region alone, as dense as a whole image's) are verified
    against each candidate's stored ones, and a candidate is *pasted* when the match covers
-   most of it (`pasted_match`: MIN_COVERAGE of its keypoint-bearing cells, its centre too).
+   most of it (`pasted_match`: MIN_COVERAGE of its keypoint-bearing cells, its centre too);
+   of several, the one with the most inliers.
    A caption, logo, date stamp or banner is a part of the images that share it, so its match
    covers little of any of them; a pasted picture is the whole of the image it was cut from.
 
@@ -26,7 +27,7 @@ CNN vectors, or an image whose file cannot be read now, is not searched.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -36,11 +37,13 @@ from numpy.typing import NDArray
 
 from neardup.indexer.colours import LAYOUT_SIDE, ColourLayout
 from neardup.indexer.decode import UnreadableImageError, decode
+from neardup.indexer.embed import Embedder
 from neardup.indexer.embedders import load_embedder
 from neardup.indexer.features import LocalFeatures, orb_and_mirror
 from neardup.indexer.progress import Progress
+from neardup.indexer.workers import parallel_map
 
-from .evidence import layouts_of
+from .evidence import catalog_location, layouts_of, worker_catalog
 from .recolour import BLOB_DISTANCE, Difference
 from .verify import MIN_COVERAGE, VERIFY_THRESHOLD, Verification, best_match, homography
 
@@ -53,6 +56,7 @@ CROP_SCALE = 2  # the region is cut from the image decoded at this many times th
 _NOTHING = 2.0  # the cosine a new image must reach to be compared with a region: none can
 _MIN_SIDE = 32  # pixels: ORB finds no keypoint in a thinner region
 SEARCHING = "searching pasted pictures"  # the progress stage's label
+TASK = 16  # regions a worker's task searches
 
 
 @dataclass(frozen=True)
@@ -133,19 +137,52 @@ def still_valid(searched: Searched, added: Mapping[int, NDArray[np.float32]], ex
 
 
 def search_regions(catalog: Catalog, wanted: Mapping[int, int], excluded: Mapping[int, set[int]],
-                   progress: Progress | None = None) -> dict[int, Searched]:
+                   progress: Progress | None = None, workers: int = 1) -> dict[int, Searched]:
     """Holder -> what searching its region found, for each holder -> partner of `wanted`
-    (`excluded[holder]`: the images never taken for its pasted picture). Holders whose file
-    cannot be decoded now are left out (searched again next time)."""
+    (`excluded[holder]`: the images never taken for its pasted picture), TASK holders a task,
+    on `workers` processes (each with its own read-only connection and a one-thread CNN).
+    Holders whose file cannot be decoded now are left out (searched again next time)."""
     progress = progress or Progress()
     progress.start(len(wanted), SEARCHING)
+    holders = sorted(wanted)
+    tasks = [[(h, wanted[h], sorted(excluded[h])) for h in holders[i : i + TASK]] for i in range(0, len(holders), TASK)]
+    out: dict[int, Searched] = {}
+    if workers > 1 and len(tasks) > 1:
+        found = parallel_map(_searched_in_worker, tasks, (catalog_location(catalog),), workers=workers, chunk=1)
+    else:
+        found = (_searched(catalog, task, _embedder) for task in tasks)
+    for task, searched in zip(tasks, found):
+        out.update(searched)
+        progress.advance(len(task))
+    return out
+
+
+# this process's CNN for the regions, loaded by the first region searched (per catalog location)
+_embedders: dict[object, Embedder] = {}
+
+
+def _embedder(catalog: Catalog, *, worker: bool = False) -> Embedder:
+    key = (catalog_location(catalog), worker)
+    if key not in _embedders:
+        loaded = load_embedder(catalog, "cnn")
+        _embedders[key] = (getattr(loaded, "in_worker", lambda: None)() or loaded) if worker else loaded
+    return _embedders[key]
+
+
+def _searched_in_worker(task: list[tuple[int, int, list[int]]], location: object) -> dict[int, Searched]:
+    catalog = worker_catalog(location)
+    return _searched(catalog, task, lambda c: _embedder(c, worker=True))
+
+
+def _searched(catalog: Catalog, task: list[tuple[int, int, list[int]]],
+              embedder_of: Callable[[Catalog], Embedder]) -> dict[int, Searched]:
+    """`search_regions` of one task's (holder, partner, excluded) triples."""
     side = catalog.settings.decode_side
-    ids = sorted({i for pair in wanted.items() for i in pair})
+    ids = sorted({i for holder, partner, _ in task for i in (holder, partner)})
     info, layouts = catalog.images(ids), layouts_of(catalog, ids)
-    plain, flipped = catalog.keypoints_of(ids), catalog.keypoints_of(sorted(wanted), mirrored=True)
-    embedder, index, out = None, catalog.index("cnn"), {}
-    for holder, partner in sorted(wanted.items()):
-        progress.advance()
+    plain, flipped = catalog.keypoints_of(ids), catalog.keypoints_of([h for h, _, _ in task], mirrored=True)
+    index, out = catalog.index("cnn"), {}
+    for holder, partner, excluded in task:
         box = _box(holder, partner, plain, flipped, layouts)
         if box is None:
             out[holder] = Searched(partner, -1, _NOTHING, np.zeros(0, np.float32))
@@ -157,16 +194,16 @@ def search_regions(catalog: Catalog, wanted: Mapping[int, int], excluded: Mappin
         if min(region.shape[:2]) < _MIN_SIDE:
             out[holder] = Searched(partner, -1, _NOTHING, np.zeros(0, np.float32))
             continue
-        embedder = embedder or load_embedder(catalog, "cnn")
-        vector = embedder.embed([region])[0]
-        near = ranked(((n.image_id, n.distance) for n in index.knn(vector[None], TOP + len(excluded[holder]))[0]),
-                      excluded[holder])
+        vector = embedder_of(catalog).embed([region])[0]
+        near = ranked(((n.image_id, n.distance) for n in index.knn(vector[None], TOP + len(excluded))[0]),
+                      set(excluded))
         features = orb_and_mirror(region, side=side)
         stored = catalog.keypoints_of([i for i, _ in near])
-        found = next((i for i, _ in near if i in stored and pasted_match(features, LocalFeatures(*stored[i]))), -1)
+        # the candidate matched best: a copy of the pasted picture may carry a picture of its own
+        matches = {i: pasted_match(features, LocalFeatures(*stored[i])) for i, _ in near if i in stored}
+        found = max((i for i, m in matches.items() if m is not None), key=lambda i: matches[i].inliers, default=-1)
         floor = min(cosine for _, cosine in near) if len(near) == TOP else -1.0
         out[holder] = Searched(partner, found, floor, vector.astype(np.float32))
-    progress.close()
     return out
 
 

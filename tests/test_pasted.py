@@ -3,15 +3,20 @@ when a stored search stands."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 
+import neardup
 from neardup.indexer.colours import colour_layout
 from neardup.indexer.features import orb_and_mirror, orb_features
+from neardup.search import pasted
 from neardup.search.pasted import Searched, cropped, pasted_box, pasted_match, still_valid, suspects
 from neardup.search.verify import VERIFY_THRESHOLD, best_match, homography
 
-from conftest import photo
+from conftest import photo, save
+from test_trusted_groups import _sticker, _with_q40_copies
 from test_verify import fit384
 
 
@@ -64,3 +69,20 @@ def test_a_stored_search_stands_until_an_image_added_comes_as_close_to_its_regio
     assert still_valid(searched, {9: close}, excluded={1, 2, 9})
     nothing = Searched(partner=2, pasted=-1, floor=2.0, vector=np.zeros(0, np.float32))  # no region to search
     assert still_valid(nothing, {9: close}, excluded={1, 2})
+
+
+def test_regions_searched_on_two_worker_processes_find_what_one_process_finds(tmp_path, monkeypatch) -> None:
+    """Two stickered photos, one region a task, on two workers (each with its own connection
+    and one-thread CNN): each is found to contain its background and its sticker's photo."""
+    folder = tmp_path / "photos"
+    _with_q40_copies(folder, ("coffee", "chelsea"))
+    save(_sticker(photo("coffee"), photo("chelsea"), side=0.4, at=(0.9, 0.9)), folder / "coffee_stuck.png")
+    save(_sticker(photo("chelsea"), photo("coffee"), side=0.4, at=(0.9, 0.9)), folder / "chelsea_stuck.png")
+    monkeypatch.setattr(pasted, "TASK", 1)
+    cat = neardup.open(tmp_path / "c.db", create=True, embedder="cnn")
+    cat.index([folder], workers=1)
+    found = cat.duplicates(workers=2)
+    assert {frozenset(Path(m).stem for m in g.members) for g in found if not g.contains} == {
+        frozenset({"coffee", "coffee_q40"}), frozenset({"chelsea", "chelsea_q40"})}
+    held = {Path(g.keeper).stem: {Path(c).stem.removesuffix("_q40") for c in g.contains} for g in found if g.contains}
+    assert held == {"coffee_stuck": {"coffee", "chelsea"}, "chelsea_stuck": {"coffee", "chelsea"}}
