@@ -59,7 +59,7 @@ from .evidence import (BLOCK, BOX_FIRST, BOX_SECOND, BOXED, INLIERS, RECOLOURED,
 from .features import features_of
 from .neighbours import lists_from_columns, lists_to_columns
 from .overlay import has_overlay
-from .pasted import Searched, search_regions, still_valid
+from .pasted import Box, Searched, search_regions, still_valid, strip_box
 from .strips import Strip, StripLists, containers, packed, strip_candidates, unpacked
 from .verify import VERIFY_THRESHOLD, Side, Verification, content_differs, either_beside, on_content
 
@@ -327,7 +327,7 @@ def judged_pairs(catalog: Catalog, threshold: float, *, merge: Mapping[int, int]
         if verifying else ({}, {}, 0, {}, None))
     pairs = _concat(pairs, strip_pairs)
     searching = verifying and PASTED_FEATURE in vector_features and vector_feature(PASTED_FEATURE).installed()
-    searched = (_pasted(catalog, pairs, kinds, threshold, policy,
+    searched = (_pasted(catalog, pairs, kinds, threshold, policy, found_strips,
                         {} if full else _stored_searches(stored.lists, new, gone), new, workers, progress)
                 if searching else {})
     ordinary = {FIRST: candidates.pairs[:, 0].copy(), SECOND: candidates.pairs[:, 1].copy(),
@@ -439,20 +439,27 @@ PASTED_FEATURE = "cnn"  # the vector a region's pasted picture is searched by (`
 
 
 def _pasted(catalog: Catalog, pairs: Columns, kinds: list[str], threshold: float, policy: AutoPolicy,
-            known: Mapping[int, Searched], new: NDArray[np.int64], workers: int,
-            progress: Progress | None) -> dict[int, Searched]:
+            strips_found: Mapping[tuple[int, int], Strip | None], known: Mapping[int, Searched],
+            new: NDArray[np.int64], workers: int, progress: Progress | None) -> dict[int, Searched]:
     """Holder -> what searching its region found (`pasted`), for every image that holds an
-    overlay its linked copy lacks among the judged `pairs`: searches kept in `known` (same
-    holder and partner, both unchanged) stand unless an image `new` comes as close to the
-    region as the candidates verified then; the others are searched now (on `workers`
-    processes)."""
+    overlay its linked copy lacks among the judged `pairs`, and every container whose strip
+    (`strips_found`, by container and partner) found no strip link, searched in its strip:
+    searches kept in `known` (same holder and partner, both unchanged) stand unless an image
+    `new` comes as close to the region as the candidates verified then; the others are
+    searched now (on `workers` processes)."""
     judged = _judged(pairs, kinds)
     if not len(judged.pairs) or INLIERS not in judged.columns:
         return {}
     keep = verified_links(judged.pairs, judged.evidence, judged.content_differs(), threshold, policy,
                           shown_whole=judged.shown_whole())
     overlaid, holder_first = judged.overlay_holders(keep)
-    wanted = pasted.suspects(judged.pairs, overlaid, holder_first, judged.columns[INLIERS])
+    wanted: dict[int, tuple[int, Box | None]] = {
+        h: (p, None) for h, p in pasted.suspects(judged.pairs, overlaid, holder_first, judged.columns[INLIERS]).items()}
+    linked = set(judged.pairs[keep].ravel().tolist())
+    striped = set(judged.pairs[judged.strip_links()].ravel().tolist())
+    for (container, partner), strip in sorted(strips_found.items()):
+        if strip is not None and container in linked and container not in striped and container not in wanted:
+            wanted[container] = (partner, strip_box(strip))
     if not wanted:
         return {}
     # a pasted picture is one the holder or its copy shares no verified match with
@@ -461,11 +468,11 @@ def _pasted(catalog: Catalog, pairs: Columns, kinds: list[str], threshold: float
     for a, b in matched.tolist():
         around.setdefault(a, set()).add(b)
         around.setdefault(b, set()).add(a)
-    excluded = {h: {h, p} | around.get(h, set()) | around.get(p, set()) for h, p in wanted.items()}
+    excluded = {h: {h, p} | around.get(h, set()) | around.get(p, set()) for h, (p, _) in wanted.items()}
     added = catalog.vectors_of(new.tolist(), PASTED_FEATURE) if len(new) and known else {}
-    out = {h: known[h] for h, p in wanted.items()
+    out = {h: known[h] for h, (p, _) in wanted.items()
            if h in known and known[h].partner == p and still_valid(known[h], added, excluded[h])}
-    return {**out, **search_regions(catalog, {h: p for h, p in wanted.items() if h not in out}, excluded,
+    return {**out, **search_regions(catalog, {h: w for h, w in wanted.items() if h not in out}, excluded,
                                     progress, workers)}
 
 

@@ -8,7 +8,9 @@ second photo shares a dozen ratio-test matches (the composite's 500 keypoints li
 the background), under the sixteen a match needs; nor does a 32 x 32 colour thumbnail of the
 region find it (docs/BENCHMARKS.md). So where an image holds an overlay that a copy of it
 lacks (`suspects`), the region where the two differ (`pasted_box`) is cut from its pixels,
-decoded again at twice the decode side, and
+decoded again at twice the decode side; so is the strip a match leaves free at one edge
+(`strips`, `strip_box`: two pictures side by side) where the strip's colours found no
+picture; and
 
 1. its CNN vector is searched for among the catalog's: the TOP nearest images that share no
    verified match with the holder or its copy are its candidates;
@@ -49,10 +51,12 @@ from .verify import MIN_COVERAGE, VERIFY_THRESHOLD, Verification, best_match, ho
 
 if TYPE_CHECKING:
     from neardup.storage.catalog import Catalog
+    from neardup.storage.vectors import FeatureIndex
 
 TOP = 5  # the region's nearest images (by CNN cosine) verified against it
 MARGIN = 1  # layout cells added around the differing region: its edge cells differ least
 CROP_SCALE = 2  # the region is cut from the image decoded at this many times the decode side
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1: shares of an image's width and height
 _NOTHING = 2.0  # the cosine a new image must reach to be compared with a region: none can
 _MIN_SIDE = 32  # pixels: ORB finds no keypoint in a thinner region
 SEARCHING = "searching pasted pictures"  # the progress stage's label
@@ -86,8 +90,12 @@ def suspects(pairs: NDArray[np.int64], overlaid: NDArray[np.bool_], holder_first
     return {holder: -strength[1] for holder, strength in out.items()}
 
 
-def pasted_box(holder: ColourLayout, partner: ColourLayout, homography: NDArray[np.float64]
-               ) -> tuple[float, float, float, float] | None:
+def strip_box(strip: tuple[int, int, int, int]) -> Box:
+    """A container's strip (`strips.Strip`: LAYOUT_SIDE cells) as a box."""
+    return tuple(cell / LAYOUT_SIDE for cell in strip)  # type: ignore[return-value]
+
+
+def pasted_box(holder: ColourLayout, partner: ColourLayout, homography: NDArray[np.float64]) -> Box | None:
     """The box (x0, y0, x1, y1: shares of the holder's width and height) around the largest
     region where the holder's colours differ from its partner's, aligned by `homography`
     (holder -> partner) and one tone curve (`recolour.Difference`), MARGIN cells wider; None
@@ -103,7 +111,7 @@ def pasted_box(holder: ColourLayout, partner: ColourLayout, homography: NDArray[
             min(x + width + MARGIN, n) / n, min(y + height + MARGIN, n) / n)
 
 
-def cropped(pixels: NDArray[np.uint8], box: tuple[float, float, float, float]) -> NDArray[np.uint8]:
+def cropped(pixels: NDArray[np.uint8], box: Box) -> NDArray[np.uint8]:
     """The part of (H, W, 3) `pixels` inside `box` (shares of the width and height)."""
     height, width = pixels.shape[:2]
     x0, y0, x1, y1 = box
@@ -136,28 +144,41 @@ def still_valid(searched: Searched, added: Mapping[int, NDArray[np.float32]], ex
                    for i, vector in added.items())
 
 
-def search_regions(catalog: Catalog, wanted: Mapping[int, int], excluded: Mapping[int, set[int]],
+def search_regions(catalog: Catalog, wanted: Mapping[int, tuple[int, Box | None]], excluded: Mapping[int, set[int]],
                    progress: Progress | None = None, workers: int = 1) -> dict[int, Searched]:
-    """Holder -> what searching its region found, for each holder -> partner of `wanted`
-    (`excluded[holder]`: the images never taken for its pasted picture), TASK holders a task,
-    on `workers` processes (each with its own read-only connection and a one-thread CNN).
+    """Holder -> what searching its region found, for each holder -> (partner, region) of
+    `wanted` (region None: where the two differ, `pasted_box`; else a strip's `strip_box`;
+    `excluded[holder]`: the images never taken for its pasted picture). The regions are cut,
+    embedded and their keypoints found TASK holders a task on `workers` processes (each with
+    its own read-only connection and a one-thread CNN); their vectors are searched and their
+    candidates verified here, a task's at once, so that no worker holds the CNN's index.
     Holders whose file cannot be decoded now are left out (searched again next time)."""
     progress = progress or Progress()
     progress.start(len(wanted), SEARCHING)
     holders = sorted(wanted)
-    tasks = [[(h, wanted[h], sorted(excluded[h])) for h in holders[i : i + TASK]] for i in range(0, len(holders), TASK)]
-    out: dict[int, Searched] = {}
+    tasks = [[(h, *wanted[h]) for h in holders[i : i + TASK]] for i in range(0, len(holders), TASK)]
     if workers > 1 and len(tasks) > 1:
-        found = parallel_map(_searched_in_worker, tasks, (catalog_location(catalog),), workers=workers, chunk=1)
+        cut = parallel_map(_regions_in_worker, tasks, (catalog_location(catalog),), workers=workers, chunk=1)
     else:
-        found = (_searched(catalog, task, _embedder) for task in tasks)
-    for task, searched in zip(tasks, found):
-        out.update(searched)
+        cut = (_regions(catalog, task, _embedder) for task in tasks)
+    index, out = catalog.index("cnn"), {}
+    for task, regions in zip(tasks, cut):
+        out.update(_searched(catalog, index, regions, excluded))
         progress.advance(len(task))
     return out
 
 
-# this process's CNN for the regions, loaded by the first region searched (per catalog location)
+@dataclass(frozen=True)
+class _Region:
+    """A holder's region as a worker cut it: its CNN `vector` and its keypoints (as cut, and
+    mirrored); both None where there was no region to cut."""
+
+    partner: int
+    vector: NDArray[np.float32] | None = None
+    features: tuple[LocalFeatures, LocalFeatures] | None = None
+
+
+# this process's CNN for the regions, loaded by the first region embedded (per catalog location)
 _embedders: dict[object, Embedder] = {}
 
 
@@ -169,46 +190,61 @@ def _embedder(catalog: Catalog, *, worker: bool = False) -> Embedder:
     return _embedders[key]
 
 
-def _searched_in_worker(task: list[tuple[int, int, list[int]]], location: object) -> dict[int, Searched]:
-    catalog = worker_catalog(location)
-    return _searched(catalog, task, lambda c: _embedder(c, worker=True))
+_Task = list[tuple[int, int, Box | None]]  # (holder, partner, region) each
 
 
-def _searched(catalog: Catalog, task: list[tuple[int, int, list[int]]],
-              embedder_of: Callable[[Catalog], Embedder]) -> dict[int, Searched]:
-    """`search_regions` of one task's (holder, partner, excluded) triples."""
+def _regions_in_worker(task: _Task, location: object) -> dict[int, _Region]:
+    return _regions(worker_catalog(location), task, lambda c: _embedder(c, worker=True))
+
+
+def _regions(catalog: Catalog, task: _Task, embedder_of: Callable[[Catalog], Embedder]) -> dict[int, _Region]:
+    """Each holder's region of one task: cut from its file, embedded, its keypoints found."""
     side = catalog.settings.decode_side
     ids = sorted({i for holder, partner, _ in task for i in (holder, partner)})
     info, layouts = catalog.images(ids), layouts_of(catalog, ids)
     plain, flipped = catalog.keypoints_of(ids), catalog.keypoints_of([h for h, _, _ in task], mirrored=True)
-    index, out = catalog.index("cnn"), {}
-    for holder, partner, excluded in task:
-        box = _box(holder, partner, plain, flipped, layouts)
+    out = {}
+    for holder, partner, given in task:
+        box = given or _box(holder, partner, plain, flipped, layouts)
         if box is None:
-            out[holder] = Searched(partner, -1, _NOTHING, np.zeros(0, np.float32))
+            out[holder] = _Region(partner)
             continue
         try:
             region = cropped(decode(info[holder].path, max_side=CROP_SCALE * side).pixels, box)
         except (OSError, UnreadableImageError):
             continue
         if min(region.shape[:2]) < _MIN_SIDE:
-            out[holder] = Searched(partner, -1, _NOTHING, np.zeros(0, np.float32))
+            out[holder] = _Region(partner)
             continue
-        vector = embedder_of(catalog).embed([region])[0]
-        near = ranked(((n.image_id, n.distance) for n in index.knn(vector[None], TOP + len(excluded))[0]),
-                      set(excluded))
-        features = orb_and_mirror(region, side=side)
-        stored = catalog.keypoints_of([i for i, _ in near])
+        out[holder] = _Region(partner, embedder_of(catalog).embed([region])[0].astype(np.float32),
+                              orb_and_mirror(region, side=side))
+    return out
+
+
+def _searched(catalog: Catalog, index: FeatureIndex, regions: Mapping[int, _Region],
+              excluded: Mapping[int, set[int]]) -> dict[int, Searched]:
+    """What searching each of `regions` found: its TOP nearest by the CNN's `index` but those
+    `excluded`, verified against it (`pasted_match`)."""
+    out = {h: Searched(r.partner, -1, _NOTHING, np.zeros(0, np.float32)) for h, r in regions.items()
+           if r.vector is None}
+    searched = [h for h, r in regions.items() if r.vector is not None]
+    if not searched:
+        return out
+    found = index.knn(np.stack([regions[h].vector for h in searched]), TOP + max(len(excluded[h]) for h in searched))
+    near = {h: ranked(((n.image_id, n.distance) for n in found[row]), excluded[h]) for row, h in enumerate(searched)}
+    stored = catalog.keypoints_of(sorted({i for candidates in near.values() for i, _ in candidates}))
+    for h in searched:
+        region = regions[h]
         # the candidate matched best: a copy of the pasted picture may carry a picture of its own
-        matches = {i: pasted_match(features, LocalFeatures(*stored[i])) for i, _ in near if i in stored}
-        found = max((i for i, m in matches.items() if m is not None), key=lambda i: matches[i].inliers, default=-1)
-        floor = min(cosine for _, cosine in near) if len(near) == TOP else -1.0
-        out[holder] = Searched(partner, found, floor, vector.astype(np.float32))
+        matches = {i: pasted_match(region.features, LocalFeatures(*stored[i])) for i, _ in near[h] if i in stored}
+        best = max((i for i, m in matches.items() if m is not None), key=lambda i: matches[i].inliers, default=-1)
+        floor = min(cosine for _, cosine in near[h]) if len(near[h]) == TOP else -1.0
+        out[h] = Searched(region.partner, best, floor, region.vector)
     return out
 
 
 def _box(holder: int, partner: int, plain: Mapping[int, tuple], flipped: Mapping[int, tuple],
-         layouts: Mapping[int, ColourLayout]) -> tuple[float, float, float, float] | None:
+         layouts: Mapping[int, ColourLayout]) -> Box | None:
     """`pasted_box` of a holder and its partner, aligned by the homography of their stored
     keypoints (the holder's mirror's, flipped back, when only those match); None without one."""
     if holder not in plain or partner not in plain or holder not in layouts or partner not in layouts:

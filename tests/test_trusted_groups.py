@@ -187,6 +187,27 @@ def test_a_collage_of_two_photos_joins_neither_group_and_contains_both(tmp_path)
     assert stored.evidence.decided and stored.groups == found
 
 
+
+def test_a_collage_beside_a_crop_of_a_photo_joins_neither_group_and_contains_both(tmp_path) -> None:
+    """The collage's second picture is a crop of chelsea: no search paired the collage with
+    chelsea, and the strip its coffee match leaves free does not show chelsea's colours cell for
+    cell (`strips`), so it joined coffee's group as a copy with a band beside it. That strip,
+    cut from the file and searched by its own CNN vector and keypoints (`pasted`), finds chelsea."""
+    folder = tmp_path / "photos"
+    _with_q40_copies(folder, ("coffee", "chelsea"))
+    chelsea = photo("chelsea")
+    h, w = chelsea.shape[:2]
+    save(_collage(photo("coffee"), np.ascontiguousarray(chelsea[h // 8 : h - h // 8, w // 8 : w - w // 8])),
+         folder / "collage.png")
+    save(photo("hubble"), folder / "hubble.png")
+    found = _catalog(tmp_path, folder).duplicates()
+    assert {_names(g.members) for g in found if not g.contains} == {frozenset({"coffee", "coffee_q40"}),
+                                                                    frozenset({"chelsea", "chelsea_q40"})}
+    (composite,) = [g for g in found if g.contains]
+    assert Path(composite.keeper).stem == "collage"
+    inside = _names(composite.contains)
+    assert len(inside) == 2 and inside & {"coffee", "coffee_q40"} and inside & {"chelsea", "chelsea_q40"}
+
 @pytest.mark.parametrize("embedder", ["cnn", "none"])
 def test_a_photo_beside_one_the_collection_lacks_joins_no_group(tmp_path, embedder) -> None:
     """The second picture is nowhere else, so nothing shows the collage to be one: the seam
