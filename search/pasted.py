@@ -92,7 +92,8 @@ def suspects(pairs: NDArray[np.int64], overlaid: NDArray[np.bool_], holder_first
 
 def strip_box(strip: tuple[int, int, int, int]) -> Box:
     """A container's strip (`strips.Strip`: LAYOUT_SIDE cells) as a box."""
-    return tuple(cell / LAYOUT_SIDE for cell in strip)  # type: ignore[return-value]
+    left, top, right, bottom = strip
+    return left / LAYOUT_SIDE, top / LAYOUT_SIDE, right / LAYOUT_SIDE, bottom / LAYOUT_SIDE
 
 
 def pasted_box(holder: ColourLayout, partner: ColourLayout, homography: NDArray[np.float64]) -> Box | None:
