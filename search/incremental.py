@@ -57,6 +57,7 @@ from .composites import link_regions, placed_links
 from .evidence import (BLOCK, BOX_FIRST, BOX_SECOND, BOXED, INLIERS, RECOLOURED, SIDE_FIELDS, Verified, pair_evidence,
                        layout_cells_of, strips_of, verify_strips)
 from .features import features_of
+from .linkage import components
 from .neighbours import lists_from_columns, lists_to_columns
 from .overlay import has_overlay
 from .pasted import Box, Searched, search_regions, still_valid, strip_box
@@ -473,7 +474,7 @@ def _pasted(catalog: Catalog, pairs: Columns, kinds: list[str], threshold: float
     out = {h: known[h] for h, (p, _) in wanted.items()
            if h in known and known[h].partner == p and still_valid(known[h], added, excluded[h])}
     return {**out, **search_regions(catalog, {h: w for h, w in wanted.items() if h not in out}, excluded,
-                                    progress, workers)}
+                                    components(judged.pairs[keep]), progress, workers)}
 
 
 def _held(searched: Mapping[int, Searched]) -> NDArray[np.int64]:

@@ -16,8 +16,9 @@ picture; and
    verified match with the holder or its copy are its candidates;
 2. its own keypoints (found in the region alone, as dense as a whole image's) are verified
    against each candidate's stored ones, and a candidate is *pasted* when the match covers
-   most of it (`pasted_match`: MIN_COVERAGE of its keypoint-bearing cells, its centre too);
-   of several, the one with the most inliers.
+   most of it (`pasted_match`: MIN_COVERAGE of its keypoint-bearing cells, its centre too)
+   and it does not match the holder's copy (then it shows that picture, or one alike: another
+   crop of it, another variant of a template); of several, the one with the most inliers.
    A caption, logo, date stamp or banner is a part of the images that share it, so its match
    covers little of any of them; a pasted picture is the whole of the image it was cut from.
 
@@ -146,10 +147,12 @@ def still_valid(searched: Searched, added: Mapping[int, NDArray[np.float32]], ex
 
 
 def search_regions(catalog: Catalog, wanted: Mapping[int, tuple[int, Box | None]], excluded: Mapping[int, set[int]],
-                   progress: Progress | None = None, workers: int = 1) -> dict[int, Searched]:
+                   linked: Mapping[int, int], progress: Progress | None = None, workers: int = 1
+                   ) -> dict[int, Searched]:
     """Holder -> what searching its region found, for each holder -> (partner, region) of
     `wanted` (region None: where the two differ, `pasted_box`; else a strip's `strip_box`;
-    `excluded[holder]`: the images never taken for its pasted picture). The regions are cut,
+    `excluded[holder]`: the images never taken for its pasted picture, nor those `linked` (id
+    -> the component of kept links it lies in) with it: its own group's). The regions are cut,
     embedded and their keypoints found TASK holders a task on `workers` processes (each with
     its own read-only connection and a one-thread CNN); their vectors are searched and their
     candidates verified here, a task's at once, so that no worker holds the CNN's index.
@@ -164,7 +167,7 @@ def search_regions(catalog: Catalog, wanted: Mapping[int, tuple[int, Box | None]
         cut = (_regions(catalog, task, _embedder) for task in tasks)
     index, out = catalog.index("cnn"), {}
     for task, regions in zip(tasks, cut):
-        out.update(_searched(catalog, index, regions, excluded))
+        out.update(_searched(catalog, index, regions, excluded, linked))
         progress.advance(len(task))
     return out
 
@@ -223,12 +226,17 @@ def _regions(catalog: Catalog, task: _Task, embedder_of: Callable[[Catalog], Emb
 
 
 def _searched(catalog: Catalog, index: FeatureIndex, regions: Mapping[int, _Region],
-              excluded: Mapping[int, set[int]]) -> dict[int, Searched]:
+              excluded: Mapping[int, set[int]], linked: Mapping[int, int]) -> dict[int, Searched]:
     """What searching each of `regions` found: its TOP nearest by the CNN's `index` but those
-    `excluded`, verified against it (`pasted_match`)."""
+    `excluded`, verified against it (`pasted_match`); none in the holder's own component of
+    kept links (`linked`: another copy of its picture) or matching its copy (`_shares`)."""
+    partners = sorted({r.partner for r in regions.values()})
+    plain, flipped = catalog.keypoints_of(partners), catalog.keypoints_of(partners, mirrored=True)
+    # a region its copy matches over most of itself shows that picture: nothing is pasted there
+    # (a screenshot's or a distorted copy's whole picture can differ in colour from its copy)
     out = {h: Searched(r.partner, -1, _NOTHING, np.zeros(0, np.float32)) for h, r in regions.items()
-           if r.vector is None}
-    searched = [h for h, r in regions.items() if r.vector is not None]
+           if r.vector is None or _shows(r.features, r.partner, plain)}
+    searched = [h for h in regions if h not in out]
     if not searched:
         return out
     found = index.knn(np.stack([regions[h].vector for h in searched]), TOP + max(len(excluded[h]) for h in searched))
@@ -236,12 +244,31 @@ def _searched(catalog: Catalog, index: FeatureIndex, regions: Mapping[int, _Regi
     stored = catalog.keypoints_of(sorted({i for candidates in near.values() for i, _ in candidates}))
     for h in searched:
         region = regions[h]
-        # the candidate matched best: a copy of the pasted picture may carry a picture of its own
         matches = {i: pasted_match(region.features, LocalFeatures(*stored[i])) for i, _ in near[h] if i in stored}
-        best = max((i for i, m in matches.items() if m is not None), key=lambda i: matches[i].inliers, default=-1)
+        pasted = [i for i, m in matches.items() if m is not None and linked.get(i, -1) != linked.get(h, -2)
+                  and not _shares(region.partner, LocalFeatures(*stored[i]), plain, flipped)]
+        # the candidate matched best: a copy of the pasted picture may carry a picture of its own
+        best = max(pasted, key=lambda i: matches[i].inliers, default=-1)
         floor = min(cosine for _, cosine in near[h]) if len(near[h]) == TOP else -1.0
         out[h] = Searched(region.partner, best, floor, region.vector)
     return out
+
+
+def _shows(region: tuple[LocalFeatures, LocalFeatures], partner: int, plain: Mapping[int, tuple]) -> bool:
+    """Whether the holder's copy matches a region (as cut, or mirrored) over most of the region
+    (MIN_COVERAGE of its keypoint-bearing cells)."""
+    if partner not in plain:
+        return False
+    found = best_match(list(region), LocalFeatures(*plain[partner]), mirrored=(False, True))
+    return found.inliers >= VERIFY_THRESHOLD and found.query.coverage >= MIN_COVERAGE
+
+
+def _shares(partner: int, candidate: LocalFeatures, plain: Mapping[int, tuple], flipped: Mapping[int, tuple]) -> bool:
+    """Whether a candidate matches the holder's copy (VERIFY_THRESHOLD inliers, as it is or
+    mirrored): then it shows that picture, or one alike (a crop of it, a template's other
+    variant), not a second picture pasted on it."""
+    views = [LocalFeatures(*found[partner]) for found in (plain, flipped) if partner in found]
+    return bool(views) and best_match(views, candidate, mirrored=(False, True)).inliers >= VERIFY_THRESHOLD
 
 
 def _box(holder: int, partner: int, plain: Mapping[int, tuple], flipped: Mapping[int, tuple],

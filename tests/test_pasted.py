@@ -12,7 +12,7 @@ import neardup
 from neardup.indexer.colours import colour_layout
 from neardup.indexer.features import orb_and_mirror, orb_features
 from neardup.search import pasted
-from neardup.search.pasted import Searched, cropped, pasted_box, pasted_match, still_valid, suspects
+from neardup.search.pasted import Searched, _shows, cropped, pasted_box, pasted_match, still_valid, suspects
 from neardup.search.verify import VERIFY_THRESHOLD, best_match, homography
 
 from conftest import photo, save
@@ -86,3 +86,16 @@ def test_regions_searched_on_two_worker_processes_find_what_one_process_finds(tm
         frozenset({"coffee", "coffee_q40"}), frozenset({"chelsea", "chelsea_q40"})}
     held = {Path(g.keeper).stem: {Path(c).stem.removesuffix("_q40") for c in g.contains} for g in found if g.contains}
     assert held == {"coffee_stuck": {"coffee", "chelsea"}, "chelsea_stuck": {"coffee", "chelsea"}}
+
+
+def test_a_region_its_copy_matches_over_most_of_itself_shows_that_picture() -> None:
+    """A screenshot's whole picture can differ in colour from its copy, which makes all of it
+    the region searched; the copy matches it over most of itself, so nothing is pasted there.
+    A sticker of chelsea on coffee is matched by coffee at its margins at most."""
+    coffee = fit384(photo("coffee"))
+    stored = {1: orb_features(coffee)}
+    window = orb_and_mirror(cv2.resize(photo("coffee")[40:360, 60:540], (480, 320), interpolation=cv2.INTER_AREA),
+                            side=384)
+    sticker = orb_and_mirror(cv2.resize(photo("chelsea"), (300, 200), interpolation=cv2.INTER_AREA), side=384)
+    assert _shows(window, 1, stored)
+    assert not _shows(sticker, 1, stored)
