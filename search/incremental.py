@@ -217,22 +217,23 @@ class JudgedPairs:
     def overlaid(self) -> NDArray[np.int64]:
         """(K, 2) the verified pairs of which one image holds an overlay the other lacks
         (`Verification.overlay_side`): that image first."""
-        c = self.columns
-        if INLIERS not in c or "query_standout" not in c:
+        if INLIERS not in self.columns or "query_standout" not in self.columns:
             return np.zeros((0, 2), np.int64)
-        return self._ordered(has_overlay(c["query_standout"], c["candidate_standout"]),
-                             has_overlay(c["candidate_standout"], c["query_standout"]))
+        return self._ordered(*self._overlay_sides())
 
     def overlay_holders(self, among: NDArray[np.bool_]) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
         """(M,) the pairs `among` (M,) of copies of which one image holds an overlay the other
         lacks (`overlaid`), and (M,) whether that image is the query."""
-        c = self.columns
-        if INLIERS not in c or "query_standout" not in c:
+        if INLIERS not in self.columns or "query_standout" not in self.columns:
             return np.zeros(len(self.pairs), bool), np.zeros(len(self.pairs), bool)
-        query = has_overlay(c["query_standout"], c["candidate_standout"])
-        holds = among & self._matched() & ~self.content_differs() & (query | has_overlay(c["candidate_standout"],
-                                                                                         c["query_standout"]))
-        return holds, query
+        query, candidate = self._overlay_sides()
+        return among & self._copies() & (query | candidate), query
+
+    def _overlay_sides(self) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+        """(M,) each, whether the query, and whether the candidate, holds an overlay the other
+        lacks (`overlay.has_overlay`)."""
+        standouts = self._both("standout")
+        return has_overlay(*standouts), has_overlay(*standouts[::-1])
 
     def insets(self, among: NDArray[np.bool_]) -> NDArray[np.int64]:
         """(K, 2) the pairs `among` (M,) of which one image holds a picture inset where the
@@ -247,8 +248,12 @@ class JudgedPairs:
         """The pairs of copies (enough inliers on the content, no region that differs) where
         the query (`query`) or else the candidate (`candidate`) is the one a relation names,
         that one first."""
-        copy = self._matched() & ~self.content_differs()
+        copy = self._copies()
         return self._ordered_where(copy & query, copy & candidate)
+
+    def _copies(self) -> NDArray[np.bool_]:
+        """(M,) the pairs of copies: enough inliers on the content, no region that differs."""
+        return self._matched() & ~self.content_differs()
 
     def regions(self) -> NDArray[np.uint64]:
         """(M, 2) where each pair's link lies in its two images (`composites.link_regions`)."""
@@ -328,7 +333,8 @@ def judged_pairs(catalog: Catalog, threshold: float, *, merge: Mapping[int, int]
         if verifying else ({}, {}, 0, {}, None))
     pairs = _concat(pairs, strip_pairs)
     searching = verifying and PASTED_FEATURE in vector_features and vector_feature(PASTED_FEATURE).installed()
-    searched = (_pasted(catalog, pairs, kinds, threshold, policy, found_strips,
+    judged = _judged(pairs, kinds)
+    searched = (_pasted(catalog, judged, threshold, policy, found_strips,
                         {} if full else _stored_searches(stored.lists, new, gone), new, workers, progress)
                 if searching else {})
     ordinary = {FIRST: candidates.pairs[:, 0].copy(), SECOND: candidates.pairs[:, 1].copy(),
@@ -339,7 +345,7 @@ def judged_pairs(catalog: Catalog, threshold: float, *, merge: Mapping[int, int]
            candidates=_concat(ordinary, strip_candidates_), pairs=pairs, generation=generation,
            lists={**lists_to_columns(candidates.lists), **_strips_to_columns(found_strips),
                   **_strip_lists_to_columns(strip_lists), **_searches_to_columns(searched)})
-    judged = replace(_judged(pairs, kinds), pasted=_held(searched))
+    judged = replace(judged, pasted=_held(searched))
     report = EvidenceReport(reused=len(old.get(FIRST, ())), computed=len(judge),
                             verified=int((computed.get(INLIERS, np.zeros(0)) >= 0).sum()) + strips_verified,
                             images=len(new), dropped=len(gone), stored=len(judged.pairs),
@@ -439,16 +445,15 @@ def _strip_links(catalog: Catalog, pairs: Columns, kinds: list[str], threshold: 
 PASTED_FEATURE = "cnn"  # the vector a region's pasted picture is searched by (`pasted`)
 
 
-def _pasted(catalog: Catalog, pairs: Columns, kinds: list[str], threshold: float, policy: AutoPolicy,
+def _pasted(catalog: Catalog, judged: JudgedPairs, threshold: float, policy: AutoPolicy,
             strips_found: Mapping[tuple[int, int], Strip | None], known: Mapping[int, Searched],
             new: NDArray[np.int64], workers: int, progress: Progress | None) -> dict[int, Searched]:
     """Holder -> what searching its region found (`pasted`), for every image that holds an
-    overlay its linked copy lacks among the judged `pairs`, and every container whose strip
+    overlay its linked copy lacks among the `judged` pairs, and every container whose strip
     (`strips_found`, by container and partner) found no strip link, searched in its strip:
     searches kept in `known` (same holder and partner, both unchanged) stand unless an image
     `new` comes as close to the region as the candidates verified then; the others are
     searched now (on `workers` processes)."""
-    judged = _judged(pairs, kinds)
     if not len(judged.pairs) or INLIERS not in judged.columns:
         return {}
     keep = verified_links(judged.pairs, judged.evidence, judged.content_differs(), threshold, policy,
