@@ -468,8 +468,10 @@ def _pasted(catalog: Catalog, judged: JudgedPairs, threshold: float, policy: Aut
             wanted[container] = (partner, strip_box(strip))
     if not wanted:
         return {}
-    # a pasted picture is one the holder or its copy shares no verified match with
-    matched = judged.pairs[keep | (judged.columns[INLIERS] >= VERIFY_THRESHOLD)]
+    # a pasted picture is one the holder or its copy is not linked to; a match that was not
+    # kept may be the pasted picture's own (a background under an inset matches the inset's
+    # holder over part of itself)
+    matched = judged.pairs[keep]
     around: dict[int, set[int]] = {}
     for a, b in matched.tolist():
         around.setdefault(a, set()).add(b)
@@ -610,7 +612,8 @@ def evidence_key(catalog: Catalog, threshold: float, vector_features: list[str],
                   overlay.STANDS_OUT, overlay.MARGIN],
         "canvas": [canvas.SEAM_FLOOR, canvas.SEAM_BEYOND, canvas.MIN_SURROUND, canvas.MIN_SURROUND_BLANK,
                    canvas.MAX_OTHER_BEYOND],
-        "pasted": [pasted.TOP, pasted.MARGIN, pasted.CROP_SCALE, PASTED_FEATURE],
+        "pasted": [pasted.TOP, pasted.MARGIN, pasted.CROP_SCALE, pasted.MIN_SHOWN, pasted.MAX_STRIP_FLAT,
+                   PASTED_FEATURE],
         "strips": [strips.MIN_STRIP, strips.MIN_FREE, strips.THUMB, strips.TOP, strips.STRIP_COVERAGE,
                    strips.COLOUR_MAD, strips.COLOUR_NCC, strips.MIN_COLOUR_STRIP, strips.MIN_SPREAD],
     }

@@ -12,13 +12,16 @@ decoded again at twice the decode side; so is the strip a match leaves free at o
 (`strips`, `strip_box`: two pictures side by side) where the strip's colours found no
 picture; and
 
-1. its CNN vector is searched for among the catalog's: the TOP nearest images that share no
-   verified match with the holder or its copy are its candidates;
+1. its CNN vector is searched for among the catalog's: the TOP nearest images not linked to
+   the holder or its copy are its candidates;
 2. its own keypoints (found in the region alone, as dense as a whole image's) are verified
    against each candidate's stored ones, and a candidate is *pasted* when the match covers
    most of it (`pasted_match`: MIN_COVERAGE of its keypoint-bearing cells, its centre too)
    and it does not match the holder's copy (then it shows that picture, or one alike: another
-   crop of it, another variant of a template); of several, the one with the most inliers.
+   crop of it, another variant of a template); of several, the one with the most inliers. A
+   strip may show only part of its picture, the rest hidden under a picture inset on it (a
+   picture-in-picture, the strip beside the inset): there, covering most of the part it shows
+   will do, unless the strip is mostly flat (window chrome).
    A caption, logo, date stamp or banner is a part of the images that share it, so its match
    covers little of any of them; a pasted picture is the whole of the image it was cut from.
 
@@ -48,7 +51,7 @@ from neardup.indexer.workers import parallel_map
 
 from .evidence import catalog_location, layouts_of, worker_catalog
 from .recolour import BLOB_DISTANCE, Difference
-from .verify import MIN_COVERAGE, VERIFY_THRESHOLD, Verification, best_match, homography
+from .verify import MIN_COVERAGE, VERIFY_THRESHOLD, Verification, best_match, homography, shown_coverage
 
 if TYPE_CHECKING:
     from neardup.storage.catalog import Catalog
@@ -62,6 +65,16 @@ _NOTHING = 2.0  # the cosine a new image must reach to be compared with a region
 _MIN_SIDE = 32  # pixels: ORB finds no keypoint in a thinner region
 SEARCHING = "searching pasted pictures"  # the progress stage's label
 TASK = 16  # regions a worker's task searches
+# A strip may show only part of its picture, the rest hidden under a picture inset on it: then
+# the candidate is pasted when the strip shows MIN_SHOWN of its keypoint-bearing cells and the
+# match covers MIN_COVERAGE of those (`verify.shown_coverage`); a caption or logo two images
+# share is less of either. Not in a strip more than MAX_STRIP_FLAT flat: a window's chrome or a
+# margin, which unrelated screenshots share in place, where a picture is mostly not flat. On the
+# duplicates benchmark's eight development draws the strips whose second picture only this
+# finds were 0.00-0.53 flat but three (0.74-0.88), the three screenshots whose chrome it took
+# for a picture 0.67-0.70 (docs/BENCHMARKS.md).
+MIN_SHOWN = 0.4
+MAX_STRIP_FLAT = 0.6
 
 
 @dataclass(frozen=True)
@@ -121,13 +134,20 @@ def cropped(pixels: NDArray[np.uint8], box: Box) -> NDArray[np.uint8]:
                                        int(x0 * width):int(np.ceil(x1 * width))])
 
 
-def pasted_match(region: tuple[LocalFeatures, LocalFeatures], candidate: LocalFeatures) -> Verification | None:
+def pasted_match(region: tuple[LocalFeatures, LocalFeatures], candidate: LocalFeatures, *,
+                 partial: bool = False) -> Verification | None:
     """The verification of a region's keypoints (as cut, and mirrored) against a candidate's,
     when it makes the candidate a picture pasted there: VERIFY_THRESHOLD inliers or more,
-    covering MIN_COVERAGE of the candidate's keypoint-bearing cells and its centre; else None."""
+    covering MIN_COVERAGE of the candidate's keypoint-bearing cells and its centre; `partial`
+    (a strip, which may show part of the picture): or covering MIN_COVERAGE of the cells it
+    shows, MIN_SHOWN of them or more. Else None."""
     found = best_match(list(region), candidate, mirrored=(False, True))
-    if (found.inliers >= VERIFY_THRESHOLD and found.candidate.coverage >= MIN_COVERAGE
-            and found.candidate.centre_matches):
+    if found.inliers < VERIFY_THRESHOLD:
+        return None
+    if found.candidate.coverage >= MIN_COVERAGE and found.candidate.centre_matches:
+        return found
+    if partial and any(shown >= MIN_SHOWN and covered >= MIN_COVERAGE
+                       for _, shown, covered in (shown_coverage(view, candidate) for view in region)):
         return found
     return None
 
@@ -180,6 +200,7 @@ class _Region:
     partner: int
     vector: NDArray[np.float32] | None = None
     features: tuple[LocalFeatures, LocalFeatures] | None = None
+    partial: bool = False  # a strip that may show part of its picture (`pasted_match`)
 
 
 # this process's CNN for the regions, loaded by the first region embedded (per catalog location)
@@ -220,8 +241,9 @@ def _regions(catalog: Catalog, task: _Task, embedder_of: Callable[[Catalog], Emb
         if min(region.shape[:2]) < _MIN_SIDE:
             out[holder] = _Region(partner)
             continue
+        partial = given is not None and not _flat(layouts.get(holder), box)
         out[holder] = _Region(partner, embedder_of(catalog).embed([region])[0].astype(np.float32),
-                              orb_and_mirror(region, side=side))
+                              orb_and_mirror(region, side=side), partial)
     return out
 
 
@@ -244,7 +266,8 @@ def _searched(catalog: Catalog, index: FeatureIndex, regions: Mapping[int, _Regi
     stored = catalog.keypoints_of(sorted({i for candidates in near.values() for i, _ in candidates}))
     for h in searched:
         region = regions[h]
-        matches = {i: pasted_match(region.features, LocalFeatures(*stored[i])) for i, _ in near[h] if i in stored}
+        matches = {i: pasted_match(region.features, LocalFeatures(*stored[i]), partial=region.partial)
+                   for i, _ in near[h] if i in stored}
         pasted = [i for i, m in matches.items() if m is not None and linked.get(i, -1) != linked.get(h, -2)
                   and not _shares(region.partner, LocalFeatures(*stored[i]), plain, flipped)]
         # the candidate matched best: a copy of the pasted picture may carry a picture of its own
@@ -252,6 +275,16 @@ def _searched(catalog: Catalog, index: FeatureIndex, regions: Mapping[int, _Regi
         floor = min(cosine for _, cosine in near[h]) if len(near[h]) == TOP else -1.0
         out[h] = Searched(region.partner, best, floor, region.vector)
     return out
+
+
+def _flat(layout: ColourLayout | None, box: Box) -> bool:
+    """Whether more than MAX_STRIP_FLAT of a layout's cells inside `box` are flat; True where
+    that is unknown (no layout, or one without flat cells marked)."""
+    if layout is None or layout.flat is None:
+        return True
+    x0, y0, x1, y1 = (round(share * LAYOUT_SIDE) for share in box)
+    cells = layout.flat[y0:y1, x0:x1]
+    return not cells.size or float(cells.mean()) > MAX_STRIP_FLAT
 
 
 def _shows(region: tuple[LocalFeatures, LocalFeatures], partner: int, plain: Mapping[int, tuple]) -> bool:

@@ -397,13 +397,9 @@ def _plausible(homography: NDArray[np.float64]) -> bool:
 
 def layout(points: NDArray[np.float32], matched: NDArray[np.intp], *, mirrored: bool = False) -> Side:
     """Where the `matched` keypoints (indices into (n, 2) `points`) lie in their image."""
-    low, high = points.min(axis=0), points.max(axis=0)
-    relative = (points - low) / np.maximum(high - low, 1.0)
+    relative, cell_id, bearing = _grid(points)
     hit = np.zeros(len(points), bool)
     hit[matched] = True
-    cell = np.minimum((relative * GRID).astype(int), GRID - 1)
-    cell_id = cell[:, 1] * GRID + cell[:, 0]
-    bearing = np.bincount(cell_id, minlength=GRID * GRID) >= _MIN_CELL_KEYPOINTS
     touched = np.bincount(cell_id[hit], minlength=GRID * GRID) > 0
     inner = np.all((relative >= 0.25) & (relative <= 0.75), axis=1)
     hole = _largest_hole(relative, hit)
@@ -414,6 +410,44 @@ def layout(points: NDArray[np.float32], matched: NDArray[np.intp], *, mirrored: 
     cells = int((bits.astype(np.uint64) << np.arange(REGION_GRID * REGION_GRID, dtype=np.uint64)).sum())
     return Side(float(touched[bearing].mean()) if bearing.any() else 0.0,
                 float(hit[inner].mean()) if inner.any() else 0.0, int(inner.sum()), float(hit.mean()), cells, hole)
+
+
+def _grid(points: NDArray[np.float32]) -> tuple[NDArray[np.float64], NDArray[np.intp], NDArray[np.bool_]]:
+    """(n, 2) `points` relative to their extent, the GRID x GRID cell each lies in (row-major)
+    and which cells bear keypoints (_MIN_CELL_KEYPOINTS or more)."""
+    low, high = points.min(axis=0), points.max(axis=0)
+    relative = (points - low) / np.maximum(high - low, 1.0)
+    cell = np.minimum((relative * GRID).astype(int), GRID - 1)
+    cell_id = cell[:, 1] * GRID + cell[:, 0]
+    return relative, cell_id, np.bincount(cell_id, minlength=GRID * GRID) >= _MIN_CELL_KEYPOINTS
+
+
+def shown_coverage(query: LocalFeatures, candidate: LocalFeatures) -> tuple[int, float, float]:
+    """For a query that may show only part of the candidate (the strip of a composite beside a
+    second picture pasted over the rest of the candidate): the inliers of their homography; the
+    share of the candidate's keypoint-bearing cells (`Side.coverage`'s) that bear keypoints in
+    the part the query shows (its keypoints' extent, mapped); and the share of those cells that
+    hold an inlier. (0, 0.0, 0.0) without VERIFY_THRESHOLD inliers or a cell shown."""
+    match = _match(query, candidate)
+    if match is None or len(match[1]) < VERIFY_THRESHOLD:
+        return 0, 0.0, 0.0
+    found, query_idx, candidate_idx = match
+    (x0, y0), (x1, y1) = query.points.min(axis=0), query.points.max(axis=0)
+    corners = np.array([[x0, y0, 1.0], [x1, y0, 1.0], [x1, y1, 1.0], [x0, y1, 1.0]]) @ found.T
+    if np.any(corners[:, 2] <= 1e-9):
+        return 0, 0.0, 0.0
+    quad = corners[:, :2] / corners[:, 2:]
+    # inside a convex quadrilateral: on one side of each of its edges (a plausible fit keeps it convex)
+    edges = np.roll(quad, -1, axis=0) - quad
+    offsets = candidate.points[:, None, :] - quad[None]
+    turns = edges[None, :, 0] * offsets[..., 1] - edges[None, :, 1] * offsets[..., 0]
+    inside = np.all(turns >= 0, axis=1) | np.all(turns <= 0, axis=1)
+    _, cell_id, bearing = _grid(candidate.points)
+    shown = np.bincount(cell_id[inside], minlength=GRID * GRID) >= _MIN_CELL_KEYPOINTS
+    if not shown.any():
+        return 0, 0.0, 0.0
+    touched = np.bincount(cell_id[candidate_idx], minlength=GRID * GRID) > 0
+    return len(query_idx), float(shown.sum() / bearing.sum()), float(touched[shown].mean())
 
 
 def _largest_hole(relative: NDArray[np.float32], hit: NDArray[np.bool_]) -> int:

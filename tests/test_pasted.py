@@ -12,11 +12,13 @@ import neardup
 from neardup.indexer.colours import colour_layout
 from neardup.indexer.features import orb_and_mirror, orb_features
 from neardup.search import pasted
-from neardup.search.pasted import Searched, _shows, cropped, pasted_box, pasted_match, still_valid, suspects
-from neardup.search.verify import VERIFY_THRESHOLD, best_match, homography
+from neardup.search.pasted import (MAX_STRIP_FLAT, MIN_SHOWN, Searched, _flat, _shows, cropped, pasted_box,
+                                   pasted_match, still_valid, suspects)
+from neardup.search.verify import MIN_COVERAGE, VERIFY_THRESHOLD, best_match, homography, shown_coverage
 
 from conftest import photo, save
-from test_trusted_groups import _sticker, _with_q40_copies
+from test_inset import inset
+from test_trusted_groups import _sticker, _viewer, _with_q40_copies
 from test_verify import fit384
 
 
@@ -99,3 +101,32 @@ def test_a_region_its_copy_matches_over_most_of_itself_shows_that_picture() -> N
     sticker = orb_and_mirror(cv2.resize(photo("chelsea"), (300, 200), interpolation=cv2.INTER_AREA), side=384)
     assert _shows(window, 1, stored)
     assert not _shows(sticker, 1, stored)
+
+
+def test_a_strip_beside_a_large_inset_finds_the_background_it_shows_part_of() -> None:
+    """chelsea inset over the top left of coffee, half its width: the strip the inset's match
+    leaves free, coffee's right half, shows about half of coffee. Its match covers too little
+    of coffee, nor its centre, for a picture pasted whole; but most of the half it shows, so a
+    strip, which may show part of its picture, finds coffee there. astronaut shares nothing."""
+    coffee = photo("coffee")
+    pip = inset(coffee, photo("chelsea"), corner=(0, 0), width=0.5)
+    region = orb_and_mirror(cropped(pip, (0.55, 0.0, 1.0, 1.0)), side=384)
+    background = orb_features(fit384(coffee))
+    inliers, shown, covered = shown_coverage(region[0], background)
+    assert inliers >= VERIFY_THRESHOLD and MIN_SHOWN <= shown <= 0.7 and covered >= MIN_COVERAGE
+    assert pasted_match(region, background) is None
+    assert pasted_match(region, background, partial=True) is not None
+    unrelated = orb_features(fit384(photo("astronaut")))
+    assert shown_coverage(region[0], unrelated) == (0, 0.0, 0.0)
+    assert pasted_match(region, unrelated, partial=True) is None
+
+
+def test_a_strip_of_window_chrome_is_too_flat_to_show_part_of_a_picture() -> None:
+    """An image viewer's sidebar of file names, beside the photo it shows, is mostly flat: the
+    same chrome in another screenshot of the viewer is no picture partly shown there. A strip
+    of coffee is a picture."""
+    window = colour_layout(_viewer(photo("chelsea"), 0.3))
+    sidebar = (0.0, 0.1, 0.2, 1.0)
+    assert _flat(window, sidebar)
+    assert not _flat(colour_layout(photo("coffee")), (0.5, 0.0, 1.0, 1.0))
+    assert MAX_STRIP_FLAT < 1.0
