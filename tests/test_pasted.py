@@ -130,3 +130,24 @@ def test_a_strip_of_window_chrome_is_too_flat_to_show_part_of_a_picture() -> Non
     assert _flat(window, sidebar)
     assert not _flat(colour_layout(photo("coffee")), (0.5, 0.0, 1.0, 1.0))
     assert MAX_STRIP_FLAT < 1.0
+
+
+def test_a_strip_beside_an_inset_in_a_catalog_finds_the_background_it_shows(tmp_path, monkeypatch) -> None:
+    """chelsea inset over the bottom right of coffee, half its width, in a catalog: its strip
+    left of the inset, cut from the file and searched by its own CNN vector and keypoints,
+    finds coffee (or its copy) though it shows half of coffee only. Not when that strip is
+    taken for mostly flat chrome."""
+    folder = tmp_path / "photos"
+    _with_q40_copies(folder, ("coffee", "chelsea"))
+    save(inset(photo("coffee"), photo("chelsea"), corner=(1, 1), width=0.5), folder / "pip.png")
+    save(photo("astronaut"), folder / "astronaut.png")
+    cat = neardup.open(tmp_path / "c.db", create=True, embedder="cnn")
+    cat.index([folder], workers=1)
+    ids = {Path(p).stem: i for p, i in cat.catalog.image_ids([str(p) for p in sorted(folder.iterdir())]).items()}
+    pip, chelsea = ids["pip"], ids["chelsea"]
+    wanted = {pip: (chelsea, (0.0, 0.0, 0.45, 1.0))}
+    excluded = {pip: {pip, chelsea, ids["chelsea_q40"]}}
+    found = pasted.search_regions(cat.catalog, wanted, excluded, {})
+    assert found[pip].pasted in {ids["coffee"], ids["coffee_q40"]}
+    monkeypatch.setattr(pasted, "MAX_STRIP_FLAT", -1.0)  # every strip as flat as chrome
+    assert pasted.search_regions(cat.catalog, wanted, excluded, {})[pip].pasted == -1
