@@ -471,9 +471,9 @@ def _pasted(catalog: Catalog, judged: JudgedPairs, threshold: float, policy: Aut
     # a pasted picture is one the holder or its copy is not linked to; a match that was not
     # kept may be the pasted picture's own (a background under an inset matches the inset's
     # holder over part of itself)
-    matched = judged.pairs[keep]
+    kept = judged.pairs[keep]
     around: dict[int, set[int]] = {}
-    for a, b in matched.tolist():
+    for a, b in kept.tolist():
         around.setdefault(a, set()).add(b)
         around.setdefault(b, set()).add(a)
     excluded = {h: {h, p} | around.get(h, set()) | around.get(p, set()) for h, (p, _) in wanted.items()}
@@ -481,7 +481,7 @@ def _pasted(catalog: Catalog, judged: JudgedPairs, threshold: float, policy: Aut
     out = {h: known[h] for h, (p, _) in wanted.items()
            if h in known and known[h].partner == p and still_valid(known[h], added, excluded[h])}
     return {**out, **search_regions(catalog, {h: w for h, w in wanted.items() if h not in out}, excluded,
-                                    components(judged.pairs[keep]), progress, workers)}
+                                    components(kept), progress, workers)}
 
 
 def _held(searched: Mapping[int, Searched]) -> NDArray[np.int64]:
