@@ -8,8 +8,10 @@ Issue 17 asks how `duplicates` scales to a million images with real features. Th
 ~80, far denser than a photo library. This builds a catalog of --size images from the real
 features of one indexed catalog (e.g. a duplicates-bench catalog: its copies, composites and
 look-alikes at their real density) by *replicas*: replica k holds every source image under a new
-id (i + k * step) and path ("<path>#k"), with every stored feature passed through one isometry
-of replica k's own, drawn at random:
+id (i + k * step) and path (`<work>/files/<k>/<name>`, a symbolic link to the source's file, so
+that what `duplicates` reads from the files is read: the regions searched for a pasted picture,
+`search.pasted`), with every stored feature passed through one isometry of replica k's own,
+drawn at random:
 - each hash (every algorithm, every view) XOR one random mask per algorithm: Hamming distances
   within a replica are the source's, bit for bit; across replicas they are those of random codes;
 - each learned vector (float16) permuted and sign-flipped by one random signed permutation:
@@ -22,6 +24,11 @@ thumbnails may still bring another replica's picture up as a strip candidate (th
 groups that span two replicas: none means the replicas stayed apart). Replicas of a real
 collection are a collection of N distinct pictures with the source's share of copies, which is
 what a photo library of N images is closer to than N perturbed copies of a few.
+
+A region cut from a replica's file is embedded and described by the CNN and ORB as they are, not
+through the replica's isometry, so its search finds the source's picture (replica 0), never
+its own replica's: the time of those searches is the real one, what they find is not, and a
+replica's composite may be listed as holding a picture of the source.
 
 The catalog gets the replicas but for --add of its images (new replicas, the last one partial); each
 step is one `neardup duplicates --format json` process, timed (wall, peak RSS): from nothing
@@ -47,6 +54,9 @@ from bench_incremental import copy_catalog  # noqa: E402
 from bench_stored import timed, work_dir  # noqa: E402
 
 
+FILES = "files"  # the folder beside the scaled catalog that holds each replica's links to the source's files
+
+
 class Source:
     """The source catalog's rows, read once."""
 
@@ -62,10 +72,13 @@ class Source:
         self.step = 10 ** len(str(int(self.ids.max())))  # copy k of id i is i + k * step
 
 
-def insert_replica(db: sqlite3.Connection, src: Source, k: int, rng: np.random.Generator,
+def insert_replica(db: sqlite3.Connection, src: Source, k: int, rng: np.random.Generator, files: Path,
                    only: set[int] | None = None) -> int:
-    """Replica k of the source (only the source ids in `only`, when given); the rows inserted."""
+    """Replica k of the source (only the source ids in `only`, when given), its files linked
+    under `files`/k; the rows inserted."""
     shift = k * src.step
+    folder = files / str(k)
+    folder.mkdir(parents=True, exist_ok=True)
     keep = (lambda i: i in only) if only is not None else (lambda i: True)
     cols = src.image_columns
     at = {c: n for n, c in enumerate(cols)}
@@ -75,7 +88,11 @@ def insert_replica(db: sqlite3.Connection, src: Source, k: int, rng: np.random.G
             continue
         r = list(r)
         r[at["id"]] += shift
-        r[at["path"]] = f"{r[at['path']]}#{k}"
+        source = Path(r[at["path"]])
+        link = folder / f"{r[at['id']]}-{source.name}"  # the id: two source folders may hold one name
+        if not link.is_symlink():
+            link.symlink_to(source)
+        r[at["path"]] = str(link)
         if r[at["sha256"]]:
             r[at["sha256"]] = f"{r[at['sha256']]}#{k}"
         rows.append(r)
@@ -115,7 +132,8 @@ def new_generation(db: sqlite3.Connection) -> None:
 
 
 def build(source: Path, target: Path, size: int, add: float, seed: int) -> tuple[Source, int, int, int]:
-    """The scaled catalog without its held-back images: (source, replicas, held-back images, images)."""
+    """The scaled catalog without its held-back images, the replicas' files linked in the
+    folder `files` beside it: (source, replicas, held-back images, images)."""
     db = sqlite3.connect(copy_catalog(source, target, drop_evidence=True))
     src = Source(db)
     replicas = max(1, -(-size // len(src.ids)))
@@ -123,7 +141,7 @@ def build(source: Path, target: Path, size: int, add: float, seed: int) -> tuple
     rng = np.random.default_rng(seed)
     with db:
         for k in range(1, replicas):
-            insert_replica(db, src, k, rng)
+            insert_replica(db, src, k, rng, target.parent / FILES)
         new_generation(db)
     images = db.execute("SELECT count(*) FROM images").fetchone()[0]
     db.close()
@@ -131,11 +149,11 @@ def build(source: Path, target: Path, size: int, add: float, seed: int) -> tuple
 
 
 def spanning(output: Path) -> tuple[int, int]:
-    """(groups, groups whose members come from two replicas or more) of a JSON report: paths
-    end in "#k" for replica k > 0."""
+    """(groups, groups whose members come from two replicas or more) of a JSON report: the
+    files of replica k > 0 are in `FILES`/k."""
     def replica(path: str) -> int:
-        name = path.rsplit("/", 1)[-1]
-        return int(name.rsplit("#", 1)[1]) if "#" in name else 0
+        parts = Path(path).parts
+        return int(parts[-2]) if len(parts) > 2 and parts[-3] == FILES else 0
 
     groups = json.loads(output.read_text())
     return len(groups), sum(len({replica(m["path"]) for m in g["members"]}) > 1 for g in groups)
@@ -171,7 +189,7 @@ def main() -> None:
     with db:  # new replicas, the last one partial
         while added < held:
             take = set(src.ids[:min(held - added, len(src.ids))].tolist())
-            added += insert_replica(db, src, k, np.random.default_rng(args.seed + k), only=take)
+            added += insert_replica(db, src, k, np.random.default_rng(args.seed + k), work / FILES, only=take)
             k += 1
         new_generation(db)
     db.close()
