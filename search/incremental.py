@@ -81,7 +81,8 @@ class EvidenceReport:
     `reused` pairs, and nothing was decided again; `keepers` groups whose keeper was chosen
     now, and `keepers_kept` whose keeper was kept from the decision before (the group and
     its members as they were); `written`: the text of the stored groups was stored too
-    (`storage.rendered`), and given as it was."""
+    (`storage.rendered`), and given as it was; `unread`: images whose region was to be
+    searched for a pasted picture but whose file could not be read now (tried again next run)."""
 
     reused: int = 0
     computed: int = 0
@@ -94,17 +95,22 @@ class EvidenceReport:
     keepers: int = 0
     keepers_kept: int = 0
     written: bool = False
+    unread: int = 0
 
     def summary(self) -> str:
         if self.decided:
             text = " and their report" if self.written else ""
             return f"reused the stored groups{text}, decided on stored evidence for {self.reused:,} pairs, computed 0"
-        keepers = f"; chose the keepers of {self.keepers:,} groups, kept {self.keepers_kept:,}"
+        tail = f"; chose the keepers of {self.keepers:,} groups, kept {self.keepers_kept:,}"
+        if self.unread:
+            one = self.unread == 1
+            tail += (f"; {self.unread:,} image{'' if one else 's'} could not be read now, so "
+                     f"{'it was' if one else 'they were'} not searched for a picture pasted in (tried again next run)")
         if not self.computed and not self.dropped:
-            return f"reused stored evidence for {self.reused:,} pairs, computed 0" + keepers
+            return f"reused stored evidence for {self.reused:,} pairs, computed 0" + tail
         return (f"reused stored evidence for {self.reused:,} pairs, computed {self.computed:,} "
                 f"({self.verified:,} verified) for {self.images:,} new or changed images"
-                + (f", dropped those of {self.dropped:,}" if self.dropped else "") + keepers)
+                + (f", dropped those of {self.dropped:,}" if self.dropped else "") + tail)
 
 
 @dataclass(frozen=True)
@@ -334,22 +340,24 @@ def judged_pairs(catalog: Catalog, threshold: float, *, merge: Mapping[int, int]
     pairs = _concat(pairs, strip_pairs)
     searching = verifying and PASTED_FEATURE in vector_features and vector_feature(PASTED_FEATURE).installed()
     judged = _judged(pairs, kinds)
-    searched = (_pasted(catalog, judged, threshold, policy, found_strips,
-                        {} if full else _stored_searches(stored.lists, new, gone), new, workers, progress)
-                if searching else {})
+    searched, unread = (_pasted(catalog, judged, threshold, policy, found_strips,
+                                {} if full else _stored_searches(stored.lists, new, gone), new, workers, progress)
+                        if searching else ({}, 0))
     ordinary = {FIRST: candidates.pairs[:, 0].copy(), SECOND: candidates.pairs[:, 1].copy(),
                 VERIFY: candidates.verify, IN_RANGE: candidates.in_range,
                 STRIP: np.zeros(len(candidates.pairs), np.uint64)}
     _store(store, images={IMAGE_ID: np.array(sorted(current), np.int64),
                           CONTENT: np.array([current[i] for i in sorted(current)], np.uint64)},
-           candidates=_concat(ordinary, strip_candidates_), pairs=pairs, generation=generation,
+           # with a holder unread, the set covers no generation: the next run, even on an
+           # unchanged catalog, reuses these pairs and tries that holder's file again
+           candidates=_concat(ordinary, strip_candidates_), pairs=pairs, generation=None if unread else generation,
            lists={**lists_to_columns(candidates.lists), **_strips_to_columns(found_strips),
                   **_strip_lists_to_columns(strip_lists), **_searches_to_columns(searched)})
     judged = replace(judged, pasted=_held(searched))
     report = EvidenceReport(reused=len(old.get(FIRST, ())), computed=len(judge),
                             verified=int((computed.get(INLIERS, np.zeros(0)) >= 0).sum()) + strips_verified,
                             images=len(new), dropped=len(gone), stored=len(judged.pairs),
-                            seconds=time.perf_counter() - start)
+                            seconds=time.perf_counter() - start, unread=unread)
     return judged, report
 
 
@@ -447,15 +455,16 @@ PASTED_FEATURE = "cnn"  # the vector a region's pasted picture is searched by (`
 
 def _pasted(catalog: Catalog, judged: JudgedPairs, threshold: float, policy: AutoPolicy,
             strips_found: Mapping[tuple[int, int], Strip | None], known: Mapping[int, Searched],
-            new: NDArray[np.int64], workers: int, progress: Progress | None) -> dict[int, Searched]:
+            new: NDArray[np.int64], workers: int, progress: Progress | None) -> tuple[dict[int, Searched], int]:
     """Holder -> what searching its region found (`pasted`), for every image that holds an
     overlay its linked copy lacks among the `judged` pairs, and every container whose strip
     (`strips_found`, by container and partner) found no strip link, searched in its strip:
     searches kept in `known` (same holder and partner, both unchanged) stand unless an image
     `new` comes as close to the region as the candidates verified then; the others are
-    searched now (on `workers` processes)."""
+    searched now (on `workers` processes); and how many holders' files could not be read now
+    (left out)."""
     if not len(judged.pairs) or INLIERS not in judged.columns:
-        return {}
+        return {}, 0
     keep = verified_links(judged.pairs, judged.evidence, judged.content_differs(), threshold, policy,
                           shown_whole=judged.shown_whole())
     overlaid, holder_first = judged.overlay_holders(keep)
@@ -467,7 +476,7 @@ def _pasted(catalog: Catalog, judged: JudgedPairs, threshold: float, policy: Aut
         if strip is not None and container in linked and container not in striped and container not in wanted:
             wanted[container] = (partner, strip_box(strip))
     if not wanted:
-        return {}
+        return {}, 0
     # a pasted picture is one the holder or its copy is not linked to; a match that was not
     # kept may be the pasted picture's own (a background under an inset matches the inset's
     # holder over part of itself)
@@ -480,8 +489,9 @@ def _pasted(catalog: Catalog, judged: JudgedPairs, threshold: float, policy: Aut
     added = catalog.vectors_of(new.tolist(), PASTED_FEATURE) if len(new) and known else {}
     out = {h: known[h] for h, (p, _) in wanted.items()
            if h in known and known[h].partner == p and still_valid(known[h], added, excluded[h])}
-    return {**out, **search_regions(catalog, {h: w for h, w in wanted.items() if h not in out}, excluded,
-                                    components(kept), progress, workers)}
+    searching = {h: w for h, w in wanted.items() if h not in out}
+    found = search_regions(catalog, searching, excluded, components(kept), progress, workers)
+    return {**out, **found}, len(searching) - len(found)
 
 
 def _held(searched: Mapping[int, Searched]) -> NDArray[np.int64]:

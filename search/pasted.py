@@ -28,7 +28,9 @@ picture; and
 The holder then contains both pictures (`composites.with_held`): its own copy's group and the
 pasted picture's. Images whose region was searched keep what the search found with the crop's
 vector, so that images added later are compared with it alone (`Searched`). A catalog without
-CNN vectors, or an image whose file cannot be read now, is not searched.
+CNN vectors is not searched; nor is an image whose file cannot be read now (a drive not
+mounted): `duplicates` says how many, stores neither its groups nor their text, and tries
+again on its next run.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ when a stored search stands."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -88,6 +89,32 @@ def test_regions_searched_on_two_worker_processes_find_what_one_process_finds(tm
         frozenset({"coffee", "coffee_q40"}), frozenset({"chelsea", "chelsea_q40"})}
     held = {Path(g.keeper).stem: {Path(c).stem.removesuffix("_q40") for c in g.contains} for g in found if g.contains}
     assert held == {"coffee_stuck": {"coffee", "chelsea"}, "chelsea_stuck": {"coffee", "chelsea"}}
+
+
+def test_a_holder_whose_file_cannot_be_read_is_said_and_searched_on_the_next_run(tmp_path) -> None:
+    """A stickered photo whose file is gone when `duplicates` runs (a drive not mounted): the
+    run says so and keeps neither its groups nor their text, so the next run, the file back
+    and the catalog unchanged, searches it (its pairs reused, none judged again) and finds
+    the sticker's photo; the run after that reads the stored groups."""
+    folder, away = tmp_path / "photos", tmp_path / "away"
+    _with_q40_copies(folder, ("coffee", "chelsea"))
+    stuck = folder / "coffee_stuck.png"
+    save(_sticker(photo("coffee"), photo("chelsea"), side=0.4, at=(0.9, 0.9)), stuck)
+    cat = neardup.open(tmp_path / "c.db", create=True, embedder="cnn")
+    cat.index([folder], workers=1)
+    away.mkdir()
+    stuck.rename(away / stuck.name)
+    first = cat.duplicate_text("json", workers=1)
+    assert first.evidence.unread == 1 and "1 image could not be read now" in first.evidence.summary()
+    assert all(not g["contains"] for g in json.loads(first.text))
+    (away / stuck.name).rename(stuck)
+    second = cat.duplicate_text("json", workers=1)
+    assert (second.evidence.unread, second.evidence.computed, second.evidence.decided) == (0, 0, False)
+    held = [g for g in json.loads(second.text) if g["contains"]]
+    assert [(Path(g["keeper"]).stem, {Path(c).stem.removesuffix("_q40") for c in g["contains"]}) for g in held] == [
+        ("coffee_stuck", {"coffee", "chelsea"})]
+    third = cat.duplicate_text("json", workers=1)
+    assert third.evidence.decided and third.text == second.text
 
 
 def test_a_region_its_copy_matches_over_most_of_itself_shows_that_picture() -> None:
