@@ -77,7 +77,7 @@ def insert_replica(db: sqlite3.Connection, src: Source, k: int, rng: np.random.G
     """Replica k of the source (only the source ids in `only`, when given), its files linked
     under `files`/k; the rows inserted."""
     shift = k * src.step
-    folder = files / str(k)
+    folder = (files / str(k)).absolute()  # the catalog is read from other folders too
     folder.mkdir(parents=True, exist_ok=True)
     keep = (lambda i: i in only) if only is not None else (lambda i: True)
     cols = src.image_columns

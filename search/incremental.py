@@ -487,8 +487,9 @@ def _pasted(catalog: Catalog, judged: JudgedPairs, threshold: float, policy: Aut
         around.setdefault(b, set()).add(a)
     excluded = {h: {h, p} | around.get(h, set()) | around.get(p, set()) for h, (p, _) in wanted.items()}
     added = catalog.vectors_of(new.tolist(), PASTED_FEATURE) if len(new) and known else {}
-    out = {h: known[h] for h, (p, _) in wanted.items()
-           if h in known and known[h].partner == p and still_valid(known[h], added, excluded[h])}
+    standing = still_valid({h: known[h] for h, (p, _) in wanted.items() if h in known and known[h].partner == p},
+                           added, excluded)
+    out = {h: known[h] for h in standing}
     searching = {h: w for h, w in wanted.items() if h not in out}
     found = search_regions(catalog, searching, excluded, components(kept), progress, workers)
     return {**out, **found}, len(searching) - len(found)

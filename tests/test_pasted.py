@@ -67,11 +67,28 @@ def test_a_stored_search_stands_until_an_image_added_comes_as_close_to_its_regio
     axis = np.eye(4, dtype=np.float32)
     searched = Searched(partner=2, pasted=-1, floor=0.8, vector=axis[0])
     close = (0.9 * axis[0] + np.sqrt(1 - 0.81) * axis[1]).astype(np.float32)
-    assert still_valid(searched, {7: axis[1], 8: axis[2]}, excluded={1, 2})
-    assert not still_valid(searched, {7: axis[1], 9: close}, excluded={1, 2})
-    assert still_valid(searched, {9: close}, excluded={1, 2, 9})
+    assert still_valid({5: searched}, {7: axis[1], 8: axis[2]}, {5: {1, 2}}) == {5}
+    assert still_valid({5: searched}, {7: axis[1], 9: close}, {5: {1, 2}}) == set()
+    assert still_valid({5: searched}, {9: close}, {5: {1, 2, 9}}) == {5}
     nothing = Searched(partner=2, pasted=-1, floor=2.0, vector=np.zeros(0, np.float32))  # no region to search
-    assert still_valid(nothing, {9: close}, excluded={1, 2})
+    assert still_valid({5: searched, 6: nothing}, {9: close}, {5: {1, 2}, 6: {1, 2}}) == {6}
+    assert still_valid({5: searched, 6: nothing}, {}, {5: set(), 6: set()}) == {5, 6}
+
+
+def test_stored_searches_are_checked_against_every_image_added_a_few_regions_at_a_time(monkeypatch) -> None:
+    """Forty regions, two at a time, against thirty images added: a search stands exactly when
+    no image added but those excluded for it reaches its floor, pair by pair."""
+    rng = np.random.default_rng(7)
+    unit = lambda v: (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(np.float32)  # noqa: E731
+    added = dict(enumerate(unit(rng.normal(size=(30, 16))), start=100))
+    searches = {h: Searched(partner=0, pasted=-1, floor=float(rng.uniform(0.3, 0.9)), vector=unit(rng.normal(size=16)))
+                for h in range(40)}
+    excluded = {h: set(rng.choice(list(added), 3).tolist()) for h in searches}
+    reach = {h: {i for i, v in added.items() if float(v @ s.vector) >= s.floor} for h, s in searches.items()}
+    expected = {h for h in searches if reach[h] <= excluded[h]}
+    assert 5 < len(expected) < 35  # both kinds occur
+    monkeypatch.setattr(pasted, "_ROWS", 2)
+    assert still_valid(searches, added, excluded) == expected
 
 
 def test_regions_searched_on_two_worker_processes_find_what_one_process_finds(tmp_path, monkeypatch) -> None:
