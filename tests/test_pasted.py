@@ -79,7 +79,10 @@ def test_stored_searches_are_checked_against_every_image_added_a_few_regions_at_
     """Forty regions, two at a time, against thirty images added: a search stands exactly when
     no image added but those excluded for it reaches its floor, pair by pair."""
     rng = np.random.default_rng(7)
-    unit = lambda v: (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(np.float32)  # noqa: E731
+
+    def unit(v: np.ndarray) -> np.ndarray:
+        return (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(np.float32)
+
     added = dict(enumerate(unit(rng.normal(size=(30, 16))), start=100))
     searches = {h: Searched(partner=0, pasted=-1, floor=float(rng.uniform(0.3, 0.9)), vector=unit(rng.normal(size=16)))
                 for h in range(40)}
