@@ -302,7 +302,8 @@ def duplicates(db: str, by: str, threshold: float | None, strict: bool, fmt: str
     size (`neardup keeper` shows and orders the rules). Exact copies are always grouped. An image that contains pictures of several
     groups (a collage) is listed as containing them and joins none. Nothing is deleted or moved.
     While the catalog and the options stay the same, a second run reuses the groups, and the
-    table, JSON or CSV text, the first one stored (beside the catalog: photos.db -> photos.reports/).
+    table, JSON or CSV text, the first one stored (beside the catalog: photos.db -> photos.reports/),
+    unless the first could not read some files (it says so): those are tried again.
 
     \b
     Examples:
