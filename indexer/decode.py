@@ -69,8 +69,13 @@ def decode(
     *,
     max_side: int = 384,
     max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+    traits: bool = True,
 ) -> DecodedImage:
     """Decode a file (path or its bytes) to RGB no larger than `max_side` on its long side.
+
+    `traits`: also measure the keeper's traits of the file (`noise`, `enlargement`), which
+    decode a moderately large JPEG's luma again at full size; a caller that wants the pixels
+    alone (a query, a thumbnail, a region to cut) skips them and gets the same pixels.
 
     Raises `UnreadableImageError` for anything that is not a decodable image, and for images
     over `max_megapixels` (decompression bombs).
@@ -93,7 +98,7 @@ def decode(
             # names no file helps nobody (found by fuzzing)
             warnings.simplefilter("ignore", UserWarning)
             with Image.open(io.BytesIO(source)) as im:
-                return _decode_open(im, max_side, max_megapixels, source)
+                return _decode_open(im, max_side, max_megapixels, source, traits)
     except UnreadableImageError:
         raise
     except UnidentifiedImageError as e:
@@ -103,7 +108,7 @@ def decode(
         raise UnreadableImageError(f"damaged image data ({e})") from e
 
 
-def _decode_open(im: Image.Image, max_side: int, max_megapixels: float, source: bytes) -> DecodedImage:
+def _decode_open(im: Image.Image, max_side: int, max_megapixels: float, source: bytes, traits: bool) -> DecodedImage:
     fmt = (im.format or "unknown").upper()
     quality = jpeg_quality(im) if fmt == "JPEG" else None
     w, h = im.size
@@ -120,6 +125,8 @@ def _decode_open(im: Image.Image, max_side: int, max_megapixels: float, source: 
     small = _reduced(im, max_side)
     im = ImageOps.exif_transpose(im) if small is im else _oriented(small, orientation)
     rgb = _to_rgb(im)
+    if not traits:
+        return DecodedImage(pixels=fit(rgb, max_side), width=full_w, height=full_h, format=fmt, jpeg_quality=quality)
     if fmt == "JPEG" and max(rgb.shape[:2]) < max(w, h) <= _NATIVE_LUMA_UP_TO * max_side:
         luma = _full_size_luma(source)
         noise = _noise(luma, max_side)

@@ -106,7 +106,7 @@ def local_features_of(path: str, decode_side: int) -> tuple[tuple, tuple] | str:
     """A catalogued file's local features and its mirror image's (`ImageRecord.keypoints`,
     `mirrored_keypoints`), computed as the indexer computes them, or why decoding failed now."""
     try:
-        plain, mirror = orb_and_mirror(decode(path, max_side=decode_side).pixels, side=decode_side)
+        plain, mirror = orb_and_mirror(decode(path, max_side=decode_side, traits=False).pixels, side=decode_side)
     except UnreadableImageError as e:
         return str(e)
     return tuple(plain), tuple(mirror)
@@ -126,7 +126,7 @@ def layout_of(path: str, decode_side: int) -> tuple[int, int, bytes] | str:
     """A catalogued file's stored colour layout, decoded as the indexer decodes, or why that
     failed now."""
     try:
-        return stored_layout(decode(path, max_side=decode_side).pixels)
+        return stored_layout(decode(path, max_side=decode_side, traits=False).pixels)
     except UnreadableImageError as e:
         return str(e)
 
@@ -162,7 +162,7 @@ def embed_inputs(path: str, decode_side: int, sizes: Sequence[int], views: Seque
     """A catalogued file's embedder inputs for `views` (the box only when it has one), decoded
     as the indexer decodes, or why that failed now."""
     try:
-        pixels = decode(path, max_side=decode_side).pixels
+        pixels = decode(path, max_side=decode_side, traits=False).pixels
     except UnreadableImageError as e:
         return EmbedInputs({}, str(e))
     found = {IMAGE: pixels}

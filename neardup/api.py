@@ -252,7 +252,7 @@ class Collection:
         cleans with it)."""
         check_feature(self.catalog, by)
         if isinstance(image, bytes):
-            image = decode(image, max_side=self.catalog.settings.decode_side).pixels
+            image = decode(image, max_side=self.catalog.settings.decode_side, traits=False).pixels
         names = [by] if by in VECTOR_FEATURES else []
         if by == AUTO:
             names = [n for n in POLICY.vector_features if n in catalog_vector_features(self.catalog)]

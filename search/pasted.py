@@ -256,7 +256,7 @@ def _regions(catalog: Catalog, task: _Task, embedder_of: Callable[[Catalog], Emb
             out[holder] = _Region(partner)
             continue
         try:
-            region = cropped(decode(info[holder].path, max_side=CROP_SCALE * side).pixels, box)
+            region = cropped(decode(info[holder].path, max_side=CROP_SCALE * side, traits=False).pixels, box)
         except (OSError, UnreadableImageError):
             continue
         if min(region.shape[:2]) < _MIN_SIDE:

@@ -54,7 +54,7 @@ def query_pixels(image: str | Path | NDArray[np.uint8], catalog: Catalog) -> NDA
     side = catalog.settings.decode_side
     if isinstance(image, np.ndarray):
         return fit(image, side)
-    return decode(Path(image).expanduser(), max_side=side).pixels
+    return decode(Path(image).expanduser(), max_side=side, traits=False).pixels
 
 
 def search(

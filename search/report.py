@@ -138,7 +138,7 @@ def _csv(groups: Sequence[Group]) -> str:
 def _thumbnail(path: str) -> str:
     """A data: URI of a small JPEG of the image, or "" when it can no longer be read."""
     try:
-        rgb = decode(path, max_side=THUMB_SIDE).pixels
+        rgb = decode(path, max_side=THUMB_SIDE, traits=False).pixels
     except (UnreadableImageError, OSError):
         return ""
     ok, jpg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])

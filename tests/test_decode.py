@@ -92,6 +92,19 @@ def test_large_jpeg_is_reduced_to_max_side_and_matches_a_full_decode() -> None:
     assert np.abs(reduced.pixels.astype(int) - full).mean() < 4
 
 
+def test_pixels_alone_are_the_pixels_a_decode_with_the_keepers_traits_gives() -> None:
+    """A 1,200-pixel JPEG (its luma decoded again at full size for the traits) and a PNG: without
+    the traits, the same pixels, size, format and quality, and no noise or enlargement read."""
+    rgb = np.asarray(Image.open(DATA / "coffee.jpg").convert("RGB").resize((1200, 800)))
+    for data in (_encode(Image.fromarray(rgb), "JPEG", quality=90), _encode(Image.fromarray(rgb), "PNG")):
+        full, alone = decode(data, max_side=384), decode(data, max_side=384, traits=False)
+        assert np.array_equal(full.pixels, alone.pixels)
+        assert (full.width, full.height, full.format, full.jpeg_quality) == (
+            alone.width, alone.height, alone.format, alone.jpeg_quality)
+        assert full.noise > 0 and full.enlargement is not None
+        assert alone.noise == 0.0 and alone.enlargement is None
+
+
 def test_small_images_are_never_enlarged() -> None:
     assert decode(_encode(Image.fromarray(scene(3, (50, 30))), "PNG"), max_side=384).pixels.shape == (30, 50, 3)
 
