@@ -17,6 +17,7 @@ from neardup.indexer.embedders import VECTOR_FEATURES
 from neardup.indexer.hashes import HASHES
 from neardup.indexer.workers import cores
 from neardup.search.features import check_feature
+from neardup.search.pasted import SEARCHING
 from neardup.storage.catalog import MAX_ID
 from neardup.storage.errors import NeardupError
 from neardup.storage.schema import damage
@@ -99,17 +100,18 @@ def main() -> None:
 
 
 class _Bar:
-    """tqdm on stderr (files/s and ETA) behind the pipeline's Progress interface."""
+    """tqdm on stderr (files/s and ETA) behind the pipeline's Progress interface; `units`: the
+    unit of a stage whose label counts something else than `unit`."""
 
-    def __init__(self, quiet: bool, unit: str = "file") -> None:
-        self.quiet, self.bar, self.unit = quiet, None, unit
+    def __init__(self, quiet: bool, unit: str = "file", units: dict[str, str] | None = None) -> None:
+        self.quiet, self.bar, self.unit, self.units = quiet, None, unit, units or {}
 
     def start(self, total: int, label: str = "") -> None:
         from tqdm import tqdm
 
         self.close()
-        self.bar = tqdm(total=total, unit=self.unit, desc=label or None, disable=self.quiet or total == 0,
-                        file=sys.stderr, dynamic_ncols=True)
+        self.bar = tqdm(total=total, unit=self.units.get(label, self.unit), desc=label or None,
+                        disable=self.quiet or total == 0, file=sys.stderr, dynamic_ncols=True)
 
     def advance(self, n: int = 1) -> None:
         self.bar.update(n)
@@ -318,7 +320,7 @@ def duplicates(db: str, by: str, threshold: float | None, strict: bool, fmt: str
         if not_duplicate:
             cat.not_duplicate(*not_duplicate)
             click.echo(f"recorded: {not_duplicate[0]} and {not_duplicate[1]} are not duplicates", err=True)
-        bar = _Bar(quiet=False, unit="pair")
+        bar = _Bar(quiet=False, unit="pair", units={SEARCHING: "image"})  # the pasted search counts images
         try:
             found = cat.duplicate_text(fmt, by=by, threshold=threshold, strict=strict, prefer=prefer,
                                        workers=_workers(workers), progress=bar)

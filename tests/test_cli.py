@@ -121,3 +121,19 @@ def test_missing_catalog_is_an_error_not_a_new_file(tmp_path) -> None:
 def test_every_subcommand_has_help_with_an_example(cmd) -> None:
     out = run(cmd, "--help").stdout
     assert "Example" in out and f"neardup {cmd}" in out and "--db" in out
+
+
+def test_a_progress_stage_may_count_in_its_own_unit(capsys) -> None:
+    """`duplicates` counts pairs, but its pasted-picture stage counts images."""
+    from neardup.cli import _Bar
+    from neardup.search.pasted import SEARCHING
+
+    bar = _Bar(quiet=False, unit="pair", units={SEARCHING: "image"})
+    for label, total in ((SEARCHING, 4), ("verifying candidate pairs", 3)):
+        bar.start(total, label)
+        bar.advance(total)
+    bar.close()
+    lines = capsys.readouterr().err.replace("\r", "\n").split("\n")
+    assert any(SEARCHING in line and "image/s" in line for line in lines)
+    assert any("verifying" in line and "pair/s" in line for line in lines)
+    assert not any(SEARCHING in line and "pair/s" in line for line in lines)
