@@ -116,7 +116,7 @@ def duplicates(
         return found
     decided, contained, report = _decided(catalog, by, threshold, strict, prefer, order, workers, progress,
                                           _keepers(stored[1]) if stored is not None else {})
-    if report is None or not report.unread:  # else decided again next run, when the files may be back
+    if report is None or report.complete:
         store.write(generation, _columns(decided, contained, report))
     groups = [g for g, _ in decided]
     return Duplicates(groups + _composite_groups(catalog, contained, groups), report)

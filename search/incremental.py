@@ -97,6 +97,12 @@ class EvidenceReport:
     written: bool = False
     unread: int = 0
 
+    @property
+    def complete(self) -> bool:
+        """Whether the run read every file it had to: only then are its groups and their text
+        stored for the next run to reuse (else it tries those files again)."""
+        return not self.unread
+
     def summary(self) -> str:
         if self.decided:
             text = " and their report" if self.written else ""

@@ -170,10 +170,10 @@ def still_valid(searches: Mapping[int, Searched], added: Mapping[int, NDArray[np
     more than the searches it spared); a cosine within _SLACK of a floor counts as reaching it,
     since the product rounds otherwise than a single dot product, and a search done again is
     right either way."""
-    holders = [h for h, found in searches.items() if found.floor < _NOTHING]
-    standing = set(searches) - set(holders)
     if not added:
-        return standing | set(holders)
+        return set(searches)
+    holders = [h for h, found in searches.items() if found.floor < _NOTHING]
+    standing = set(searches).difference(holders)
     ids = np.fromiter(added, np.int64, len(added))
     vectors = np.stack([added[i] for i in ids.tolist()]).astype(np.float32)
     for start in range(0, len(holders), _ROWS):

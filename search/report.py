@@ -69,7 +69,7 @@ def report(catalog: Catalog, fmt: str, *, by: str = AUTO, threshold: float | Non
     text = render(found.groups, fmt).encode("utf-8", "surrogateescape")
     # stored only if nothing was written to the catalog while it was being decided, and every
     # file it had to read was read
-    if kept and catalog.generation() == generation and not (found.evidence and found.evidence.unread):
+    if kept and catalog.generation() == generation and (found.evidence is None or found.evidence.complete):
         pairs = -1 if found.evidence is None else found.evidence.stored
         store.write(generation, fmt, text, {"groups": len(found.groups), "pairs": pairs})
     return Report(text, len(found.groups), found.evidence)
