@@ -16,7 +16,8 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine
 
 import neardup
 from neardup.storage import database, schema
@@ -68,6 +69,33 @@ def test_records_round_trip_and_a_rewrite_keeps_the_row_and_its_id(catalog_locat
     found, matrix = cat.feature_rows("cnn", asked, BOX)  # no box vectors were written
     assert found.tolist() == [] and matrix.shape[0] == 0
     assert cat.counts()["hashes.pdq"] == 4 and cat.counts()["keypoints"] == 4  # the old features replaced
+
+
+def test_a_feature_s_rows_of_every_image_are_read_in_id_order_without_a_sort(tmp_path) -> None:
+    """Duplicates and the indexes read one feature's rows of every image in id order; SQLite
+    sorting them (a large catalog's vectors in a temporary B-tree) took most of that read."""
+    path = tmp_path / "cat.db"
+    cat = neardup.open(path, create=True, embedder="none").catalog
+    cat.write([_record(f"/p/{i}.jpg", i) for i in range(20)])
+    statements = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        statements.append((statement, parameters))
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        read = [cat.hashes("pdq"), cat.hashes("pdq", BOX), cat.vectors("cnn"), cat.feature_ids("pdq"),
+                cat.feature_ids("cnn"), *cat.feature_chunks("cnn", size=8)]
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+    assert [len(r[0]) for r in read] == [20] * 5 + [8, 8, 4]
+    db = sqlite3.connect(path)
+    plans = [" / ".join(row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {statement}", parameters))
+             for statement, parameters in statements if "ORDER BY" in statement]
+    db.close()
+    assert len(plans) == 9  # the feature_chunks' last read finds nothing
+    for plan in plans:
+        assert "TEMP B-TREE" not in plan and ("ix_hashes_feature" in plan or "ix_vectors_feature" in plan), plan
 
 
 def test_every_write_replaces_the_generation(catalog_location) -> None:
