@@ -114,17 +114,18 @@ def _decode(data: bytes) -> dict[str, Columns]:
 
 
 def columns_to_bytes(columns: Columns) -> bytes:
-    """Named columns as an .npz of plain arrays."""
+    """Named columns as an .npz of plain arrays, stored compactly (`_compact`): every run
+    after a change writes the whole set, and its bytes are most of that run's write."""
     buffer = io.BytesIO()
-    np.savez(buffer, **{k: np.asarray(v) for k, v in columns.items()})
+    np.savez(buffer, **_compact({k: np.asarray(v) for k, v in columns.items()}))
     return buffer.getvalue()
 
 
 def columns_from_bytes(data: bytes) -> Columns:
-    """The columns `columns_to_bytes` wrote; plain arrays only (no pickle: a catalog is a file
-    a user may be handed)."""
+    """The columns `columns_to_bytes` wrote, each as it was given; plain arrays only (no
+    pickle: a catalog is a file a user may be handed)."""
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-        return {key: npz[key] for key in npz.files}
+        return _expanded({key: npz[key] for key in npz.files})
 
 
 def _concat(parts: list[Columns]) -> Columns:
@@ -132,3 +133,53 @@ def _concat(parts: list[Columns]) -> Columns:
     if not parts:
         return {}
     return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+
+# Image ids, and the -1 that marks no entry, fill most of a set: int64 columns whose values
+# all fit in 32 bits are stored as int32 (named in _NARROW); a 64-bit column that is mostly 0
+# (a candidate's strip: most candidates are no strip's) as its other entries, their places
+# (under _AT + name) and its length (named in _SPARSE, lengths in _LENGTHS). Names starting
+# with "~" are the encoding's.
+_NARROW, _SPARSE, _LENGTHS, _AT = "~narrow", "~sparse", "~lengths", "~at~"
+_MOSTLY = 8  # a column is mostly 0 when at most one entry in this many is not
+_INT32 = np.iinfo(np.int32)
+
+
+def _compact(columns: Columns) -> Columns:
+    out: Columns = {}
+    narrow, sparse, lengths = [], [], []
+    for name, column in columns.items():
+        if column.dtype.kind in "iu" and column.dtype.itemsize == 8 and column.ndim == 1 and len(column) and \
+                np.count_nonzero(column) * _MOSTLY <= len(column):
+            at = np.flatnonzero(column)
+            sparse.append(name)
+            lengths.append(len(column))
+            out[_AT + name] = at.astype(np.int32) if len(column) <= _INT32.max else at.astype(np.int64)
+            column = column[at]
+        if column.dtype == np.int64 and column.size and _INT32.min <= column.min() and column.max() <= _INT32.max:
+            narrow.append(name)
+            column = column.astype(np.int32)
+        out[name] = column
+    if narrow:
+        out[_NARROW] = np.array(narrow)
+    if sparse:
+        out[_SPARSE], out[_LENGTHS] = np.array(sparse), np.array(lengths, np.int64)
+    return out
+
+
+def _expanded(stored: Columns) -> Columns:
+    """The columns `_compact` was given (a set stored before it came is read as it is)."""
+    narrow = set(stored.pop(_NARROW, np.zeros(0, str)).tolist())
+    lengths = dict(zip(stored.pop(_SPARSE, np.zeros(0, str)).tolist(), stored.pop(_LENGTHS, np.zeros(0)).tolist()))
+    out: Columns = {}
+    for name, column in stored.items():
+        if name.startswith(_AT):
+            continue
+        if name in narrow:
+            column = column.astype(np.int64)
+        if name in lengths:
+            whole = np.zeros(int(lengths[name]), column.dtype)
+            whole[stored[_AT + name]] = column
+            column = whole
+        out[name] = column
+    return out
