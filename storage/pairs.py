@@ -146,6 +146,7 @@ _INT32 = np.iinfo(np.int32)
 
 
 def _compact(columns: Columns) -> Columns:
+    """The columns to store for `columns` (`_expanded` gives them back)."""
     out: Columns = {}
     narrow, sparse, lengths = [], [], []
     for name, column in columns.items():

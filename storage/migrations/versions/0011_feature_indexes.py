@@ -3,9 +3,9 @@ in id order walks the index instead of sorting them.
 
 The indexes of 0002 ended at the view, so SQLite read every row of one feature and sorted the
 rows, 2.5 KB vectors included, in a temporary B-tree, which took most of the time of reading a
-large catalog's vectors. With the image id in the index, the ids alone (`Catalog.feature_ids`) are read
-from the index without touching a row. It starts with the same columns, so it also serves every
-query the old one did, which it replaces.
+large catalog's vectors. With the image id in the index, the ids alone (`Catalog.feature_ids`)
+are read from the index without touching a row. Each new index starts with the old one's
+columns, so it also serves every query the old one did, and replaces it.
 
 Revision ID: 0011
 """
