@@ -53,7 +53,8 @@ from neardup.indexer.workers import parallel_map
 
 from .evidence import catalog_location, layouts_of, worker_catalog
 from .recolour import BLOB_DISTANCE, Difference
-from .verify import MIN_COVERAGE, VERIFY_THRESHOLD, Verification, best_match, homography, shown_coverage
+from .verify import (MIN_COVERAGE, VERIFY_THRESHOLD, Verification, best_match, coverage_bound, homography,
+                     shown_coverage)
 
 if TYPE_CHECKING:
     from neardup.storage.catalog import Catalog
@@ -145,6 +146,11 @@ def pasted_match(region: tuple[LocalFeatures, LocalFeatures], candidate: LocalFe
     covering MIN_COVERAGE of the candidate's keypoint-bearing cells and its centre; `partial`
     (a strip, which may show part of the picture): or covering MIN_COVERAGE of the cells it
     shows, MIN_SHOWN of them or more. Else None."""
+    # a match covers no more of the candidate than its ratio-test matches do: most candidates,
+    # unrelated to the region, stop here before their homography is fitted (most of the time
+    # a region's search took; a strip, which may show part of its picture, is verified)
+    if not partial and max(coverage_bound(view, candidate)[1] for view in region) < MIN_COVERAGE:
+        return None
     found = best_match(list(region), candidate, mirrored=(False, True))
     if found.inliers < VERIFY_THRESHOLD:
         return None
@@ -313,7 +319,10 @@ def _shows(region: tuple[LocalFeatures, LocalFeatures], partner: int, plain: Map
     (MIN_COVERAGE of its keypoint-bearing cells)."""
     if partner not in plain:
         return False
-    found = best_match(list(region), LocalFeatures(*plain[partner]), mirrored=(False, True))
+    copy = LocalFeatures(*plain[partner])
+    if max(coverage_bound(view, copy)[0] for view in region) < MIN_COVERAGE:  # as in `pasted_match`
+        return False
+    found = best_match(list(region), copy, mirrored=(False, True))
     return found.inliers >= VERIFY_THRESHOLD and found.query.coverage >= MIN_COVERAGE
 
 

@@ -400,7 +400,6 @@ def layout(points: NDArray[np.float32], matched: NDArray[np.intp], *, mirrored: 
     relative, cell_id, bearing = _grid(points)
     hit = np.zeros(len(points), bool)
     hit[matched] = True
-    touched = np.bincount(cell_id[hit], minlength=GRID * GRID) > 0
     inner = np.all((relative >= 0.25) & (relative <= 0.75), axis=1)
     hole = _largest_hole(relative, hit)
     if mirrored:
@@ -408,8 +407,29 @@ def layout(points: NDArray[np.float32], matched: NDArray[np.intp], *, mirrored: 
     region = np.minimum((relative[hit] * REGION_GRID).astype(int), REGION_GRID - 1)
     bits = np.bincount(region[:, 1] * REGION_GRID + region[:, 0], minlength=REGION_GRID * REGION_GRID) > 0
     cells = int((bits.astype(np.uint64) << np.arange(REGION_GRID * REGION_GRID, dtype=np.uint64)).sum())
-    return Side(float(touched[bearing].mean()) if bearing.any() else 0.0,
+    return Side(_coverage(cell_id, bearing, matched),
                 float(hit[inner].mean()) if inner.any() else 0.0, int(inner.sum()), float(hit.mean()), cells, hole)
+
+
+def _coverage(cell_id: NDArray[np.intp], bearing: NDArray[np.bool_], matched: NDArray[np.intp]) -> float:
+    """`Side.coverage`: the share of the keypoint-bearing cells (`_grid`) that hold a `matched` keypoint."""
+    touched = np.bincount(cell_id[matched], minlength=GRID * GRID) > 0
+    return float(touched[bearing].mean()) if bearing.any() else 0.0
+
+
+def coverage_bound(query: LocalFeatures, candidate: LocalFeatures) -> tuple[float, float]:
+    """The share of the query's, then the candidate's, keypoint-bearing cells that their ratio-test
+    matches touch: `verify`'s inliers are some of those matches, so no `Side.coverage` of the two
+    exceeds these. (0.0, 0.0) below the matches `verify` fits a homography to. A caller that asks
+    only whether a match covers MIN_COVERAGE of an image can stop here for most unrelated pairs,
+    before RANSAC, the costliest step."""
+    if len(query.descriptors) < _MIN_MATCHES or len(candidate.descriptors) < 2:
+        return 0.0, 0.0
+    query_idx, candidate_idx = ratio_matches(query.descriptors, candidate.descriptors)
+    if len(query_idx) < _MIN_MATCHES:
+        return 0.0, 0.0
+    return (_coverage(*_grid(query.points)[1:], query_idx),
+            _coverage(*_grid(candidate.points)[1:], candidate_idx))
 
 
 def _grid(points: NDArray[np.float32]) -> tuple[NDArray[np.float64], NDArray[np.intp], NDArray[np.bool_]]:

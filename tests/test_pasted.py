@@ -30,26 +30,50 @@ def _with_badge(rgb: np.ndarray, badge: np.ndarray, at: tuple[int, int]) -> np.n
     return out
 
 
+def _badge() -> tuple:
+    """A badge cut from one photo, pasted on coffee: the box where coffee's copy differs, the
+    region's features (as cut, and mirrored), the photo the badge was cut from, and chelsea
+    carrying the badge in a corner."""
+    badge = cv2.resize(photo("astronaut")[:400, 50:450], (160, 160), interpolation=cv2.INTER_AREA)
+    coffee, holder = photo("coffee"), _with_badge(photo("coffee"), badge, (380, 200))
+    features = [orb_features(fit384(rgb)) for rgb in (holder, coffee)]
+    box = pasted_box(colour_layout(fit384(holder)), colour_layout(fit384(coffee)), homography(*features))
+    region = orb_and_mirror(cropped(holder, box), side=384) if box is not None else None
+    source = orb_features(fit384(photo("astronaut")[:400, 50:450]))
+    chelsea = cv2.resize(photo("chelsea"), (900, 600), interpolation=cv2.INTER_CUBIC)
+    sharing = orb_features(fit384(_with_badge(chelsea, cv2.resize(badge, (200, 200)), (30, 30))))
+    return box, region, source, sharing
+
+
 def test_a_region_is_a_picture_pasted_there_only_when_its_match_covers_most_of_that_picture() -> None:
     """A badge cut from one photo, pasted on coffee and on chelsea: coffee's region where it
     differs from coffee itself is the badge. Its keypoints match the photo the badge was cut
     from over most of it: pasted. They match chelsea's copy of the badge as well, but that is a
     corner of chelsea: a shared overlay, no picture pasted."""
-    badge = cv2.resize(photo("astronaut")[:400, 50:450], (160, 160), interpolation=cv2.INTER_AREA)
-    coffee, holder = photo("coffee"), _with_badge(photo("coffee"), badge, (380, 200))
-    features = [orb_features(fit384(rgb)) for rgb in (holder, coffee)]
-    box = pasted_box(colour_layout(fit384(holder)), colour_layout(fit384(coffee)), homography(*features))
+    box, region, source, sharing = _badge()
     assert box is not None
     x0, y0, x1, y1 = box
     assert x0 <= 380 / 600 and y0 <= 200 / 400 and x1 >= 540 / 600 and y1 >= 360 / 400
-    region = orb_and_mirror(cropped(holder, box), side=384)
-    source = orb_features(fit384(photo("astronaut")[:400, 50:450]))
-    chelsea = cv2.resize(photo("chelsea"), (900, 600), interpolation=cv2.INTER_CUBIC)
-    sharing = orb_features(fit384(_with_badge(chelsea, cv2.resize(badge, (200, 200)), (30, 30))))
     assert pasted_match(region, source) is not None
     shared = best_match(list(region), sharing, mirrored=(False, True))
     assert shared.inliers >= VERIFY_THRESHOLD  # the badges match ...
     assert pasted_match(region, sharing) is None  # ... over a corner of chelsea
+
+
+def test_a_candidate_whose_ratio_test_matches_cover_little_of_it_is_refused_before_any_fit(monkeypatch) -> None:
+    """A pasted picture covers most of the candidate, and no match covers more of it than its
+    ratio-test matches do: chelsea, which shows the badge in a corner, is refused from those
+    alone, no homography fitted; the photo the badge was cut from is still verified and pasted.
+    So is the region against the holder's copy (`_shows`)."""
+    _, region, source, sharing = _badge()
+    assert best_match(list(region), sharing, mirrored=(False, True)).inliers >= VERIFY_THRESHOLD
+    fits = []
+    real = cv2.findHomography
+    monkeypatch.setattr(cv2, "findHomography", lambda *a, **k: fits.append(1) or real(*a, **k))
+    assert pasted_match(region, sharing) is None and not fits
+    sticker = orb_and_mirror(cv2.resize(photo("chelsea"), (300, 200), interpolation=cv2.INTER_AREA), side=384)
+    assert not _shows(sticker, 1, {1: orb_features(fit384(photo("coffee")))}) and not fits
+    assert pasted_match(region, source) is not None and fits
 
 
 def test_each_image_holding_an_overlay_is_searched_once_beside_the_copy_it_matches_best() -> None:

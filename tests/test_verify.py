@@ -17,8 +17,8 @@ from neardup.indexer.features import FEATURES_ID, LocalFeatures, mirrored, orb_a
 from neardup.indexer.pipeline import index_paths
 from neardup.search.duplicates import find_duplicates
 from neardup.search import verify
-from neardup.search.verify import (VERIFY_CEILING, VERIFY_FULL, VERIFY_THRESHOLD, _fit, _samples, best_inliers, inliers,
-                                   ratio_matches, verified_confidence)
+from neardup.search.verify import (VERIFY_CEILING, VERIFY_FULL, VERIFY_THRESHOLD, _fit, _samples, best_inliers,
+                                   coverage_bound, inliers, ratio_matches, verified_confidence)
 from neardup.storage.catalog import Catalog
 from neardup.api import new_settings
 from neardup.indexer.hashes import HASH_VERSION, HASHES
@@ -314,6 +314,27 @@ def test_the_shortened_ransac_finds_what_opencvs_default_finds() -> None:
                 if other == name and sigma == 0.5:
                     assert got >= VERIFY_THRESHOLD, (name, sigma)
     assert fits >= 15 and shortened >= 8  # the short run was tried, on copies and on unrelated photos
+
+
+def test_no_match_covers_more_of_either_image_than_its_ratio_test_matches_do() -> None:
+    """`coverage_bound` may refuse a pair before its homography is fitted only because no
+    verification's inliers cover more of an image: copies (blurred, rotated, half-cropped) of
+    each photo against every photo, as given and mirrored."""
+    stored = {name: orb_features(fit384(photo(name))) for name in PHOTOS}
+    told = 0
+    for name in PHOTOS:
+        for sigma in (0.5, 3.0):
+            copy = fit384(rotated_crop(cv2.GaussianBlur(photo(name), (0, 0), sigma), 25.0, 0.5))
+            views = orb_and_mirror(copy)
+            for other, features in stored.items():
+                for view, flipped in zip(views, (False, True)):
+                    found = verify.verify(view, features, mirrored=flipped)
+                    bound = coverage_bound(view, features)
+                    assert found.query.coverage <= bound[0] and found.candidate.coverage <= bound[1], (name, other)
+                    told += found.inliers >= VERIFY_THRESHOLD and min(bound) > 0
+    assert told >= len(PHOTOS)  # the bound was set against matches, not only against nothing
+    assert coverage_bound(LocalFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)),
+                          stored["coffee"]) == (0.0, 0.0)
 
 
 @pytest.mark.parametrize("name", PHOTOS)
