@@ -64,15 +64,20 @@ def test_a_candidate_whose_ratio_test_matches_cover_little_of_it_is_refused_befo
     """A pasted picture covers most of the candidate, and no match covers more of it than its
     ratio-test matches do: chelsea, which shows the badge in a corner, is refused from those
     alone, no homography fitted; the photo the badge was cut from is still verified and pasted.
-    So is the region against the holder's copy (`_shows`)."""
+    So is a region that shows the badge in a corner against a copy holding the badge (`_shows`
+    asks whether a match covers most of the region)."""
     _, region, source, sharing = _badge()
     assert best_match(list(region), sharing, mirrored=(False, True)).inliers >= VERIFY_THRESHOLD
+    badge = cv2.resize(photo("astronaut")[:400, 50:450], (100, 100), interpolation=cv2.INTER_AREA)
+    cornered = orb_and_mirror(_with_badge(cv2.resize(photo("chelsea"), (600, 400), interpolation=cv2.INTER_AREA),
+                                          badge, (10, 10)), side=384)
+    copy = orb_features(fit384(_with_badge(photo("coffee"), cv2.resize(badge, (160, 160)), (380, 200))))
+    assert best_match(list(cornered), copy, mirrored=(False, True)).inliers >= VERIFY_THRESHOLD
     fits = []
     real = cv2.findHomography
     monkeypatch.setattr(cv2, "findHomography", lambda *a, **k: fits.append(1) or real(*a, **k))
     assert pasted_match(region, sharing) is None and not fits
-    sticker = orb_and_mirror(cv2.resize(photo("chelsea"), (300, 200), interpolation=cv2.INTER_AREA), side=384)
-    assert not _shows(sticker, 1, {1: orb_features(fit384(photo("coffee")))}) and not fits
+    assert not _shows(cornered, 1, {1: tuple(copy)}) and not fits
     assert pasted_match(region, source) is not None and fits
 
 
