@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from neardup.storage.errors import NeardupError
 
@@ -123,7 +123,13 @@ def _decode_open(im: Image.Image, max_side: int, max_megapixels: float, source: 
         im.draft("RGB", (max(1, round(w * scale)), max(1, round(h * scale))))
     im.seek(0)
     small = _reduced(im, max_side)
-    im = ImageOps.exif_transpose(im) if small is im else _oriented(small, orientation)
+    if small is im:
+        # turned as `ImageOps.exif_transpose` turns it (orientation read once decoded), without
+        # the full copy that returns for the upright image most files are
+        im.load()
+        im = _oriented(im, im.getexif().get(0x0112, 1))
+    else:
+        im = _oriented(small, orientation)
     rgb = _to_rgb(im)
     if not traits:
         return DecodedImage(pixels=fit(rgb, max_side), width=full_w, height=full_h, format=fmt, jpeg_quality=quality)
