@@ -295,7 +295,7 @@ def tone_mapped(a: NDArray[np.float32], b: NDArray[np.float32], cells: NDArray[n
     # sort) gives the same order as of the floats, in a fraction of the time
     order = np.argsort(levels if (levels == x).all() else x, kind="stable")
     x, y = x[order], y[order]  # x sorted: each of its quantile bins is a run, in order
-    edges = np.quantile(x, _TONE_QUANTILES)
+    edges = sorted_quantiles(x, _TONE_QUANTILES)
     bins = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, _TONE_BINS - 1)
     counts = np.bincount(bins, minlength=_TONE_BINS)
     used = counts >= 3
@@ -307,6 +307,24 @@ def tone_mapped(a: NDArray[np.float32], b: NDArray[np.float32], cells: NDArray[n
     if len(xs_arr) < 2:  # a flat image: only its offset can be fitted
         return a + (np.median(y) - np.median(x))
     return np.interp(a, xs_arr, ys_arr).astype(np.float32)
+
+
+def sorted_quantiles(ordered: NDArray[np.float32], quantiles: NDArray[np.float64]) -> NDArray[np.float64]:
+    """np.quantile(ordered, quantiles) of an ascending 1-d array, bit for bit (its default,
+    linear method, step by step), without the partition np.quantile runs first: a seventh of
+    its time on a layout's values, and it ran for every aligned pair (`tone_mapped`)."""
+    count = len(ordered)
+    virtual = (count - 1) * quantiles
+    below = np.floor(virtual)
+    top = virtual >= count - 1  # np.quantile takes the last value there
+    low = np.where(top, -1.0, below).astype(np.intp)
+    high = np.where(top, -1.0, below + 1).astype(np.intp)
+    weight = virtual - low
+    a, b = ordered[low], ordered[high]
+    step = b - a
+    out = np.add(a, step * weight)
+    np.subtract(b, step * (1 - weight), out=out, where=weight >= 0.5)  # as np.quantile's lerp: exact at b
+    return out
 
 
 def _run_medians(ordered: NDArray[np.float32], counts: NDArray[np.intp]) -> NDArray[np.float32]:

@@ -15,7 +15,7 @@ from PIL import ImageOps
 from neardup.indexer.colours import LAYOUT_SIDE, ColourLayout, colour_layout
 from neardup.indexer.decode import fit
 from neardup.indexer.features import LocalFeatures, orb_features
-from neardup.search.recolour import _TONE_BINS, shifted_hues, tone_mapped
+from neardup.search.recolour import _TONE_BINS, shifted_hues, sorted_quantiles, tone_mapped
 from neardup.search.verify import _match, verify
 
 from conftest import photo
@@ -313,3 +313,18 @@ def test_the_tone_curve_is_the_median_of_each_quantile_bin_made_non_decreasing(s
     xs, first = np.unique(xs, return_index=True)
     expected = np.interp(a, xs, ys[first]).astype(np.float32)
     assert np.array_equal(tone_mapped(a, b, cells), expected)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 16, 17, 100, 1023, 3072])
+@pytest.mark.parametrize("levels", ["whole", "ties", "any"])
+def test_quantiles_of_sorted_values_are_numpy_s_bit_for_bit(size: int, levels: str) -> None:
+    """The tone curve's bin edges, read off its values already sorted, are np.quantile's
+    (which partitions them first): the same float64s, so the same bins and the same curve."""
+    rng = np.random.default_rng(size)
+    values = {"whole": rng.integers(0, 256, size).astype(np.float32),
+              "ties": np.repeat(rng.integers(0, 256, size), 7)[:size].astype(np.float32),
+              "any": (rng.random(size) * 255).astype(np.float32)}[levels]
+    ordered = np.sort(values)
+    for quantiles in (np.linspace(0.0, 1.0, _TONE_BINS + 1), np.array([0.0, 0.3, 0.5, 0.75, 0.999, 1.0])):
+        found, expected = sorted_quantiles(ordered, quantiles), np.quantile(ordered, quantiles)
+        assert found.dtype == expected.dtype and np.array_equal(found, expected)
