@@ -116,21 +116,19 @@ def _decode_open(im: Image.Image, max_side: int, max_megapixels: float, source: 
         raise UnreadableImageError(
             f"{w}x{h} is {w * h / 1e6:.0f} MP, over the {max_megapixels:g} MP limit"
         )
-    orientation = im.getexif().get(0x0112, 1)
-    full_w, full_h = (h, w) if orientation in _ROTATED else (w, h)
     if fmt == "JPEG" and max(w, h) > max_side:
         scale = max_side / max(w, h)
         im.draft("RGB", (max(1, round(w * scale)), max(1, round(h * scale))))
     im.seek(0)
     small = _reduced(im, max_side)
-    if small is im:
-        # turned as `ImageOps.exif_transpose` turns it (orientation read once decoded), without
-        # the full copy that returns for the upright image most files are
-        im.load()
-        im = _oriented(im, im.getexif().get(0x0112, 1))
-    else:
-        im = _oriented(small, orientation)
-    rgb = _to_rgb(im)
+    im.load()
+    # read once decoded, as `ImageOps.exif_transpose` reads it: Pillow's TIFF reader turns the
+    # image itself as it loads (and gives its size turned already) and then drops the tag, so
+    # the orientation read before would turn such a TIFF twice and swap its sides back
+    orientation = im.getexif().get(0x0112, 1)
+    full_w, full_h = (h, w) if orientation in _ROTATED else (w, h)
+    # turned without a copy for the upright image most files are (`exif_transpose` copies)
+    rgb = _to_rgb(_oriented(small, orientation))
     if not traits:
         return DecodedImage(pixels=fit(rgb, max_side), width=full_w, height=full_h, format=fmt, jpeg_quality=quality)
     if fmt == "JPEG" and max(rgb.shape[:2]) < max(w, h) <= _NATIVE_LUMA_UP_TO * max_side:

@@ -43,20 +43,49 @@ def test_gif_gives_its_first_frame() -> None:
     assert abs(int(decode(buf.getvalue()).pixels.mean()) - 30) <= 2
 
 
-@pytest.mark.parametrize("orientation, size", [(1, (60, 40)), (3, (60, 40)), (6, (40, 60)), (8, (40, 60))])
-def test_exif_orientation_is_applied(orientation: int, size: tuple[int, int]) -> None:
-    rgb = np.zeros((40, 60, 3), np.uint8)
-    rgb[:, :10] = 255  # a white band on the left edge
-    im = Image.fromarray(rgb)
-    exif = im.getexif()
-    exif[0x0112] = orientation
-    out = decode(_encode(im, "JPEG", quality=95, exif=exif))
+# where the stored image's top-left corner shows once turned upright, by EXIF orientation
+_CORNER = {1: "top-left", 2: "top-right", 3: "bottom-right", 4: "bottom-left",
+           5: "top-left", 6: "top-right", 7: "bottom-right", 8: "bottom-left"}
+
+
+def _brightest_corner(rgb: np.ndarray) -> str:
+    h, w = rgb.shape[0] // 4, rgb.shape[1] // 4
+    corners = {"top-left": rgb[:h, :w], "top-right": rgb[:h, -w:],
+               "bottom-left": rgb[-h:, :w], "bottom-right": rgb[-h:, -w:]}
+    return max(corners, key=lambda k: corners[k].mean())
+
+
+def _marked(width: int, height: int, orientation: int) -> Image.Image:
+    """A black image, white in its stored top-left corner, that says how to turn it upright."""
+    grey = np.zeros((height, width), np.uint8)
+    grey[: height // 3, : width // 3] = 255
+    im = Image.fromarray(grey)
+    im.getexif()[0x0112] = orientation
+    return im
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied(fmt: str, orientation: int) -> None:
+    im = _marked(60, 40, orientation)
+    out = decode(_encode(im, fmt, exif=im.getexif(), **({"quality": 95} if fmt == "JPEG" else {})))
+    size = (40, 60) if orientation >= 5 else (60, 40)
     assert (out.width, out.height) == size
     assert out.pixels.shape[:2] == (size[1], size[0])
-    bright = {"left": out.pixels[:, :5].mean(), "right": out.pixels[:, -5:].mean(),
-              "top": out.pixels[:5].mean(), "bottom": out.pixels[-5:].mean()}
-    expected = {1: "left", 3: "right", 6: "top", 8: "bottom"}[orientation]
-    assert max(bright, key=bright.get) == expected
+    assert _brightest_corner(out.pixels) == _CORNER[orientation]
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
+@pytest.mark.parametrize("orientation", [1, 2, 6, 7])
+def test_exif_orientation_is_applied_to_an_image_too_large_to_decode_whole(fmt: str, orientation: int) -> None:
+    # over 16 MP, reduced as it is decoded; Pillow turns a TIFF itself as it loads it, and
+    # that TIFF was turned a second time here, its sides reported unturned
+    im = _marked(4200, 4000, orientation)
+    out = decode(_encode(im, fmt, exif=im.getexif()))
+    size = (4000, 4200) if orientation >= 5 else (4200, 4000)
+    assert (out.width, out.height) == size
+    assert out.pixels.shape[:2] == ((384, 366) if orientation >= 5 else (366, 384))
+    assert _brightest_corner(out.pixels) == _CORNER[orientation]
 
 
 def test_alpha_is_flattened_on_white() -> None:
