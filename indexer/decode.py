@@ -1,7 +1,8 @@
 """Decoding: the only place neardup reads image files.
 
 One path for indexing and querying: EXIF orientation applied, every mode turned into 8-bit
-RGB (alpha flattened on white, 16-bit scaled, CMYK converted), first frame of animations,
+RGB (alpha flattened on white, 16-bit scaled, CMYK converted), colours in another RGB colour
+space converted to sRGB by the file's ICC profile (`profiles`), first frame of animations,
 HEIC/HEIF through pillow-heif. Large JPEGs are decoded at a reduced size in the DCT domain
 (libjpeg scaling, via Pillow's `draft`) when only `max_side` pixels are needed. Beside the
 pixels, what the keeper weighs is measured here: noise, JPEG quality and what reducing the
@@ -25,6 +26,7 @@ from neardup.storage.errors import NeardupError
 
 from .enlargement import Enlargement, enlargement
 from .pixels import checked_rgb
+from .profiles import in_srgb
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif"}
@@ -129,8 +131,11 @@ def _decode_open(im: Image.Image, max_side: int, max_megapixels: float, source: 
     full_w, full_h = (h, w) if orientation in _ROTATED else (w, h)
     # turned without a copy for the upright image most files are (`exif_transpose` copies)
     rgb = _to_rgb(_oriented(small, orientation))
+    # converted once reduced, where it costs least; the keeper's traits (grain, what reducing
+    # would lose) are measured on the pixels as stored, as they were before profiles were read
+    pixels = in_srgb(fit(rgb, max_side), im.info.get("icc_profile"))
     if not traits:
-        return DecodedImage(pixels=fit(rgb, max_side), width=full_w, height=full_h, format=fmt, jpeg_quality=quality)
+        return DecodedImage(pixels=pixels, width=full_w, height=full_h, format=fmt, jpeg_quality=quality)
     if fmt == "JPEG" and max(rgb.shape[:2]) < max(w, h) <= _NATIVE_LUMA_UP_TO * max_side:
         luma = _full_size_luma(source)
         noise = _noise(luma, max_side)
@@ -140,7 +145,7 @@ def _decode_open(im: Image.Image, max_side: int, max_megapixels: float, source: 
     else:
         noise = _noise(rgb, max_side)
         enlarged = enlargement(rgb, max(rgb.shape[:2]) / max(w, h))
-    return DecodedImage(pixels=fit(rgb, max_side), width=full_w, height=full_h, format=fmt, noise=noise,
+    return DecodedImage(pixels=pixels, width=full_w, height=full_h, format=fmt, noise=noise,
                         jpeg_quality=quality, enlargement=enlarged)
 
 

@@ -1,0 +1,100 @@
+"""Colour profiles: a file saved in a wider RGB colour space with its ICC profile decodes to
+the colours of its sRGB copy, and is grouped with it; sRGB, damaged and grey profiles leave the
+pixels as a file without a profile gives them."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+
+import neardup
+from neardup.indexer.decode import decode
+
+from conftest import photo
+from icc_profiles import ADOBE_RGB, DISPLAY_P3, rgb_profile
+
+_WIDE = {"Adobe RGB": rgb_profile(ADOBE_RGB, 563 / 256), "Display P3": rgb_profile(DISPLAY_P3, None)}
+_SRGB = ImageCms.createProfile("sRGB")
+
+
+def _encoded(im: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def _in(profile: bytes, im: Image.Image) -> Image.Image:
+    """`im` (sRGB) converted into the colour space of `profile`, as an editor saves it; the
+    profile is embedded only where a test passes it (Pillow would save the one it attaches)."""
+    out = ImageCms.profileToProfile(im, _SRGB, ImageCms.ImageCmsProfile(io.BytesIO(profile)),
+                                    renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC)
+    out.info.pop("icc_profile", None)
+    return out
+
+
+def _gap(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(int) - b.astype(int)).mean())
+
+
+def _nebula(size: int = 320) -> Image.Image:
+    """Saturated clouds of colour on black with stars, as an astronomy photo: the kind of
+    picture whose colours a wider colour space moves most."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:size, :size]
+    img = np.zeros((size, size, 3))
+    for _ in range(3):
+        cy, cx, s = *rng.uniform(60, 260, 2), rng.uniform(20, 60)
+        colour = rng.choice([[0, 0.8, 1.0], [0.1, 0.3, 1.0], [1.0, 0.1, 0.4], [0.2, 1.0, 0.3]])
+        img += np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * s * s))[..., None] * colour
+    for _ in range(80):
+        y, x = rng.integers(2, size - 2, 2)
+        img[y - 1:y + 2, x - 1:x + 2] = rng.uniform(0.6, 1)
+    return Image.fromarray(np.clip(img * 255, 0, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("space", sorted(_WIDE))
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF", "WEBP", "JPEG"])
+def test_a_picture_saved_in_a_wider_colour_space_decodes_to_the_colours_of_its_srgb_copy(space, fmt) -> None:
+    srgb = Image.fromarray(photo("coffee"))
+    wide = _in(_WIDE[space], srgb)
+    kw = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    expected = decode(_encoded(srgb, fmt, **kw)).pixels
+    read_as_is = decode(_encoded(wide, fmt, **kw)).pixels
+    converted = decode(_encoded(wide, fmt, icc_profile=_WIDE[space], **kw)).pixels
+    assert _gap(read_as_is, expected) > 4  # what the profile is there to undo
+    assert _gap(converted, expected) < 1.5
+
+
+@pytest.mark.parametrize("profile", [ImageCms.ImageCmsProfile(_SRGB).tobytes(),
+                                     rgb_profile(((0.4361, 0.2225, 0.0139), (0.3851, 0.7169, 0.0971),
+                                                  (0.1431, 0.0606, 0.7141)), None, "another sRGB")],
+                         ids=["LittleCMS sRGB", "another sRGB"])
+def test_an_srgb_profile_leaves_the_pixels_as_a_file_without_a_profile(profile: bytes) -> None:
+    im = Image.fromarray(photo("chelsea"))
+    assert np.array_equal(decode(_encoded(im, "PNG", icc_profile=profile)).pixels, decode(_encoded(im, "PNG")).pixels)
+
+
+@pytest.mark.parametrize("profile", [b"not a profile", _WIDE["Adobe RGB"][:200],
+                                     ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()],
+                         ids=["garbage", "truncated", "not RGB"])
+def test_a_damaged_or_foreign_profile_is_ignored(profile: bytes) -> None:
+    im = Image.fromarray(photo("rocket"))
+    out = decode(_encoded(im, "PNG", icc_profile=profile))
+    assert np.array_equal(out.pixels, decode(_encoded(im, "PNG")).pixels)
+
+
+@pytest.mark.parametrize("embedder", ["cnn", "none"])
+def test_an_adobe_rgb_original_and_its_srgb_export_are_one_group(tmp_path: Path, embedder: str) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    copy = _nebula()
+    copy.save(folder / "export.png")
+    _in(_WIDE["Adobe RGB"], copy).save(folder / "original.png", icc_profile=_WIDE["Adobe RGB"])
+    cat = neardup.open(tmp_path / "c.db", create=True, embedder=embedder)
+    cat.index([folder], workers=1)
+    groups = cat.duplicates()
+    assert [sorted(Path(p).stem for p in g.members) for g in groups] == [["export", "original"]]
