@@ -26,7 +26,7 @@ from neardup.storage.errors import NeardupError
 
 from .enlargement import Enlargement, enlargement
 from .pixels import checked_rgb
-from .profiles import in_srgb
+from .profiles import in_srgb, in_srgb_tones
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif"}
@@ -131,20 +131,21 @@ def _decode_open(im: Image.Image, max_side: int, max_megapixels: float, source: 
     full_w, full_h = (h, w) if orientation in _ROTATED else (w, h)
     # turned without a copy for the upright image most files are (`exif_transpose` copies)
     rgb = _to_rgb(_oriented(small, orientation))
-    # converted once reduced, where it costs least; the keeper's traits (grain, what reducing
-    # would lose) are measured on the pixels as stored, as they were before profiles were read
-    pixels = in_srgb(fit(rgb, max_side), im.info.get("icc_profile"))
+    profile = im.info.get("icc_profile")
+    pixels = in_srgb(fit(rgb, max_side), profile)  # converted once reduced, where it costs least
     if not traits:
         return DecodedImage(pixels=pixels, width=full_w, height=full_h, format=fmt, jpeg_quality=quality)
+    # the keeper's traits (grain, what reducing would lose) in sRGB's tones, as the pixels
     if fmt == "JPEG" and max(rgb.shape[:2]) < max(w, h) <= _NATIVE_LUMA_UP_TO * max_side:
-        luma = _full_size_luma(source)
+        luma = in_srgb_tones(_full_size_luma(source), profile)
         noise = _noise(luma, max_side)
         enlarged = enlargement(luma)
         if enlarged is not None and orientation in _ROTATED:  # the luma as stored: its sides swap
             enlarged = enlarged.transposed()
     else:
-        noise = _noise(rgb, max_side)
-        enlarged = enlargement(rgb, max(rgb.shape[:2]) / max(w, h))
+        toned = in_srgb_tones(rgb, profile)
+        noise = _noise(toned, max_side)
+        enlarged = enlargement(toned, max(rgb.shape[:2]) / max(w, h))
     return DecodedImage(pixels=pixels, width=full_w, height=full_h, format=fmt, noise=noise,
                         jpeg_quality=quality, enlargement=enlarged)
 

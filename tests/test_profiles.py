@@ -1,6 +1,6 @@
 """Colour profiles: a file saved in a wider RGB colour space with its ICC profile decodes to
-the colours of its sRGB copy, and is grouped with it; sRGB, damaged and grey profiles leave the
-pixels as a file without a profile gives them."""
+the colours of its sRGB copy, is grouped with it and keeps over it; sRGB, damaged and non-RGB
+profiles leave the pixels as a file without a profile gives them."""
 
 from __future__ import annotations
 
@@ -98,3 +98,20 @@ def test_an_adobe_rgb_original_and_its_srgb_export_are_one_group(tmp_path: Path,
     cat.index([folder], workers=1)
     groups = cat.duplicates()
     assert [sorted(Path(p).stem for p in g.members) for g in groups] == [["export", "original"]]
+
+
+def test_an_adobe_rgb_original_keeps_over_its_srgb_export_though_its_tones_stretch_dark_grain(tmp_path: Path) -> None:
+    # Adobe RGB's plain gamma spreads the grain of a black sky over three times the levels
+    # sRGB's curve does: measured as stored, the original read as the grainier copy
+    rng = np.random.default_rng(1)
+    grainy = np.asarray(_nebula(), dtype=np.float64) + rng.normal(0, 1.2, (320, 320, 3))
+    picture = Image.fromarray(np.clip(grainy + 0.5, 0, 255).astype(np.uint8))
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    picture.save(folder / "export.jpg", quality=85)
+    original = _in(_WIDE["Adobe RGB"], picture)
+    original.save(folder / "original.jpg", quality=95, icc_profile=_WIDE["Adobe RGB"])
+    cat = neardup.open(tmp_path / "c.db", create=True, embedder="none")
+    cat.index([folder], workers=1)
+    [group] = cat.duplicates()
+    assert Path(group.keeper).stem == "original", group.reason
