@@ -28,8 +28,12 @@ from .enlargement import Enlargement, enlargement
 from .pixels import checked_rgb
 from .profiles import in_srgb, in_srgb_tones
 
+# .jfif: what browsers on Windows name a saved JPEG; .mpo: a stereo camera's pair of JPEGs;
+# .apng: an animated PNG; .avif: read by Pillow 11.3 or later (an older one reports such a file
+# unreadable, saying why, rather than passing over it without a word)
 IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif"}
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".mpo", ".png", ".apng", ".webp", ".bmp", ".tif", ".tiff", ".gif",
+     ".heic", ".heif", ".avif"}
 )
 DEFAULT_MAX_MEGAPIXELS = 150.0
 LARGE_PIXELS = 16_000_000  # decoded images larger than this are shrunk at once (`_reduced`)
@@ -112,6 +116,11 @@ def decode(
 
 def _decode_open(im: Image.Image, max_side: int, max_megapixels: float, source: bytes, traits: bool) -> DecodedImage:
     fmt = (im.format or "unknown").upper()
+    if fmt == "MPO":
+        # a JPEG with more pictures after it (CIPA's multi-picture format: the previews many
+        # cameras and phones append, a stereo pair), which Pillow opens as MPO: the first is the
+        # photo, a JPEG to its owner and to every rule, and decoded small in the DCT domain
+        fmt = "JPEG"
     quality = jpeg_quality(im) if fmt == "JPEG" else None
     w, h = im.size
     if w * h > max_megapixels * 1e6:

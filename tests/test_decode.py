@@ -88,6 +88,20 @@ def test_exif_orientation_is_applied_to_an_image_too_large_to_decode_whole(fmt: 
     assert _brightest_corner(out.pixels) == _CORNER[orientation]
 
 
+def test_a_jpeg_with_pictures_after_it_decodes_as_the_jpeg_it_starts_with() -> None:
+    # a camera's JPEG with a preview appended (CIPA multi-picture format), which Pillow opens
+    # as MPO: read whole before, eight times slower at 12 MP, of no JPEG quality to the keeper
+    rgb = cv2.resize(photo("coffee"), (1600, 1200), interpolation=cv2.INTER_CUBIC)
+    preview = Image.fromarray(rgb[::4, ::4].copy())
+    multi = _encode(Image.fromarray(rgb), "MPO", save_all=True, append_images=[preview], quality=90)
+    assert Image.open(io.BytesIO(multi)).format == "MPO"
+    plain = decode(_encode(Image.fromarray(rgb), "JPEG", quality=90))
+    out = decode(multi)
+    assert (out.format, out.jpeg_quality, out.width, out.height) == ("JPEG", 90, 1600, 1200)
+    assert np.array_equal(out.pixels, plain.pixels)  # decoded small in the DCT domain, as a JPEG
+    assert (out.noise, out.enlargement) == (plain.noise, plain.enlargement)
+
+
 def test_alpha_is_flattened_on_white() -> None:
     rgba = np.zeros((20, 20, 4), np.uint8)
     rgba[:, :10] = (255, 0, 0, 255)  # opaque red left half, transparent right half

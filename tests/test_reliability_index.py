@@ -12,9 +12,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, features
 
 import neardup
+from conftest import DATA
 from faults import (
     as_ordinary_user,
     assert_no_traceback,
@@ -214,3 +215,25 @@ def test_unreadable_subfolder_keeps_its_images_and_records_the_failure(tmp_path)
     assert not dropped, f"dropped from the catalog: {dropped}; {again}"
     recorded = {p: r for p, r in failures(db).items() if p == str(sub) or p.startswith(str(sub) + os.sep)}
     assert recorded and all(recorded.values()), f"the unreadable folder's failure is not recorded: {failures(db)}"
+
+
+# -- image files under the other names people's collections give them ---------------------------
+def test_images_named_jfif_mpo_apng_or_avif_are_indexed_not_passed_over(tmp_path) -> None:
+    """A JPEG a browser saved as .jfif, a stereo camera's .mpo, an animated .apng and an .avif
+    (where Pillow reads AVIF) are indexed beside the photos; before, the walk passed over them
+    without a word."""
+    folder = tmp_path / "photos"
+    normal = photos(folder, ["coffee", "chelsea"])
+    rocket, hubble = (Image.open(DATA / f"{n}.jpg").convert("RGB") for n in ("rocket", "hubble"))
+    rocket.save(folder / "rocket.jfif", "JPEG", quality=90)
+    hubble.save(folder / "hubble.mpo", "MPO", save_all=True, append_images=[rocket])
+    rocket.save(folder / "rocket.apng", "PNG", save_all=True, append_images=[hubble])
+    named = ["rocket.jfif", "hubble.mpo", "rocket.apng"]
+    if features.check("avif"):
+        hubble.save(folder / "hubble.avif", "AVIF", quality=80)
+        named.append("hubble.avif")
+    db = tmp_path / "c.db"
+    assert_ok(index(folder, db))
+    paths = catalog_paths(db)
+    assert {p: paths.get(str(folder / p)) for p in named} == dict.fromkeys(named, "ok")
+    assert all(paths.get(str(p)) == "ok" for p in normal)
