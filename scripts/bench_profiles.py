@@ -6,12 +6,13 @@
 Each of `--pairs` corpus images becomes an original saved in a wide colour space (Adobe RGB,
 then Display P3; JPEG quality 95, as a camera or editor saves it) and its export to sRGB (JPEG
 quality 85, as shared); half as many other corpus images are distractors. For each colour space
-the collection is built twice, once with each original's ICC profile embedded and once without
-it, which is how neardup read every file before it honoured profiles (the same pixels, their
-colour space unsaid). Each is indexed into a new catalog and grouped (`duplicates --by auto` defaults).
-Prints, side by side: originals grouped with their export, groups holding anything else, and
-groups whose keeper is the original. The profiles are written by tests/icc_profiles.py;
-nothing here was tuned.
+the collection is built with each original's ICC profile embedded and without it, which is how
+neardup read every file before it honoured profiles (the same pixels, their colour space
+unsaid); Adobe RGB also as cameras save it, named in the EXIF instead of a profile. Each is
+indexed into a new catalog and grouped (`duplicates --by auto` defaults). Prints, side by
+side: originals grouped with their export, groups holding anything else, and groups whose
+keeper is the original. The profiles are written by neardup's own `matrix_profile`; nothing
+here was tuned.
 """
 
 from __future__ import annotations
@@ -19,24 +20,32 @@ from __future__ import annotations
 import argparse
 import io
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from PIL import Image, ImageCms
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+import neardup
+from neardup.indexer.profiles import ADOBE_RGB, DISPLAY_P3, matrix_profile
 
-import neardup  # noqa: E402
-from icc_profiles import ADOBE_RGB, DISPLAY_P3, rgb_profile  # noqa: E402  (tests/ is not a package)
-
-SPACES = {"Adobe RGB": rgb_profile(ADOBE_RGB, 563 / 256, "Adobe RGB (test)"),
-          "Display P3": rgb_profile(DISPLAY_P3, None, "Display P3 (test)")}
+SPACES = {"Adobe RGB": matrix_profile(ADOBE_RGB, 563 / 256, "Adobe RGB (test)"),
+          "Display P3": matrix_profile(DISPLAY_P3, None, "Display P3 (test)")}
 
 
-def build(corpus: Path, seed: int, pairs: int, folder: Path, space: str, *, embed_profiles: bool) -> None:
+# How an original says its colour space: not at all (how neardup read every such file before it
+# honoured profiles), by an embedded ICC profile, or (Adobe RGB) as a camera does, in its EXIF
+SAYS = {"left out (read as before)": None, "embedded": "profile", "camera EXIF (R03)": "exif"}
+
+
+def _camera_exif() -> bytes:
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0xA001] = 0xFFFF  # colour space: uncalibrated
+    exif.get_ifd(0x8769)[0xA005] = {0x0001: "R03"}  # the DCF option file: Adobe RGB
+    return exif.tobytes()
+
+
+def build(corpus: Path, seed: int, pairs: int, folder: Path, space: str, says: str | None) -> None:
     files = sorted(p for p in corpus.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     chosen = random.Random(seed).sample(files, pairs + pairs // 2)
     srgb = ImageCms.createProfile("sRGB")
@@ -50,8 +59,8 @@ def build(corpus: Path, seed: int, pairs: int, folder: Path, space: str, *, embe
         wide = ImageCms.profileToProfile(rgb, srgb, ImageCms.ImageCmsProfile(io.BytesIO(SPACES[space])),
                                          renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC)
         wide.info.pop("icc_profile", None)  # Pillow would save the profile it attached
-        profile = {"icc_profile": SPACES[space]} if embed_profiles else {}
-        wide.save(folder / f"{i:04d}_original.jpg", quality=95, **profile)
+        said = {"profile": {"icc_profile": SPACES[space]}, "exif": {"exif": _camera_exif()}}.get(says, {})
+        wide.save(folder / f"{i:04d}_original.jpg", quality=95, **said)
         rgb.save(folder / f"{i:04d}_export.jpg", quality=85)
 
 
@@ -75,18 +84,19 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=100)
     ap.add_argument("--embedder", choices=("cnn", "none"), default="cnn")
     args = ap.parse_args()
-    print("| seed | embedder | originals in | their profile | pairs grouped | other groups | keeper = original "
+    print("| seed | embedder | originals in | their colour space | pairs grouped | other groups | keeper = original "
           "| seconds |")
     print("| ---: | --- | --- | --- | ---: | ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory() as work:
-        for space, embed_profiles in ((s, e) for s in SPACES for e in (False, True)):
-            folder = Path(work) / f"{space} {embed_profiles}" / "photos"
-            build(args.corpus, args.seed, args.pairs, folder, space, embed_profiles=embed_profiles)
+        for space, label in ((s, label) for s in SPACES for label in SAYS):
+            if SAYS[label] == "exif" and space != "Adobe RGB":
+                continue  # EXIF names sRGB and Adobe RGB only
+            folder = Path(work) / f"{space} {SAYS[label]}" / "photos"
+            build(args.corpus, args.seed, args.pairs, folder, space, SAYS[label])
             started = time.perf_counter()
             cat = neardup.open(folder.parent / "c.db", create=True, embedder=args.embedder)
             cat.index([folder])
             right, wrong, kept = score(cat.duplicates(), args.pairs)
-            label = "embedded" if embed_profiles else "left out (read as before)"
             print(f"| {args.seed} | {args.embedder} | {space} | {label} | {right} / {args.pairs} | {wrong} "
                   f"| {kept} / {right} | {time.perf_counter() - started:.1f} |", flush=True)
 

@@ -13,11 +13,11 @@ from PIL import Image, ImageCms
 
 import neardup
 from neardup.indexer.decode import decode
+from neardup.indexer.profiles import ADOBE_RGB, DISPLAY_P3, matrix_profile
 
 from conftest import photo
-from icc_profiles import ADOBE_RGB, DISPLAY_P3, rgb_profile
 
-_WIDE = {"Adobe RGB": rgb_profile(ADOBE_RGB, 563 / 256), "Display P3": rgb_profile(DISPLAY_P3, None)}
+_WIDE = {"Adobe RGB": matrix_profile(ADOBE_RGB, 563 / 256), "Display P3": matrix_profile(DISPLAY_P3, None)}
 _SRGB = ImageCms.createProfile("sRGB")
 
 
@@ -70,7 +70,7 @@ def test_a_picture_saved_in_a_wider_colour_space_decodes_to_the_colours_of_its_s
 
 
 @pytest.mark.parametrize("profile", [ImageCms.ImageCmsProfile(_SRGB).tobytes(),
-                                     rgb_profile(((0.4361, 0.2225, 0.0139), (0.3851, 0.7169, 0.0971),
+                                     matrix_profile(((0.4361, 0.2225, 0.0139), (0.3851, 0.7169, 0.0971),
                                                   (0.1431, 0.0606, 0.7141)), None, "another sRGB")],
                          ids=["LittleCMS sRGB", "another sRGB"])
 def test_an_srgb_profile_leaves_the_pixels_as_a_file_without_a_profile(profile: bytes) -> None:
@@ -115,3 +115,24 @@ def test_an_adobe_rgb_original_keeps_over_its_srgb_export_though_its_tones_stret
     cat.index([folder], workers=1)
     [group] = cat.duplicates()
     assert Path(group.keeper).stem == "original", group.reason
+
+
+def _camera_exif(colour_space: int, interop_index: str | None) -> bytes:
+    """EXIF as a camera writes it: the colour space (1 sRGB, 0xFFFF uncalibrated) and the
+    DCF interoperability index (R98 sRGB, R03 the Adobe RGB option file)."""
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0xA001] = colour_space
+    if interop_index is not None:
+        exif.get_ifd(0x8769)[0xA005] = {0x0001: interop_index}
+    return exif.tobytes()
+
+
+def test_a_camera_s_adobe_rgb_jpeg_without_a_profile_decodes_to_the_colours_of_its_srgb_copy() -> None:
+    # cameras set to Adobe RGB mostly embed no ICC profile and say so in their EXIF
+    srgb = Image.fromarray(photo("coffee"))
+    wide = _in(_WIDE["Adobe RGB"], srgb)
+    expected = decode(_encoded(srgb, "JPEG", quality=95)).pixels
+    said = decode(_encoded(wide, "JPEG", quality=95, exif=_camera_exif(0xFFFF, "R03"))).pixels
+    assert _gap(said, expected) < 1.5
+    for unsaid in (_camera_exif(1, "R98"), _camera_exif(0xFFFF, None), _camera_exif(0xFFFF, "R98")):
+        assert _gap(decode(_encoded(wide, "JPEG", quality=95, exif=unsaid)).pixels, expected) > 4
