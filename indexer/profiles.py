@@ -73,8 +73,11 @@ def _conversion(icc_profile: bytes) -> _Conversion | None:
             source = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
             if source.profile.xcolor_space.strip() != "RGB":
                 return None
+            # NOCACHE: one transform serves every thread (the web app decodes thumbnails in
+            # several), and LittleCMS's cache of the last pixel is not safe to share
             convert = ImageCms.buildTransform(source, ImageCms.createProfile("sRGB"), "RGB", "RGB",
-                                              renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC)
+                                              renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
+                                              flags=ImageCms.Flags.NOCACHE)
             probe = np.asarray(ImageCms.applyTransform(Image.fromarray(_PROBE), convert), dtype=np.int16)
             greys = np.repeat(np.arange(256, dtype=np.uint8)[None, :, None], 3, axis=2)
             tones = np.asarray(ImageCms.applyTransform(Image.fromarray(greys), convert))[0].mean(axis=1)
