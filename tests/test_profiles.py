@@ -71,7 +71,7 @@ def test_a_picture_saved_in_a_wider_colour_space_decodes_to_the_colours_of_its_s
 
 @pytest.mark.parametrize("profile", [ImageCms.ImageCmsProfile(_SRGB).tobytes(),
                                      matrix_profile(((0.4361, 0.2225, 0.0139), (0.3851, 0.7169, 0.0971),
-                                                  (0.1431, 0.0606, 0.7141)), None, "another sRGB")],
+                                                     (0.1431, 0.0606, 0.7141)), None, "another sRGB")],
                          ids=["LittleCMS sRGB", "another sRGB"])
 def test_an_srgb_profile_leaves_the_pixels_as_a_file_without_a_profile(profile: bytes) -> None:
     im = Image.fromarray(photo("chelsea"))
