@@ -6,6 +6,7 @@ POST) is a JSON error with its status code, never a 500."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import sqlite3
@@ -343,6 +344,20 @@ def test_thumbnails_are_jpegs_cached_beside_the_catalog(shared) -> None:
     assert len(cached) == 1 and cached[0].read_bytes() == r.content
     again = c.get(f"/api/images/{hubble}/thumbnail?size=100", headers={"If-None-Match": r.headers["etag"]})
     assert again.status_code == 304
+
+
+def test_a_thumbnail_or_etag_made_by_an_older_rendering_is_never_served(fresh) -> None:
+    # what neardup named a thumbnail, and gave as its ETag, before RENDERING was part of both:
+    # decoding has changed since (colour profiles, TIFF turns), so such a thumbnail may be stale
+    cat, files, c = fresh
+    chelsea = image_id(cat, files["chelsea"])
+    sha = (cat.image(chelsea, exif=False).sha256 or "none")[:16]
+    folder = cat.path.parent / f"{cat.path.stem}.thumbs"
+    folder.mkdir(exist_ok=True)
+    (folder / f"{chelsea}-128-{sha}.jpg").write_bytes(b"a thumbnail of the file as decoded before")
+    r = c.get(f"/api/images/{chelsea}/thumbnail?size=100", headers={"If-None-Match": f'"{sha}-128"'})
+    assert r.status_code == 200 and r.headers["etag"] != f'"{sha}-128"'
+    assert Image.open(io.BytesIO(r.content)).format == "JPEG"
 
 
 @pytest.mark.parametrize("size", ["0", "15", "4096", "big"])

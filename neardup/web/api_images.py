@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFi
 from fastapi.responses import FileResponse
 
 import neardup
-from neardup.thumbnails import thumbnail_side
+from neardup.thumbnails import thumbnail_key, thumbnail_side
 
 from .schemas import ERRORS, HealthOut, ImageId, ImageOut, SearchOut, match_out
 from .state import ServerState, state
@@ -65,7 +65,7 @@ def thumbnail(request: Request, image_id: ImageId,
               st: ServerState = Depends(state)) -> Response:
     """A JPEG of the image at most `size` pixels on its long side, cached beside the catalog."""
     info = st.collection.image(image_id, exif=False)
-    tag = f'"{(info.sha256 or "none")[:16]}-{thumbnail_side(size)}"'
+    tag = f'"{thumbnail_key(info.sha256, thumbnail_side(size))}"'
     headers = {"ETag": tag, "Cache-Control": "private, no-cache"}
     if request.headers.get("if-none-match") == tag and info.status == "ok":
         return Response(status_code=304, headers=headers)
