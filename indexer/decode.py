@@ -2,7 +2,7 @@
 
 One path for indexing and querying: EXIF orientation applied, every mode turned into 8-bit
 RGB (alpha flattened on white, 16-bit scaled, CMYK converted), colours in another RGB colour
-space converted to sRGB by the file's ICC profile or a camera's Adobe RGB EXIF (`profiles`),
+space converted to sRGB as the file says (`profiles`: an ICC profile, a HEIF's nclx, EXIF),
 first frame of animations, HEIC/HEIF through pillow-heif. Large JPEGs are decoded at a
 reduced size in the DCT domain (libjpeg scaling, via Pillow's `draft`) when only `max_side`
 pixels are needed. Beside the pixels, what the keeper weighs is measured here: noise, JPEG
@@ -27,7 +27,7 @@ from neardup.storage.errors import NeardupError
 
 from .enlargement import Enlargement, enlargement
 from .pixels import checked_rgb
-from .profiles import implied_profile, in_srgb, in_srgb_tones
+from .profiles import in_srgb, in_srgb_tones, profile_of
 
 # .jfif: what browsers on Windows name a saved JPEG; .mpo: a stereo camera's pair of JPEGs;
 # .apng: an animated PNG; .avif: read by Pillow 11.3 or later (an older one reports such a file
@@ -141,7 +141,7 @@ def _decode_open(im: Image.Image, max_side: int, max_megapixels: float, source: 
     full_w, full_h = (h, w) if orientation in _ROTATED else (w, h)
     # turned without a copy for the upright image most files are (`exif_transpose` copies)
     rgb = _to_rgb(_oriented(small, orientation))
-    profile = im.info.get("icc_profile") or implied_profile(im.getexif())
+    profile = profile_of(im.info, im.getexif())
     pixels = in_srgb(fit(rgb, max_side), profile)  # converted once reduced, where it costs least
     if not traits:
         return DecodedImage(pixels=pixels, width=full_w, height=full_h, format=fmt, jpeg_quality=quality)

@@ -3,11 +3,11 @@
 An editor's export, a Mac's screenshots and an iPhone's photos store their pixels in a wider
 colour space and say so in an embedded ICC profile; a camera set to Adobe RGB mostly says so
 in its EXIF instead (the DCF option file: colour space "uncalibrated", interoperability index
-R03). The copies people share are usually converted to sRGB on export. Read as they are, the
-original's colours are duller than its copy's, as far apart as a colour edit. Converted by its
-profile (LittleCMS, through Pillow's `ImageCms`), the original shows the colours its copy
-shows, as a browser or viewer shows them; and its grain, measured in sRGB's tones, is its
-copy's.
+R03), and a HEIF may say Display P3 in its colour description (nclx) alone. The copies
+people share are usually converted to sRGB on export. Read as they are, the original's colours
+are duller than its copy's, as far apart as a colour edit. Converted by its profile
+(LittleCMS, through Pillow's `ImageCms`), the original shows the colours its copy shows, as a
+browser or viewer shows them; and its grain, measured in sRGB's tones, is its copy's.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from __future__ import annotations
 import io
 import struct
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import cv2
 import numpy as np
@@ -88,6 +90,20 @@ def _conversion(icc_profile: bytes) -> _Conversion | None:
     return _Conversion(convert, np.round(tones).astype(np.uint8))
 
 
+def profile_of(info: Mapping[str, Any], exif: Image.Exif) -> bytes | None:
+    """The ICC profile of the colour space an image's file says its pixels are in (`info` and
+    `exif` as Pillow reads them): the profile it embeds; or, embedding none, Display P3 for a
+    HEIF whose colour description (nclx) names P3's primaries with sRGB's tone curve, as
+    phones write it, and Adobe RGB for a camera's JPEG whose EXIF says so
+    (`implied_profile`); None for sRGB, or where nothing is said."""
+    if icc := info.get("icc_profile"):
+        return icc
+    nclx = info.get("nclx_profile")
+    if isinstance(nclx, Mapping) and (nclx.get("color_primaries"), nclx.get("transfer_characteristics")) == (12, 13):
+        return _display_p3()
+    return implied_profile(exif)
+
+
 def implied_profile(exif: Image.Exif) -> bytes | None:
     """The profile a file's EXIF implies when it embeds none: Adobe RGB for a camera's DCF
     option file (colour space 0xFFFF, "uncalibrated", with interoperability index R03), as
@@ -104,6 +120,11 @@ def implied_profile(exif: Image.Exif) -> bytes | None:
 @lru_cache(maxsize=1)
 def _adobe_rgb() -> bytes:
     return matrix_profile(ADOBE_RGB, _ADOBE_GAMMA, "Adobe RGB compatible (neardup)")
+
+
+@lru_cache(maxsize=1)
+def _display_p3() -> bytes:
+    return matrix_profile(DISPLAY_P3, None, "Display P3 (neardup)")
 
 
 def matrix_profile(colorants=ADOBE_RGB, gamma: float | None = _ADOBE_GAMMA, name: str = "RGB") -> bytes:

@@ -136,3 +136,19 @@ def test_a_camera_s_adobe_rgb_jpeg_without_a_profile_decodes_to_the_colours_of_i
     assert _gap(said, expected) < 1.5
     for unsaid in (_camera_exif(1, "R98"), _camera_exif(0xFFFF, None), _camera_exif(0xFFFF, "R98")):
         assert _gap(decode(_encoded(wide, "JPEG", quality=95, exif=unsaid)).pixels, expected) > 4
+
+
+def test_a_heif_that_names_display_p3_in_its_colour_description_alone_decodes_to_srgb() -> None:
+    # libheif writes no ICC profile unless asked: the colour description (nclx) is all it says
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    srgb = Image.fromarray(photo("coffee"))
+    wide = _in(_WIDE["Display P3"], srgb)
+    as_srgb = {"color_primaries": 1, "transfer_characteristics": 13, "matrix_coefficients": 6, "full_range_flag": 1}
+    as_p3 = dict(as_srgb, color_primaries=12)
+    expected = decode(_encoded(srgb, "HEIF", quality=95, nclx_profile=as_srgb)).pixels
+    said = decode(_encoded(wide, "HEIF", quality=95, nclx_profile=as_p3)).pixels
+    unsaid = decode(_encoded(wide, "HEIF", quality=95, nclx_profile=as_srgb)).pixels
+    assert _gap(unsaid, expected) > 2.5
+    assert _gap(said, expected) < 1.5
