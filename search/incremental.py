@@ -371,7 +371,7 @@ def _image_changes(catalog: Catalog, stored: Columns, merge: Mapping[int, int]):
     """(each image's current content, images new or changed since `stored`, images gone,
     whether to judge everything again: nothing kept, or more new than kept)."""
     ids, contents = catalog.contents()
-    current = {int(i): _content(c) for i, c in zip(ids.tolist(), contents) if int(i) not in merge}
+    current = {int(i): int(c) for i, c in zip(ids.tolist(), contents.tolist()) if int(i) not in merge}
     known = dict(zip(stored.get(IMAGE_ID, np.zeros(0, np.int64)).tolist(),
                      stored.get(CONTENT, np.zeros(0, np.uint64)).tolist()))
     kept = {i for i, c in known.items() if current.get(i) == c}
@@ -681,8 +681,3 @@ def _concat(a: Columns, b: Columns) -> Columns:
     if not b:
         return a
     return {k: np.concatenate([a[k], b[k]]) for k in b}
-
-
-def _content(sha256: str | None) -> int:
-    """An image's content as stored beside its judgements: the first 64 bits of its SHA-256."""
-    return int(sha256[:16], 16) if sha256 else 0

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Connection, Insert, delete, func, insert, select, update
+from sqlalchemy import Connection, Insert, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL
@@ -238,6 +238,31 @@ class Catalog:
         with self.transaction() as s:
             s.merge(Setting(key="keeper_rules", value=json.dumps(list(names))))
 
+    def decoding(self) -> tuple[int, dict[int, int]]:
+        """The `indexer.decode.DECODING` version the catalog's images are decoded as (1: not
+        recorded, a catalog of an older neardup), and the images not looked at then {id: the
+        version each is decoded as}: their files could not be read."""
+        with self.session() as s:
+            row = s.get(Setting, "decoding")
+        if row is None:
+            return 1, {}
+        value = json.loads(row.value)
+        return int(value["version"]), {int(i): int(v) for i, v in value["unread"].items()}
+
+    def set_decoding(self, version: int, unread: Mapping[int, int] | None = None) -> None:
+        # the images read again changed the generation themselves; the version changes nothing
+        # built from the catalog
+        value = {"version": int(version), "unread": {str(i): int(v) for i, v in (unread or {}).items()}}
+        with self.transaction(derived=True) as s:
+            s.merge(Setting(key="decoding", value=json.dumps(value)))
+
+    def decoded_before(self, version: int) -> list[tuple[int, str]]:
+        """(id, path) of the indexed images not read again for `version` (`Image.redecoded`)."""
+        q = (select(Image.id, Image.path).where(_present(), or_(Image.redecoded.is_(None), Image.redecoded < version))
+             .order_by(Image.id))
+        with self.session() as s:
+            return [(i, p) for i, p in s.execute(q)]
+
     def roots(self) -> list[str]:
         """The folders and files given to `index`, absolute."""
         with self.session() as s:
@@ -342,16 +367,15 @@ class Catalog:
 
     def feature_ids(self, feature: str, view: str = IMAGE) -> tuple[NDArray[np.int64], NDArray[np.uint64]]:
         """The images on disk that have a row of `feature` (a hash or a vector model) in
-        `view`: ids (N,) int64 sorted, and each one's content (the first 64 bits of its
-        SHA-256, 0 when unknown), which tells a re-indexed image from an unchanged one."""
+        `view`: ids (N,) int64 sorted, and each one's content (`_content`), which tells a
+        re-indexed image from an unchanged one."""
         table, name = self._feature_table(feature)
-        q = (select(table.image_id, Image.sha256).join(Image)
+        q = (select(table.image_id, Image.sha256, Image.redecoded).join(Image)
              .where(name == feature, table.view == view, _present()).order_by(table.image_id))
         with self.session() as s:
             rows = s.execute(q).all()
         ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
-        contents = np.fromiter((int(r[1][:16], 16) if r[1] else 0 for r in rows), np.uint64, len(rows))
-        return ids, contents
+        return ids, np.fromiter((_content(r[1], r[2]) for r in rows), np.uint64, len(rows))
 
     def feature_rows(self, feature: str, ids: Sequence[int], view: str = IMAGE) -> tuple[NDArray[np.int64], NDArray]:
         """The `feature` rows of the given ids that have one, in id order: ids (n,) int64 and
@@ -530,13 +554,14 @@ class Catalog:
                 groups.setdefault(sha, []).append(image_id)
         return list(groups.values())
 
-    def contents(self) -> tuple[NDArray[np.int64], list[str | None]]:
+    def contents(self) -> tuple[NDArray[np.int64], NDArray[np.uint64]]:
         """Every image in the collection now (status "ok"): ids (N,) int64 sorted and each
-        one's content (SHA-256, hex)."""
-        q = select(Image.id, Image.sha256).where(_present()).order_by(Image.id)
+        one's content, as `feature_ids` gives it."""
+        q = select(Image.id, Image.sha256, Image.redecoded).where(_present()).order_by(Image.id)
         with self.session() as s:
             rows = s.execute(q).all()
-        return np.fromiter((r[0] for r in rows), np.int64, len(rows)), [r[1] for r in rows]
+        return (np.fromiter((r[0] for r in rows), np.int64, len(rows)),
+                np.fromiter((_content(r[1], r[2]) for r in rows), np.uint64, len(rows)))
 
     def counts(self) -> dict[str, int]:
         """Images by status, and stored features by name (box views as "<name>@box")."""
@@ -730,6 +755,14 @@ def _translated(name: Path | str) -> Iterator[None]:
         if meaning is None:
             raise
         raise meaning from error
+
+
+def _content(sha256: str | None, redecoded: int | None) -> int:
+    """An image's content as what is derived from its features sees it: the first 64 bits of
+    its SHA-256 (0 when unknown), told apart once its unchanged file was decoded again
+    (`Image.redecoded`), since its features then changed as an edit's would."""
+    token = int(sha256[:16], 16) if sha256 else 0
+    return token ^ (redecoded * 0x9E3779B97F4A7C15 & 0xFFFF_FFFF_FFFF_FFFF) if redecoded else token
 
 
 def _present():

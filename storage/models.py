@@ -80,6 +80,10 @@ class Image(Base):
     camera: Mapped[str | None] = mapped_column(String(128))
     jpeg_quality: Mapped[int | None] = mapped_column(Integer)  # 1-100: small on every backend
     enlargement: Mapped[bytes | None] = mapped_column(LargeBinary)  # `indexer.enlargement.STORED_BYTES` (older: 40)
+    # the `indexer.decode.DECODING` version this image's unchanged file was read again for, since
+    # an older neardup decoded it otherwise; NULL for an image read as its bytes came. Part of
+    # its content (`Catalog.feature_ids`): what was derived from its old features is stale.
+    redecoded: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

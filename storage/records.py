@@ -92,6 +92,7 @@ class ImageRecord:
     camera: str | None = None
     jpeg_quality: int | None = None
     enlargement: bytes | None = None  # `neardup.indexer.enlargement.Enlargement.to_bytes()`
+    redecoded: int | None = None  # `models.Image.redecoded`
     hashes: dict[str, dict[str, Bits]] = field(default_factory=dict)
     vectors: dict[str, dict[str, NDArray[np.float32]]] = field(default_factory=dict)
     keypoints: Keypoints | None = None
