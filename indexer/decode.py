@@ -27,7 +27,7 @@ from neardup.storage.errors import NeardupError
 
 from .enlargement import Enlargement, enlargement
 from .pixels import checked_rgb
-from .profiles import in_srgb, in_srgb_tones, profile_of
+from .profiles import converts, in_srgb, in_srgb_tones, profile_of
 
 # .jfif: what browsers on Windows name a saved JPEG; .mpo: a stereo camera's pair of JPEGs;
 # .apng: an animated PNG; .avif: read by Pillow 11.3 or later (an older one reports such a file
@@ -37,6 +37,11 @@ IMAGE_SUFFIXES = frozenset(
      ".heic", ".heif", ".avif"}
 )
 DEFAULT_MAX_MEGAPIXELS = 150.0
+# How files become pixels and traits, raised whenever some file decodes otherwise, so that a
+# catalog's rows an older neardup decoded are read again (`decodes_otherwise` says which).
+# 2: a TIFF's EXIF orientation read after loading, colours converted from the file's colour
+# space to sRGB, a multi-picture JPEG decoded as the JPEG it starts with.
+DECODING = 2
 LARGE_PIXELS = 16_000_000  # decoded images larger than this are shrunk at once (`_reduced`)
 _STRIP_BOXES = 16  # rows of reduce() boxes per strip
 _ROTATED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
@@ -158,6 +163,28 @@ def _decode_open(im: Image.Image, max_side: int, max_megapixels: float, source: 
         enlarged = enlargement(toned, max(rgb.shape[:2]) / max(w, h))
     return DecodedImage(pixels=pixels, width=full_w, height=full_h, format=fmt, noise=noise,
                         jpeg_quality=quality, enlargement=enlarged)
+
+
+def decodes_otherwise(path: str | Path, since: int) -> bool | None:
+    """Whether `decode` now gives the file at `path` other pixels, sides or traits than the
+    `DECODING` version `since` gave it, read from its header alone (a few of a collection's
+    files are affected, and reading the header of every one costs far less than decoding it
+    again); None when its header cannot be read now."""
+    if since >= DECODING:
+        return False
+    _setup_pillow()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(Path(path)) as im:
+                fmt = (im.format or "").upper()
+                exif = im.getexif()
+                # before version 2 a TIFF's orientation, which Pillow's reader applies itself,
+                # was applied again; a multi-picture JPEG was decoded whole, as "MPO"
+                turned = fmt == "TIFF" and exif.get(0x0112, 1) != 1
+                return turned or fmt == "MPO" or converts(profile_of(im.info, exif))
+    except (OSError, ValueError, SyntaxError, EOFError, TypeError, UnidentifiedImageError):
+        return None
 
 
 def _full_size_luma(source: bytes) -> NDArray[np.uint8]:

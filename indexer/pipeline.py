@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +22,7 @@ from neardup.storage.catalog import Catalog
 from neardup.storage.records import ImageRecord
 
 from .colours import STORED_BYTES
+from .decode import DECODING
 from .embed import Embedder, worker_copy
 from .embedders import embed_views, vector_feature
 from .enlargement import STORED_BYTES as ENLARGEMENT_BYTES
@@ -29,7 +30,7 @@ from .extract import (EmbedInputs, Extracted, Moved, embed_inputs, extract_embed
                       local_features_of)
 from .features import EARLIER_FEATURES, FEATURES_ID
 from .progress import Progress
-from .walk import classify, walk
+from .walk import classify, decoded_otherwise, walk
 from .workers import WorkerDiedError, parallel_map
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ class IndexReport:
     failed: int = 0
     embedded: int = 0
     links: int = 0  # symbolic links not followed
+    redecoded: int = 0  # unchanged files read again: an older neardup decoded them otherwise
     seconds: float = 0.0
     interrupted: bool = False
     failures: list[tuple[str, str]] = field(default_factory=list)
@@ -82,6 +84,8 @@ def index_paths(
     upgrade_features(catalog)
     found = walk(paths)
     known = catalog.file_states()
+    if not known and catalog.decoding()[0] < DECODING:
+        catalog.set_decoding(DECODING)  # a new catalog: every file will be decoded as this neardup does
     changes = classify(found, known)
     report = IndexReport(new=len(changes.new), changed=len(changes.changed), unchanged=changes.unchanged,
                          links=found.links, failures=list(found.problems), failed=len(found.problems))
@@ -95,6 +99,7 @@ def index_paths(
     here, in_workers = _placement(embedders, todo, cluster)
     writer = _Writer(catalog, here, report, embedding=bool(embedders))
     moved: set[int] = set()
+    fresh: set[str] = set()  # the files read in this run
     progress.start(len(todo))
     try:
         if cluster is not None:
@@ -105,7 +110,7 @@ def index_paths(
             results = parallel_map(extract_embedded, todo, args, workers=workers, started=writer.warm_up_for(todo),
                                    fork=fork)
         for result in results:
-            _take(result, catalog, writer, report, moved)
+            _take(result, catalog, writer, report, moved, fresh)
             progress.advance()
         writer.flush()
     except KeyboardInterrupt:
@@ -118,6 +123,7 @@ def index_paths(
         progress.close()
     if not report.interrupted:
         _finish(catalog, changes, moved, embedders, report, workers=workers, progress=progress)
+        redecode(catalog, embedders, report, fresh=fresh, workers=workers, progress=progress)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -130,14 +136,17 @@ def _placement(embedders: Sequence[Embedder], todo: Sequence, cluster: Cluster |
     return [e for e, copy in zip(embedders, copies) if copy is None], [copy for copy in copies if copy is not None]
 
 
-def _take(result: Extracted | Moved, catalog: Catalog, writer: _Writer, report: IndexReport, moved: set[int]) -> None:
-    """One file's outcome: a move is recorded at once, anything else goes to the writer."""
+def _take(result: Extracted | Moved, catalog: Catalog, writer: _Writer, report: IndexReport, moved: set[int],
+          fresh: set[str]) -> None:
+    """One file's outcome: a move is recorded at once (its row as it was), anything else goes
+    to the writer (and is `fresh`)."""
     if isinstance(result, Moved):
         catalog.move(result.image_id, result.entry.path, result.entry.size, result.entry.mtime_ns)
         moved.add(result.image_id)
         report.moved += 1
         report.new -= 1
     else:
+        fresh.add(result.record.path)
         writer.add(result)
 
 
@@ -153,6 +162,57 @@ def _finish(catalog: Catalog, changes, moved: set[int], embedders: Sequence[Embe
     fill_keeper_traits(catalog=catalog, workers=workers, progress=progress)
     for embedder in embedders:
         report.embedded += embed_missing(catalog=catalog, embedder=embedder, workers=workers, progress=progress)
+
+
+def redecode(catalog: Catalog, embedders: Sequence[Embedder], report: IndexReport, *, fresh: Set[str] = frozenset(),
+             workers: int = 1, progress: Progress | None = None) -> None:
+    """Read again every catalogued file an older neardup decoded otherwise than this one
+    (`decode.DECODING`; the headers of the catalog's files tell which, `fresh` paths were just
+    read), as if it had changed: every feature and trait, and each of `embedders`' vectors.
+    The images keep their ids; `Image.redecoded` marks them, so that indexes and stored pair
+    evidence treat them as changed, and an interrupted run leaves them done. The catalog then
+    records this decoding, and the images whose files could not be read, to be looked at on
+    the next run. Counted in `report` (`redecoded`, and any file that no longer decodes as
+    failed)."""
+    version, unread = catalog.decoding()
+    if version >= DECODING and not unread:
+        return
+    rows = catalog.decoded_before(DECODING)
+    since = {i: version for i, _ in rows} if version < DECODING else {}
+    since.update((i, min(v, since.get(i, v))) for i, v in unread.items())
+    rows = [(i, p) for i, p in rows if i in since and p not in fresh]
+    progress = progress or Progress()
+    stale, unread = [], {}
+    if rows:
+        progress.start(len(rows), "files an older neardup decoded otherwise")
+        try:
+            for old in sorted({since[i] for i, _ in rows}):
+                these = [(i, p) for i, p in rows if since[i] == old]
+                for (image_id, _), found in zip(these, parallel_map(decoded_otherwise, [p for _, p in these], (old,),
+                                                                    workers=workers)):
+                    progress.advance()
+                    if found is None:
+                        unread[image_id] = old
+                    elif found:
+                        stale.append(found)
+        finally:
+            progress.close()
+    if stale:
+        here, in_workers = _placement(embedders, stale, None)
+        writer = _Writer(catalog, here, report, embedding=bool(embedders))
+        progress.start(len(stale), "reading them again")
+        try:
+            args = (catalog.settings, {}, sorted({e.input_size for e in here}), in_workers)
+            for result in parallel_map(extract_embedded, stale, args, workers=workers,
+                                       started=writer.warm_up_for(stale)):
+                result.record.redecoded = DECODING
+                writer.add(result)
+                report.redecoded += 1
+                progress.advance()
+        finally:
+            writer.flush()  # what was read again is kept, even when interrupted
+            progress.close()
+    catalog.set_decoding(DECODING, unread)
 
 
 def upgrade_features(catalog: Catalog) -> None:

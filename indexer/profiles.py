@@ -66,6 +66,11 @@ def in_srgb_tones(levels: NDArray[np.uint8], icc_profile: bytes | None) -> NDArr
     return levels if conversion is None else cv2.LUT(levels, conversion.tones)
 
 
+def converts(icc_profile: bytes | None) -> bool:
+    """Whether `in_srgb` changes pixels in the space `icc_profile` describes."""
+    return bool(icc_profile) and _conversion(icc_profile) is not None
+
+
 @lru_cache(maxsize=64)  # a collection holds few distinct profiles, each a few KB
 def _conversion(icc_profile: bytes) -> _Conversion | None:
     """The conversion of an RGB profile to sRGB, or None where there is nothing to convert."""

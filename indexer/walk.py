@@ -21,7 +21,7 @@ from neardup.storage.errors import NeardupError
 from neardup.storage.models import IMAGE_STATUS
 from neardup.storage.records import FileState
 
-from .decode import IMAGE_SUFFIXES
+from .decode import IMAGE_SUFFIXES, decodes_otherwise
 
 
 CLEANED = frozenset(IMAGE_STATUS.values())  # statuses of files a clean-up acted on
@@ -156,6 +156,18 @@ def classify(found: Walk, known: Mapping[str, FileState]) -> Changes:
         and p not in problems and s.status not in CLEANED
     ]
     return Changes(new, changed, unchanged, gone)
+
+
+def decoded_otherwise(path: str, since: int) -> FileEntry | bool | None:
+    """The file at a catalogued `path` as it is now, when `decode` gives it other pixels than
+    the `DECODING` version `since` did (`decode.decodes_otherwise`); False when it gives the
+    same; None when that cannot be told now (a drive not mounted: unreadable is not gone)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    otherwise = decodes_otherwise(path, since)
+    return FileEntry(path, st.st_size, st.st_mtime_ns) if otherwise else otherwise
 
 
 def _under(path: str, roots: Iterable[str]) -> bool:

@@ -38,7 +38,8 @@
     if (job.state === "done") {
       const r = job.result;
       $("job-result").textContent = `Done in ${r.seconds.toFixed(1)} s: ${r.new} new, ${r.changed} changed, ` +
-        `${r.unchanged} unchanged, ${r.moved} moved, ${r.removed} removed, ${r.failed} failed.`;
+        `${r.unchanged} unchanged, ${r.moved} moved, ${r.removed} removed, ${r.failed} failed` +
+        (r.redecoded ? `, ${r.redecoded} read again (an older neardup decoded them otherwise).` : ".");
     } else if (job.state === "failed") {
       $("job-result").textContent = `Failed: ${job.error}`;
     } else $("job-result").textContent = "";
