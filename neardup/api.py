@@ -219,10 +219,15 @@ class Collection:
         # travel pickled, and each worker loads its own)
         embedders = self.embedders() if cluster is None else [
             load_embedder(self.catalog, name) for name in catalog_vector_features(self.catalog)]
-        return index_paths(
+        report = index_paths(
             [Path(p).expanduser() for p in paths], catalog=self.catalog, workers=workers or os.cpu_count() or 1,
             embedders=embedders, progress=progress, fork=fork, cluster=cluster,
         )
+        if not report.interrupted:
+            states = self.catalog.file_states().values()
+            ThumbnailCache(self.catalog.cache_file("thumbs")).prune({s.image_id: s.sha256 for s in states
+                                                                     if s.status == "ok"})
+        return report
 
     def embed_missing(self, name: str, *, workers: int | None = None, progress: Progress | None = None) -> int:
         """Embed the images that have no vector of feature `name` yet; returns how many."""

@@ -360,6 +360,28 @@ def test_a_thumbnail_or_etag_made_by_an_older_rendering_is_never_served(fresh) -
     assert Image.open(io.BytesIO(r.content)).format == "JPEG"
 
 
+def test_thumbnails_no_image_asks_for_any_more_are_deleted_after_indexing(fresh) -> None:
+    cat, files, c = fresh
+    ids = {name: image_id(cat, files[name]) for name in ("chelsea", "hubble", "exif")}
+    for i in ids.values():
+        assert c.get(f"/api/images/{i}/thumbnail?size=100").status_code == 200
+    folder = cat.path.parent / f"{cat.path.stem}.thumbs"
+    [kept] = folder.glob(f"{ids['hubble']}-128-*.jpg")
+    sha = (cat.image(ids["hubble"], exif=False).sha256 or "none")[:16]
+    older = [folder / f"{ids['hubble']}-128-{sha}.jpg", folder / f"{ids['hubble']}-256-{sha}-r1.jpg"]
+    for path in older:  # named before RENDERING, and of an older rendering
+        path.write_bytes(b"stale")
+    abandoned, writing = folder / "tmpold.part", folder / "tmpnew.part"
+    abandoned.write_bytes(b"half")
+    os.utime(abandoned, (time.time() - 7200, time.time() - 7200))
+    writing.write_bytes(b"half")
+    Image.fromarray(scene(41)).save(files["chelsea"])  # changed
+    files["exif"].unlink()  # gone
+    cat.index([files["hubble"].parent], workers=1)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([kept.name, writing.name])
+    assert c.get(f"/api/images/{ids['hubble']}/thumbnail?size=100").status_code == 200
+
+
 @pytest.mark.parametrize("size", ["0", "15", "4096", "big"])
 def test_a_bad_thumbnail_size_is_a_422(shared, size) -> None:
     _, _, c = shared
