@@ -19,6 +19,8 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from neardup.indexer.enlargement import Enlargement
 from neardup.storage.errors import NeardupError
 from neardup.storage.records import ImageInfo
@@ -44,6 +46,15 @@ _ENLARGED = 0.35
 _REDUCED = 0.9
 _SOME_DETAIL = 0.02
 _SAME_ASPECT = 0.02  # |log| of the ratio of two aspect ratios
+# The traits of a lossless re-save of a JPEG and of the JPEG (`_same_pixels`): over the 159
+# PNG re-saves of the duplicates bench's eight development draws, grain within 0.001 and the
+# enlargement records' largest difference 0 in half, at most 0.013 in 156, 0.046 at most (a
+# flat picture, whose shares of detail are small and move most); between 29 TIFF masters and
+# their same-size JPEG exports at quality 85, 0.017 to 0.20, 26 of them over 0.05
+# (docs/BENCHMARKS.md). A master's traits within these bounds of its export's are taken for a
+# re-save's, as every lossless file was before: the bounds err on that side.
+_SAME_NOISE = 0.01
+_SAME_LOSSES = 0.05
 # A stretched copy keeps its original's detail along the side it was not stretched: reduced
 # along it, it loses at least this share of what the original loses (0.7 and more on real
 # photos stretched 1.3 to 2 times, tests/test_enlargement.py), where a copy holding the
@@ -271,15 +282,32 @@ def _resaved(im: ImageInfo, ctx: Context) -> float:
     re-save of it (an edit saved as PNG, a screenshot): the same picture in a larger file.
     A JPEG re-encoded lossier than another member is a copy itself (`least-lossy`), more
     likely made from the lossless file than the other way round, so it accuses no one: a
-    lossless original with a same-size low-quality JPEG copy keeps its place."""
+    lossless original with a same-size low-quality JPEG copy keeps its place. Nor does a JPEG
+    whose pixels the lossless file does not hold (`_same_pixels`): a master's JPEG export."""
     best = max((o.jpeg_quality for o in ctx.group if o.jpeg_quality is not None), default=None)
 
     def could_be_original(o: ImageInfo) -> bool:
         return o.jpeg_quality is None or best is None or o.jpeg_quality >= best - _LOSSY_TOLERANCE
 
     same_size = any(o.format == "JPEG" and (o.width, o.height) == (im.width, im.height) and could_be_original(o)
-                    for o in ctx.group)
+                    and _same_pixels(im, o) for o in ctx.group)
     return 1.0 if (im.format or "") in _LOSSLESS and same_size else 0.0
+
+
+def _same_pixels(im: ImageInfo, other: ImageInfo) -> bool:
+    """Whether two members' traits, measured on their pixels at native size, say they hold the
+    same pixels: their grain alike and what reducing each would lose alike, within what two
+    ways of reading one JPEG's pixels leave (its luma decoded by libjpeg, or taken from the
+    RGB of a lossless re-save). True where they cannot tell: a member without a record (flat
+    or tiny, or measured by an older neardup), or records measured at different scales (a
+    large JPEG's, on its luma decoded reduced)."""
+    if im.noise is None or other.noise is None or im.enlargement is None or other.enlargement is None or \
+            len(im.enlargement) != len(other.enlargement):
+        return True
+    mine, theirs = np.frombuffer(im.enlargement, "<f4"), np.frombuffer(other.enlargement, "<f4")
+    if mine[0] != theirs[0]:  # `Enlargement.scale`
+        return True
+    return abs(im.noise - other.noise) <= _SAME_NOISE and float(np.abs(mine - theirs).max()) <= _SAME_LOSSES
 
 
 def _lossy(im: ImageInfo, ctx: Context) -> float | None:

@@ -628,6 +628,21 @@ def test_a_lossless_re_save_of_a_jpeg_loses_to_the_jpeg(tmp_path, scale) -> None
     assert {Path(g.keeper).name for g in groups} == {"coffee.jpg", "chelsea.jpg"}, [(g.keeper, g.reason) for g in groups]
 
 
+@pytest.mark.parametrize("quality", [85, 92])
+def test_a_lossless_master_keeps_over_its_jpeg_export_of_the_same_size(tmp_path, quality) -> None:
+    # a scan or an edit kept as a PNG or TIFF, and the JPEG exported from it to share: the
+    # export does not hold the master's pixels, so the master is no re-save of it
+    folder = tmp_path / "photos"
+    for name, suffix in (("coffee", ".png"), ("chelsea", ".tif"), ("rocket", ".png")):
+        master = save(photo(name), folder / f"{name}{suffix}")
+        with PILImage.open(master) as im:
+            im.save(folder / f"{name}_export.jpg", quality=quality)
+    groups = _catalog(tmp_path, folder, embedder="none").duplicates()
+    names = ("coffee", "chelsea", "rocket")
+    assert {_names(g.members) for g in groups} == {frozenset({n, f"{n}_export"}) for n in names}
+    assert {Path(g.keeper).stem for g in groups} == set(names), [(g.keeper, g.reason) for g in groups]
+
+
 def test_a_lossless_original_keeps_its_place_beside_lossy_smaller_and_brightened_copies(tmp_path) -> None:
     # The demo's groups: a PNG original, a JPEG of it at quality 30 (the same size), a
     # half-size JPEG at quality 90 and a brightened PNG (a larger file), written in that order.
