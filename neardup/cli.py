@@ -184,7 +184,7 @@ def index(paths: tuple[str, ...], db: str, workers: int | None, embedder: str | 
     )
     if report.redecoded:
         files = "1 unchanged file" if report.redecoded == 1 else f"{report.redecoded} unchanged files"
-        click.echo(f"{files} read again: an older neardup decoded them otherwise "
+        click.echo(f"{files} read again, which an older neardup decoded otherwise "
                    "(turned TIFFs, colour profiles, multi-picture JPEGs)", err=True)
     if report.failed:
         click.echo(f"{report.failed} files could not be read; `neardup stats --db {db}` lists why", err=True)

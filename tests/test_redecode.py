@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 from sqlalchemy import delete, select
 
 import neardup
@@ -47,7 +47,6 @@ def _write(kind: str, path: Path) -> Path:
     elif kind == "Adobe RGB profile":
         _in(_ADOBE, im).save(path, "JPEG", icc_profile=_ADOBE)
     elif kind == "sRGB profile":
-        from PIL import ImageCms
         im.save(path, "PNG", icc_profile=ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
     elif kind == "plain PNG":
         im.save(path, "PNG")
@@ -135,10 +134,11 @@ def test_an_unchanged_file_an_older_neardup_decoded_otherwise_is_read_again(tmp_
     assert cat.index([folder], workers=1).redecoded == 0
 
 
-def _features(cat: neardup.Collection, path: Path) -> list[bytes]:
+def _features(cat: neardup.Collection, path: Path) -> bytes:
+    """The PDQ hash the catalog holds of the file at `path`."""
     [state] = [r for r in cat.catalog.file_states().values() if r.path == str(path)]
-    ids, bits = cat.catalog.feature_rows("pdq", [state.image_id])
-    return [bits[0].tobytes()]
+    _, bits = cat.catalog.feature_rows("pdq", [state.image_id])
+    return bits[0].tobytes()
 
 
 def test_files_outside_the_folder_indexed_are_read_again_too_and_the_cli_says_so(tmp_path: Path) -> None:
@@ -154,7 +154,7 @@ def test_files_outside_the_folder_indexed_are_read_again_too_and_the_cli_says_so
         s.execute(delete(Setting).where(Setting.key == "decoding"))
     cat.close()
     result = run("index", str(one), "--db", str(db), "--embedder", "none")
-    assert "1 unchanged file read again: an older neardup decoded them otherwise" in result.stderr
+    assert "1 unchanged file read again, which an older neardup decoded otherwise" in result.stderr
     cat = neardup.open(db)
     assert _rows(cat)["turned.tif"][1] == DECODING and _rows(cat)["plain.png"][1] is None
     assert cat.catalog.decoding() == (DECODING, {})
