@@ -144,7 +144,8 @@ def index(paths: tuple[str, ...], db: str, workers: int | None, embedder: str | 
           cluster: str | None, quiet: bool, exact_below: int | None, memory_budget: str | None) -> None:
     """Index the images under PATHS (folders, recursively, or files).
 
-    New and changed files are decoded and hashed; unchanged files are skipped; files that
+    New and changed files are decoded and hashed; unchanged files are skipped (but for those
+    an older neardup decoded otherwise, read again once after an upgrade); files that
     disappeared are dropped from the catalog; moved files are recognised by content.
     The catalog is created on first use. Safe to interrupt: run it again to finish.
 
