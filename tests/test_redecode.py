@@ -100,7 +100,7 @@ def _rows(cat: neardup.Collection) -> dict[str, tuple]:
         return {Path(r.path).name: (r.id, r.redecoded, r.updated_at) for r in s.scalars(select(ImageRow))}
 
 
-def test_an_unchanged_file_an_older_neardup_decoded_otherwise_is_read_again(tmp_path: Path) -> None:
+def test_an_unchanged_file_an_older_neardup_decoded_otherwise_is_read_again(tmp_path: Path, catalog_location) -> None:
     # the case of `test_profiles`: a grainy nebula saved in Adobe RGB beside its sRGB export
     rng = np.random.default_rng(1)
     grainy = np.asarray(_nebula(), dtype=np.float64) + rng.normal(0, 1.2, (320, 320, 3))
@@ -110,7 +110,7 @@ def test_an_unchanged_file_an_older_neardup_decoded_otherwise_is_read_again(tmp_
     picture.save(folder / "export.jpg", quality=85)
     _in(_ADOBE, picture).save(folder / "original.jpg", quality=95, icc_profile=_ADOBE)
     Image.fromarray(photo("rocket")).save(folder / "other.png")
-    cat = neardup.open(tmp_path / "c.db", create=True, embedder="none")
+    cat = neardup.open(catalog_location, create=True, embedder="none")
     cat.index([folder], workers=1)
     assert cat.catalog.decoding() == (DECODING, {})  # a new catalog: nothing to look at again
     _as_version_1_left_it(cat, folder / "original.jpg", tmp_path)
@@ -132,6 +132,8 @@ def test_an_unchanged_file_an_older_neardup_decoded_otherwise_is_read_again(tmp_
     fresh.index([folder], workers=1)
     assert _features(fresh, folder / "original.jpg") == _features(cat, folder / "original.jpg")
     assert cat.index([folder], workers=1).redecoded == 0
+    fresh.close()
+    cat.close()
 
 
 def _features(cat: neardup.Collection, path: Path) -> bytes:
@@ -161,14 +163,14 @@ def test_files_outside_the_folder_indexed_are_read_again_too_and_the_cli_says_so
     cat.close()
 
 
-def test_a_file_unreadable_while_the_catalog_is_looked_over_keeps_its_row(tmp_path: Path) -> None:
+def test_a_file_unreadable_while_the_catalog_is_looked_over_keeps_its_row(tmp_path: Path, catalog_location) -> None:
     folder = tmp_path / "photos"
     folder.mkdir()
     away = tmp_path / "away"
     away.mkdir()
     _write("TIFF turned", away / "turned.tif")
     _write("plain PNG", folder / "plain.png")
-    cat = neardup.open(tmp_path / "c.db", create=True, embedder="none")
+    cat = neardup.open(catalog_location, create=True, embedder="none")
     cat.index([folder, away], workers=1)
     with cat.catalog.transaction() as s:
         s.execute(delete(Setting).where(Setting.key == "decoding"))
@@ -183,3 +185,4 @@ def test_a_file_unreadable_while_the_catalog_is_looked_over_keeps_its_row(tmp_pa
     assert _rows(cat)["turned.tif"][:2] == (turned, DECODING) and _rows(cat)["plain.png"] == before["plain.png"]
     assert cat.catalog.decoding() == (DECODING, {})
     assert cat.index([folder], workers=1).redecoded == 0
+    cat.close()
