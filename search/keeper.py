@@ -19,8 +19,6 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-import numpy as np
-
 from neardup.indexer.enlargement import Enlargement
 from neardup.storage.errors import NeardupError
 from neardup.storage.records import ImageInfo
@@ -304,10 +302,12 @@ def _same_pixels(im: ImageInfo, other: ImageInfo) -> bool:
     if im.noise is None or other.noise is None or im.enlargement is None or other.enlargement is None or \
             len(im.enlargement) != len(other.enlargement):
         return True
-    mine, theirs = np.frombuffer(im.enlargement, "<f4"), np.frombuffer(other.enlargement, "<f4")
-    if mine[0] != theirs[0]:  # `Enlargement.scale`
+    mine, theirs = Enlargement.from_bytes(im.enlargement), Enlargement.from_bytes(other.enlargement)
+    if mine.scale != theirs.scale:
         return True
-    return abs(im.noise - other.noise) <= _SAME_NOISE and float(np.abs(mine - theirs).max()) <= _SAME_LOSSES
+    gap = max(abs(a - b) for a, b in zip((*mine.losses, *mine.across, *mine.down),
+                                         (*theirs.losses, *theirs.across, *theirs.down)))
+    return abs(im.noise - other.noise) <= _SAME_NOISE and gap <= _SAME_LOSSES
 
 
 def _lossy(im: ImageInfo, ctx: Context) -> float | None:

@@ -100,17 +100,22 @@ def test_an_adobe_rgb_original_and_its_srgb_export_are_one_group(tmp_path: Path,
     assert [sorted(Path(p).stem for p in g.members) for g in groups] == [["export", "original"]]
 
 
-def test_an_adobe_rgb_original_keeps_over_its_srgb_export_though_its_tones_stretch_dark_grain(tmp_path: Path) -> None:
-    # Adobe RGB's plain gamma spreads the grain of a black sky over three times the levels
-    # sRGB's curve does: measured as stored, the original read as the grainier copy
+def grainy_adobe_rgb_pair(folder: Path) -> None:
+    """A grainy nebula in `folder`: "original.jpg" saved in Adobe RGB (quality 95, its profile
+    embedded) beside "export.jpg", its sRGB export (quality 85)."""
     rng = np.random.default_rng(1)
     grainy = np.asarray(_nebula(), dtype=np.float64) + rng.normal(0, 1.2, (320, 320, 3))
     picture = Image.fromarray(np.clip(grainy + 0.5, 0, 255).astype(np.uint8))
-    folder = tmp_path / "photos"
-    folder.mkdir()
+    folder.mkdir(parents=True, exist_ok=True)
     picture.save(folder / "export.jpg", quality=85)
-    original = _in(_WIDE["Adobe RGB"], picture)
-    original.save(folder / "original.jpg", quality=95, icc_profile=_WIDE["Adobe RGB"])
+    _in(_WIDE["Adobe RGB"], picture).save(folder / "original.jpg", quality=95, icc_profile=_WIDE["Adobe RGB"])
+
+
+def test_an_adobe_rgb_original_keeps_over_its_srgb_export_though_its_tones_stretch_dark_grain(tmp_path: Path) -> None:
+    # Adobe RGB's plain gamma spreads the grain of a black sky over three times the levels
+    # sRGB's curve does: measured as stored, the original read as the grainier copy
+    folder = tmp_path / "photos"
+    grainy_adobe_rgb_pair(folder)
     cat = neardup.open(tmp_path / "c.db", create=True, embedder="none")
     cat.index([folder], workers=1)
     [group] = cat.duplicates()

@@ -8,7 +8,6 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image, ImageCms
 from sqlalchemy import delete, select
@@ -16,16 +15,15 @@ from sqlalchemy import delete, select
 import neardup
 from neardup.indexer.decode import DECODING, decodes_otherwise
 from neardup.indexer.extract import extract
-from neardup.indexer.profiles import ADOBE_RGB, matrix_profile
 from neardup.indexer.walk import FileEntry
 from neardup.storage.models import Image as ImageRow
 from neardup.storage.models import Setting
 
 from conftest import photo
 from test_cli import run
-from test_profiles import _in, _nebula
+from test_profiles import _WIDE, _in, grainy_adobe_rgb_pair
 
-_ADOBE = matrix_profile(ADOBE_RGB, 563 / 256)
+_ADOBE = _WIDE["Adobe RGB"]
 
 
 def _exif(orientation: int) -> bytes:
@@ -101,14 +99,8 @@ def _rows(cat: neardup.Collection) -> dict[str, tuple]:
 
 
 def test_an_unchanged_file_an_older_neardup_decoded_otherwise_is_read_again(tmp_path: Path, catalog_location) -> None:
-    # the case of `test_profiles`: a grainy nebula saved in Adobe RGB beside its sRGB export
-    rng = np.random.default_rng(1)
-    grainy = np.asarray(_nebula(), dtype=np.float64) + rng.normal(0, 1.2, (320, 320, 3))
-    picture = Image.fromarray(np.clip(grainy + 0.5, 0, 255).astype(np.uint8))
     folder = tmp_path / "photos"
-    folder.mkdir()
-    picture.save(folder / "export.jpg", quality=85)
-    _in(_ADOBE, picture).save(folder / "original.jpg", quality=95, icc_profile=_ADOBE)
+    grainy_adobe_rgb_pair(folder)  # the case of `test_profiles`
     Image.fromarray(photo("rocket")).save(folder / "other.png")
     cat = neardup.open(catalog_location, create=True, embedder="none")
     cat.index([folder], workers=1)
