@@ -100,6 +100,7 @@ def index_paths(
     writer = _Writer(catalog, here, report, embedding=bool(embedders))
     moved: set[int] = set()
     fresh: set[str] = set()  # the files read in this run
+    replacing = {e.path for e in changes.changed}  # a move onto one of these replaces its picture
     progress.start(len(todo))
     try:
         if cluster is not None:
@@ -110,7 +111,7 @@ def index_paths(
             results = parallel_map(extract_embedded, todo, args, workers=workers, started=writer.warm_up_for(todo),
                                    fork=fork)
         for result in results:
-            _take(result, catalog, writer, report, moved, fresh)
+            _take(result, catalog, writer, report, moved, fresh, replacing)
             progress.advance()
         writer.flush()
     except KeyboardInterrupt:
@@ -137,14 +138,19 @@ def _placement(embedders: Sequence[Embedder], todo: Sequence, cluster: Cluster |
 
 
 def _take(result: Extracted | Moved, catalog: Catalog, writer: _Writer, report: IndexReport, moved: set[int],
-          fresh: set[str]) -> None:
+          fresh: set[str], replacing: Set[str]) -> None:
     """One file's outcome: a move is recorded at once (its row as it was), anything else goes
-    to the writer (and is `fresh`)."""
+    to the writer (and is `fresh`). A move onto a catalogued path (`mv a.jpg b.jpg` over b,
+    one of `replacing`) is no change of b: b's picture left the collection, and its row goes."""
     if isinstance(result, Moved):
         catalog.move(result.image_id, result.entry.path, result.entry.size, result.entry.mtime_ns)
         moved.add(result.image_id)
         report.moved += 1
-        report.new -= 1
+        if result.entry.path in replacing:
+            report.changed -= 1
+            report.removed += 1
+        else:
+            report.new -= 1
     else:
         fresh.add(result.record.path)
         writer.add(result)
@@ -156,7 +162,7 @@ def _finish(catalog: Catalog, changes, moved: set[int], embedders: Sequence[Embe
     embed whatever still has no vector (an earlier interrupted run, a new embedder)."""
     stale = [s.image_id for s in changes.gone if s.image_id not in moved]
     catalog.remove(stale)
-    report.removed = len(stale)
+    report.removed += len(stale)
     fill_colour_layouts(catalog=catalog, workers=workers, progress=progress)
     fill_keypoints(catalog=catalog, workers=workers, progress=progress)
     fill_keeper_traits(catalog=catalog, workers=workers, progress=progress)

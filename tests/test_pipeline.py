@@ -74,6 +74,26 @@ def test_moved_file_is_recognised_by_content_and_not_recomputed(tmp_path, collec
     assert str(collection["astronaut"]) not in states
 
 
+def test_a_file_moved_over_another_is_one_move_and_one_removal(tmp_path, collection, catalog_location) -> None:
+    # `mv a.jpg b.jpg` over a catalogued b.jpg: b's path is a changed file whose bytes are a's,
+    # which vanished; a's row moves to b's path and b's old picture is gone from the collection
+    cat = _open(catalog_location)
+    cat.index([tmp_path / "photos"], workers=1)
+    states = cat.catalog.file_states()
+    moved, replaced = states[str(collection["scene0"])], states[str(collection["scene1"])]
+    os.replace(collection["scene0"], collection["scene1"])
+    os.utime(collection["scene1"], ns=(time.time_ns(), time.time_ns() + 10**9))
+    report = cat.index([tmp_path / "photos"], workers=1)
+    assert (report.new, report.changed, report.moved, report.removed) == (0, 0, 1, 1)
+    after = cat.catalog.file_states()
+    assert str(collection["scene0"]) not in after
+    assert after[str(collection["scene1"])].image_id == moved.image_id
+    assert replaced.image_id not in {s.image_id for s in after.values()}
+    assert cat.stats().counts["ok"] == len(collection) - 1
+    ids, _ = cat.catalog.hashes("dhash")
+    assert sorted(ids) == sorted(s.image_id for s in after.values())  # no rows of the replaced picture left
+
+
 def test_only_files_under_the_given_paths_are_removed(tmp_path, collection, catalog_location) -> None:
     cat = _open(catalog_location)
     cat.index([tmp_path / "photos"], workers=1)
