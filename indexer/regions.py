@@ -55,8 +55,8 @@ def content_box(pixels: NDArray[np.uint8], side: int = 0) -> NDArray[np.uint8] |
 def _box(pixels: NDArray[np.uint8]) -> tuple[int, int, int, int] | None:
     """(x, y, w, h) of `content_box`'s picture in `pixels`, or None."""
     height, width = pixels.shape[:2]
-    frame = _frame_colour(pixels)
-    far = _far_from_background(pixels, frame)
+    frame = frame_colour(pixels)
+    far = far_from_background(pixels, frame)
     standing_out = _opened(cv2.morphologyEx(_textured(pixels) | far, cv2.MORPH_CLOSE,
                                             np.ones((9, 9), np.uint8)))  # fill smooth patches between texture
     best = _dominant(standing_out)
@@ -144,10 +144,10 @@ def _dominant(mask: NDArray[np.uint8]) -> tuple[int, int, int, int, int] | None:
     return x, y, w, h, int(area)
 
 
-def _far_from_background(pixels: NDArray[np.uint8], frame: NDArray[np.float64] | None) -> NDArray[np.uint8]:
+def far_from_background(pixels: NDArray[np.uint8], frame: NDArray[np.float64] | None) -> NDArray[np.uint8]:
     """1 where a pixel's colour differs by more than _BACKGROUND_DIFF (in any channel) from the
     background colour, 0 elsewhere. The background is the colour of the uniform `frame` around
-    the image (`_frame_colour`), else the image's most common colour (16 levels per channel;
+    the image (`frame_colour`), else the image's most common colour (16 levels per channel;
     the mean of that bin's pixels)."""
     background = frame
     if background is None:
@@ -159,7 +159,7 @@ def _far_from_background(pixels: NDArray[np.uint8], frame: NDArray[np.float64] |
     return (near == 0).view(np.uint8)
 
 
-def _frame_colour(pixels: NDArray[np.uint8]) -> NDArray[np.float64] | None:
+def frame_colour(pixels: NDArray[np.uint8]) -> NDArray[np.float64] | None:
     """The colour of the image's outermost _RING pixels on all four sides when nearly all of
     them (_RING_UNIFORM) are within _BACKGROUND_DIFF / 2 of it: a border or a canvas, whose
     colour a picture inside it may outnumber (a green frame around a white-backed photo)."""
