@@ -17,7 +17,7 @@ from neardup.indexer.embedders import VECTOR_FEATURES
 from neardup.indexer.hashes import HASHES
 from neardup.indexer.workers import cores
 from neardup.search.features import check_feature
-from neardup.search.pasted import SEARCHING
+from neardup.search.pasted import CUTTING, SEARCHING
 from neardup.storage.catalog import MAX_ID
 from neardup.storage.errors import NeardupError
 from neardup.storage.schema import damage
@@ -325,7 +325,7 @@ def duplicates(db: str, by: str, threshold: float | None, strict: bool, fmt: str
         if not_duplicate:
             cat.not_duplicate(*not_duplicate)
             click.echo(f"recorded: {not_duplicate[0]} and {not_duplicate[1]} are not duplicates", err=True)
-        bar = _Bar(quiet=False, unit="pair", units={SEARCHING: "image"})  # the pasted search counts images
+        bar = _Bar(quiet=False, unit="pair", units={SEARCHING: "image", CUTTING: "image"})  # regions count images
         try:
             found = cat.duplicate_text(fmt, by=by, threshold=threshold, strict=strict, prefer=prefer,
                                        workers=_workers(workers), progress=bar)

@@ -49,7 +49,7 @@ from neardup.storage.pairs import FIRST, IMAGE_ID, SECOND, Columns, PairStore
 from neardup.storage.schema import CatalogBusyError, CatalogReadOnlyError, DiskFullError
 from neardup.storage.vectors import in_sorted, pair_keys
 
-from . import canvas, inset, overlay, pasted, recolour, strips, verify
+from . import canvas, cutout, inset, overlay, pasted, recolour, strips, verify
 from .auto import GEOMETRY, HASHES, POLICY, AutoPolicy, Evidence, verified_links
 from .candidates import PairCandidates, pair_candidates
 from .canvas import MIN_BESIDE, beside, on_canvas, shown_whole
@@ -631,6 +631,7 @@ def evidence_key(catalog: Catalog, threshold: float, vector_features: list[str],
                    canvas.MAX_OTHER_BEYOND],
         "pasted": [pasted.TOP, pasted.MARGIN, pasted.CROP_SCALE, pasted.MIN_SHOWN, pasted.MAX_STRIP_FLAT,
                    PASTED_FEATURE],
+        "cutout": [cutout.TOP, cutout.MIN_INSIDE, cutout.FEATURES],
         "strips": [strips.MIN_STRIP, strips.MIN_FREE, strips.THUMB, strips.TOP, strips.STRIP_COVERAGE,
                    strips.COLOUR_MAD, strips.COLOUR_NCC, strips.MIN_COLOUR_STRIP, strips.MIN_SPREAD],
     }

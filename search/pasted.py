@@ -25,6 +25,10 @@ picture; and
    A caption, logo, date stamp or banner is a part of the images that share it, so its match
    covers little of any of them; a pasted picture is the whole of the image it was cut from.
 
+Where ORB finds no picture pasted in a region, its TOP nearest are compared again by their
+gradients (`cutout`): a cut-out of flat-coloured clip art keeps too few ORB corners, and those
+on its outline see the photo it was pasted on.
+
 The holder then contains both pictures (`composites.with_held`): its own copy's group and the
 pasted picture's. Images whose region was searched keep what the search found with the crop's
 vector, so that images added later are compared with it alone (`Searched`). A catalog without
@@ -36,7 +40,7 @@ again on its next run.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import cv2
@@ -51,6 +55,7 @@ from neardup.indexer.features import LocalFeatures, orb_and_mirror
 from neardup.indexer.progress import Progress
 from neardup.indexer.workers import parallel_map
 
+from . import cutout
 from .evidence import catalog_location, layouts_of, worker_catalog
 from .recolour import BLOB_DISTANCE, Difference
 from .verify import (MIN_COVERAGE, VERIFY_THRESHOLD, Verification, best_match, coverage_bound, homography,
@@ -69,6 +74,7 @@ _SLACK = 1e-5  # a cosine this close below a stored search's floor reaches it (`
 _ROWS = 4096  # regions compared with the images added at once (`still_valid`: 160 MB for 10,000 added)
 _MIN_SIDE = 32  # pixels: ORB finds no keypoint in a thinner region
 SEARCHING = "searching pasted pictures"  # the progress stage's label
+CUTTING = "matching cut-outs"  # the label of the stage that compares regions by `cutout`
 TASK = 16  # regions a worker's task searches
 # A strip may show only part of its picture, the rest hidden under a picture inset on it: then
 # the candidate is pasted when the strip shows MIN_SHOWN of its keypoint-bearing cells and the
@@ -212,10 +218,13 @@ def search_regions(catalog: Catalog, wanted: Mapping[int, tuple[int, Box | None]
         cut = parallel_map(_regions_in_worker, tasks, (catalog_location(catalog),), workers=workers, chunk=1)
     else:
         cut = (_regions(catalog, task, _embedder) for task in tasks)
-    index, out = catalog.index("cnn"), {}
+    index, out, pending = catalog.index("cnn"), {}, {}
     for task, regions in zip(tasks, cut):
-        out.update(_searched(catalog, index, regions, excluded, linked))
+        found, unmatched = _searched(catalog, index, regions, excluded, linked)
+        out.update(found)
+        pending.update(unmatched)
         progress.advance(len(task))
+    out.update(_cut_outs(catalog, pending, out, progress, workers))
     return out
 
 
@@ -228,6 +237,7 @@ class _Region:
     vector: NDArray[np.float32] | None = None
     features: tuple[LocalFeatures, LocalFeatures] | None = None
     partial: bool = False  # a strip that may show part of its picture (`pasted_match`)
+    box: Box | None = None  # where it was cut from the holder
 
 
 # this process's CNN for the regions, loaded by the first region embedded (per catalog location)
@@ -270,15 +280,18 @@ def _regions(catalog: Catalog, task: _Task, embedder_of: Callable[[Catalog], Emb
             continue
         partial = given is not None and not _flat(layouts.get(holder), box)
         out[holder] = _Region(partner, embedder_of(catalog).embed([region])[0].astype(np.float32),
-                              orb_and_mirror(region, side=side), partial)
+                              orb_and_mirror(region, side=side), partial, box)
     return out
 
 
 def _searched(catalog: Catalog, index: FeatureIndex, regions: Mapping[int, _Region],
-              excluded: Mapping[int, set[int]], linked: Mapping[int, int]) -> dict[int, Searched]:
+              excluded: Mapping[int, set[int]], linked: Mapping[int, int]
+              ) -> tuple[dict[int, Searched], dict[int, tuple[Box, list[int]]]]:
     """What searching each of `regions` found: its TOP nearest by the CNN's `index` but those
     `excluded`, verified against it (`pasted_match`); none in the holder's own component of
-    kept links (`linked`: another copy of its picture) or matching its copy (`_shares`)."""
+    kept links (`linked`: another copy of its picture) or matching its copy (`_shares`). And
+    holder -> (its region's box, its `cutout.TOP` nearest outside its component) for each
+    region where none was found, to be compared by `cutout`."""
     partners = sorted({r.partner for r in regions.values()})
     plain, flipped = catalog.keypoints_of(partners), catalog.keypoints_of(partners, mirrored=True)
     # a region its copy matches over most of itself shows that picture: nothing is pasted there
@@ -287,7 +300,8 @@ def _searched(catalog: Catalog, index: FeatureIndex, regions: Mapping[int, _Regi
            if r.vector is None or _shows(r.features, r.partner, plain)}
     searched = [h for h in regions if h not in out]
     if not searched:
-        return out
+        return out, {}
+    unmatched: dict[int, tuple[Box, list[int]]] = {}
     found = index.knn(np.stack([regions[h].vector for h in searched]), TOP + max(len(excluded[h]) for h in searched))
     near = {h: ranked(((n.image_id, n.distance) for n in found[row]), excluded[h]) for row, h in enumerate(searched)}
     stored = catalog.keypoints_of(sorted({i for candidates in near.values() for i, _ in candidates}))
@@ -301,6 +315,76 @@ def _searched(catalog: Catalog, index: FeatureIndex, regions: Mapping[int, _Regi
         best = max(pasted, key=lambda i: matches[i].inliers, default=-1)
         floor = min(cosine for _, cosine in near[h]) if len(near[h]) == TOP else -1.0
         out[h] = Searched(region.partner, best, floor, region.vector)
+        if best == -1 and region.box is not None:
+            nearest = [i for i, _ in near[h] if linked.get(i, -1) != linked.get(h, -2)][:cutout.TOP]
+            if nearest:
+                unmatched[h] = (region.box, nearest)
+    return out, unmatched
+
+
+def _cut_outs(catalog: Catalog, pending: Mapping[int, tuple[Box, list[int]]], searched: Mapping[int, Searched],
+              progress: Progress, workers: int) -> dict[int, Searched]:
+    """The searches of `pending` holders (holder -> its region's box, its nearest candidates)
+    that found a cut-out (`cutout.cutout_match`) of one of their candidates there, taken for
+    the picture pasted (the one matched by most, none matching the holder's copy: `_shares`).
+    Compared TASK holders a task on `workers` processes, holders sharing a first candidate in
+    one task, whose candidates' features are found once."""
+    if not pending:
+        return {}
+    progress.start(len(pending), CUTTING)
+    holders = sorted(pending, key=lambda h: (pending[h][1][0], h))
+    tasks = [[(h, *pending[h]) for h in holders[i : i + TASK]] for i in range(0, len(holders), TASK)]
+    if workers > 1 and len(tasks) > 1:
+        compared = parallel_map(_cut_outs_in_worker, tasks, (catalog_location(catalog),), workers=workers, chunk=1)
+    else:
+        known: dict = {}  # in this process, each candidate's features are found once a run
+        compared = (_compared(catalog, task, known) for task in tasks)
+    matched: dict[int, list[tuple[int, int]]] = {}
+    for task, found in zip(tasks, compared):
+        matched.update((h, m) for h, m in found.items() if m)
+        progress.advance(len(task))
+    partners = sorted({searched[h].partner for h in matched})
+    plain, flipped = catalog.keypoints_of(partners), catalog.keypoints_of(partners, mirrored=True)
+    stored = catalog.keypoints_of(sorted({c for m in matched.values() for c, _ in m}))
+    out = {}
+    for h, found in matched.items():
+        kept = [(n, c) for c, n in found
+                if c in stored and not _shares(searched[h].partner, LocalFeatures(*stored[c]), plain, flipped)]
+        if kept:
+            out[h] = replace(searched[h], pasted=max(kept)[1])
+    return out
+
+
+def _cut_outs_in_worker(task: list[tuple[int, Box, list[int]]], location: object) -> dict[int, list[tuple[int, int]]]:
+    return _compared(worker_catalog(location), task)
+
+
+def _compared(catalog: Catalog, task: list[tuple[int, Box, list[int]]],
+              features: dict[int, tuple[cutout.CutoutFeatures, cutout.Box] | None] | None = None
+              ) -> dict[int, list[tuple[int, int]]]:
+    """Holder -> (candidate, matches) of the candidates whose cut-out each holder's region
+    shows (`cutout.cutout_match`): the region cut again from the holder's file, each candidate
+    decoded at the decode side (its `features` found once, kept there). A holder or candidate
+    whose file cannot be decoded now is left out."""
+    side = catalog.settings.decode_side
+    info = catalog.images(sorted({i for holder, _, candidates in task for i in (holder, *candidates)}))
+    features = {} if features is None else features
+    out = {}
+    for holder, box, candidates in task:
+        try:
+            region = cropped(decode(info[holder].path, max_side=CROP_SCALE * side, traits=False).pixels, box)
+        except (OSError, UnreadableImageError):
+            continue
+        shown = cutout.sift_features(region)
+        out[holder] = []
+        for c in candidates:
+            if c not in features:
+                try:
+                    features[c] = cutout.candidate_features(decode(info[c].path, max_side=side, traits=False).pixels)
+                except (OSError, UnreadableImageError):
+                    features[c] = None
+            if features[c] is not None and (n := cutout.cutout_match(shown, region.shape, *features[c])):
+                out[holder].append((c, n))
     return out
 
 
