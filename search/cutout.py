@@ -2,13 +2,14 @@
 
 A sticker is an object cut from a picture (clip art on a plain background, mostly), outlined
 and pasted on a photo. The region where the photo's copy differs (`pasted`) holds it, and the
-region's CNN vector finds the picture it was cut from: on the duplicates benchmark's eight
-development draws the stamp ranked first or second among the region's candidates for 10 of 14
-stickers searched (docs/BENCHMARKS.md). But ORB, which verifies every other match, finds too
-little on it: a flat-coloured drawing has few corners, and those on its outline see the photo
-behind the cut-out where the picture it was cut from shows its plain background, so the two
-share a dozen ratio-test matches at most, under the sixteen a match needs. SIFT's keypoints are
-blobs inside the drawing, described by gradient histograms, and match at any scale and turn.
+region's CNN vector finds the picture it was cut from: on four of the duplicates benchmark's
+development draws the stamp ranked first or second among the region's candidates for 10 of
+the 14 stickers grouped with their photo (docs/BENCHMARKS.md). But ORB, which verifies every
+other match, finds too little on it: a flat-coloured drawing has few corners, and those on its
+outline see the photo behind the cut-out where the picture it was cut from shows its plain
+background, so the match misses the sixteen inliers it needs or covers too little of the stamp.
+SIFT's keypoints are blobs inside the drawing, described by gradient histograms, and match at
+any scale and turn.
 
 So where ORB found no picture pasted in a region, the region's TOP nearest candidates are
 compared again, by SIFT features of the region (as cut) and of the candidate (decoded at the
@@ -18,12 +19,13 @@ picture pasted whole (`pasted.pasted_match`), VERIFY_THRESHOLD matches or more f
 cover MIN_COVERAGE of the keypoint-bearing cells of its object (`object_box`: what differs from
 a plain surround, else its whole frame) and its centre, and the object mapped into the region
 lies in it (MIN_INSIDE of its area): a caption, banner or frame that two images share is a
-part of each, and the rest of the candidate mapped through their match falls outside a region
-the shared part fills. On the eight development draws this took 13 composites' second picture
-(10 of them grouped with their first before) and nothing else among 2,768 candidates of 1,279
-regions; ORB at twice the decode side took 10, SIFT at a smaller scale 7.
+part of each, which covers little of the other, and a picture that holds the region's picture
+and more reaches outside the region once mapped there. On the eight development draws this
+took 13 composites' second picture (10 of them grouped with their first before) and nothing
+else among 2,768 candidates of 1,279 regions; ORB at twice the decode side took 10, SIFT at a
+smaller scale 7.
 
-SIFT costs about ten times what ORB does (50 ms for an image at the decode side), so it looks
+SIFT costs about eight times what ORB does (50 ms for an image at the decode side), so it looks
 only where ORB found nothing, at the TOP nearest, each candidate's features found once a run.
 """
 
@@ -39,7 +41,8 @@ from neardup.indexer.regions import far_from_background, frame_colour
 
 from .verify import GRID, MIN_COVERAGE, VERIFY_THRESHOLD
 
-__all__ = ["CutoutFeatures", "TOP", "MIN_INSIDE", "candidate_features", "cutout_match", "object_box", "sift_features"]
+__all__ = ["CutoutFeatures", "TOP", "MIN_INSIDE", "candidate_features", "cutout_match", "object_box",
+           "sift_features"]
 
 TOP = 2  # the region's nearest candidates compared by SIFT (the stamp ranked 0 or 1 in every case found)
 MIN_INSIDE = 0.75  # of the candidate's object, mapped into the region, that lies inside it
