@@ -17,6 +17,7 @@ from neardup.search.verify import VERIFY_THRESHOLD, homography
 
 from conftest import photo, save
 from images import jpeg
+from test_trusted_groups import turned_onto
 from test_verify import fit384
 
 
@@ -49,15 +50,9 @@ def _stuck(rgb: np.ndarray, stamp: np.ndarray, *, side: float = 0.35, turn: floa
     piece = cv2.copyMakeBorder(piece, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(255, 255, 255))
     mask = (piece.min(axis=2) < 235).astype(np.uint8) * 255
     outline = cv2.dilate(mask, np.ones((pad + 1, pad + 1), np.uint8))
-    centre, size = (piece.shape[1] / 2, piece.shape[0] / 2), (piece.shape[1], piece.shape[0])
-    turned = cv2.getRotationMatrix2D(centre, turn, 1.0)
-    layer = cv2.warpAffine(np.where(mask[..., None] > 0, piece, 255).astype(np.uint8), turned, size,
-                           flags=cv2.INTER_CUBIC, borderValue=(255, 255, 255))
-    alpha = cv2.warpAffine(outline, turned, size, flags=cv2.INTER_LINEAR).astype(np.float32)[..., None] / 255
-    x, y = round((w - size[0]) * 0.15), round((h - size[1]) * 0.2)
-    out = rgb.astype(np.float32)
-    out[y : y + size[1], x : x + size[0]] = alpha * layer + (1 - alpha) * out[y : y + size[1], x : x + size[0]]
-    return jpeg(out.round().astype(np.uint8), 70)
+    layer = np.where(mask[..., None] > 0, piece, 255).astype(np.uint8)
+    return jpeg(turned_onto(rgb, layer, outline, (piece.shape[1] / 2, piece.shape[0] / 2), turn, (0.15, 0.2),
+                            fill=(255, 255, 255)), 70)
 
 
 def _region(holder: np.ndarray, copy: np.ndarray) -> np.ndarray:

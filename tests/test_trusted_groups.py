@@ -338,9 +338,18 @@ def _sticker(rgb: np.ndarray, picture: np.ndarray, *, side: float = 0.45, turn: 
     cv2.ellipse(oval, centre, axes, 0, 0, 360, 255, -1)
     cv2.ellipse(outline, centre, (axes[0] + pad, axes[1] + pad), 0, 0, 360, 255, -1)
     layer[(outline > 0) & (oval == 0)] = 255
+    return turned_onto(rgb, layer, outline, centre, turn, at)
+
+
+def turned_onto(rgb: np.ndarray, layer: np.ndarray, outline: np.ndarray, centre: tuple[float, float], turn: float,
+                at: tuple[float, float], *, fill: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
+    """`layer` turned by `turn` degrees about `centre` (`fill` where it turns in from outside)
+    and laid on `rgb` where its `outline` (0-255, turned alike) is, `at` (x, y: 0 left/top, 1
+    right/bottom) of the room around it."""
+    h, w = rgb.shape[:2]
     turned = cv2.getRotationMatrix2D(centre, turn, 1.0)
     size = (layer.shape[1], layer.shape[0])
-    layer = cv2.warpAffine(layer, turned, size, flags=cv2.INTER_CUBIC)
+    layer = cv2.warpAffine(layer, turned, size, flags=cv2.INTER_CUBIC, borderValue=fill)
     alpha = cv2.warpAffine(outline, turned, size, flags=cv2.INTER_LINEAR).astype(np.float32)[..., None] / 255
     x, y = round((w - size[0]) * at[0]), round((h - size[1]) * at[1])
     out = rgb.astype(np.float32)
